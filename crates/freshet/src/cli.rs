@@ -1,0 +1,144 @@
+//! Command-line interface.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Freshet keeps machine-learning models fresh on live data: streaming ingest with
+/// in-flight cleaning, exactly-once Delta Lake landing, and (soon) the whole retraining loop.
+#[derive(Debug, Parser)]
+#[command(name = "freshet", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "FRESHET_CONFIG",
+        default_value = "freshet.yaml"
+    )]
+    pub config: PathBuf,
+    /// Log as JSON lines (for log shippers) instead of text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a working example freshet.yaml, a PII key file and sample data.
+    Init(InitArgs),
+    /// Check a configuration; every problem is reported with its key path.
+    Validate,
+    /// Run the server: HTTP ingest, generator and file sources, lake maintenance.
+    Up(UpArgs),
+    /// Push a CSV or NDJSON file through a stream's pipeline into the lake (resumable).
+    Ingest(IngestArgs),
+    /// List the lake's tables with their version, rows and files.
+    Tables,
+    /// Inspect one table.
+    #[command(subcommand)]
+    Table(TableCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to write into.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Override server.listen (e.g. 127.0.0.1:0 for an ephemeral port).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Write the bound address to this file once listening (for scripts and tests).
+    #[arg(long)]
+    pub addr_file: Option<PathBuf>,
+    /// Do not start generator and file sources (HTTP only).
+    #[arg(long)]
+    pub no_sources: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Csv,
+    Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Stream to ingest into (as named in the configuration).
+    pub stream: String,
+    /// CSV (with a header row) or NDJSON file.
+    pub file: PathBuf,
+    /// File format; taken from the extension when absent.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Keep following the file as it grows (Ctrl-C to stop).
+    #[arg(long)]
+    pub follow: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TableCommand {
+    /// Schema, row count and the first rows of a table, at its latest or a given version.
+    Show {
+        /// Table name, e.g. events/payments or dlq/payments.
+        name: String,
+        /// Version to read (time travel).
+        #[arg(long)]
+        version: Option<i64>,
+        /// Rows to print.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// The table's commits, newest first.
+    History {
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Drive HTTP ingest from concurrent clients and report records/s landed in Delta,
+    /// acknowledgement latency and peak server RSS.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// How long to send, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Concurrent client connections.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Records per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Commit policy: max rows per commit.
+    #[arg(long)]
+    pub max_rows: Option<usize>,
+    /// Commit policy: max latency per commit, ms.
+    #[arg(long)]
+    pub max_latency_ms: Option<u64>,
+    /// Where to put the server's data (a temporary folder by default, removed afterwards).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Write the report as JSON to this file as well.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}

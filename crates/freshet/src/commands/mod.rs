@@ -1,0 +1,50 @@
+//! One module per command; each parses nothing itself (clap did) and calls services.
+
+mod bench;
+mod ingest;
+mod init;
+mod tables;
+mod up;
+
+use crate::cli::{BenchCommand, Cli, Command};
+use anyhow::Result;
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init(a) => init::run(&a),
+        Command::Validate => validate(&cli.config),
+        Command::Up(a) => up::run(&cli.config, a).await,
+        Command::Ingest(a) => ingest::run(&cli.config, a).await,
+        Command::Tables => tables::list(&cli.config).await,
+        Command::Table(t) => tables::table(&cli.config, t).await,
+        Command::Bench(BenchCommand::Ingest(a)) => bench::ingest(a).await,
+    }
+}
+
+/// `freshet validate`: types, rules, and every stream's pipeline (expressions, PII key).
+fn validate(path: &std::path::Path) -> Result<()> {
+    let (config, base) = crate::runtime::load_config(path)?;
+    let key = freshet_ingest::process::pii::PiiKey::load(&config.pii, &base)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Err(errs) = freshet_ingest::service::build_pipelines(&config, key) {
+        let list: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
+        anyhow::bail!("{} is invalid:\n{}", path.display(), list.join("\n"));
+    }
+    println!(
+        "{} is valid: {} stream(s)",
+        path.display(),
+        config.streams.len()
+    );
+    for (name, s) in &config.streams {
+        let kind = match &s.source {
+            freshet_core::config::SourceConfig::Http {} => "http",
+            freshet_core::config::SourceConfig::File { .. } => "file",
+            freshet_core::config::SourceConfig::Generator(_) => "generator",
+        };
+        println!(
+            "  {name}: {kind} source, {} transform(s)",
+            s.transforms.len()
+        );
+    }
+    Ok(())
+}

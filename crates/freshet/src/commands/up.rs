@@ -1,0 +1,59 @@
+//! `freshet up`: run the server.
+
+use crate::cli::UpArgs;
+use crate::runtime::{Runtime, load_config};
+use crate::server::{AppState, serve};
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
+    let (mut config, base) = load_config(config_path)?;
+    if let Some(l) = args.listen {
+        config.server.listen = l;
+    }
+    let listen = config.server.listen.clone();
+    let max_body = config.server.max_body_bytes.get();
+    let mut runtime = Runtime::start(config, base).await?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    if let Some(f) = &args.addr_file {
+        std::fs::write(f, addr.to_string())
+            .with_context(|| format!("cannot write {}", f.display()))?;
+    }
+    if !args.no_sources {
+        runtime.start_sources();
+    }
+    runtime.start_maintenance();
+    tracing::info!(%addr, lake = %runtime.lake.root(), streams = runtime.config.streams.len(), "freshet is up");
+    let state = AppState {
+        ingest: runtime.ingest.clone(),
+        registry: runtime.registry.clone(),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    serve(listener, state, max_body, shutdown_signal()).await?;
+    tracing::info!("shutting down: committing buffered records");
+    runtime.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,195 @@
+//! The bridge between ingest and the lake: commits a group of submissions to a stream's
+//! `dlq/<stream>` and `events/<stream>` tables, each commit carrying the groups' Delta
+//! transactions, and skipping any submission a table already holds.
+
+use freshet_core::system_columns as sys;
+use freshet_core::{Field, FieldType, Schema, Value, clock::micros_to_epoch_days};
+use freshet_ingest::sink::{CommitReceipt, Submission, TableSink};
+use freshet_lake::{RowBatchBuilder, Table, Txn};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A stream's two tables.
+#[derive(Debug, Clone)]
+pub struct StreamTables {
+    pub events: Arc<Table>,
+    pub dlq: Arc<Table>,
+    pub events_schema: Schema,
+    pub user_columns: usize,
+}
+
+/// Columns of `events/<stream>`: the pipeline's output, then the system columns.
+pub fn events_schema(output: &Schema) -> Schema {
+    let mut fields: Vec<Field> = output.fields().to_vec();
+    fields.extend(system_fields());
+    Schema::new(fields)
+}
+
+fn system_fields() -> [Field; 5] {
+    [
+        Field::new(sys::EVENT_ID, FieldType::String),
+        Field::new(sys::INGESTED_AT, FieldType::Timestamp),
+        Field::new(sys::SOURCE, FieldType::String),
+        Field::new(sys::POSITION, FieldType::Int),
+        Field::new(sys::INGEST_DATE, FieldType::Date),
+    ]
+}
+
+/// Columns of `dlq/<stream>`.
+pub fn dlq_schema() -> Schema {
+    let mut fields = vec![
+        Field::new("stage", FieldType::String),
+        Field::new("field", FieldType::String),
+        Field::new("reason", FieldType::String),
+        Field::new("payload", FieldType::String),
+    ];
+    fields.extend(system_fields());
+    Schema::new(fields)
+}
+
+/// The [`TableSink`] over Delta tables.
+#[derive(Debug, Default)]
+pub struct LakeSink {
+    streams: HashMap<String, StreamTables>,
+}
+
+impl LakeSink {
+    pub fn new(streams: HashMap<String, StreamTables>) -> Self {
+        Self { streams }
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = (&String, &StreamTables)> {
+        self.streams.iter()
+    }
+
+    fn get(&self, stream: &str) -> Result<&StreamTables, String> {
+        self.streams
+            .get(stream)
+            .ok_or_else(|| format!("no tables for stream '{stream}'"))
+    }
+}
+
+/// Which submissions a table still needs, and the transactions to record with them.
+async fn pending<'a>(
+    table: &Table,
+    group: &'a [Submission],
+    has_data: impl Fn(&Submission) -> bool,
+) -> Result<(Vec<&'a Submission>, Vec<Txn>, usize), String> {
+    let mut take = Vec::new();
+    let mut txns: BTreeMap<String, i64> = BTreeMap::new();
+    let mut skipped = 0;
+    for s in group {
+        if let Some(t) = &s.txn {
+            let done = table
+                .txn_version(&t.app_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if done.is_some_and(|v| v >= t.version) {
+                skipped += 1;
+                continue;
+            }
+            let v = txns.entry(t.app_id.clone()).or_insert(t.version);
+            *v = (*v).max(t.version);
+        }
+        if has_data(s) || s.txn.is_some() {
+            take.push(s);
+        }
+    }
+    let txns = txns
+        .into_iter()
+        .map(|(app_id, version)| Txn { app_id, version })
+        .collect();
+    Ok((take, txns, skipped))
+}
+
+fn push_system(b: &mut RowBatchBuilder, at: usize, s: &Submission, event_id: &str, position: i64) {
+    b.push_str(at, event_id);
+    b.push(at + 1, &Value::Timestamp(s.ingested_at));
+    b.push_str(at + 2, &s.source);
+    b.push(at + 3, &Value::Int(position));
+    b.push(at + 4, &Value::Date(micros_to_epoch_days(s.ingested_at)));
+}
+
+impl TableSink for LakeSink {
+    fn commit<'a>(
+        &'a self,
+        stream: &'a str,
+        group: &'a [Submission],
+    ) -> BoxFuture<'a, Result<CommitReceipt, String>> {
+        async move {
+            let t = self.get(stream)?;
+            let mut receipt = CommitReceipt::default();
+
+            // Dead letters first: if we crash between the two commits, the retry finds
+            // the dead-letter transaction and writes only the events.
+            let (dead_subs, dead_txns, _) = pending(&t.dlq, group, |s| !s.dead.is_empty()).await?;
+            let dead_count: usize = dead_subs.iter().map(|s| s.dead.len()).sum();
+            if dead_count > 0 {
+                let dlq_schema = dlq_schema();
+                let mut b = RowBatchBuilder::new(&dlq_schema, dead_count);
+                for s in &dead_subs {
+                    for d in &s.dead {
+                        let r = &d.rejection;
+                        b.push_str(0, r.stage.as_str());
+                        b.push(1, &r.field.clone().map_or(Value::Null, Value::Str));
+                        b.push_str(2, &r.reason);
+                        b.push_str(3, &r.payload);
+                        push_system(&mut b, 4, s, &d.meta.event_id, d.meta.position);
+                        b.end_row();
+                    }
+                }
+                let batch = b.finish().map_err(|e| e.to_string())?;
+                t.dlq
+                    .append(batch, &dead_txns)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                receipt.dead_written = dead_count;
+            }
+
+            let (subs, txns, skipped) = pending(&t.events, group, |s| !s.rows.is_empty()).await?;
+            receipt.replays_skipped = skipped;
+            let rows: usize = subs.iter().map(|s| s.rows.len()).sum();
+            if rows == 0 && txns.is_empty() {
+                return Ok(receipt);
+            }
+            let mut b = RowBatchBuilder::new(&t.events_schema, rows);
+            let n = t.user_columns;
+            for s in &subs {
+                for (row, meta) in s.rows.iter().zip(&s.meta) {
+                    for (i, v) in row.iter().enumerate().take(n) {
+                        b.push(i, v);
+                    }
+                    push_system(&mut b, n, s, &meta.event_id, meta.position);
+                    b.end_row();
+                }
+            }
+            let batch = b.finish().map_err(|e| e.to_string())?;
+            let version = t
+                .events
+                .append(batch, &txns)
+                .await
+                .map_err(|e| e.to_string())?;
+            receipt.version = Some(version);
+            receipt.rows_written = rows;
+            Ok(receipt)
+        }
+        .boxed()
+    }
+
+    fn txn_version<'a>(
+        &'a self,
+        stream: &'a str,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<i64>, String>> {
+        async move {
+            self.get(stream)?
+                .events
+                .txn_version(app_id)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
+    }
+}

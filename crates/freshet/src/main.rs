@@ -1,0 +1,51 @@
+//! The `freshet` binary: continuous MLOps in one process.
+
+mod cli;
+mod commands;
+mod lake_sink;
+mod runtime;
+mod server;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(&cli);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(commands::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(cli: &cli::Cli) {
+    use tracing_subscriber::EnvFilter;
+    // The Delta kernel logs expected conditions (a table not created yet) as errors;
+    // Freshet reports its own errors, so the kernel only speaks when asked to.
+    let default = if matches!(cli.command, cli::Command::Up(_)) {
+        "info,buoyant_kernel=off,deltalake_core=warn"
+    } else {
+        "warn,buoyant_kernel=off,deltalake_core=error"
+    };
+    let filter = EnvFilter::try_from_env("FRESHET_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,251 @@
+//! Wiring: from a loaded configuration to running tables, committers and sources.
+
+use crate::lake_sink::{LakeSink, StreamTables, dlq_schema, events_schema};
+use anyhow::{Context, Result};
+use freshet_core::config::SourceConfig;
+use freshet_core::{FreshetConfig, SystemClock};
+use freshet_ingest::metrics::IngestMetrics;
+use freshet_ingest::process::pii::PiiKey;
+use freshet_ingest::service::{IngestService, build_pipelines};
+use freshet_lake::{Lake, TableKind, TableOptions};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Read, interpolate and validate a configuration file. Errors list every problem with
+/// its key path.
+pub fn load_config(path: &Path) -> Result<(FreshetConfig, PathBuf)> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read {} (run `freshet init` to create one)",
+            path.display()
+        )
+    })?;
+    let config = FreshetConfig::from_yaml_str(&text).map_err(|errs| {
+        let list: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
+        anyhow::anyhow!("{} is invalid:\n{}", path.display(), list.join("\n"))
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    Ok((config, base))
+}
+
+/// The lake of a configuration, with relative paths taken from the config's folder.
+pub fn open_lake(config: &FreshetConfig, base: &Path) -> Result<Lake> {
+    let p = &config.lake.path;
+    let root = if p.contains("://") || Path::new(p).is_absolute() {
+        p.clone()
+    } else {
+        base.join(p).display().to_string()
+    };
+    Lake::new(&root).with_context(|| format!("cannot open the lake at {root}"))
+}
+
+/// Everything `freshet up` runs.
+pub struct Runtime {
+    pub config: FreshetConfig,
+    pub base_dir: PathBuf,
+    pub lake: Lake,
+    pub sink: Arc<LakeSink>,
+    pub ingest: Arc<IngestService>,
+    pub registry: prometheus::Registry,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Runtime {
+    /// Open (or create) every stream's tables and start the committers.
+    pub async fn start(config: FreshetConfig, base_dir: PathBuf) -> Result<Self> {
+        let key = PiiKey::load(&config.pii, &base_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let pipelines = build_pipelines(&config, key).map_err(|errs| {
+            anyhow::anyhow!(
+                "{}",
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })?;
+        let lake = open_lake(&config, &base_dir)?;
+        let options = TableOptions {
+            partition_by: vec![freshet_core::system_columns::INGEST_DATE.to_string()],
+            checkpoint_interval: config.lake.checkpoint_interval.get(),
+            txn_retention_hours: config.lake.idempotency_retention_hours.get(),
+        };
+        let mut tables = HashMap::new();
+        for (name, p) in &pipelines {
+            let schema = events_schema(p.output_schema());
+            let events = freshet_lake::Table::open_or_create(
+                lake.url_for(TableKind::Events, name)?,
+                &schema,
+                &options,
+            )
+            .await
+            .with_context(|| format!("stream '{name}': cannot open events/{name}"))?;
+            let dlq = freshet_lake::Table::open_or_create(
+                lake.url_for(TableKind::DeadLetter, name)?,
+                &dlq_schema(),
+                &options,
+            )
+            .await
+            .with_context(|| format!("stream '{name}': cannot open dlq/{name}"))?;
+            tables.insert(
+                name.clone(),
+                StreamTables {
+                    events: Arc::new(events),
+                    dlq: Arc::new(dlq),
+                    user_columns: p.output_schema().len(),
+                    events_schema: schema,
+                },
+            );
+        }
+        let sink = Arc::new(LakeSink::new(tables));
+        let registry = prometheus::Registry::new_custom(None, None)?;
+        let metrics = IngestMetrics::new(&registry)?;
+        let ingest = Arc::new(IngestService::start(
+            &config,
+            pipelines,
+            sink.clone(),
+            Arc::new(SystemClock),
+            metrics,
+        ));
+        let (stop, _) = watch::channel(false);
+        Ok(Self {
+            config,
+            base_dir,
+            lake,
+            sink,
+            ingest,
+            registry,
+            stop,
+            tasks: Vec::new(),
+        })
+    }
+
+    /// Start generator and followed-file sources.
+    pub fn start_sources(&mut self) {
+        for (name, s) in &self.config.streams {
+            match &s.source {
+                SourceConfig::Generator(g) => {
+                    let (svc, name, g, stop) = (
+                        self.ingest.clone(),
+                        name.clone(),
+                        g.clone(),
+                        self.stop.subscribe(),
+                    );
+                    self.tasks.push(tokio::spawn(async move {
+                        match freshet_ingest::source::synthetic::run_generator(
+                            svc,
+                            name.clone(),
+                            g,
+                            stop,
+                        )
+                        .await
+                        {
+                            Ok(pos) => {
+                                tracing::info!(stream = %name, position = pos, "generator stopped")
+                            }
+                            Err(e) => {
+                                tracing::error!(stream = %name, error = %e, "generator failed")
+                            }
+                        }
+                    }));
+                }
+                SourceConfig::File {
+                    path,
+                    format,
+                    follow,
+                    poll_ms,
+                } => {
+                    let path = if path.is_absolute() {
+                        path.clone()
+                    } else {
+                        self.base_dir.join(path)
+                    };
+                    let Some(fmt) =
+                        format.or_else(|| freshet_core::config::FileFormat::from_path(&path))
+                    else {
+                        continue;
+                    };
+                    let mut opts = freshet_ingest::source::file::FileOptions::new(fmt);
+                    opts.follow = *follow;
+                    opts.poll = Duration::from_millis(poll_ms.get());
+                    let (svc, name, stop) =
+                        (self.ingest.clone(), name.clone(), self.stop.subscribe());
+                    self.tasks.push(tokio::spawn(async move {
+                        let r = freshet_ingest::source::file::ingest_file(&svc, &name, &path, &opts, stop, &|_| {}).await;
+                        match r {
+                            Ok(p) => tracing::info!(stream = %name, offset = p.offset, accepted = p.accepted, "file source done"),
+                            Err(e) => tracing::error!(stream = %name, error = %e, "file source failed"),
+                        }
+                    }));
+                }
+                SourceConfig::Http {} => {}
+            }
+        }
+    }
+
+    /// Background compaction and vacuum of every table.
+    pub fn start_maintenance(&mut self) {
+        let c = self.config.lake.compaction.clone();
+        if !c.enabled {
+            return;
+        }
+        let retention = self.config.lake.retention_hours;
+        let tables: Vec<_> = self
+            .sink
+            .tables()
+            .flat_map(|(_, t)| [t.events.clone(), t.dlq.clone()])
+            .collect();
+        let mut stop = self.stop.subscribe();
+        self.tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(c.interval_secs.get()));
+            tick.tick().await;
+            let mut rounds = 0u64;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                for t in &tables {
+                    match t
+                        .compact(c.small_file_mb.get() << 20, c.min_files.get())
+                        .await
+                    {
+                        Ok(m) if m.files_removed > 0 => {
+                            tracing::info!(table = %t.url(), ?m, "compacted")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(table = %t.url(), error = %e, "compaction failed"),
+                    }
+                    // Vacuum about hourly, whatever the compaction interval.
+                    if rounds % (3600 / c.interval_secs.get().max(1)).max(1) == 0 {
+                        if let Err(e) = t.vacuum(retention).await {
+                            tracing::warn!(table = %t.url(), error = %e, "vacuum failed");
+                        }
+                    }
+                }
+                rounds += 1;
+            }
+        }));
+    }
+
+    /// Stop sources and wait for buffered records to be committed.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.ingest.buffered() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

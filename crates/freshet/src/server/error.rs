@@ -1,0 +1,114 @@
+//! The one place where errors become HTTP statuses. Client mistakes are 4xx with a
+//! message naming the problem (never a PII value); server trouble is 5xx with a
+//! generic message and the detail in the log.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use freshet_ingest::IngestError;
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub detail: serde_json::Value,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            detail: serde_json::Value::Null,
+            retry_after_secs: None,
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        use IngestError as E;
+        match e {
+            E::Malformed {
+                line,
+                column,
+                message,
+            } => Self {
+                detail: json!({ "line": line, "column": column }),
+                ..Self::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_body",
+                    format!("malformed body at line {line}, column {column}: {message}"),
+                )
+            },
+            E::UnknownStream(s) => Self::new(
+                StatusCode::NOT_FOUND,
+                "unknown_stream",
+                format!("unknown stream '{s}'"),
+            ),
+            E::Saturated(m) => Self {
+                retry_after_secs: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "saturated",
+                    format!("{m}; retry later"),
+                )
+            },
+            E::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
+            E::AckTimeout(ms) => Self {
+                retry_after_secs: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "commit_timeout",
+                    format!(
+                        "the commit did not finish within {ms} ms; retry with the same Idempotency-Key to avoid duplicates"
+                    ),
+                )
+            },
+            E::BadRequest(m) => Self::new(StatusCode::BAD_REQUEST, "bad_request", m),
+            E::Config(c) => Self::new(StatusCode::BAD_REQUEST, "bad_request", c.to_string()),
+            E::ShuttingDown => Self {
+                retry_after_secs: Some(2),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting_down",
+                    "the server is shutting down",
+                )
+            },
+            e @ (E::Commit(_) | E::Io { .. }) => {
+                tracing::error!(error = %e, "ingest failed on the server side");
+                Self {
+                    retry_after_secs: Some(1),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "storage is unavailable; nothing was acknowledged, retry",
+                    )
+                }
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": { "code": self.code, "message": self.message } });
+        if let (serde_json::Value::Object(d), Some(obj)) =
+            (&self.detail, body["error"].as_object_mut())
+        {
+            obj.extend(d.clone());
+        }
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after_secs
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}

@@ -1,0 +1,50 @@
+//! The HTTP server: one router for every surface, built by [`app`] so tests can drive it
+//! in-process, and [`serve`] to bind it.
+
+mod error;
+mod ingest;
+mod ops;
+
+pub use error::ApiError;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use freshet_ingest::service::IngestService;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tower_http::trace::TraceLayer;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub ingest: Arc<IngestService>,
+    pub registry: prometheus::Registry,
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The whole HTTP surface.
+pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .merge(ingest::router())
+        .merge(ops::router())
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serve until `shutdown` resolves; marks the server not ready first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    max_body_bytes: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let ready = state.ready.clone();
+    ready.store(true, Ordering::SeqCst);
+    axum::serve(listener, app(state, max_body_bytes))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            ready.store(false, Ordering::SeqCst);
+        })
+        .await
+}

@@ -1,0 +1,6 @@
+//! Where records come from.
+
+pub mod file;
+pub mod generator;
+pub mod http;
+pub mod synthetic;
