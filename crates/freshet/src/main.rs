@@ -1,12 +1,7 @@
 //! The `freshet` binary: continuous MLOps in one process.
 
-mod cli;
-mod commands;
-mod lake_sink;
-mod runtime;
-mod server;
-
 use clap::Parser;
+use freshet::{cli, commands};
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
