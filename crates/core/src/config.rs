@@ -308,6 +308,9 @@ pub enum TransformConfig {
 }
 
 /// When a stream's buffered records are committed: whichever bound is reached first.
+/// Under load, records also queue while the previous commit runs, so batches grow with
+/// the arrival rate without waiting; `max_latency_ms` only bounds how long a record
+/// waits for company. Defaults come from `freshet bench ingest` (docs/benchmarks.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CommitPolicy {
@@ -321,7 +324,7 @@ impl Default for CommitPolicy {
         Self {
             max_rows: NonZeroUsize::new(100_000).unwrap_or(NonZeroUsize::MIN),
             max_bytes: NonZeroUsize::new(64 << 20).unwrap_or(NonZeroUsize::MIN),
-            max_latency_ms: NonZeroU64::new(100).unwrap_or(NonZeroU64::MIN),
+            max_latency_ms: NonZeroU64::new(20).unwrap_or(NonZeroU64::MIN),
         }
     }
 }

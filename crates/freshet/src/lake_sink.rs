@@ -104,8 +104,9 @@ async fn pending<'a>(
     Ok((take, txns, skipped))
 }
 
-fn push_system(b: &mut RowBatchBuilder, at: usize, s: &Submission, event_id: &str, position: i64) {
-    b.push_str(at, event_id);
+fn push_system(b: &mut RowBatchBuilder, at: usize, s: &Submission, position: i64, id: &mut String) {
+    s.event_id_into(position, id);
+    b.push_str(at, id);
     b.push(at + 1, &Value::Timestamp(s.ingested_at));
     b.push_str(at + 2, &s.source);
     b.push(at + 3, &Value::Int(position));
@@ -129,6 +130,7 @@ impl TableSink for LakeSink {
             if dead_count > 0 {
                 let dlq_schema = dlq_schema();
                 let mut b = RowBatchBuilder::new(&dlq_schema, dead_count);
+                let mut id = String::new();
                 for s in &dead_subs {
                     for d in &s.dead {
                         let r = &d.rejection;
@@ -136,7 +138,7 @@ impl TableSink for LakeSink {
                         b.push(1, &r.field.clone().map_or(Value::Null, Value::Str));
                         b.push_str(2, &r.reason);
                         b.push_str(3, &r.payload);
-                        push_system(&mut b, 4, s, &d.meta.event_id, d.meta.position);
+                        push_system(&mut b, 4, s, d.meta.position, &mut id);
                         b.end_row();
                     }
                 }
@@ -155,13 +157,14 @@ impl TableSink for LakeSink {
                 return Ok(receipt);
             }
             let mut b = RowBatchBuilder::new(&t.events_schema, rows);
+            let mut id = String::new();
             let n = t.user_columns;
             for s in &subs {
                 for (row, meta) in s.rows.iter().zip(&s.meta) {
                     for (i, v) in row.iter().enumerate().take(n) {
                         b.push(i, v);
                     }
-                    push_system(&mut b, n, s, &meta.event_id, meta.position);
+                    push_system(&mut b, n, s, meta.position, &mut id);
                     b.end_row();
                 }
             }

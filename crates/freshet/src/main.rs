@@ -3,6 +3,9 @@
 use clap::Parser;
 use freshet::{cli, commands};
 
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     init_tracing(&cli);

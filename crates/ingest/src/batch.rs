@@ -38,6 +38,9 @@ impl CommitObserver for NoObserver {
 struct Pending {
     submission: Submission,
     bytes: usize,
+    /// When the submission was handed over: the latency bound counts from here, so a
+    /// submission that queued during the previous commit does not wait again.
+    arrived: tokio::time::Instant,
     done: oneshot::Sender<Result<CommitReceipt, IngestError>>,
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -137,6 +140,7 @@ impl Committer {
             .send(Pending {
                 submission,
                 bytes,
+                arrived: tokio::time::Instant::now(),
                 done,
                 _permit: permit,
             })
@@ -162,7 +166,7 @@ async fn run(
     let max_bytes = policy.max_bytes.get();
     let max_latency = Duration::from_millis(policy.max_latency_ms.get());
     while let Some(first) = rx.recv().await {
-        let deadline = tokio::time::Instant::now() + max_latency;
+        let deadline = first.arrived + max_latency;
         let mut rows = first.submission.record_count();
         let mut bytes = first.bytes;
         let mut group = vec![first];

@@ -306,12 +306,8 @@ impl IngestService {
             rt.committer.reserve(n).await?
         };
         let processed = rt.pipeline.process(records);
-        let meta = |i: usize| {
-            let position = positions.get(i).copied().unwrap_or(i as i64);
-            RowMeta {
-                event_id: format!("{id_prefix}-{position}"),
-                position,
-            }
+        let meta = |i: usize| RowMeta {
+            position: positions.get(i).copied().unwrap_or(i as i64),
         };
         let submission = Submission {
             meta: processed.positions.iter().map(|&i| meta(i)).collect(),
@@ -325,6 +321,7 @@ impl IngestService {
                 .collect(),
             rows: processed.rows,
             source,
+            id_prefix: id_prefix.into(),
             ingested_at: self.clock.now_micros(),
             txn,
         };

@@ -20,10 +20,10 @@ pub struct Txn {
     pub version: i64,
 }
 
-/// Per-row system metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Per-row system metadata. The event id is `<id_prefix>-<position>`, rendered only
+/// when the row is written (no per-row string on the hot path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowMeta {
-    pub event_id: String,
     pub position: i64,
 }
 
@@ -34,6 +34,8 @@ pub struct Submission {
     pub meta: Vec<RowMeta>,
     pub dead: Vec<DeadLetter>,
     pub source: Arc<str>,
+    /// Prefix of the event ids of this submission's records.
+    pub id_prefix: Arc<str>,
     /// When the records were accepted, microseconds since the epoch.
     pub ingested_at: i64,
     pub txn: Option<Txn>,
@@ -58,6 +60,13 @@ impl Submission {
             .map(|d| d.rejection.payload.len() + d.rejection.reason.len() + 64)
             .sum();
         rows + dead
+    }
+
+    /// Write the event id of the record at `position` into `buf`.
+    pub fn event_id_into(&self, position: i64, buf: &mut String) {
+        use std::fmt::Write;
+        buf.clear();
+        let _ = write!(buf, "{}-{position}", self.id_prefix);
     }
 
     pub fn record_count(&self) -> usize {

@@ -55,7 +55,8 @@ impl Table {
         if targets.is_empty() {
             return Ok(CompactionMetrics::default());
         }
-        let mut writer = RecordBatchWriter::for_table(&snapshot_table)?;
+        let mut writer = RecordBatchWriter::for_table(&snapshot_table)?
+            .with_writer_properties(crate::table::writer_properties());
         let mut removes = Vec::new();
         for files in &targets {
             for f in files {

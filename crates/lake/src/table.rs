@@ -90,6 +90,21 @@ fn delta_type(t: FieldType) -> DataType {
     }
 }
 
+/// Parquet settings for appends: Snappy like delta-rs, statistics per column chunk
+/// (what Delta's data skipping reads) rather than per page, and no dictionary for the
+/// event id, which is unique per row.
+pub(crate) fn writer_properties() -> deltalake::parquet::file::properties::WriterProperties {
+    use deltalake::parquet::basic::Compression;
+    use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+    use deltalake::parquet::schema::types::ColumnPath;
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_column_dictionary_enabled(ColumnPath::from("_event_id"), false)
+        .set_created_by(format!("freshet {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 impl Table {
     /// Open the table at `url`, creating it with `columns` when it does not exist.
     /// An existing table must have the same column names and types, in any order.
@@ -194,12 +209,16 @@ impl Table {
     /// Append `batch` in one commit that also records `txns`. Returns the new version.
     pub async fn append(&self, batch: RecordBatch, txns: &[Txn]) -> Result<i64> {
         let now_ms = chrono::Utc::now().timestamp_millis();
+        let started = std::time::Instant::now();
+        let rows = batch.num_rows();
         let mut table = self.table.lock().await;
-        let mut writer = RecordBatchWriter::for_table(&table)?;
-        if batch.num_rows() > 0 {
+        let mut writer =
+            RecordBatchWriter::for_table(&table)?.with_writer_properties(writer_properties());
+        if rows > 0 {
             writer.write(batch).await?;
         }
         let adds: Vec<Action> = writer.flush().await?.into_iter().map(Action::Add).collect();
+        let written = started.elapsed();
         let txn_actions: Vec<Transaction> = txns
             .iter()
             .map(|t| Transaction::new_with_last_update(&t.app_id, t.version, Some(now_ms)))
@@ -220,6 +239,14 @@ impl Table {
         let version = finalized.version() as i64;
         table.state = Some(finalized.snapshot());
         drop(table);
+        tracing::debug!(
+            table = %self.url,
+            version,
+            rows,
+            write_ms = written.as_secs_f64() * 1e3,
+            commit_ms = (started.elapsed() - written).as_secs_f64() * 1e3,
+            "appended"
+        );
         if !txns.is_empty() {
             let mut cache = self.txns.lock().unwrap_or_else(|e| e.into_inner());
             for t in txns {

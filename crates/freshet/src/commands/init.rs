@@ -44,7 +44,7 @@ streams:
       - { type: filter, expr: "amount > 0" }
       - { type: derive, field: amount_band, as: string, expr: "amount >= 1000 ? 'high' : 'normal'" }
       - { type: rename, from: country, to: country_code }
-    commit: { max_rows: 100000, max_bytes: 67108864, max_latency_ms: 100 }
+    commit: { max_rows: 100000, max_bytes: 67108864, max_latency_ms: 20 }
 
   # Synthetic card transactions whose fraud pattern changes at event 60000.
   cards:

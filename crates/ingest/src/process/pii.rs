@@ -89,6 +89,7 @@ pub struct PiiPolicy {
     actions: Vec<Option<PiiAction>>,
     key: Option<PiiKey>,
     hashes: bool,
+    drops: bool,
     active: bool,
 }
 
@@ -105,10 +106,12 @@ impl PiiPolicy {
             ));
         }
         let active = actions.iter().any(Option::is_some);
+        let drops = actions.contains(&Some(PiiAction::Drop));
         Ok(Self {
             actions,
             key: if hashes { key } else { None },
             hashes,
+            drops,
             active,
         })
     }
@@ -135,21 +138,33 @@ impl PiiPolicy {
         out
     }
 
-    /// Apply the policy to a validated row.
-    pub fn apply(&self, row: Row) -> Row {
+    /// Apply the policy to a validated row, in place unless fields are dropped.
+    pub fn apply(&self, mut row: Row) -> Row {
         if !self.active {
             return row;
         }
-        let mut out = Vec::with_capacity(row.len() + 1);
-        for (v, a) in row.into_iter().zip(&self.actions) {
-            if let Some(v) = self.protect(v, *a) {
-                out.push(v);
+        if self.drops {
+            let mut out = Vec::with_capacity(row.len() + 1);
+            for (v, a) in row.into_iter().zip(&self.actions) {
+                if let Some(v) = self.protect(v, *a) {
+                    out.push(v);
+                }
+            }
+            row = out;
+        } else {
+            for (slot, a) in row.iter_mut().zip(&self.actions) {
+                if a.is_some() {
+                    let v = std::mem::replace(slot, Value::Null);
+                    if let Some(p) = self.protect(v, *a) {
+                        *slot = p;
+                    }
+                }
             }
         }
         if let Some(k) = &self.key {
-            out.push(Value::Str(k.version.to_string()));
+            row.push(Value::Str(k.version.to_string()));
         }
-        out
+        row
     }
 
     fn protect(&self, v: Value, action: Option<PiiAction>) -> Option<Value> {

@@ -32,29 +32,26 @@ pub fn validate(schema: &Schema, record: DecodedRecord) -> Result<Row, (Invalid,
         };
         return Err((inv, record.values));
     }
-    let mut raw = record.values;
-    let mut out = Vec::with_capacity(raw.len());
+    let mut values = record.values;
+    // Coerce in place: the row keeps its allocation all the way to the committer.
     for (i, field) in schema.fields().iter().enumerate() {
-        let v = std::mem::replace(&mut raw[i], Value::Null);
+        let Some(slot) = values.get_mut(i) else { break };
+        let v = std::mem::replace(slot, Value::Null);
         match check_field(field, v) {
-            Ok(v) => out.push(v),
+            Ok(v) => *slot = v,
             Err((reason, v)) => {
-                // Give the caller back the raw values for the dead-letter payload.
-                raw[i] = v;
-                for (j, typed) in out.into_iter().enumerate() {
-                    raw[j] = typed;
-                }
+                *slot = v;
                 return Err((
                     Invalid {
                         field: Some(field.name.clone()),
                         reason,
                     },
-                    raw,
+                    values,
                 ));
             }
         }
     }
-    Ok(out)
+    Ok(values)
 }
 
 fn check_field(field: &Field, v: Value) -> Result<Value, (String, Value)> {
@@ -65,39 +62,58 @@ fn check_field(field: &Field, v: Value) -> Result<Value, (String, Value)> {
             Ok(v)
         };
     }
-    let kept = v.clone();
-    let v = field.ty.coerce(v).map_err(|e| (e.0, kept.clone()))?;
+    // Values that already have the declared type skip coercion (and its copy).
+    let v = match (field.ty, v) {
+        (FieldType::String, v @ Value::Str(_))
+        | (FieldType::Int, v @ Value::Int(_))
+        | (FieldType::Float, v @ Value::Float(_))
+        | (FieldType::Bool, v @ Value::Bool(_))
+        | (FieldType::Timestamp, v @ Value::Timestamp(_))
+        | (FieldType::Date, v @ Value::Date(_)) => v,
+        (_, v) => {
+            let kept = v.clone();
+            field.ty.coerce(v).map_err(|e| (e.0, kept))?
+        }
+    };
+    if let Some(reason) = rule_violation(field, &v) {
+        return Err((reason, v));
+    }
+    Ok(v)
+}
+
+/// The first schema rule the (typed) value breaks, if any.
+fn rule_violation(field: &Field, v: &Value) -> Option<String> {
     let numeric = match v {
-        Value::Int(i) => Some(i as f64),
-        Value::Float(f) => Some(f),
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) if f.is_finite() => Some(*f),
+        Value::Float(_) => return Some("expected a finite float".into()),
         _ => None,
     };
     if let Some(x) = numeric {
         if let Some(min) = field.min
             && x < min
         {
-            return Err((format!("below the minimum {min}"), kept));
+            return Some(format!("below the minimum {min}"));
         }
         if let Some(max) = field.max
             && x > max
         {
-            return Err((format!("above the maximum {max}"), kept));
+            return Some(format!("above the maximum {max}"));
         }
     }
-    if let Value::Str(s) = &v {
+    if let Value::Str(s) = v {
         if let Some(n) = field.max_length
-            && s.chars().count() > n
+            && (s.len() > n && s.chars().count() > n)
         {
-            return Err((format!("longer than {n} characters"), kept));
+            return Some(format!("longer than {n} characters"));
         }
         if let Some(cats) = &field.categories
             && !cats.iter().any(|c| c == s)
         {
-            return Err(("not one of the declared categories".into(), kept));
+            return Some("not one of the declared categories".into());
         }
     }
-    debug_assert!(field.ty != FieldType::Int || matches!(v, Value::Int(_)));
-    Ok(v)
+    None
 }
 
 #[cfg(test)]

@@ -49,7 +49,8 @@ pub struct FileProgress {
     pub offset: u64,
     /// Current size of the file.
     pub size: u64,
-    /// Where this run started.
+    /// The offset an earlier run had committed, where this run resumed (0 on a first
+    /// run, even past a CSV header).
     pub resumed_from: u64,
     pub accepted: u64,
     pub rejected: u64,
@@ -102,7 +103,7 @@ pub async fn ingest_file(
     let mut offset = start.max(header_end);
     let mut state = FileProgress {
         offset,
-        resumed_from: offset,
+        resumed_from: start,
         ..Default::default()
     };
     let mut line_no = count_lines(&mut file, offset).map_err(|e| io_err(&path, e))? + 1;

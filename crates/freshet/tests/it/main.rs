@@ -1,0 +1,12 @@
+//! In-process integration tests of the `freshet` server, in one test binary: a server
+//! on an ephemeral port per test (see `support`), driven over HTTP and the file and
+//! generator sources, checked against what lands in the Delta tables.
+
+mod backpressure;
+mod bad_input;
+mod idempotency;
+mod metrics;
+mod pii;
+mod properties;
+mod roundtrip;
+mod support;
