@@ -118,9 +118,9 @@ impl FieldType {
             (FieldType::String, Value::Bool(b)) => Value::Str(b.to_string()),
             (FieldType::Int, Value::Int(i)) => Value::Int(i),
             (FieldType::Int, Value::Float(f)) => {
+                // i64 covers [-2^63, 2^63); both bounds are exact in f64.
                 if f.fract() == 0.0
-                    && f >= -9.223_372_036_854_776e18
-                    && f < 9.223_372_036_854_776e18
+                    && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
                 {
                     Value::Int(f as i64)
                 } else if f.fract() != 0.0 {

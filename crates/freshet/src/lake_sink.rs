@@ -82,11 +82,16 @@ async fn pending<'a>(
     let mut skipped = 0;
     for s in group {
         if let Some(t) = &s.txn {
-            let done = table
-                .txn_version(&t.app_id)
-                .await
-                .map_err(|e| e.to_string())?;
-            if done.is_some_and(|v| v >= t.version) {
+            // Already in the table, or already taken earlier in this very group (a retry
+            // that arrived while its first attempt was still waiting to commit).
+            let in_group = txns.get(&t.app_id).is_some_and(|v| *v >= t.version);
+            let done = in_group
+                || table
+                    .txn_version(&t.app_id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some_and(|v| v >= t.version);
+            if done {
                 skipped += 1;
                 continue;
             }

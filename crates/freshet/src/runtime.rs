@@ -226,10 +226,10 @@ impl Runtime {
                         Err(e) => tracing::warn!(table = %t.url(), error = %e, "compaction failed"),
                     }
                     // Vacuum about hourly, whatever the compaction interval.
-                    if rounds % (3600 / c.interval_secs.get().max(1)).max(1) == 0 {
-                        if let Err(e) = t.vacuum(retention).await {
-                            tracing::warn!(table = %t.url(), error = %e, "vacuum failed");
-                        }
+                    if rounds.is_multiple_of((3600 / c.interval_secs.get().max(1)).max(1))
+                        && let Err(e) = t.vacuum(retention).await
+                    {
+                        tracing::warn!(table = %t.url(), error = %e, "vacuum failed");
                     }
                 }
                 rounds += 1;

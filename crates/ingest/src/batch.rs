@@ -175,10 +175,10 @@ async fn run(
             let next = match rx.try_recv() {
                 Ok(p) => Some(p),
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(p) => p,
-                        Err(_) => None,
-                    }
+                    tokio::time::timeout_at(deadline, rx.recv())
+                        .await
+                        .ok()
+                        .flatten()
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => None,
             };

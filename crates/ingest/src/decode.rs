@@ -445,7 +445,11 @@ mod tests {
         assert!(decode_json_body(deep.as_bytes(), &s).is_err());
         // A deeply nested field value is skipped without recursion and kept as `Nested`,
         // which the validator rejects for that record alone.
-        let deep_field = format!("{{\"a\":{}{}}}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+        let deep_field = format!(
+            "{{\"a\":{}{}}}",
+            "[".repeat(1_000_000),
+            "]".repeat(1_000_000)
+        );
         let recs = decode_json_body(deep_field.as_bytes(), &s).unwrap();
         assert_eq!(recs[0].values[0], Value::Nested);
         assert!(decode_json_body(b"{\"b\":\"\xff\xfe\"}", &s).is_err());

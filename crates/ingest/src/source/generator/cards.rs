@@ -218,7 +218,7 @@ impl Cards {
         let holder_age = 18 + (splitmix64(&mut state) % 73) as i64;
         let home = (splitmix64(&mut state) % HOME_COUNTRIES) as usize;
         let r = splitmix64(&mut state);
-        let opened_days = if index % NEW_ACCOUNT_EVERY == 0 {
+        let opened_days = if index.is_multiple_of(NEW_ACCOUNT_EVERY) {
             1 + r % 45
         } else {
             46 + r % 4_000
