@@ -113,6 +113,10 @@ async fn saturation_answers_503_and_loses_nothing() {
     stop.store(true, Ordering::SeqCst);
     let (max_metric, samples) = watcher.await.expect("watcher");
 
+    eprintln!(
+        "backpressure: {total_503} answers 503, peak buffered {} (gauge {max_metric}), {samples} samples",
+        max_direct.load(Ordering::SeqCst)
+    );
     assert!(
         total_503 > 0,
         "{REQUESTS} concurrent requests of {PER_REQUEST} records never saturated a buffer of {BOUND}"
