@@ -46,7 +46,7 @@ pub async fn run(config_path: &Path, args: IngestArgs) -> Result<()> {
     );
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let ctrl_c = tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        super::up::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
     let b = bar.clone();

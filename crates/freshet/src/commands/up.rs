@@ -40,7 +40,8 @@ pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -7,5 +7,6 @@
 
 mod crash_safety;
 mod file_exactly_once;
+mod follow;
 mod harness;
 mod pii_in_logs;
