@@ -48,6 +48,8 @@ pub struct IngestOutcome {
 pub enum BodyFormat {
     /// A JSON array of objects or NDJSON, told apart by the first byte.
     Json,
+    /// NDJSON, declared by the content type: one record per line, whatever the first byte.
+    Ndjson,
     Csv,
 }
 
@@ -195,6 +197,7 @@ impl IngestService {
         let schema = rt.pipeline.input_schema();
         let records = match format {
             BodyFormat::Json => decode_json_body(body, schema)?,
+            BodyFormat::Ndjson => crate::decode::decode_ndjson(body, schema, 1)?,
             BodyFormat::Csv => decode_csv(body, schema)?,
         };
         let _key_guard = match idempotency_key {
