@@ -6,6 +6,12 @@ use freshet::{cli, commands};
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// Return freed pages to the OS within a second (jemalloc's default keeps them ten
+/// seconds), so that peak RSS follows the records actually in flight.
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     init_tracing(&cli);
