@@ -352,7 +352,7 @@ impl FreshetConfig {
             };
             vec![ConfigError::new(
                 path,
-                strip_location(&e.into_inner().to_string()),
+                e.into_inner().to_string().trim().to_string(),
             )]
         })?;
         let errors = config.validate();
@@ -590,12 +590,6 @@ pub fn is_valid_stream_name(name: &str) -> bool {
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && name.len() <= 64
-}
-
-/// serde_yaml adds "at line X column Y" which is useful; it is kept. This only trims
-/// the redundant leading path some messages repeat.
-fn strip_location(msg: &str) -> String {
-    msg.trim().to_string()
 }
 
 /// Replace `${NAME}` and `${NAME:-default}` with environment values; `$${` escapes.

@@ -280,7 +280,6 @@ impl IngestService {
         positions: Vec<i64>,
         source: Arc<str>,
         id_prefix: &str,
-        _first_position: i64,
         txn: Option<Txn>,
     ) -> Result<(IngestOutcome, Ack)> {
         self.submit(rt, records, positions, source, id_prefix, txn, false)

@@ -63,7 +63,7 @@ impl Table {
                 for b in read_file(&snapshot_table, f, &schema).await? {
                     writer.write(b).await?;
                 }
-                removes.push(Action::Remove(f.view_remove.clone()));
+                removes.push(Action::Remove(f.remove.clone()));
             }
         }
         let mut adds = writer.flush().await?;

@@ -17,7 +17,8 @@ pub(crate) struct LiveFile {
     pub path: deltalake::Path,
     pub size: i64,
     pub partition: HashMap<String, Option<String>>,
-    pub view_remove: deltalake::kernel::Remove,
+    /// The action that retires this file (for compaction).
+    pub remove: deltalake::kernel::Remove,
 }
 
 pub(crate) fn live_files(t: &DeltaTable) -> Result<Vec<LiveFile>> {
@@ -28,7 +29,7 @@ pub(crate) fn live_files(t: &DeltaTable) -> Result<Vec<LiveFile>> {
             path: f.object_store_path(),
             size: f.size(),
             partition: f.partition_values_map(),
-            view_remove: f.remove_action(false),
+            remove: f.remove_action(false),
         })
         .collect())
 }

@@ -61,7 +61,7 @@ pub fn run(args: &InitArgs) -> Result<()> {
     std::fs::create_dir_all(&key_dir)?;
     let key_path = key_dir.join("pii.key");
     if !key_path.exists() || args.force {
-        let key: [u8; 32] = rand_key();
+        let key: [u8; 32] = rand::random();
         write_new(&key_path, hex::encode(key).as_bytes(), true)?;
         #[cfg(unix)]
         {
@@ -98,15 +98,6 @@ fn write_new(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
         anyhow::bail!("{} exists; pass --force to overwrite", path.display());
     }
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn rand_key() -> [u8; 32] {
-    let mut k = [0u8; 32];
-    let a = uuid::Uuid::new_v4();
-    let b = uuid::Uuid::new_v4();
-    k[..16].copy_from_slice(a.as_bytes());
-    k[16..].copy_from_slice(b.as_bytes());
-    k
 }
 
 /// Sample payments; every 50th has a problem the validator catches.

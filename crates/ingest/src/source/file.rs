@@ -167,7 +167,6 @@ pub async fn ingest_file(
         let (records, positions, lines) =
             decode_lines(chunk, offset, line_no, csv_header.as_ref(), &schema);
         let end = offset + complete as u64;
-        let first_position = positions.first().copied().unwrap_or(offset as i64);
         let (outcome, ack) = service
             .submit_decoded_at(
                 &rt,
@@ -175,7 +174,6 @@ pub async fn ingest_file(
                 positions,
                 source.clone(),
                 &id_prefix,
-                first_position,
                 Some(Txn {
                     app_id: app_id.clone(),
                     version: end as i64,
