@@ -1,0 +1,85 @@
+//! The storage contract of the tracking registry. Methods are synchronous: the HTTP
+//! layer calls them on the blocking pool, never on the async workers.
+
+pub mod sqlite;
+
+use crate::error::Result;
+use crate::model::{Experiment, Metric, NewRun, Page, Param, Run, RunInfo, RunUpdate, Tag};
+
+/// Which entities a listing includes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ViewType {
+    #[default]
+    ActiveOnly,
+    DeletedOnly,
+    All,
+}
+
+/// Experiments, runs, metrics, params and tags.
+pub trait TrackingStore: Send + Sync {
+    fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: &[Tag],
+    ) -> Result<String>;
+    fn get_experiment(&self, experiment_id: &str) -> Result<Experiment>;
+    fn get_experiment_by_name(&self, name: &str) -> Result<Experiment>;
+    fn list_experiments(
+        &self,
+        view: ViewType,
+        max_results: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page<Experiment>>;
+    fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()>;
+    fn delete_experiment(&self, experiment_id: &str) -> Result<()>;
+    fn restore_experiment(&self, experiment_id: &str) -> Result<()>;
+    fn set_experiment_tag(&self, experiment_id: &str, tag: &Tag) -> Result<()>;
+
+    fn create_run(&self, new: NewRun) -> Result<Run>;
+    fn get_run(&self, run_id: &str) -> Result<Run>;
+    fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo>;
+    fn delete_run(&self, run_id: &str) -> Result<()>;
+    fn restore_run(&self, run_id: &str) -> Result<()>;
+    fn list_runs(
+        &self,
+        experiment_ids: &[String],
+        view: ViewType,
+        max_results: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page<Run>>;
+
+    /// Log metrics (appended), params (immutable; the same value again is fine) and tags
+    /// (overwritten) in one transaction, after checking MLflow's limits.
+    fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[Param],
+        tags: &[Tag],
+    ) -> Result<()>;
+    fn delete_tag(&self, run_id: &str, key: &str) -> Result<()>;
+    /// Every value logged for `key`, ordered by step then timestamp, paged.
+    fn get_metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        max_results: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page<Metric>>;
+}
+
+/// Page tokens are opaque to clients; here they carry an offset.
+pub(crate) fn parse_token(token: Option<&str>) -> Result<usize> {
+    match token {
+        None | Some("") => Ok(0),
+        Some(t) => t
+            .strip_prefix("o")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| crate::RegistryError::InvalidParameter("Invalid page token".into())),
+    }
+}
+
+pub(crate) fn next_token(offset: usize, got: usize, asked: usize) -> Option<String> {
+    (got == asked && asked > 0).then(|| format!("o{}", offset + got))
+}

@@ -1,0 +1,696 @@
+//! The SQLite tracking store: WAL journal, one writer connection behind a mutex, a
+//! busy timeout for other processes, every multi-row change in one transaction.
+
+use super::{TrackingStore, ViewType, next_token, parse_token};
+use crate::error::{RegistryError, Result};
+use crate::limits;
+use crate::model::*;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS experiments (
+    experiment_id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    artifact_location TEXT NOT NULL,
+    lifecycle_stage TEXT NOT NULL,
+    creation_time INTEGER NOT NULL,
+    last_update_time INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS experiment_tags (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(experiment_id),
+    key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, key)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(experiment_id),
+    run_name TEXT NOT NULL, user_id TEXT NOT NULL, status TEXT NOT NULL,
+    start_time INTEGER NOT NULL, end_time INTEGER,
+    artifact_uri TEXT NOT NULL, lifecycle_stage TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs(experiment_id, start_time);
+CREATE TABLE IF NOT EXISTS metrics (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    key TEXT NOT NULL, value REAL NOT NULL, is_nan INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL, step INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_by_run_key ON metrics(run_id, key, step, timestamp);
+CREATE TABLE IF NOT EXISTS latest_metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    key TEXT NOT NULL, value REAL NOT NULL, is_nan INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL, step INTEGER NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS params (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+"#;
+
+/// The default experiment every MLflow server has.
+const DEFAULT_EXPERIMENT: &str = "Default";
+
+/// SQLite-backed [`TrackingStore`].
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    artifact_root: String,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("artifact_root", &self.artifact_root)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn view_clause(view: ViewType) -> &'static str {
+    match view {
+        ViewType::ActiveOnly => "lifecycle_stage = 'active'",
+        ViewType::DeletedOnly => "lifecycle_stage = 'deleted'",
+        ViewType::All => "1 = 1",
+    }
+}
+
+fn parse_experiment_id(id: &str) -> Result<i64> {
+    id.parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 0)
+        .ok_or_else(|| RegistryError::NotFound(format!("No Experiment with id={id} exists")))
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path`. New experiments get artifact
+    /// locations under `artifact_root` (e.g. `mlflow-artifacts:`).
+    pub fn open(path: &Path, artifact_root: &str) -> Result<Self> {
+        Self::from_connection(Connection::open(path)?, artifact_root)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn in_memory(artifact_root: &str) -> Result<Self> {
+        Self::from_connection(Connection::open_in_memory()?, artifact_root)
+    }
+
+    fn from_connection(conn: Connection, artifact_root: &str) -> Result<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        let root = artifact_root.trim_end_matches('/').to_string();
+        let t = now_ms();
+        conn.execute(
+            "INSERT OR IGNORE INTO experiments VALUES (0, ?1, ?2, 'active', ?3, ?3)",
+            params![DEFAULT_EXPERIMENT, format!("{root}/0"), t],
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            artifact_root: root,
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions
+        // roll back on drop), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn read_experiment(conn: &Connection, id: i64) -> Result<Option<Experiment>> {
+    let exp = conn
+        .query_row(
+            "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time
+             FROM experiments WHERE experiment_id = ?1",
+            [id],
+            |r| {
+                Ok(Experiment {
+                    experiment_id: r.get::<_, i64>(0)?.to_string(),
+                    name: r.get(1)?,
+                    artifact_location: r.get(2)?,
+                    lifecycle_stage: LifecycleStage::parse(&r.get::<_, String>(3)?),
+                    creation_time: r.get(4)?,
+                    last_update_time: r.get(5)?,
+                    tags: Vec::new(),
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut exp) = exp else { return Ok(None) };
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, value FROM experiment_tags WHERE experiment_id = ?1 ORDER BY key",
+    )?;
+    exp.tags = stmt
+        .query_map([id], |r| {
+            Ok(Tag {
+                key: r.get(0)?,
+                value: r.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(exp))
+}
+
+fn read_run(conn: &Connection, run_id: &str) -> Result<Option<Run>> {
+    let info = conn
+        .query_row(
+            "SELECT run_id, run_name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage
+             FROM runs WHERE run_id = ?1",
+            [run_id],
+            |r| {
+                Ok(RunInfo {
+                    run_id: r.get(0)?,
+                    run_name: r.get(1)?,
+                    experiment_id: r.get::<_, i64>(2)?.to_string(),
+                    user_id: r.get(3)?,
+                    status: RunStatus::parse(&r.get::<_, String>(4)?).unwrap_or(RunStatus::Running),
+                    start_time: r.get(5)?,
+                    end_time: r.get(6)?,
+                    artifact_uri: r.get(7)?,
+                    lifecycle_stage: LifecycleStage::parse(&r.get::<_, String>(8)?),
+                })
+            },
+        )
+        .optional()?;
+    let Some(info) = info else { return Ok(None) };
+    let mut data = RunData::default();
+    let mut m = conn.prepare_cached(
+        "SELECT key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_id = ?1 ORDER BY key",
+    )?;
+    data.metrics = m
+        .query_map([run_id], |r| {
+            let nan: bool = r.get(2)?;
+            Ok(Metric {
+                key: r.get(0)?,
+                value: if nan { f64::NAN } else { r.get(1)? },
+                timestamp: r.get(3)?,
+                step: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut p =
+        conn.prepare_cached("SELECT key, value FROM params WHERE run_id = ?1 ORDER BY key")?;
+    data.params = p
+        .query_map([run_id], |r| {
+            Ok(Param {
+                key: r.get(0)?,
+                value: r.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut t =
+        conn.prepare_cached("SELECT key, value FROM tags WHERE run_id = ?1 ORDER BY key")?;
+    data.tags = t
+        .query_map([run_id], |r| {
+            Ok(Tag {
+                key: r.get(0)?,
+                value: r.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(Run { info, data }))
+}
+
+fn active_run(conn: &Connection, run_id: &str) -> Result<()> {
+    let stage: Option<String> = conn
+        .query_row(
+            "SELECT lifecycle_stage FROM runs WHERE run_id = ?1",
+            [run_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match stage.as_deref() {
+        None => Err(RegistryError::NotFound(format!(
+            "Run with id={run_id} not found"
+        ))),
+        Some("active") => Ok(()),
+        Some(_) => Err(RegistryError::InvalidState(format!(
+            "The run {run_id} must be in the 'active' state. Current state is deleted."
+        ))),
+    }
+}
+
+impl TrackingStore for SqliteStore {
+    fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: &[Tag],
+    ) -> Result<String> {
+        limits::check_experiment_name(name)?;
+        for t in tags {
+            limits::check_tag(t)?;
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let exists: Option<i64> = tx
+            .query_row(
+                "SELECT experiment_id FROM experiments WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_some() {
+            return Err(RegistryError::AlreadyExists(format!(
+                "Experiment '{name}' already exists."
+            )));
+        }
+        let t = now_ms();
+        let id: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments",
+            [],
+            |r| r.get(0),
+        )?;
+        let location = artifact_location
+            .map_or_else(|| format!("{}/{id}", self.artifact_root), str::to_string);
+        tx.execute(
+            "INSERT INTO experiments VALUES (?1, ?2, ?3, 'active', ?4, ?4)",
+            params![id, name, location, t],
+        )?;
+        for tag in tags {
+            tx.execute(
+                "INSERT OR REPLACE INTO experiment_tags VALUES (?1, ?2, ?3)",
+                params![id, tag.key, tag.value],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id.to_string())
+    }
+
+    fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
+        let id = parse_experiment_id(experiment_id)?;
+        read_experiment(&self.conn(), id)?.ok_or_else(|| {
+            RegistryError::NotFound(format!("No Experiment with id={experiment_id} exists"))
+        })
+    }
+
+    fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
+        let conn = self.conn();
+        let id: Option<i64> = conn
+            .query_row(
+                "SELECT experiment_id FROM experiments WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map(|id| read_experiment(&conn, id))
+            .transpose()?
+            .flatten()
+            .ok_or_else(|| {
+                RegistryError::NotFound(format!("Could not find experiment with name '{name}'"))
+            })
+    }
+
+    fn list_experiments(
+        &self,
+        view: ViewType,
+        max_results: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page<Experiment>> {
+        let offset = parse_token(page_token)?;
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT experiment_id FROM experiments WHERE {} ORDER BY experiment_id LIMIT ?1 OFFSET ?2",
+            view_clause(view)
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let ids: Vec<i64> = stmt
+            .query_map(params![max_results as i64, offset as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(e) = read_experiment(&conn, id)? {
+                items.push(e);
+            }
+        }
+        let next_page_token = next_token(offset, items.len(), max_results);
+        Ok(Page {
+            items,
+            next_page_token,
+        })
+    }
+
+    fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()> {
+        limits::check_experiment_name(new_name)?;
+        let id = parse_experiment_id(experiment_id)?;
+        let conn = self.conn();
+        let clash: Option<i64> = conn
+            .query_row(
+                "SELECT experiment_id FROM experiments WHERE name = ?1",
+                [new_name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if clash.is_some_and(|c| c != id) {
+            return Err(RegistryError::AlreadyExists(format!(
+                "Experiment '{new_name}' already exists."
+            )));
+        }
+        let n = conn.execute(
+            "UPDATE experiments SET name = ?1, last_update_time = ?2 WHERE experiment_id = ?3",
+            params![new_name, now_ms(), id],
+        )?;
+        if n == 0 {
+            return Err(RegistryError::NotFound(format!(
+                "No Experiment with id={experiment_id} exists"
+            )));
+        }
+        Ok(())
+    }
+
+    fn delete_experiment(&self, experiment_id: &str) -> Result<()> {
+        let id = parse_experiment_id(experiment_id)?;
+        if id == 0 {
+            return Err(RegistryError::InvalidParameter(
+                "Cannot delete the default experiment '0'.".into(),
+            ));
+        }
+        set_experiment_stage(&self.conn(), id, LifecycleStage::Deleted, experiment_id)
+    }
+
+    fn restore_experiment(&self, experiment_id: &str) -> Result<()> {
+        let id = parse_experiment_id(experiment_id)?;
+        set_experiment_stage(&self.conn(), id, LifecycleStage::Active, experiment_id)
+    }
+
+    fn set_experiment_tag(&self, experiment_id: &str, tag: &Tag) -> Result<()> {
+        limits::check_tag(tag)?;
+        let id = parse_experiment_id(experiment_id)?;
+        let conn = self.conn();
+        if read_experiment(&conn, id)?.is_none() {
+            return Err(RegistryError::NotFound(format!(
+                "No Experiment with id={experiment_id} exists"
+            )));
+        }
+        conn.execute(
+            "INSERT OR REPLACE INTO experiment_tags VALUES (?1, ?2, ?3)",
+            params![id, tag.key, tag.value],
+        )?;
+        Ok(())
+    }
+
+    fn create_run(&self, new: NewRun) -> Result<Run> {
+        for t in &new.tags {
+            limits::check_tag(t)?;
+        }
+        let exp = self.get_experiment(&new.experiment_id)?;
+        if exp.lifecycle_stage != LifecycleStage::Active {
+            return Err(RegistryError::InvalidState(format!(
+                "The experiment {} must be in the 'active' state. Current state is deleted.",
+                exp.experiment_id
+            )));
+        }
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let run_name = new
+            .run_name
+            .clone()
+            .or_else(|| {
+                new.tags
+                    .iter()
+                    .find(|t| t.key == "mlflow.runName")
+                    .map(|t| t.value.clone())
+            })
+            .unwrap_or_else(|| format!("run-{}", &run_id[..8]));
+        let start = new.start_time.unwrap_or_else(now_ms);
+        let artifact_uri = format!(
+            "{}/{run_id}/artifacts",
+            exp.artifact_location.trim_end_matches('/')
+        );
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO runs VALUES (?1, ?2, ?3, ?4, 'RUNNING', ?5, NULL, ?6, 'active')",
+            params![
+                run_id,
+                exp.experiment_id.parse::<i64>().unwrap_or(0),
+                run_name,
+                new.user_id,
+                start,
+                artifact_uri
+            ],
+        )?;
+        for t in &new.tags {
+            tx.execute(
+                "INSERT OR REPLACE INTO tags VALUES (?1, ?2, ?3)",
+                params![run_id, t.key, t.value],
+            )?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO tags VALUES (?1, 'mlflow.runName', ?2)",
+            params![run_id, run_name],
+        )?;
+        tx.commit()?;
+        read_run(&conn, &run_id)?
+            .ok_or_else(|| RegistryError::NotFound(format!("Run with id={run_id} not found")))
+    }
+
+    fn get_run(&self, run_id: &str) -> Result<Run> {
+        read_run(&self.conn(), run_id)?
+            .ok_or_else(|| RegistryError::NotFound(format!("Run with id={run_id} not found")))
+    }
+
+    fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
+        let mut conn = self.conn();
+        active_run(&conn, run_id)?;
+        let tx = conn.transaction()?;
+        if let Some(s) = update.status {
+            tx.execute(
+                "UPDATE runs SET status = ?1 WHERE run_id = ?2",
+                params![s.as_str(), run_id],
+            )?;
+        }
+        if let Some(e) = update.end_time {
+            tx.execute(
+                "UPDATE runs SET end_time = ?1 WHERE run_id = ?2",
+                params![e, run_id],
+            )?;
+        }
+        if let Some(n) = &update.run_name {
+            tx.execute(
+                "UPDATE runs SET run_name = ?1 WHERE run_id = ?2",
+                params![n, run_id],
+            )?;
+            tx.execute(
+                "INSERT OR REPLACE INTO tags VALUES (?1, 'mlflow.runName', ?2)",
+                params![run_id, n],
+            )?;
+        }
+        tx.commit()?;
+        read_run(&conn, run_id)?
+            .map(|r| r.info)
+            .ok_or_else(|| RegistryError::NotFound(format!("Run with id={run_id} not found")))
+    }
+
+    fn delete_run(&self, run_id: &str) -> Result<()> {
+        set_run_stage(&self.conn(), run_id, LifecycleStage::Deleted)
+    }
+
+    fn restore_run(&self, run_id: &str) -> Result<()> {
+        set_run_stage(&self.conn(), run_id, LifecycleStage::Active)
+    }
+
+    fn list_runs(
+        &self,
+        experiment_ids: &[String],
+        view: ViewType,
+        max_results: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page<Run>> {
+        let offset = parse_token(page_token)?;
+        let ids: Vec<i64> = experiment_ids
+            .iter()
+            .filter_map(|e| e.parse().ok())
+            .collect();
+        let conn = self.conn();
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let sql = format!(
+            "SELECT run_id FROM runs WHERE experiment_id IN ({list}) AND {} ORDER BY start_time DESC, run_id LIMIT ?1 OFFSET ?2",
+            view_clause(view)
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let run_ids: Vec<String> = stmt
+            .query_map(params![max_results as i64, offset as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut items = Vec::with_capacity(run_ids.len());
+        for id in run_ids {
+            if let Some(r) = read_run(&conn, &id)? {
+                items.push(r);
+            }
+        }
+        let next_page_token = next_token(offset, items.len(), max_results);
+        Ok(Page {
+            items,
+            next_page_token,
+        })
+    }
+
+    fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params_in: &[Param],
+        tags: &[Tag],
+    ) -> Result<()> {
+        limits::check_batch(metrics, params_in, tags)?;
+        let mut conn = self.conn();
+        active_run(&conn, run_id)?;
+        let tx = conn.transaction()?;
+        for p in params_in {
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM params WHERE run_id = ?1 AND key = ?2",
+                    params![run_id, p.key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match existing {
+                Some(v) if v != p.value => {
+                    return Err(RegistryError::InvalidParameter(format!(
+                        "Changing param values is not allowed. Param with key='{}' was already logged with value='{v}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+                        p.key, p.value
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    tx.execute(
+                        "INSERT INTO params VALUES (?1, ?2, ?3)",
+                        params![run_id, p.key, p.value],
+                    )?;
+                }
+            }
+        }
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO metrics (run_id, key, value, is_nan, timestamp, step) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            // MLflow's latest value: the one with the greatest (step, timestamp, value).
+            let mut latest = tx.prepare_cached(
+                "INSERT INTO latest_metrics VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan,
+                   timestamp = excluded.timestamp, step = excluded.step
+                 WHERE (excluded.step, excluded.timestamp, excluded.value) >= (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
+            )?;
+            for m in metrics {
+                let nan = m.value.is_nan();
+                let v = if nan { 0.0 } else { m.value };
+                ins.execute(params![run_id, m.key, v, nan, m.timestamp, m.step])?;
+                latest.execute(params![run_id, m.key, v, nan, m.timestamp, m.step])?;
+            }
+        }
+        for t in tags {
+            tx.execute(
+                "INSERT OR REPLACE INTO tags VALUES (?1, ?2, ?3)",
+                params![run_id, t.key, t.value],
+            )?;
+            if t.key == "mlflow.runName" {
+                tx.execute(
+                    "UPDATE runs SET run_name = ?1 WHERE run_id = ?2",
+                    params![t.value, run_id],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        let conn = self.conn();
+        active_run(&conn, run_id)?;
+        let n = conn.execute(
+            "DELETE FROM tags WHERE run_id = ?1 AND key = ?2",
+            params![run_id, key],
+        )?;
+        if n == 0 {
+            return Err(RegistryError::NotFound(format!(
+                "No tag with name: {key} in run with id {run_id}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn get_metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        max_results: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page<Metric>> {
+        let offset = parse_token(page_token)?;
+        let conn = self.conn();
+        if read_run(&conn, run_id)?.is_none() {
+            return Err(RegistryError::NotFound(format!(
+                "Run with id={run_id} not found"
+            )));
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT value, is_nan, timestamp, step FROM metrics WHERE run_id = ?1 AND key = ?2
+             ORDER BY step, timestamp, seq LIMIT ?3 OFFSET ?4",
+        )?;
+        let items: Vec<Metric> = stmt
+            .query_map(
+                params![run_id, key, max_results as i64, offset as i64],
+                |r| {
+                    let nan: bool = r.get(1)?;
+                    Ok(Metric {
+                        key: key.to_string(),
+                        value: if nan { f64::NAN } else { r.get(0)? },
+                        timestamp: r.get(2)?,
+                        step: r.get(3)?,
+                    })
+                },
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        let next_page_token = next_token(offset, items.len(), max_results);
+        Ok(Page {
+            items,
+            next_page_token,
+        })
+    }
+}
+
+fn set_experiment_stage(
+    conn: &Connection,
+    id: i64,
+    stage: LifecycleStage,
+    shown: &str,
+) -> Result<()> {
+    let n = conn.execute(
+        "UPDATE experiments SET lifecycle_stage = ?1, last_update_time = ?2 WHERE experiment_id = ?3",
+        params![stage.as_str(), now_ms(), id],
+    )?;
+    if n == 0 {
+        return Err(RegistryError::NotFound(format!(
+            "No Experiment with id={shown} exists"
+        )));
+    }
+    conn.execute(
+        "UPDATE runs SET lifecycle_stage = ?1 WHERE experiment_id = ?2",
+        params![stage.as_str(), id],
+    )?;
+    Ok(())
+}
+
+fn set_run_stage(conn: &Connection, run_id: &str, stage: LifecycleStage) -> Result<()> {
+    let n = conn.execute(
+        "UPDATE runs SET lifecycle_stage = ?1 WHERE run_id = ?2",
+        params![stage.as_str(), run_id],
+    )?;
+    if n == 0 {
+        return Err(RegistryError::NotFound(format!(
+            "Run with id={run_id} not found"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,353 @@
+//! The tracking store's contract through its public API, on SQLite.
+
+use freshet_registry::model::{LifecycleStage, Metric, NewRun, Param, RunStatus, RunUpdate, Tag};
+use freshet_registry::store::ViewType;
+use freshet_registry::{RegistryError, SqliteStore, TrackingStore};
+use std::sync::Arc;
+
+fn store() -> SqliteStore {
+    SqliteStore::in_memory("mlflow-artifacts:").unwrap()
+}
+
+fn m(key: &str, value: f64, step: i64, timestamp: i64) -> Metric {
+    Metric {
+        key: key.into(),
+        value,
+        step,
+        timestamp,
+    }
+}
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag {
+        key: k.into(),
+        value: v.into(),
+    }
+}
+
+fn new_run(s: &SqliteStore, exp: &str) -> String {
+    s.create_run(NewRun {
+        experiment_id: exp.into(),
+        user_id: "ada".into(),
+        ..Default::default()
+    })
+    .unwrap()
+    .info
+    .run_id
+}
+
+#[test]
+fn experiments_lifecycle() {
+    let s = store();
+    let default = s.get_experiment("0").unwrap();
+    assert_eq!(default.name, "Default");
+    let id = s
+        .create_experiment("fraud", None, &[tag("team", "risk")])
+        .unwrap();
+    let e = s.get_experiment_by_name("fraud").unwrap();
+    assert_eq!(e.experiment_id, id);
+    assert_eq!(e.artifact_location, format!("mlflow-artifacts:/{id}"));
+    assert_eq!(e.tags, vec![tag("team", "risk")]);
+    assert!(matches!(
+        s.create_experiment("fraud", None, &[]),
+        Err(RegistryError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.get_experiment("999"),
+        Err(RegistryError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.get_experiment("not-a-number"),
+        Err(RegistryError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.create_experiment("", None, &[]),
+        Err(RegistryError::InvalidParameter(_))
+    ));
+
+    s.rename_experiment(&id, "fraud-v2").unwrap();
+    assert!(s.get_experiment_by_name("fraud").is_err());
+    s.delete_experiment(&id).unwrap();
+    assert_eq!(
+        s.get_experiment(&id).unwrap().lifecycle_stage,
+        LifecycleStage::Deleted
+    );
+    let active = s.list_experiments(ViewType::ActiveOnly, 100, None).unwrap();
+    assert_eq!(active.items.len(), 1);
+    let all = s.list_experiments(ViewType::All, 100, None).unwrap();
+    assert_eq!(all.items.len(), 2);
+    s.restore_experiment(&id).unwrap();
+    assert!(
+        s.delete_experiment("0").is_err(),
+        "the default experiment stays"
+    );
+
+    for i in 0..7 {
+        s.create_experiment(&format!("e{i}"), None, &[]).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s
+            .list_experiments(ViewType::All, 3, token.as_deref())
+            .unwrap();
+        seen.extend(page.items.into_iter().map(|e| e.name));
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 9);
+    assert!(
+        s.list_experiments(ViewType::All, 3, Some("garbage"))
+            .is_err()
+    );
+}
+
+#[test]
+fn runs_follow_mlflow_semantics() {
+    let s = store();
+    let exp = s.create_experiment("e", None, &[]).unwrap();
+    let run = s
+        .create_run(NewRun {
+            experiment_id: exp.clone(),
+            run_name: Some("first".into()),
+            user_id: "ada".into(),
+            start_time: Some(1000),
+            tags: vec![tag("source", "test")],
+        })
+        .unwrap();
+    let id = run.info.run_id.clone();
+    assert_eq!(run.info.status, RunStatus::Running);
+    assert_eq!(
+        run.info.artifact_uri,
+        format!("mlflow-artifacts:/{exp}/{id}/artifacts")
+    );
+    assert!(run.data.tags.contains(&tag("mlflow.runName", "first")));
+
+    s.log_batch(
+        &id,
+        &[
+            m("loss", 0.5, 1, 10),
+            m("loss", 0.9, 0, 20),
+            m("acc", f64::NAN, 0, 5),
+        ],
+        &[Param {
+            key: "lr".into(),
+            value: "0.1".into(),
+        }],
+        &[tag("k", "v1")],
+    )
+    .unwrap();
+    // Params are immutable, but logging the same value again is fine.
+    s.log_batch(
+        &id,
+        &[],
+        &[Param {
+            key: "lr".into(),
+            value: "0.1".into(),
+        }],
+        &[tag("k", "v2")],
+    )
+    .unwrap();
+    let err = s
+        .log_batch(
+            &id,
+            &[],
+            &[Param {
+                key: "lr".into(),
+                value: "0.2".into(),
+            }],
+            &[],
+        )
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::InvalidParameter(_)));
+
+    let got = s.get_run(&id).unwrap();
+    let loss = got.data.metrics.iter().find(|x| x.key == "loss").unwrap();
+    assert_eq!(
+        (loss.value, loss.step),
+        (0.5, 1),
+        "latest = greatest step, not last logged"
+    );
+    assert!(
+        got.data
+            .metrics
+            .iter()
+            .find(|x| x.key == "acc")
+            .unwrap()
+            .value
+            .is_nan()
+    );
+    assert!(
+        got.data.tags.contains(&tag("k", "v2")),
+        "tags are overwritten"
+    );
+    assert_eq!(
+        got.data.params,
+        vec![Param {
+            key: "lr".into(),
+            value: "0.1".into()
+        }]
+    );
+
+    s.delete_tag(&id, "k").unwrap();
+    assert!(matches!(
+        s.delete_tag(&id, "k"),
+        Err(RegistryError::NotFound(_))
+    ));
+    let info = s
+        .update_run(
+            &id,
+            RunUpdate {
+                status: Some(RunStatus::Finished),
+                end_time: Some(2000),
+                run_name: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (info.status, info.end_time),
+        (RunStatus::Finished, Some(2000))
+    );
+
+    s.delete_run(&id).unwrap();
+    assert!(matches!(
+        s.log_batch(&id, &[m("x", 1.0, 0, 0)], &[], &[]),
+        Err(RegistryError::InvalidState(_))
+    ));
+    assert!(matches!(
+        s.log_batch("nope", &[m("x", 1.0, 0, 0)], &[], &[]),
+        Err(RegistryError::NotFound(_))
+    ));
+    assert!(
+        s.list_runs(&[exp.clone()], ViewType::ActiveOnly, 10, None)
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    s.restore_run(&id).unwrap();
+    assert_eq!(
+        s.list_runs(&[exp], ViewType::ActiveOnly, 10, None)
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_batch_over_the_limits_writes_nothing() {
+    let s = store();
+    let id = new_run(&s, "0");
+    let too_many: Vec<Metric> = (0..1001).map(|i| m("x", i as f64, i, 0)).collect();
+    assert!(matches!(
+        s.log_batch(&id, &too_many, &[], &[]),
+        Err(RegistryError::InvalidParameter(_))
+    ));
+    // Keys are checked before anything is written.
+    let bad = Param {
+        key: "../escape".into(),
+        value: "v".into(),
+    };
+    assert!(s.log_batch(&id, &[m("y", 1.0, 0, 0)], &[bad], &[]).is_err());
+    // A changed param fails inside the transaction: the metrics before it roll back.
+    s.log_batch(
+        &id,
+        &[],
+        &[Param {
+            key: "lr".into(),
+            value: "1".into(),
+        }],
+        &[],
+    )
+    .unwrap();
+    let changed = Param {
+        key: "lr".into(),
+        value: "2".into(),
+    };
+    assert!(
+        s.log_batch(&id, &[m("y", 1.0, 0, 0)], &[changed], &[tag("t", "v")])
+            .is_err()
+    );
+    assert!(
+        s.get_run(&id)
+            .unwrap()
+            .data
+            .tags
+            .iter()
+            .all(|t| t.key != "t")
+    );
+    assert!(s.get_run(&id).unwrap().data.metrics.is_empty());
+    assert!(
+        s.get_metric_history(&id, "x", 10, None)
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[test]
+fn metric_history_pages_through_every_point_in_order() {
+    let s = store();
+    let id = new_run(&s, "0");
+    for chunk in 0..20 {
+        let batch: Vec<Metric> = (0..1000)
+            .map(|i| {
+                let step = chunk * 1000 + i;
+                m("loss", step as f64, step, 7)
+            })
+            .collect();
+        s.log_batch(&id, &batch, &[], &[]).unwrap();
+    }
+    let mut steps = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s
+            .get_metric_history(&id, "loss", 2500, token.as_deref())
+            .unwrap();
+        steps.extend(page.items.iter().map(|p| p.step));
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(steps, (0..20_000).collect::<Vec<_>>());
+    assert!(matches!(
+        s.get_metric_history("nope", "loss", 10, None),
+        Err(RegistryError::NotFound(_))
+    ));
+}
+
+#[test]
+fn eight_concurrent_writers_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    // Two handles on one file, as two server processes would have.
+    let a = Arc::new(SqliteStore::open(&path, "mlflow-artifacts:").unwrap());
+    let b = Arc::new(SqliteStore::open(&path, "mlflow-artifacts:").unwrap());
+    let id = new_run(&a, "0");
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let s = if t % 2 == 0 { a.clone() } else { b.clone() };
+            let id = id.clone();
+            std::thread::spawn(move || {
+                for i in 0..250 {
+                    let key = format!("w{t}");
+                    s.log_batch(&id, &[m(&key, i as f64, i, i)], &[], &[])
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for t in 0..8 {
+        let h = a
+            .get_metric_history(&id, &format!("w{t}"), 1000, None)
+            .unwrap();
+        assert_eq!(h.items.len(), 250, "writer {t}");
+    }
+    assert_eq!(b.get_run(&id).unwrap().data.metrics.len(), 8);
+}
