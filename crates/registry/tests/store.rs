@@ -221,7 +221,7 @@ fn runs_follow_mlflow_semantics() {
         Err(RegistryError::NotFound(_))
     ));
     assert!(
-        s.list_runs(&[exp.clone()], ViewType::ActiveOnly, 10, None)
+        s.list_runs(std::slice::from_ref(&exp), ViewType::ActiveOnly, 10, None)
             .unwrap()
             .items
             .is_empty()
