@@ -46,6 +46,25 @@ pub struct FreshetConfig {
     /// Named streams; each lands in `events/<name>` and `dlq/<name>`.
     #[serde(default)]
     pub streams: BTreeMap<String, StreamConfig>,
+    /// Experiment tracking and the model registry.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+}
+
+/// Experiment tracking and the model registry (served through the MLflow REST API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// SQLite database file, relative to the config file.
+    pub path: String,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            path: "freshet-data/registry.db".into(),
+        }
+    }
 }
 
 /// The HTTP server.
@@ -374,6 +393,9 @@ impl FreshetConfig {
         }
         if self.lake.path.trim().is_empty() {
             errs.push(ConfigError::new("lake.path", "must not be empty"));
+        }
+        if self.registry.path.trim().is_empty() {
+            errs.push(ConfigError::new("registry.path", "must not be empty"));
         }
         if self.pii.key_version.trim().is_empty() {
             errs.push(ConfigError::new("pii.key_version", "must not be empty"));

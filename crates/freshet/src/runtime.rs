@@ -48,6 +48,25 @@ pub fn open_lake(config: &FreshetConfig, base: &Path) -> Result<Lake> {
     Lake::new(&root).with_context(|| format!("cannot open the lake at {root}"))
 }
 
+/// The tracking store of a configuration (its SQLite file relative to the config's folder).
+pub fn open_tracking(
+    config: &FreshetConfig,
+    base: &Path,
+) -> Result<Arc<dyn freshet_registry::TrackingStore>> {
+    let p = Path::new(&config.registry.path);
+    let path = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let store = freshet_registry::SqliteStore::open(&path, "mlflow-artifacts:")
+        .with_context(|| format!("cannot open the registry at {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
 /// Everything `freshet up` runs.
 pub struct Runtime {
     pub config: FreshetConfig,
@@ -56,6 +75,8 @@ pub struct Runtime {
     pub sink: Arc<LakeSink>,
     pub ingest: Arc<IngestService>,
     pub registry: prometheus::Registry,
+    /// Experiments, runs and their metrics (the MLflow tracking API).
+    pub tracking: Arc<dyn freshet_registry::TrackingStore>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -116,6 +137,7 @@ impl Runtime {
             Arc::new(SystemClock),
             metrics,
         ));
+        let tracking = open_tracking(&config, &base_dir)?;
         let (stop, _) = watch::channel(false);
         Ok(Self {
             config,
@@ -124,6 +146,7 @@ impl Runtime {
             sink,
             ingest,
             registry,
+            tracking,
             stop,
             tasks: Vec::new(),
         })

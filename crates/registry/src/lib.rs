@@ -8,6 +8,7 @@
 //! Depends on `freshet-core` only; the HTTP layer maps [`RegistryError`] to MLflow's
 //! error codes and statuses in one place.
 
+pub mod api;
 pub mod error;
 pub mod limits;
 pub mod model;

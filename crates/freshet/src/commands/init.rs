@@ -20,6 +20,9 @@ lake:
   retention_hours: 168            # vacuum removes unreferenced files older than this
   compaction: { enabled: true, interval_secs: 60, min_files: 16, small_file_mb: 32 }
 
+registry:
+  path: data/registry.db          # experiments and runs (MLflow API at /api/2.0/mlflow)
+
 pii:
   key_env: FRESHET_PII_KEY
   key_file: .freshet/pii.key

@@ -32,6 +32,7 @@ pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
     let state = AppState {
         ingest: runtime.ingest.clone(),
         registry: runtime.registry.clone(),
+        tracking: runtime.tracking.clone(),
         ready: Arc::new(AtomicBool::new(false)),
     };
     serve(listener, state, max_body, shutdown_signal()).await?;

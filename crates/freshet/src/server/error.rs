@@ -112,3 +112,57 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// An error on the MLflow API, in MLflow's body shape (`error_code`, `message`) and
+/// status codes, so that MLflow clients react as they would to an MLflow server: a
+/// client mistake is never a 5xx (the client retries those for minutes).
+#[derive(Debug)]
+pub struct MlflowError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl MlflowError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "INVALID_PARAMETER_VALUE",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<freshet_registry::RegistryError> for MlflowError {
+    fn from(e: freshet_registry::RegistryError) -> Self {
+        use freshet_registry::RegistryError as R;
+        let status = match &e {
+            R::NotFound(_) => StatusCode::NOT_FOUND,
+            R::AlreadyExists(_) | R::InvalidParameter(_) | R::InvalidState(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            R::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = if status.is_server_error() {
+            tracing::error!(error = %e, "registry storage failed");
+            "internal error; see the server log".to_string()
+        } else {
+            e.to_string()
+        };
+        Self {
+            status,
+            code: e.mlflow_code(),
+            message,
+        }
+    }
+}
+
+impl IntoResponse for MlflowError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "error_code": self.code, "message": self.message })),
+        )
+            .into_response()
+    }
+}

@@ -3,9 +3,10 @@
 
 mod error;
 mod ingest;
+mod mlflow;
 mod ops;
 
-pub use error::ApiError;
+pub use error::{ApiError, MlflowError};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -19,6 +20,7 @@ use tower_http::trace::TraceLayer;
 pub struct AppState {
     pub ingest: Arc<IngestService>,
     pub registry: prometheus::Registry,
+    pub tracking: Arc<dyn freshet_registry::TrackingStore>,
     pub ready: Arc<AtomicBool>,
 }
 
@@ -26,6 +28,7 @@ pub struct AppState {
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(ingest::router())
+        .merge(mlflow::router())
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TraceLayer::new_for_http())

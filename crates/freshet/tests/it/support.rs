@@ -141,6 +141,7 @@ streams:
         let state = AppState {
             ingest: runtime.ingest.clone(),
             registry: runtime.registry.clone(),
+            tracking: runtime.tracking.clone(),
             ready: ready.clone(),
         };
         let (stop, stopped) = oneshot::channel::<()>();

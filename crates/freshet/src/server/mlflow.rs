@@ -1,0 +1,371 @@
+//! The MLflow tracking REST API (`/api/2.0/mlflow/...`), so that the `mlflow` client
+//! works against Freshet with `MLFLOW_TRACKING_URI` pointing at it. Handlers parse,
+//! call the tracking store on the blocking pool, and shape MLflow's answers.
+
+use super::{AppState, MlflowError};
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use freshet_registry::TrackingStore;
+use freshet_registry::api::{self, *};
+use freshet_registry::model::{NewRun, RunStatus, RunUpdate, Tag};
+use freshet_registry::store::ViewType;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+type Answer = Result<Json<Value>, MlflowError>;
+
+const PREFIXES: [&str; 2] = ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"];
+
+pub fn router() -> Router<AppState> {
+    let mut r = Router::new();
+    for p in PREFIXES {
+        r = r
+            .route(&format!("{p}/experiments/create"), post(create_experiment))
+            .route(&format!("{p}/experiments/get"), get(get_experiment))
+            .route(
+                &format!("{p}/experiments/get-by-name"),
+                get(get_experiment_by_name),
+            )
+            .route(
+                &format!("{p}/experiments/search"),
+                post(search_experiments).get(search_experiments_get),
+            )
+            .route(&format!("{p}/experiments/update"), post(update_experiment))
+            .route(&format!("{p}/experiments/delete"), post(delete_experiment))
+            .route(
+                &format!("{p}/experiments/restore"),
+                post(restore_experiment),
+            )
+            .route(
+                &format!("{p}/experiments/set-experiment-tag"),
+                post(set_experiment_tag),
+            )
+            .route(&format!("{p}/runs/create"), post(create_run))
+            .route(&format!("{p}/runs/get"), get(get_run))
+            .route(&format!("{p}/runs/update"), post(update_run))
+            .route(&format!("{p}/runs/delete"), post(delete_run))
+            .route(&format!("{p}/runs/restore"), post(restore_run))
+            .route(&format!("{p}/runs/log-metric"), post(log_metric))
+            .route(&format!("{p}/runs/log-parameter"), post(log_param))
+            .route(&format!("{p}/runs/set-tag"), post(set_tag))
+            .route(&format!("{p}/runs/delete-tag"), post(delete_tag))
+            .route(&format!("{p}/runs/log-batch"), post(log_batch))
+            .route(&format!("{p}/metrics/get-history"), get(get_history));
+    }
+    r
+}
+
+/// Parse a JSON body into `T`; problems are MLflow's INVALID_PARAMETER_VALUE (400).
+/// Clients send a run's id as `run_id`, the deprecated `run_uuid`, or both: it is
+/// normalised to `run_id` here, once, for every request type.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, MlflowError> {
+    let text = if bytes.iter().all(u8::is_ascii_whitespace) {
+        &b"{}"[..]
+    } else {
+        &bytes[..]
+    };
+    let mut v: Value = serde_json::from_slice(text)
+        .map_err(|e| MlflowError::invalid(format!("Invalid request body: {e}")))?;
+    if let Some(obj) = v.as_object_mut()
+        && let Some(uuid) = obj.remove("run_uuid")
+    {
+        obj.entry("run_id").or_insert(uuid);
+    }
+    serde_json::from_value(v)
+        .map_err(|e| MlflowError::invalid(format!("Invalid request body: {e}")))
+}
+
+/// A run id from a query string (`run_id` or the deprecated `run_uuid`).
+fn query_run_id(run_id: Option<String>, run_uuid: Option<String>) -> Result<String, MlflowError> {
+    run_id
+        .or(run_uuid)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| MlflowError::invalid("Missing value for required parameter 'run_id'."))
+}
+
+/// Run a store call on the blocking pool.
+async fn call<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&dyn TrackingStore) -> freshet_registry::Result<T> + Send + 'static,
+) -> Result<T, MlflowError> {
+    let store: Arc<dyn TrackingStore> = state.tracking.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|_| MlflowError {
+            status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            code: "INTERNAL_ERROR",
+            message: "internal error".into(),
+        })?
+        .map_err(MlflowError::from)
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn view(v: Option<&str>) -> Result<ViewType, MlflowError> {
+    Ok(match v {
+        None | Some("ACTIVE_ONLY") | Some("1") => ViewType::ActiveOnly,
+        Some("DELETED_ONLY") | Some("2") => ViewType::DeletedOnly,
+        Some("ALL") | Some("3") => ViewType::All,
+        Some(other) => return Err(MlflowError::invalid(format!("Invalid view_type '{other}'"))),
+    })
+}
+
+fn max_results(v: Option<i64>, default: i64, cap: i64) -> Result<usize, MlflowError> {
+    let n = v.unwrap_or(default);
+    if n < 1 || n > cap {
+        return Err(MlflowError::invalid(format!(
+            "Invalid value {n} for parameter 'max_results' supplied. It must be between 1 and {cap}."
+        )));
+    }
+    Ok(n as usize)
+}
+
+async fn create_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: CreateExperiment = body(&b)?;
+    let tags: Vec<Tag> = req.tags.into_iter().map(Into::into).collect();
+    let id = call(&s, move |st| {
+        st.create_experiment(&req.name, req.artifact_location.as_deref(), &tags)
+    })
+    .await?;
+    Ok(Json(json!({ "experiment_id": id })))
+}
+
+#[derive(serde::Deserialize)]
+struct ExperimentIdQuery {
+    experiment_id: String,
+}
+
+async fn get_experiment(
+    State(s): State<AppState>,
+    q: Result<Query<ExperimentIdQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let Query(q) = q.map_err(|_| {
+        MlflowError::invalid("Missing value for required parameter 'experiment_id'.")
+    })?;
+    let e = call(&s, move |st| st.get_experiment(&q.experiment_id)).await?;
+    Ok(Json(json!({ "experiment": api::experiment_json(&e) })))
+}
+
+#[derive(serde::Deserialize)]
+struct ExperimentNameQuery {
+    experiment_name: String,
+}
+
+async fn get_experiment_by_name(
+    State(s): State<AppState>,
+    q: Result<Query<ExperimentNameQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let Query(q) = q.map_err(|_| {
+        MlflowError::invalid("Missing value for required parameter 'experiment_name'.")
+    })?;
+    let e = call(&s, move |st| st.get_experiment_by_name(&q.experiment_name)).await?;
+    Ok(Json(json!({ "experiment": api::experiment_json(&e) })))
+}
+
+async fn search_experiments(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: SearchExperiments = body(&b)?;
+    search_experiments_with(s, req).await
+}
+
+async fn search_experiments_get(
+    State(s): State<AppState>,
+    Query(req): Query<SearchExperiments>,
+) -> Answer {
+    search_experiments_with(s, req).await
+}
+
+async fn search_experiments_with(s: AppState, req: SearchExperiments) -> Answer {
+    let view = view(req.view_type.as_deref())?;
+    let n = max_results(req.max_results, 1000, 50_000)?;
+    let page = call(&s, move |st| {
+        st.list_experiments(view, n, req.page_token.as_deref())
+    })
+    .await?;
+    let mut out =
+        json!({ "experiments": page.items.iter().map(api::experiment_json).collect::<Vec<_>>() });
+    if let Some(t) = page.next_page_token {
+        out["next_page_token"] = json!(t);
+    }
+    Ok(Json(out))
+}
+
+async fn update_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: UpdateExperiment = body(&b)?;
+    call(&s, move |st| {
+        st.rename_experiment(&req.experiment_id, &req.new_name)
+    })
+    .await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: ExperimentRef = body(&b)?;
+    call(&s, move |st| st.delete_experiment(&req.experiment_id)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn restore_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: ExperimentRef = body(&b)?;
+    call(&s, move |st| st.restore_experiment(&req.experiment_id)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn set_experiment_tag(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: SetExperimentTag = body(&b)?;
+    call(&s, move |st| {
+        st.set_experiment_tag(
+            &req.experiment_id,
+            &Tag {
+                key: req.key,
+                value: req.value,
+            },
+        )
+    })
+    .await?;
+    Ok(Json(json!({})))
+}
+
+async fn create_run(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: CreateRun = body(&b)?;
+    let tags: Vec<Tag> = req.tags.into_iter().map(Into::into).collect();
+    let user = req
+        .user_id
+        .or_else(|| {
+            tags.iter()
+                .find(|t| t.key == "mlflow.user")
+                .map(|t| t.value.clone())
+        })
+        .unwrap_or_default();
+    let new = NewRun {
+        experiment_id: req.experiment_id.unwrap_or_else(|| "0".into()),
+        run_name: req.run_name.filter(|n| !n.is_empty()),
+        user_id: user,
+        start_time: req.start_time,
+        tags,
+    };
+    let run = call(&s, move |st| st.create_run(new)).await?;
+    Ok(Json(json!({ "run": api::run_json(&run) })))
+}
+
+#[derive(serde::Deserialize)]
+struct RunIdQuery {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+}
+
+async fn get_run(
+    State(s): State<AppState>,
+    q: Result<Query<RunIdQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let Query(q) = q.map_err(|e| MlflowError::invalid(format!("Invalid query: {e}")))?;
+    let id = query_run_id(q.run_id, q.run_uuid)?;
+    let run = call(&s, move |st| st.get_run(&id)).await?;
+    Ok(Json(json!({ "run": api::run_json(&run) })))
+}
+
+async fn update_run(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: UpdateRun = body(&b)?;
+    let status = match req.status.as_deref() {
+        None => None,
+        Some(x) => Some(
+            RunStatus::parse(x)
+                .ok_or_else(|| MlflowError::invalid(format!("Invalid run status '{x}'")))?,
+        ),
+    };
+    let update = RunUpdate {
+        status,
+        end_time: req.end_time,
+        run_name: req.run_name.filter(|n| !n.is_empty()),
+    };
+    let info = call(&s, move |st| st.update_run(&req.run_id, update)).await?;
+    Ok(Json(json!({ "run_info": api::run_info_json(&info) })))
+}
+
+async fn delete_run(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: RunRef = body(&b)?;
+    call(&s, move |st| st.delete_run(&req.run_id)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn restore_run(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: RunRef = body(&b)?;
+    call(&s, move |st| st.restore_run(&req.run_id)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_metric(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: LogMetric = body(&b)?;
+    let metrics = api::metrics_from(
+        vec![MetricIn {
+            key: req.key,
+            value: req.value,
+            timestamp: req.timestamp,
+            step: req.step,
+        }],
+        now_ms(),
+    )?;
+    call(&s, move |st| st.log_batch(&req.run_id, &metrics, &[], &[])).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_param(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: LogKeyValue = body(&b)?;
+    let p = freshet_registry::model::Param {
+        key: req.key,
+        value: req.value,
+    };
+    call(&s, move |st| st.log_batch(&req.run_id, &[], &[p], &[])).await?;
+    Ok(Json(json!({})))
+}
+
+async fn set_tag(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: LogKeyValue = body(&b)?;
+    let t = Tag {
+        key: req.key,
+        value: req.value,
+    };
+    call(&s, move |st| st.log_batch(&req.run_id, &[], &[], &[t])).await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_tag(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: DeleteTag = body(&b)?;
+    call(&s, move |st| st.delete_tag(&req.run_id, &req.key)).await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_batch(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: LogBatch = body(&b)?;
+    let metrics = api::metrics_from(req.metrics, now_ms())?;
+    let params: Vec<_> = req.params.into_iter().map(Into::into).collect();
+    let tags: Vec<Tag> = req.tags.into_iter().map(Into::into).collect();
+    call(&s, move |st| {
+        st.log_batch(&req.run_id, &metrics, &params, &tags)
+    })
+    .await?;
+    Ok(Json(json!({})))
+}
+
+async fn get_history(
+    State(s): State<AppState>,
+    q: Result<Query<GetHistory>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let Query(q) = q.map_err(|e| MlflowError::invalid(format!("Invalid query: {e}")))?;
+    let n = max_results(q.max_results, 25_000, 25_000)?;
+    let id = query_run_id(q.run_id.clone(), q.run_uuid.clone())?;
+    let page = call(&s, move |st| {
+        st.get_metric_history(&id, &q.metric_key, n, q.page_token.as_deref())
+    })
+    .await?;
+    let mut out = json!({ "metrics": page.items.iter().map(api::metric_json).collect::<Vec<_>>() });
+    if let Some(t) = page.next_page_token {
+        out["next_page_token"] = json!(t);
+    }
+    Ok(Json(out))
+}

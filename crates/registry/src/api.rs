@@ -1,0 +1,274 @@
+//! The MLflow REST wire format (`/api/2.0/mlflow/...`): request bodies and response
+//! shapes, kept apart from HTTP so that the server's handlers stay thin.
+
+use crate::model::{Experiment, Metric, Param, Run, RunInfo, Tag};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+fn tags_json(tags: &[Tag]) -> Value {
+    Value::Array(
+        tags.iter()
+            .map(|t| json!({ "key": t.key, "value": t.value }))
+            .collect(),
+    )
+}
+
+/// Experiment as MLflow serialises it.
+pub fn experiment_json(e: &Experiment) -> Value {
+    json!({
+        "experiment_id": e.experiment_id,
+        "name": e.name,
+        "artifact_location": e.artifact_location,
+        "lifecycle_stage": e.lifecycle_stage.as_str(),
+        "creation_time": e.creation_time,
+        "last_update_time": e.last_update_time,
+        "tags": tags_json(&e.tags),
+    })
+}
+
+/// RunInfo as MLflow serialises it (with the deprecated `run_uuid` older clients read).
+pub fn run_info_json(i: &RunInfo) -> Value {
+    let mut v = json!({
+        "run_id": i.run_id,
+        "run_uuid": i.run_id,
+        "run_name": i.run_name,
+        "experiment_id": i.experiment_id,
+        "user_id": i.user_id,
+        "status": i.status.as_str(),
+        "start_time": i.start_time,
+        "artifact_uri": i.artifact_uri,
+        "lifecycle_stage": i.lifecycle_stage.as_str(),
+    });
+    if let (Some(end), Some(obj)) = (i.end_time, v.as_object_mut()) {
+        obj.insert("end_time".into(), json!(end));
+    }
+    v
+}
+
+/// A metric value; JSON has no NaN or infinities, so those travel as MLflow's strings.
+pub fn metric_json(m: &Metric) -> Value {
+    let value = if m.value.is_finite() {
+        json!(m.value)
+    } else if m.value.is_nan() {
+        json!("NaN")
+    } else if m.value > 0.0 {
+        json!("Infinity")
+    } else {
+        json!("-Infinity")
+    };
+    json!({ "key": m.key, "value": value, "timestamp": m.timestamp, "step": m.step })
+}
+
+pub fn run_json(r: &Run) -> Value {
+    json!({
+        "info": run_info_json(&r.info),
+        "data": {
+            "metrics": r.data.metrics.iter().map(metric_json).collect::<Vec<_>>(),
+            "params": r.data.params.iter().map(|p| json!({ "key": p.key, "value": p.value })).collect::<Vec<_>>(),
+            "tags": tags_json(&r.data.tags),
+        },
+        "inputs": {},
+    })
+}
+
+/// A key/value pair in a request.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeyValue {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+impl From<KeyValue> for Tag {
+    fn from(k: KeyValue) -> Self {
+        Tag {
+            key: k.key,
+            value: k.value,
+        }
+    }
+}
+impl From<KeyValue> for Param {
+    fn from(k: KeyValue) -> Self {
+        Param {
+            key: k.key,
+            value: k.value,
+        }
+    }
+}
+
+/// A metric value in a request: a number, or MLflow's "NaN"/"Infinity" strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum MetricValue {
+    Number(f64),
+    Text(String),
+}
+
+impl MetricValue {
+    pub fn to_f64(&self) -> Option<f64> {
+        match self {
+            MetricValue::Number(v) => Some(*v),
+            MetricValue::Text(s) => match s.as_str() {
+                "NaN" | "nan" => Some(f64::NAN),
+                "Infinity" | "inf" => Some(f64::INFINITY),
+                "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+                other => other.parse().ok(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricIn {
+    pub key: String,
+    pub value: MetricValue,
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+    #[serde(default)]
+    pub step: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateExperiment {
+    pub name: String,
+    #[serde(default)]
+    pub artifact_location: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExperimentRef {
+    pub experiment_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UpdateExperiment {
+    pub experiment_id: String,
+    pub new_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SetExperimentTag {
+    pub experiment_id: String,
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchExperiments {
+    #[serde(default)]
+    pub max_results: Option<i64>,
+    #[serde(default)]
+    pub page_token: Option<String>,
+    #[serde(default)]
+    pub view_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateRun {
+    #[serde(default)]
+    pub experiment_id: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub run_name: Option<String>,
+    #[serde(default)]
+    pub start_time: Option<i64>,
+    #[serde(default)]
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RunRef {
+    pub run_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UpdateRun {
+    pub run_id: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub end_time: Option<i64>,
+    #[serde(default)]
+    pub run_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogMetric {
+    pub run_id: String,
+    pub key: String,
+    pub value: MetricValue,
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+    #[serde(default)]
+    pub step: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogKeyValue {
+    pub run_id: String,
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteTag {
+    pub run_id: String,
+    pub key: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogBatch {
+    pub run_id: String,
+    #[serde(default)]
+    pub metrics: Vec<MetricIn>,
+    #[serde(default)]
+    pub params: Vec<KeyValue>,
+    #[serde(default)]
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GetHistory {
+    #[serde(default)]
+    pub run_id: Option<String>,
+    #[serde(default)]
+    pub run_uuid: Option<String>,
+    pub metric_key: String,
+    #[serde(default)]
+    pub max_results: Option<i64>,
+    #[serde(default)]
+    pub page_token: Option<String>,
+}
+
+/// Convert request metrics, filling MLflow's defaults (timestamp now, step 0).
+pub fn metrics_from(
+    input: Vec<MetricIn>,
+    now_ms: i64,
+) -> Result<Vec<Metric>, crate::RegistryError> {
+    input
+        .into_iter()
+        .map(|m| {
+            let value = m.value.to_f64().ok_or_else(|| {
+                crate::RegistryError::InvalidParameter(format!(
+                    "Got invalid value for metric '{}'",
+                    m.key
+                ))
+            })?;
+            Ok(Metric {
+                key: m.key,
+                value,
+                timestamp: m.timestamp.unwrap_or(now_ms),
+                step: m.step.unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Empty JSON object, MLflow's answer to most writes.
+#[derive(Debug, Serialize)]
+pub struct Empty {}
