@@ -129,3 +129,26 @@ def test_client_api_and_errors(server):
     assert client.get_run(run.info.run_id).info.lifecycle_stage == "deleted"
     client.delete_experiment(exp_id)
     assert client.get_experiment(exp_id).lifecycle_stage == "deleted"
+
+
+def test_search_runs_with_filter_and_order(server):
+    exp_id = mlflow.set_experiment("search").experiment_id
+    for i in range(12):
+        with mlflow.start_run(run_name=f"r{i}"):
+            mlflow.log_param("kind", "tree" if i % 3 == 0 else "linear")
+            mlflow.log_metric("auc", i / 100)
+    client = MlflowClient()
+    runs = client.search_runs(
+        experiment_ids=[exp_id],
+        filter_string="metrics.auc > 0.04 and params.kind = 'linear'",
+        order_by=["metrics.auc DESC"],
+    )
+    assert [r.data.metrics["auc"] for r in runs] == pytest.approx([0.11, 0.10, 0.08, 0.07, 0.05])
+    page = client.search_runs([exp_id], "params.kind = 'tree'", max_results=2)
+    assert len(page) == 2 and page.token
+    rest = client.search_runs([exp_id], "params.kind = 'tree'", max_results=2, page_token=page.token)
+    assert len(rest) == 2
+    assert {r.info.run_id for r in page}.isdisjoint({r.info.run_id for r in rest})
+    with pytest.raises(MlflowException) as e:
+        client.search_runs([exp_id], "metrics.auc > 'high'")
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"

@@ -232,6 +232,22 @@ pub struct LogBatch {
     pub tags: Vec<KeyValue>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchRuns {
+    #[serde(default)]
+    pub experiment_ids: Vec<String>,
+    #[serde(default)]
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub run_view_type: Option<String>,
+    #[serde(default)]
+    pub max_results: Option<i64>,
+    #[serde(default)]
+    pub order_by: Vec<String>,
+    #[serde(default)]
+    pub page_token: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct GetHistory {
     #[serde(default)]

@@ -12,6 +12,7 @@ pub mod api;
 pub mod error;
 pub mod limits;
 pub mod model;
+pub mod search;
 pub mod store;
 
 pub use error::{RegistryError, Result};

@@ -351,3 +351,121 @@ fn eight_concurrent_writers_lose_nothing() {
     }
     assert_eq!(b.get_run(&id).unwrap().data.metrics.len(), 8);
 }
+
+#[test]
+fn search_runs_filters_and_orders_like_mlflow() {
+    use freshet_registry::store::RunQuery;
+    let s = store();
+    let exp = s.create_experiment("search", None, &[]).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..30i64 {
+        let id = s
+            .create_run(NewRun {
+                experiment_id: exp.clone(),
+                user_id: "u".into(),
+                start_time: Some(1000 + i),
+                ..Default::default()
+            })
+            .unwrap()
+            .info
+            .run_id;
+        let kind = if i % 3 == 0 { "Tree" } else { "linear" };
+        let mut metrics = vec![m("auc", i as f64 / 100.0, 0, 0)];
+        if i == 5 {
+            metrics.push(m("only_five", 1.0, 0, 0));
+        }
+        s.log_batch(
+            &id,
+            &metrics,
+            &[Param {
+                key: "kind".into(),
+                value: kind.into(),
+            }],
+            &[tag("parity", if i % 2 == 0 { "even" } else { "odd" })],
+        )
+        .unwrap();
+        ids.push(id);
+    }
+    let q = |filter: &str, order: &[&str]| RunQuery {
+        experiment_ids: vec![exp.clone()],
+        filter: filter.into(),
+        view: ViewType::ActiveOnly,
+        max_results: 1000,
+        order_by: order.iter().map(|s| s.to_string()).collect(),
+        page_token: None,
+    };
+    let auc = |r: &freshet_registry::model::Run| {
+        r.data
+            .metrics
+            .iter()
+            .find(|m| m.key == "auc")
+            .unwrap()
+            .value
+    };
+
+    let hits = s
+        .search_runs(&q(
+            "metrics.auc >= 0.2 and tags.parity = 'even'",
+            &["metrics.auc DESC"],
+        ))
+        .unwrap()
+        .items;
+    let got: Vec<f64> = hits.iter().map(auc).collect();
+    assert_eq!(got, vec![0.28, 0.26, 0.24, 0.22, 0.2]);
+
+    // LIKE is case-sensitive, ILIKE is not.
+    assert_eq!(
+        s.search_runs(&q("params.kind LIKE 't%'", &[]))
+            .unwrap()
+            .items
+            .len(),
+        0
+    );
+    assert_eq!(
+        s.search_runs(&q("params.kind ILIKE 't%'", &[]))
+            .unwrap()
+            .items
+            .len(),
+        10
+    );
+    // != needs the key to exist with another value.
+    assert_eq!(
+        s.search_runs(&q("metrics.only_five != 2", &[]))
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.search_runs(&q(
+            "attributes.start_time < 1003",
+            &["attributes.start_time ASC"]
+        ))
+        .unwrap()
+        .items[0]
+            .info
+            .start_time,
+        1000
+    );
+    let two = format!("attributes.run_id IN ('{}', '{}')", ids[1], ids[2]);
+    assert_eq!(s.search_runs(&q(&two, &[])).unwrap().items.len(), 2);
+    // Default order: newest first; paging covers everything once.
+    let mut seen = Vec::new();
+    let mut token = None;
+    loop {
+        let mut page_q = q("", &[]);
+        page_q.max_results = 7;
+        page_q.page_token = token.clone();
+        let page = s.search_runs(&page_q).unwrap();
+        seen.extend(page.items.iter().map(|r| r.info.start_time));
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1000..1030).rev().collect::<Vec<_>>());
+    assert!(matches!(
+        s.search_runs(&q("metrics.auc > 'x'", &[])),
+        Err(RegistryError::InvalidParameter(_))
+    ));
+}

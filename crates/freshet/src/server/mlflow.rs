@@ -54,6 +54,7 @@ pub fn router() -> Router<AppState> {
             .route(&format!("{p}/runs/set-tag"), post(set_tag))
             .route(&format!("{p}/runs/delete-tag"), post(delete_tag))
             .route(&format!("{p}/runs/log-batch"), post(log_batch))
+            .route(&format!("{p}/runs/search"), post(search_runs))
             .route(&format!("{p}/metrics/get-history"), get(get_history));
     }
     r
@@ -350,6 +351,24 @@ async fn log_batch(State(s): State<AppState>, b: Bytes) -> Answer {
     })
     .await?;
     Ok(Json(json!({})))
+}
+
+async fn search_runs(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: SearchRuns = body(&b)?;
+    let q = freshet_registry::store::RunQuery {
+        experiment_ids: req.experiment_ids,
+        filter: req.filter.unwrap_or_default(),
+        view: view(req.run_view_type.as_deref())?,
+        max_results: max_results(req.max_results, 1000, 50_000)?,
+        order_by: req.order_by,
+        page_token: req.page_token,
+    };
+    let page = call(&s, move |st| st.search_runs(&q)).await?;
+    let mut out = json!({ "runs": page.items.iter().map(api::run_json).collect::<Vec<_>>() });
+    if let Some(t) = page.next_page_token {
+        out["next_page_token"] = json!(t);
+    }
+    Ok(Json(out))
 }
 
 async fn get_history(

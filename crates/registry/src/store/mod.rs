@@ -6,6 +6,17 @@ pub mod sqlite;
 use crate::error::Result;
 use crate::model::{Experiment, Metric, NewRun, Page, Param, Run, RunInfo, RunUpdate, Tag};
 
+/// A run search.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    pub experiment_ids: Vec<String>,
+    pub filter: String,
+    pub view: ViewType,
+    pub max_results: usize,
+    pub order_by: Vec<String>,
+    pub page_token: Option<String>,
+}
+
 /// Which entities a listing includes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ViewType {
@@ -41,13 +52,26 @@ pub trait TrackingStore: Send + Sync {
     fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo>;
     fn delete_run(&self, run_id: &str) -> Result<()>;
     fn restore_run(&self, run_id: &str) -> Result<()>;
+    /// Runs of `experiment_ids` matching an MLflow `filter` (see [`crate::search`]),
+    /// ordered by `order_by` (default: newest first), paged.
+    fn search_runs(&self, q: &RunQuery) -> Result<Page<Run>>;
+
+    /// Every run of the experiments, newest first.
     fn list_runs(
         &self,
         experiment_ids: &[String],
         view: ViewType,
         max_results: usize,
         page_token: Option<&str>,
-    ) -> Result<Page<Run>>;
+    ) -> Result<Page<Run>> {
+        self.search_runs(&RunQuery {
+            experiment_ids: experiment_ids.to_vec(),
+            view,
+            max_results,
+            page_token: page_token.map(str::to_string),
+            ..Default::default()
+        })
+    }
 
     /// Log metrics (appended), params (immutable; the same value again is fine) and tags
     /// (overwritten) in one transaction, after checking MLflow's limits.

@@ -1,7 +1,7 @@
 //! The SQLite tracking store: WAL journal, one writer connection behind a mutex, a
 //! busy timeout for other processes, every multi-row change in one transaction.
 
-use super::{TrackingStore, ViewType, next_token, parse_token};
+use super::{RunQuery, TrackingStore, ViewType, next_token, parse_token};
 use crate::error::{RegistryError, Result};
 use crate::limits;
 use crate::model::*;
@@ -81,7 +81,7 @@ fn view_clause(view: ViewType) -> &'static str {
     match view {
         ViewType::ActiveOnly => "lifecycle_stage = 'active'",
         ViewType::DeletedOnly => "lifecycle_stage = 'deleted'",
-        ViewType::All => "1 = 1",
+        ViewType::All => "lifecycle_stage IS NOT NULL",
     }
 }
 
@@ -109,6 +109,8 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // MLflow's LIKE is case-sensitive (ILIKE is not).
+        conn.pragma_update(None, "case_sensitive_like", "ON")?;
         conn.execute_batch(SCHEMA)?;
         let root = artifact_root.trim_end_matches('/').to_string();
         let t = now_ms();
@@ -501,27 +503,30 @@ impl TrackingStore for SqliteStore {
         set_run_stage(&self.conn(), run_id, LifecycleStage::Active)
     }
 
-    fn list_runs(
-        &self,
-        experiment_ids: &[String],
-        view: ViewType,
-        max_results: usize,
-        page_token: Option<&str>,
-    ) -> Result<Page<Run>> {
-        let offset = parse_token(page_token)?;
-        let ids: Vec<i64> = experiment_ids
+    fn search_runs(&self, q: &RunQuery) -> Result<Page<Run>> {
+        let offset = parse_token(q.page_token.as_deref())?;
+        let filter = crate::search::compile_filter(&q.filter)?;
+        let order = crate::search::compile_order_by(&q.order_by)?;
+        let ids: Vec<i64> = q
+            .experiment_ids
             .iter()
             .filter_map(|e| e.parse().ok())
             .collect();
-        let conn = self.conn();
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let sql = format!(
-            "SELECT run_id FROM runs WHERE experiment_id IN ({list}) AND {} ORDER BY start_time DESC, run_id LIMIT ?1 OFFSET ?2",
-            view_clause(view)
+            "SELECT runs.run_id FROM runs WHERE runs.experiment_id IN ({list}) AND runs.{} AND ({}) ORDER BY {} LIMIT ? OFFSET ?",
+            view_clause(q.view),
+            filter.sql,
+            order.sql
         );
+        let mut values = filter.params;
+        values.extend(order.params);
+        values.push(rusqlite::types::Value::Integer(q.max_results as i64));
+        values.push(rusqlite::types::Value::Integer(offset as i64));
+        let conn = self.conn();
         let mut stmt = conn.prepare(&sql)?;
         let run_ids: Vec<String> = stmt
-            .query_map(params![max_results as i64, offset as i64], |r| r.get(0))?
+            .query_map(rusqlite::params_from_iter(values), |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let mut items = Vec::with_capacity(run_ids.len());
         for id in run_ids {
@@ -529,7 +534,7 @@ impl TrackingStore for SqliteStore {
                 items.push(r);
             }
         }
-        let next_page_token = next_token(offset, items.len(), max_results);
+        let next_page_token = next_token(offset, items.len(), q.max_results);
         Ok(Page {
             items,
             next_page_token,
