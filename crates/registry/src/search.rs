@@ -393,7 +393,7 @@ pub fn compile_order_by(terms: &[String]) -> Result<SqlOrder> {
             _ => "ASC".into(),
         };
         let id = words.join(" ");
-        let id = id.replace('`', "").replace('"', "");
+        let id = id.replace(['`', '"'], "");
         let (entity, key) = split_identifier(&id)
             .map_err(|_| invalid(format!("Invalid order_by clause '{term}'")))?;
         let expr = match entity {
