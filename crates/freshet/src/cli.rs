@@ -116,6 +116,31 @@ pub enum BenchCommand {
     /// Drive HTTP ingest from concurrent clients and report records/s landed in Delta,
     /// acknowledgement latency and peak server RSS.
     Ingest(BenchIngestArgs),
+    /// Run the MLflow tracking workload against any MLflow-compatible server (Freshet or
+    /// `mlflow server`); bench/tracking_vs_mlflow.sh compares the two.
+    Tracking(BenchTrackingArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchTrackingArgs {
+    /// Base URL of the tracking server, e.g. http://127.0.0.1:7070.
+    #[arg(long)]
+    pub url: String,
+    /// Seconds per workload.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Runs in the search corpus.
+    #[arg(long, default_value_t = 1000)]
+    pub search_runs: usize,
+    /// Points in the metric whose history is read.
+    #[arg(long, default_value_t = 20_000)]
+    pub history_points: usize,
+    /// Write the figures as JSON to this file as well.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

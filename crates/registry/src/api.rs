@@ -45,6 +45,54 @@ pub fn run_info_json(i: &RunInfo) -> Value {
     v
 }
 
+/// A metric as MLflow serialises it, written straight to the output (no JSON tree):
+/// metric history answers carry tens of thousands of them.
+#[derive(Debug, Serialize)]
+pub struct MetricOut<'a> {
+    pub key: &'a str,
+    pub value: MetricValueOut,
+    pub timestamp: i64,
+    pub step: i64,
+}
+
+/// JSON has no NaN or infinities; those travel as MLflow's strings.
+#[derive(Debug)]
+pub struct MetricValueOut(pub f64);
+
+impl Serialize for MetricValueOut {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.is_finite() {
+            s.serialize_f64(v)
+        } else if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if v > 0.0 {
+            s.serialize_str("Infinity")
+        } else {
+            s.serialize_str("-Infinity")
+        }
+    }
+}
+
+impl<'a> From<&'a Metric> for MetricOut<'a> {
+    fn from(m: &'a Metric) -> Self {
+        MetricOut {
+            key: &m.key,
+            value: MetricValueOut(m.value),
+            timestamp: m.timestamp,
+            step: m.step,
+        }
+    }
+}
+
+/// The answer of `metrics/get-history`.
+#[derive(Debug, Serialize)]
+pub struct HistoryOut<'a> {
+    pub metrics: Vec<MetricOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
 /// A metric value; JSON has no NaN or infinities, so those travel as MLflow's strings.
 pub fn metric_json(m: &Metric) -> Value {
     let value = if m.value.is_finite() {

@@ -1,6 +1,7 @@
 //! One module per command; each parses nothing itself (clap did) and calls services.
 
 mod bench;
+mod bench_tracking;
 mod ingest;
 mod init;
 mod tables;
@@ -18,6 +19,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tables => tables::list(&cli.config).await,
         Command::Table(t) => tables::table(&cli.config, t).await,
         Command::Bench(BenchCommand::Ingest(a)) => bench::ingest(a).await,
+        Command::Bench(BenchCommand::Tracking(a)) => bench_tracking::tracking(a).await,
     }
 }
 

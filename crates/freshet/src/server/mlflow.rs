@@ -7,6 +7,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use freshet_registry::TrackingStore;
 use freshet_registry::api::{self, *};
@@ -374,7 +375,7 @@ async fn search_runs(State(s): State<AppState>, b: Bytes) -> Answer {
 async fn get_history(
     State(s): State<AppState>,
     q: Result<Query<GetHistory>, axum::extract::rejection::QueryRejection>,
-) -> Answer {
+) -> Result<axum::response::Response, MlflowError> {
     let Query(q) = q.map_err(|e| MlflowError::invalid(format!("Invalid query: {e}")))?;
     let n = max_results(q.max_results, 25_000, 25_000)?;
     let id = query_run_id(q.run_id.clone(), q.run_uuid.clone())?;
@@ -382,9 +383,9 @@ async fn get_history(
         st.get_metric_history(&id, &q.metric_key, n, q.page_token.as_deref())
     })
     .await?;
-    let mut out = json!({ "metrics": page.items.iter().map(api::metric_json).collect::<Vec<_>>() });
-    if let Some(t) = page.next_page_token {
-        out["next_page_token"] = json!(t);
-    }
-    Ok(Json(out))
+    let out = api::HistoryOut {
+        metrics: page.items.iter().map(api::MetricOut::from).collect(),
+        next_page_token: page.next_page_token,
+    };
+    Ok(Json(out).into_response())
 }

@@ -62,7 +62,26 @@ const DEFAULT_EXPERIMENT: &str = "Default";
 /// SQLite-backed [`TrackingStore`].
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Read-only connections: WAL lets readers run beside the writer, so gets, searches
+    /// and history reads do not queue behind writes. Empty for in-memory stores.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     artifact_root: String,
+}
+
+/// Read connections per store.
+const READERS: usize = 4;
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // SQLite's default 2 MB page cache is far smaller than a busy metrics index; insert
+    // cost then grows with the table. 64 MB of cache and memory-mapped reads keep it flat.
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.pragma_update(None, "mmap_size", 268_435_456)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // MLflow's LIKE is case-sensitive (ILIKE is not).
+    conn.pragma_update(None, "case_sensitive_like", "ON")?;
+    Ok(())
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -96,7 +115,15 @@ impl SqliteStore {
     /// Open (creating if needed) the database at `path`. New experiments get artifact
     /// locations under `artifact_root` (e.g. `mlflow-artifacts:`).
     pub fn open(path: &Path, artifact_root: &str) -> Result<Self> {
-        Self::from_connection(Connection::open(path)?, artifact_root)
+        let mut store = Self::from_connection(Connection::open(path)?, artifact_root)?;
+        for _ in 0..READERS {
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let r = Connection::open_with_flags(path, flags)?;
+            configure(&r)?;
+            store.readers.push(Mutex::new(r));
+        }
+        Ok(store)
     }
 
     /// An in-memory store, for tests.
@@ -105,12 +132,10 @@ impl SqliteStore {
     }
 
     fn from_connection(conn: Connection, artifact_root: &str) -> Result<Self> {
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        configure(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // MLflow's LIKE is case-sensitive (ILIKE is not).
-        conn.pragma_update(None, "case_sensitive_like", "ON")?;
         conn.execute_batch(SCHEMA)?;
         let root = artifact_root.trim_end_matches('/').to_string();
         let t = now_ms();
@@ -120,6 +145,8 @@ impl SqliteStore {
         )?;
         Ok(Self {
             conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             artifact_root: root,
         })
     }
@@ -128,6 +155,23 @@ impl SqliteStore {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions
         // roll back on drop), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection for reads: a free reader if there is one, else the next in turn.
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        if self.readers.is_empty() {
+            return self.conn();
+        }
+        for r in &self.readers {
+            if let Ok(g) = r.try_lock() {
+                return g;
+            }
+        }
+        let i = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.readers.len();
+        self.readers[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -225,6 +269,80 @@ fn read_run(conn: &Connection, run_id: &str) -> Result<Option<Run>> {
     Ok(Some(Run { info, data }))
 }
 
+/// Load many runs with one query per table (a search page would otherwise cost four
+/// queries per run). Keeps the order of `ids`; unknown ids are skipped.
+fn read_runs(conn: &Connection, ids: &[String]) -> Result<Vec<Run>> {
+    use std::collections::HashMap;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut runs: HashMap<String, Run> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = conn.prepare(&format!(
+            "SELECT run_id, run_name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage
+             FROM runs WHERE run_id IN ({marks})"
+        ))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(chunk), |r| {
+            Ok(RunInfo {
+                run_id: r.get(0)?,
+                run_name: r.get(1)?,
+                experiment_id: r.get::<_, i64>(2)?.to_string(),
+                user_id: r.get(3)?,
+                status: RunStatus::parse(&r.get::<_, String>(4)?).unwrap_or(RunStatus::Running),
+                start_time: r.get(5)?,
+                end_time: r.get(6)?,
+                artifact_uri: r.get(7)?,
+                lifecycle_stage: LifecycleStage::parse(&r.get::<_, String>(8)?),
+            })
+        })?;
+        for info in rows {
+            let info = info?;
+            runs.insert(
+                info.run_id.clone(),
+                Run {
+                    info,
+                    data: RunData::default(),
+                },
+            );
+        }
+        let mut m = conn.prepare(&format!(
+            "SELECT run_id, key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_id IN ({marks}) ORDER BY key"
+        ))?;
+        let mut rows = m.query(rusqlite::params_from_iter(chunk))?;
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let nan: bool = r.get(3)?;
+            if let Some(run) = runs.get_mut(&id) {
+                run.data.metrics.push(Metric {
+                    key: r.get(1)?,
+                    value: if nan { f64::NAN } else { r.get(2)? },
+                    timestamp: r.get(4)?,
+                    step: r.get(5)?,
+                });
+            }
+        }
+        for (table, is_param) in [("params", true), ("tags", false)] {
+            let mut q = conn.prepare(&format!(
+                "SELECT run_id, key, value FROM {table} WHERE run_id IN ({marks}) ORDER BY key"
+            ))?;
+            let mut rows = q.query(rusqlite::params_from_iter(chunk))?;
+            while let Some(r) = rows.next()? {
+                let id: String = r.get(0)?;
+                if let Some(run) = runs.get_mut(&id) {
+                    let (key, value): (String, String) = (r.get(1)?, r.get(2)?);
+                    if is_param {
+                        run.data.params.push(Param { key, value });
+                    } else {
+                        run.data.tags.push(Tag { key, value });
+                    }
+                }
+            }
+        }
+    }
+    Ok(ids.iter().filter_map(|id| runs.remove(id)).collect())
+}
+
 fn active_run(conn: &Connection, run_id: &str) -> Result<()> {
     let stage: Option<String> = conn
         .query_row(
@@ -293,13 +411,13 @@ impl TrackingStore for SqliteStore {
 
     fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
         let id = parse_experiment_id(experiment_id)?;
-        read_experiment(&self.conn(), id)?.ok_or_else(|| {
+        read_experiment(&self.reader(), id)?.ok_or_else(|| {
             RegistryError::NotFound(format!("No Experiment with id={experiment_id} exists"))
         })
     }
 
     fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
-        let conn = self.conn();
+        let conn = self.reader();
         let id: Option<i64> = conn
             .query_row(
                 "SELECT experiment_id FROM experiments WHERE name = ?1",
@@ -322,7 +440,7 @@ impl TrackingStore for SqliteStore {
         page_token: Option<&str>,
     ) -> Result<Page<Experiment>> {
         let offset = parse_token(page_token)?;
-        let conn = self.conn();
+        let conn = self.reader();
         let sql = format!(
             "SELECT experiment_id FROM experiments WHERE {} ORDER BY experiment_id LIMIT ?1 OFFSET ?2",
             view_clause(view)
@@ -459,7 +577,7 @@ impl TrackingStore for SqliteStore {
     }
 
     fn get_run(&self, run_id: &str) -> Result<Run> {
-        read_run(&self.conn(), run_id)?
+        read_run(&self.reader(), run_id)?
             .ok_or_else(|| RegistryError::NotFound(format!("Run with id={run_id} not found")))
     }
 
@@ -523,17 +641,12 @@ impl TrackingStore for SqliteStore {
         values.extend(order.params);
         values.push(rusqlite::types::Value::Integer(q.max_results as i64));
         values.push(rusqlite::types::Value::Integer(offset as i64));
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(&sql)?;
         let run_ids: Vec<String> = stmt
             .query_map(rusqlite::params_from_iter(values), |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        let mut items = Vec::with_capacity(run_ids.len());
-        for id in run_ids {
-            if let Some(r) = read_run(&conn, &id)? {
-                items.push(r);
-            }
-        }
+        let items = read_runs(&conn, &run_ids)?;
         let next_page_token = next_token(offset, items.len(), q.max_results);
         Ok(Page {
             items,
@@ -576,24 +689,7 @@ impl TrackingStore for SqliteStore {
                 }
             }
         }
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO metrics (run_id, key, value, is_nan, timestamp, step) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            // MLflow's latest value: the one with the greatest (step, timestamp, value).
-            let mut latest = tx.prepare_cached(
-                "INSERT INTO latest_metrics VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan,
-                   timestamp = excluded.timestamp, step = excluded.step
-                 WHERE (excluded.step, excluded.timestamp, excluded.value) >= (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
-            )?;
-            for m in metrics {
-                let nan = m.value.is_nan();
-                let v = if nan { 0.0 } else { m.value };
-                ins.execute(params![run_id, m.key, v, nan, m.timestamp, m.step])?;
-                latest.execute(params![run_id, m.key, v, nan, m.timestamp, m.step])?;
-            }
-        }
+        insert_metrics(&tx, run_id, metrics)?;
         for t in tags {
             tx.execute(
                 "INSERT OR REPLACE INTO tags VALUES (?1, ?2, ?3)",
@@ -633,7 +729,7 @@ impl TrackingStore for SqliteStore {
         page_token: Option<&str>,
     ) -> Result<Page<Metric>> {
         let offset = parse_token(page_token)?;
-        let conn = self.conn();
+        let conn = self.reader();
         if read_run(&conn, run_id)?.is_none() {
             return Err(RegistryError::NotFound(format!(
                 "Run with id={run_id} not found"
@@ -663,6 +759,67 @@ impl TrackingStore for SqliteStore {
             next_page_token,
         })
     }
+}
+
+/// Append metric values and move each key's latest value, with multi-row statements:
+/// a 1000-metric batch is a handful of statements, not two thousand.
+fn insert_metrics(tx: &rusqlite::Transaction<'_>, run_id: &str, metrics: &[Metric]) -> Result<()> {
+    use rusqlite::types::Value as V;
+    const ROWS: usize = 100;
+    let row = |m: &Metric| {
+        let nan = m.value.is_nan();
+        [
+            V::Text(run_id.to_string()),
+            V::Text(m.key.clone()),
+            V::Real(if nan { 0.0 } else { m.value }),
+            V::Integer(i64::from(nan)),
+            V::Integer(m.timestamp),
+            V::Integer(m.step),
+        ]
+    };
+    for chunk in metrics.chunks(ROWS) {
+        let marks = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let values: Vec<V> = chunk.iter().flat_map(row).collect();
+        tx.prepare_cached(&format!(
+            "INSERT INTO metrics (run_id, key, value, is_nan, timestamp, step) VALUES {marks}"
+        ))?
+        .execute(rusqlite::params_from_iter(values))?;
+    }
+    // MLflow's latest value is the one with the greatest (step, timestamp, value);
+    // reduce the batch per key first, then upsert once per key.
+    let mut latest: std::collections::BTreeMap<&str, &Metric> = std::collections::BTreeMap::new();
+    let rank = |m: &Metric| {
+        (
+            m.step,
+            m.timestamp,
+            if m.value.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                m.value
+            },
+        )
+    };
+    for m in metrics {
+        match latest.get(m.key.as_str()) {
+            Some(cur) if rank(cur) > rank(m) => {}
+            _ => {
+                latest.insert(&m.key, m);
+            }
+        }
+    }
+    let reduced: Vec<&Metric> = latest.into_values().collect();
+    for chunk in reduced.chunks(ROWS) {
+        let marks = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let values: Vec<V> = chunk.iter().flat_map(|m| row(m)).collect();
+        tx.prepare_cached(&format!(
+            "INSERT INTO latest_metrics VALUES {marks}
+             ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan,
+               timestamp = excluded.timestamp, step = excluded.step
+             WHERE (excluded.step, excluded.timestamp, excluded.value) >= (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
+        ))?
+        .execute(rusqlite::params_from_iter(values))?;
+    }
+    Ok(())
 }
 
 fn set_experiment_stage(
