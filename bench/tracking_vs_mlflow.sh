@@ -30,27 +30,30 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Each server runs alone while it is measured: the machine is small and shared, and a
+# second idle server's background work would otherwise tax whichever is measured.
 printf 'lake: { path: lake }\nregistry: { path: registry.db }\n' >"$work/freshet.yaml"
 "$bin" --config "$work/freshet.yaml" up --listen 127.0.0.1:0 --addr-file "$work/addr" --no-sources >"$work/freshet.log" 2>&1 &
 fpid=$!
+for _ in $(seq 1 600); do
+    [ -s "$work/addr" ] && curl -sf "http://$(cat "$work/addr")/readyz" >/dev/null && break
+    sleep 0.1
+done
+echo "== freshet ($(cat "$work/addr"))"
+"$bin" bench tracking --url "http://$(cat "$work/addr")" --seconds "$per" --clients "$clients" --json "$work/freshet.json"
+kill "$fpid"
+wait "$fpid" 2>/dev/null || true
+fpid=""
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$venv/bin/mlflow" server --backend-store-uri "sqlite:///$work/mlflow.db" \
     --default-artifact-root "$work/artifacts" --host 127.0.0.1 --port "$port" >"$work/mlflow.log" 2>&1 &
 mpid=$!
-
-for _ in $(seq 1 600); do
-    [ -s "$work/addr" ] && curl -sf "http://$(cat "$work/addr")/readyz" >/dev/null && break
-    sleep 0.1
-done
 for _ in $(seq 1 900); do
     curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
     sleep 0.2
 done
 curl -sf "http://127.0.0.1:$port/health" >/dev/null || { echo "mlflow server did not start:" >&2; tail -20 "$work/mlflow.log" >&2; exit 1; }
-
-echo "== freshet ($(cat "$work/addr"))"
-"$bin" bench tracking --url "http://$(cat "$work/addr")" --seconds "$per" --clients "$clients" --json "$work/freshet.json"
 echo "== mlflow server $mlflow_version (127.0.0.1:$port, sqlite)"
 "$bin" bench tracking --url "http://127.0.0.1:$port" --seconds "$per" --clients "$clients" --json "$work/mlflow.json"
 

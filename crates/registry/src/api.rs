@@ -85,6 +85,71 @@ impl<'a> From<&'a Metric> for MetricOut<'a> {
     }
 }
 
+/// A run as MLflow serialises it, written straight to the output (search answers
+/// carry up to thousands of runs).
+#[derive(Debug, Serialize)]
+pub struct RunOut<'a> {
+    pub info: RunInfoOut<'a>,
+    pub data: RunDataOut<'a>,
+    pub inputs: Empty,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunInfoOut<'a> {
+    pub run_id: &'a str,
+    pub run_uuid: &'a str,
+    pub run_name: &'a str,
+    pub experiment_id: &'a str,
+    pub user_id: &'a str,
+    pub status: &'static str,
+    pub start_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<i64>,
+    pub artifact_uri: &'a str,
+    pub lifecycle_stage: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunDataOut<'a> {
+    pub metrics: Vec<MetricOut<'a>>,
+    pub params: &'a [Param],
+    pub tags: &'a [Tag],
+}
+
+impl<'a> From<&'a Run> for RunOut<'a> {
+    fn from(r: &'a Run) -> Self {
+        let i = &r.info;
+        RunOut {
+            info: RunInfoOut {
+                run_id: &i.run_id,
+                run_uuid: &i.run_id,
+                run_name: &i.run_name,
+                experiment_id: &i.experiment_id,
+                user_id: &i.user_id,
+                status: i.status.as_str(),
+                start_time: i.start_time,
+                end_time: i.end_time,
+                artifact_uri: &i.artifact_uri,
+                lifecycle_stage: i.lifecycle_stage.as_str(),
+            },
+            data: RunDataOut {
+                metrics: r.data.metrics.iter().map(MetricOut::from).collect(),
+                params: &r.data.params,
+                tags: &r.data.tags,
+            },
+            inputs: Empty {},
+        }
+    }
+}
+
+/// The answer of `runs/search`.
+#[derive(Debug, Serialize)]
+pub struct SearchRunsOut<'a> {
+    pub runs: Vec<RunOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
 /// The answer of `metrics/get-history`.
 #[derive(Debug, Serialize)]
 pub struct HistoryOut<'a> {

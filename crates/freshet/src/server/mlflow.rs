@@ -354,7 +354,10 @@ async fn log_batch(State(s): State<AppState>, b: Bytes) -> Answer {
     Ok(Json(json!({})))
 }
 
-async fn search_runs(State(s): State<AppState>, b: Bytes) -> Answer {
+async fn search_runs(
+    State(s): State<AppState>,
+    b: Bytes,
+) -> Result<axum::response::Response, MlflowError> {
     let req: SearchRuns = body(&b)?;
     let q = freshet_registry::store::RunQuery {
         experiment_ids: req.experiment_ids,
@@ -365,11 +368,11 @@ async fn search_runs(State(s): State<AppState>, b: Bytes) -> Answer {
         page_token: req.page_token,
     };
     let page = call(&s, move |st| st.search_runs(&q)).await?;
-    let mut out = json!({ "runs": page.items.iter().map(api::run_json).collect::<Vec<_>>() });
-    if let Some(t) = page.next_page_token {
-        out["next_page_token"] = json!(t);
-    }
-    Ok(Json(out))
+    let out = api::SearchRunsOut {
+        runs: page.items.iter().map(api::RunOut::from).collect(),
+        next_page_token: page.next_page_token,
+    };
+    Ok(Json(out).into_response())
 }
 
 async fn get_history(
