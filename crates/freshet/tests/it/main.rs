@@ -6,6 +6,7 @@ mod backpressure;
 mod bad_input;
 mod idempotency;
 mod metrics;
+mod mlflow_api;
 mod pii;
 mod properties;
 mod roundtrip;
