@@ -119,6 +119,22 @@ pub enum BenchCommand {
     /// Run the MLflow tracking workload against any MLflow-compatible server (Freshet or
     /// `mlflow server`); bench/tracking_vs_mlflow.sh compares the two.
     Tracking(BenchTrackingArgs),
+    /// Prequential accuracy and rows/s of the built-in online learners on a CSV stream;
+    /// bench/learners_vs_river.py compares them with River.
+    Learners(BenchLearnersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchLearnersArgs {
+    /// CSV file: numeric feature columns and a label column.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Name of the label column.
+    #[arg(long)]
+    pub label: String,
+    /// Write the figures as JSON to this file as well.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One module per command; each parses nothing itself (clap did) and calls services.
 
 mod bench;
+mod bench_learners;
 mod bench_tracking;
 mod ingest;
 mod init;
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Table(t) => tables::table(&cli.config, t).await,
         Command::Bench(BenchCommand::Ingest(a)) => bench::ingest(a).await,
         Command::Bench(BenchCommand::Tracking(a)) => bench_tracking::tracking(a).await,
+        Command::Bench(BenchCommand::Learners(a)) => bench_learners::run(a),
     }
 }
 

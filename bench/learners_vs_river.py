@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Online learners: Freshet against River, side by side in one run.
+
+Runs the same prequential (test-then-train) evaluation on Elec2 (../shared/data/elec2.csv,
+label `class`) and on River's bundled Phishing dataset, for logistic regression, Gaussian
+naive Bayes, Hoeffding tree and Hoeffding adaptive tree, with River's default settings
+and no preprocessing on either side; River's ARF(10) is reported as a reference.
+Freshet's side is `freshet bench learners`; River's is this script's loop, timed the
+same way (the stream is in memory before timing starts on both sides).
+
+Usage: bench/learners_vs_river.py [--freshet PATH] [--elec2 PATH]
+Needs River (the bench virtualenv: ~/.cache/freshet-bench-venv, `pip install river`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from river import datasets, forest, linear_model, metrics, naive_bayes, tree
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load(path: Path, label: str):
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    stream = []
+    for r in rows:
+        y = r.pop(label)
+        stream.append(({k: float(v) for k, v in r.items()}, y))
+    return stream
+
+
+def river_models():
+    return {
+        "logistic_regression": lambda: linear_model.LogisticRegression(),
+        "gaussian_nb": lambda: naive_bayes.GaussianNB(),
+        "hoeffding_tree": lambda: tree.HoeffdingTreeClassifier(),
+        "hoeffding_adaptive_tree": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=42),
+        "arf_10 (reference)": lambda: forest.ARFClassifier(n_models=10, seed=42),
+    }
+
+
+def run_river(stream, positive):
+    out = {}
+    for name, make in river_models().items():
+        model = make()
+        acc = metrics.Accuracy()
+        t = time.perf_counter()
+        for x, y in stream:
+            # Binary River learners want a boolean target.
+            yb = y == positive
+            acc.update(yb, model.predict_one(x))
+            model.learn_one(x, yb)
+        secs = time.perf_counter() - t
+        out[name] = {"accuracy": acc.get(), "rows_per_sec": len(stream) / secs}
+        print(f"  river   {name:<26} accuracy {acc.get():.4f}  {len(stream) / secs:>10.0f} rows/s", flush=True)
+    return out
+
+
+def run_freshet(binary: str, path: Path, label: str):
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run([binary, "bench", "learners", "--data", str(path), "--label", label, "--json", out.name], check=True)
+        return {r["learner"]: r for r in json.load(open(out.name))}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    target = os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/freshet-target"))
+    p.add_argument("--freshet", default=f"{target}/debug/freshet")
+    p.add_argument("--elec2", default=str(ROOT.parent / "shared/data/elec2.csv"))
+    a = p.parse_args()
+
+    tmp = Path(tempfile.mkdtemp())
+    phishing = tmp / "phishing.csv"
+    rows = list(datasets.Phishing())
+    with open(phishing, "w", newline="") as f:
+        w = csv.writer(f)
+        keys = list(rows[0][0].keys())
+        w.writerow(keys + ["is_phishing"])
+        for x, y in rows:
+            w.writerow([x[k] for k in keys] + [int(y)])
+
+    table = []
+    for name, path, label, positive in [
+        ("elec2", Path(a.elec2), "class", "UP"),
+        ("phishing", phishing, "is_phishing", "1"),
+    ]:
+        print(f"== {name}")
+        stream = load(path, label)
+        river = run_river(stream, positive)
+        fresh = run_freshet(a.freshet, path, label)
+        for learner, r in river.items():
+            f = fresh.get(learner)
+            table.append((name, learner, r, f))
+
+    print()
+    print("| dataset | learner | River acc | Freshet acc | Δ pp | River rows/s | Freshet rows/s | speed-up |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, learner, r, f in table:
+        if f is None:
+            print(f"| {name} | {learner} | {r['accuracy']:.4f} | — | — | {r['rows_per_sec']:,.0f} | — | — |")
+            continue
+        d = (f["accuracy"] - r["accuracy"]) * 100
+        print(f"| {name} | {learner} | {r['accuracy']:.4f} | {f['accuracy']:.4f} | {d:+.2f} | "
+              f"{r['rows_per_sec']:,.0f} | {f['rows_per_sec']:,.0f} | {f['rows_per_sec'] / r['rows_per_sec']:,.0f}× |")
+
+
+if __name__ == "__main__":
+    main()
