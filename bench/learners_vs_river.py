@@ -9,7 +9,7 @@ Freshet's side is `freshet bench learners`; River's is this script's loop, timed
 same way (the stream is in memory before timing starts on both sides).
 
 Usage: bench/learners_vs_river.py [--freshet PATH] [--elec2 PATH]
-Needs River (the bench virtualenv: ~/.cache/freshet-bench-venv, `pip install river`).
+Needs River 0.26.1 (the bench virtualenv: ~/.cache/freshet-bench-venv, `pip install river==0.26.1`).
 """
 
 from __future__ import annotations
