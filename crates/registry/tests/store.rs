@@ -469,3 +469,43 @@ fn search_runs_filters_and_orders_like_mlflow() {
         Err(RegistryError::InvalidParameter(_))
     ));
 }
+
+#[test]
+fn hostile_page_tokens_are_client_errors() {
+    let s = store();
+    let id = new_run(&s, "0");
+    s.log_batch(&id, &[m("x", 1.0, 0, 0)], &[], &[]).unwrap();
+    for token in [
+        "o18446744073709551615",
+        "o9223372036854775808",
+        "zzz",
+        "o-1",
+    ] {
+        assert!(
+            matches!(
+                s.get_metric_history(&id, "x", 1, Some(token)),
+                Err(RegistryError::InvalidParameter(_))
+            ),
+            "{token}"
+        );
+    }
+    // The largest valid offset pages past the end without overflowing.
+    let page = s
+        .get_metric_history(&id, "x", 1, Some("o9223372036854775807"))
+        .unwrap();
+    assert!(page.items.is_empty() && page.next_page_token.is_none());
+}
+
+#[test]
+fn nan_ranks_the_same_in_one_batch_or_two() {
+    let s = store();
+    let a = new_run(&s, "0");
+    let b = new_run(&s, "0");
+    s.log_batch(&a, &[m("x", -1.0, 0, 0), m("x", f64::NAN, 0, 0)], &[], &[])
+        .unwrap();
+    s.log_batch(&b, &[m("x", -1.0, 0, 0)], &[], &[]).unwrap();
+    s.log_batch(&b, &[m("x", f64::NAN, 0, 0)], &[], &[])
+        .unwrap();
+    let latest = |id: &str| s.get_run(id).unwrap().data.metrics[0].value;
+    assert_eq!(latest(&a).is_nan(), latest(&b).is_nan());
+}

@@ -93,17 +93,23 @@ pub trait TrackingStore: Send + Sync {
     ) -> Result<Page<Metric>>;
 }
 
-/// Page tokens are opaque to clients; here they carry an offset.
+/// Page tokens are opaque to clients; here they carry an offset. A token that does
+/// not parse, or names an offset beyond what SQLite can take, is the client's mistake.
 pub(crate) fn parse_token(token: Option<&str>) -> Result<usize> {
     match token {
         None | Some("") => Ok(0),
         Some(t) => t
-            .strip_prefix("o")
-            .and_then(|n| n.parse().ok())
+            .strip_prefix('o')
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| i64::try_from(*n).is_ok())
             .ok_or_else(|| crate::RegistryError::InvalidParameter("Invalid page token".into())),
     }
 }
 
 pub(crate) fn next_token(offset: usize, got: usize, asked: usize) -> Option<String> {
-    (got == asked && asked > 0).then(|| format!("o{}", offset + got))
+    if got == asked && asked > 0 {
+        offset.checked_add(got).map(|n| format!("o{n}"))
+    } else {
+        None
+    }
 }

@@ -788,12 +788,14 @@ fn insert_metrics(tx: &rusqlite::Transaction<'_>, run_id: &str, metrics: &[Metri
     // MLflow's latest value is the one with the greatest (step, timestamp, value);
     // reduce the batch per key first, then upsert once per key.
     let mut latest: std::collections::BTreeMap<&str, &Metric> = std::collections::BTreeMap::new();
+    // NaN is stored as 0.0 with a flag and the upsert compares stored values, so it
+    // ranks as 0.0 here too: the latest value must not depend on how values were batched.
     let rank = |m: &Metric| {
         (
             m.step,
             m.timestamp,
             if m.value.is_nan() {
-                f64::NEG_INFINITY
+                0.0
             } else {
                 m.value
             },
