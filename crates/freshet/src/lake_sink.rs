@@ -72,28 +72,42 @@ impl LakeSink {
 }
 
 /// Which submissions a table still needs, and the transactions to record with them.
+/// With `check_gaps` (the events table, which records every chunk's position), a chunk
+/// that does not follow on from the table's position for its source is refused: its
+/// predecessor failed to commit, and committing it would make a restart skip the gap.
 async fn pending<'a>(
     table: &Table,
     group: &'a [Submission],
     has_data: impl Fn(&Submission) -> bool,
+    check_gaps: bool,
 ) -> Result<(Vec<&'a Submission>, Vec<Txn>, usize), String> {
     let mut take = Vec::new();
     let mut txns: BTreeMap<String, i64> = BTreeMap::new();
     let mut skipped = 0;
     for s in group {
         if let Some(t) = &s.txn {
-            // Already in the table, or already taken earlier in this very group (a retry
-            // that arrived while its first attempt was still waiting to commit).
-            let in_group = txns.get(&t.app_id).is_some_and(|v| *v >= t.version);
-            let done = in_group
-                || table
+            // The position reached so far: taken earlier in this very group (consecutive
+            // chunks, or a retry that arrived while its first attempt waited), or committed.
+            let current = match txns.get(&t.app_id) {
+                Some(v) => *v,
+                None => table
                     .txn_version(&t.app_id)
                     .await
                     .map_err(|e| e.to_string())?
-                    .is_some_and(|v| v >= t.version);
-            if done {
+                    .unwrap_or(-1),
+            };
+            if current >= t.version {
                 skipped += 1;
                 continue;
+            }
+            if let (true, Some(after)) = (check_gaps, t.after)
+                && after != current
+            {
+                return Err(format!(
+                    "source {} would commit from position {after} but the table is at {current}; \
+                     an earlier chunk failed, so the source must resume from the table",
+                    t.app_id
+                ));
             }
             let v = txns.entry(t.app_id.clone()).or_insert(t.version);
             *v = (*v).max(t.version);
@@ -130,7 +144,8 @@ impl TableSink for LakeSink {
 
             // Dead letters first: if we crash between the two commits, the retry finds
             // the dead-letter transaction and writes only the events.
-            let (dead_subs, dead_txns, _) = pending(&t.dlq, group, |s| !s.dead.is_empty()).await?;
+            let (dead_subs, dead_txns, _) =
+                pending(&t.dlq, group, |s| !s.dead.is_empty(), false).await?;
             let dead_count: usize = dead_subs.iter().map(|s| s.dead.len()).sum();
             if dead_count > 0 {
                 let dlq_schema = dlq_schema();
@@ -155,7 +170,8 @@ impl TableSink for LakeSink {
                 receipt.dead_written = dead_count;
             }
 
-            let (subs, txns, skipped) = pending(&t.events, group, |s| !s.rows.is_empty()).await?;
+            let (subs, txns, skipped) =
+                pending(&t.events, group, |s| !s.rows.is_empty(), true).await?;
             receipt.replays_skipped = skipped;
             let rows: usize = subs.iter().map(|s| s.rows.len()).sum();
             if rows == 0 && txns.is_empty() {
@@ -199,5 +215,86 @@ impl TableSink for LakeSink {
                 .map_err(|e| e.to_string())
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freshet_ingest::sink::{RowMeta, Txn as SourceTxn};
+    use freshet_lake::{Lake, TableKind, TableOptions};
+
+    async fn sink(dir: &std::path::Path) -> (LakeSink, Arc<Table>) {
+        let lake = Lake::new(dir.to_str().unwrap()).unwrap();
+        let output = Schema::new(vec![Field::new("x", FieldType::Int)]);
+        let schema = events_schema(&output);
+        let opts = TableOptions::default();
+        let events = Arc::new(
+            Table::open_or_create(
+                lake.url_for(TableKind::Events, "s").unwrap(),
+                &schema,
+                &opts,
+            )
+            .await
+            .unwrap(),
+        );
+        let dlq = Arc::new(
+            Table::open_or_create(
+                lake.url_for(TableKind::DeadLetter, "s").unwrap(),
+                &dlq_schema(),
+                &opts,
+            )
+            .await
+            .unwrap(),
+        );
+        let tables = StreamTables {
+            events: events.clone(),
+            dlq,
+            events_schema: schema,
+            user_columns: 1,
+        };
+        (
+            LakeSink::new(HashMap::from([("s".to_string(), tables)])),
+            events,
+        )
+    }
+
+    fn chunk(after: i64, version: i64) -> Submission {
+        Submission {
+            rows: vec![vec![Value::Int(version)]],
+            meta: vec![RowMeta {
+                position: after + 1,
+            }],
+            source: "file:x".into(),
+            id_prefix: "f".into(),
+            txn: Some(SourceTxn {
+                app_id: "file:x".into(),
+                version,
+                after: Some(after),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chunk_after_a_failed_one_is_refused_not_committed_past_the_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sink, events) = sink(dir.path()).await;
+        // Consecutive chunks in one group follow on from each other.
+        sink.commit("s", &[chunk(-1, 100), chunk(100, 200)])
+            .await
+            .unwrap();
+        // The chunk ending at 300 was lost (its commit failed); the next one is refused.
+        let err = sink.commit("s", &[chunk(300, 400)]).await.unwrap_err();
+        assert!(err.contains("earlier chunk failed"), "{err}");
+        assert_eq!(events.txn_version("file:x").await.unwrap(), Some(200));
+        assert_eq!(events.info(None).await.unwrap().rows, 2);
+        // Resumed from the table, the source goes on; a replay of a committed chunk is skipped.
+        sink.commit("s", &[chunk(200, 300), chunk(300, 400)])
+            .await
+            .unwrap();
+        let r = sink.commit("s", &[chunk(100, 200)]).await.unwrap();
+        assert_eq!((r.rows_written, r.replays_skipped), (0, 1));
+        assert_eq!(events.info(None).await.unwrap().rows, 4);
     }
 }

@@ -67,6 +67,34 @@ pub fn open_tracking(
     Ok(Arc::new(store))
 }
 
+/// Run a source until it finishes or `stop` turns true; when it fails (a commit that
+/// could not be written, say) restart it after a pause. A restarted source resumes from
+/// the position its table holds, so the retry neither loses nor repeats records.
+async fn supervise<F, Fut>(name: String, stop: watch::Receiver<bool>, run: F)
+where
+    F: Fn(watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), freshet_ingest::IngestError>>,
+{
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match run(stop.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(stream = %name, error = %e, retry_in_ms = pause.as_millis() as u64, "source failed; restarting from the committed position")
+            }
+        }
+        let mut stop_rx = stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop_rx.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
+
 /// Everything `freshet up` runs.
 pub struct Runtime {
     pub config: FreshetConfig,
@@ -98,7 +126,6 @@ impl Runtime {
         let options = TableOptions {
             partition_by: vec![freshet_core::system_columns::INGEST_DATE.to_string()],
             checkpoint_interval: config.lake.checkpoint_interval.get(),
-            txn_retention_hours: config.lake.idempotency_retention_hours.get(),
         };
         let mut tables = HashMap::new();
         for (name, p) in &pipelines {
@@ -163,23 +190,21 @@ impl Runtime {
                         g.clone(),
                         self.stop.subscribe(),
                     );
-                    self.tasks.push(tokio::spawn(async move {
-                        match freshet_ingest::source::synthetic::run_generator(
-                            svc,
-                            name.clone(),
-                            g,
-                            stop,
-                        )
-                        .await
-                        {
-                            Ok(pos) => {
-                                tracing::info!(stream = %name, position = pos, "generator stopped")
+                    self.tasks
+                        .push(tokio::spawn(supervise(name.clone(), stop, move |stop| {
+                            let (svc, name, g) = (svc.clone(), name.clone(), g.clone());
+                            async move {
+                                let pos = freshet_ingest::source::synthetic::run_generator(
+                                    svc,
+                                    name.clone(),
+                                    g,
+                                    stop,
+                                )
+                                .await?;
+                                tracing::info!(stream = %name, position = pos, "generator stopped");
+                                Ok(())
                             }
-                            Err(e) => {
-                                tracing::error!(stream = %name, error = %e, "generator failed")
-                            }
-                        }
-                    }));
+                        })));
                 }
                 SourceConfig::File {
                     path,
@@ -202,13 +227,14 @@ impl Runtime {
                     opts.poll = Duration::from_millis(poll_ms.get());
                     let (svc, name, stop) =
                         (self.ingest.clone(), name.clone(), self.stop.subscribe());
-                    self.tasks.push(tokio::spawn(async move {
-                        let r = freshet_ingest::source::file::ingest_file(&svc, &name, &path, &opts, stop, &|_| {}).await;
-                        match r {
-                            Ok(p) => tracing::info!(stream = %name, offset = p.offset, accepted = p.accepted, "file source done"),
-                            Err(e) => tracing::error!(stream = %name, error = %e, "file source failed"),
+                    self.tasks.push(tokio::spawn(supervise(name.clone(), stop, move |stop| {
+                        let (svc, name, path, opts) = (svc.clone(), name.clone(), path.clone(), opts.clone());
+                        async move {
+                            let p = freshet_ingest::source::file::ingest_file(&svc, &name, &path, &opts, stop, &|_| {}).await?;
+                            tracing::info!(stream = %name, offset = p.offset, accepted = p.accepted, "file source done");
+                            Ok(())
                         }
-                    }));
+                    })));
                 }
                 SourceConfig::Http {} => {}
             }

@@ -360,6 +360,7 @@ mod tests {
         let t = Txn {
             app_id: "file:x".into(),
             version: 5,
+            after: None,
         };
         let a = c
             .submit(sub(3, Some(t.clone())), None)

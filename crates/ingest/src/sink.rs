@@ -18,6 +18,12 @@ pub struct Txn {
     pub app_id: String,
     /// The position reached; monotonic per `app_id`.
     pub version: i64,
+    /// For sources that submit consecutive chunks (file, generator): the position the
+    /// table must already hold (-1 for none) for this chunk to follow on. A chunk whose
+    /// predecessor failed to commit is refused rather than committed past the gap,
+    /// which would make a restart resume after the lost chunk. `None` for independent
+    /// submissions (HTTP keys).
+    pub after: Option<i64>,
 }
 
 /// Per-row system metadata. The event id is `<id_prefix>-<position>`, rendered only

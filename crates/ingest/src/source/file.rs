@@ -101,6 +101,8 @@ pub async fn ingest_file(
         FileFormat::Ndjson => (None, 0),
     };
     let mut offset = start.max(header_end);
+    // The position each chunk follows on (see `Txn::after`).
+    let mut prev_version = committed.unwrap_or(-1);
     let mut state = FileProgress {
         offset,
         resumed_from: start,
@@ -177,9 +179,11 @@ pub async fn ingest_file(
                 Some(Txn {
                     app_id: app_id.clone(),
                     version: end as i64,
+                    after: Some(prev_version),
                 }),
             )
             .await?;
+        prev_version = end as i64;
         state.rejected += outcome.rejected as u64;
         state.filtered += outcome.filtered as u64;
         state.accepted += outcome.accepted as u64;

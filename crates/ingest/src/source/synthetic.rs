@@ -34,6 +34,8 @@ pub async fn run_generator(
         .map_err(IngestError::Commit)?;
     let mut generator = Generator::new(&cfg);
     generator.seek(resume.unwrap_or(0).max(0) as u64);
+    // The position each chunk follows on (see `Txn::after`).
+    let mut prev_version = resume.unwrap_or(-1);
     let source: Arc<str> = app_id.as_str().into();
     let id_prefix = format!("gen{}", cfg.seed);
     // A tick every 100 ms when rate-limited; big chunks otherwise.
@@ -84,7 +86,9 @@ pub async fn run_generator(
         let txn = Txn {
             app_id: app_id.clone(),
             version: generator.position() as i64,
+            after: Some(prev_version),
         };
+        prev_version = txn.version;
         let (_, ack) = service
             .submit_decoded(
                 &rt,
