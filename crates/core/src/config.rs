@@ -106,9 +106,6 @@ pub struct LakeConfig {
     pub compaction: CompactionConfig,
     /// Files removed by compaction are deleted (vacuumed) after this many hours.
     pub retention_hours: u64,
-    /// How long `Idempotency-Key`s are remembered, in hours (Delta
-    /// `delta.setTransactionRetentionDuration`).
-    pub idempotency_retention_hours: NonZeroU64,
 }
 
 impl Default for LakeConfig {
@@ -118,7 +115,6 @@ impl Default for LakeConfig {
             checkpoint_interval: NonZeroU64::new(50).unwrap_or(NonZeroU64::MIN),
             compaction: CompactionConfig::default(),
             retention_hours: 168,
-            idempotency_retention_hours: NonZeroU64::new(168).unwrap_or(NonZeroU64::MIN),
         }
     }
 }

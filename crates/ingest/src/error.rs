@@ -19,6 +19,9 @@ pub enum IngestError {
     /// Too many records are waiting for a commit; the client should retry later.
     #[error("ingest is saturated: {0}")]
     Saturated(String),
+    /// The same `Idempotency-Key` is being processed by another request.
+    #[error("{0}")]
+    Conflict(String),
     /// A request carries more records than can ever be buffered at once.
     #[error("{0}")]
     TooLarge(String),

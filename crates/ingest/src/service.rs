@@ -206,6 +206,7 @@ impl IngestService {
         };
         let txn = idempotency_key.map(|k| Txn {
             app_id: format!("http:{k}"),
+            after: None,
             version: 1,
         });
         if let Some(t) = &txn {
@@ -364,7 +365,7 @@ impl IngestService {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if !set.insert(full.clone()) {
-            return Err(IngestError::Saturated(
+            return Err(IngestError::Conflict(
                 "a request with this Idempotency-Key is still being processed".into(),
             ));
         }

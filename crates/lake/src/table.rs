@@ -24,12 +24,13 @@ pub struct Txn {
     pub version: i64,
 }
 
-/// Table properties set at creation.
+/// Table properties set at creation. Transaction ids (source positions, idempotency
+/// keys) are kept for the table's lifetime: an expired source position would make a
+/// restarted source start over.
 #[derive(Debug, Clone)]
 pub struct TableOptions {
     pub partition_by: Vec<String>,
     pub checkpoint_interval: u64,
-    pub txn_retention_hours: u64,
 }
 
 impl Default for TableOptions {
@@ -37,7 +38,6 @@ impl Default for TableOptions {
         Self {
             partition_by: Vec::new(),
             checkpoint_interval: 50,
-            txn_retention_hours: 168,
         }
     }
 }
@@ -131,10 +131,6 @@ impl Table {
                     .with_configuration_property(
                         TableProperty::CheckpointInterval,
                         Some(options.checkpoint_interval.to_string()),
-                    )
-                    .with_configuration_property(
-                        TableProperty::SetTransactionRetentionDuration,
-                        Some(format!("interval {} hours", options.txn_retention_hours)),
                     )
                     .await?
             }

@@ -59,6 +59,14 @@ impl From<IngestError> for ApiError {
                     format!("{m}; retry later"),
                 )
             },
+            E::Conflict(m) => Self {
+                retry_after_secs: Some(1),
+                ..Self::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!("{m}; retry later with the same key"),
+                )
+            },
             E::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
             E::AckTimeout(ms) => Self {
                 retry_after_secs: Some(1),

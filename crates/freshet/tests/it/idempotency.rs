@@ -109,7 +109,7 @@ async fn same_key_is_replayed_other_key_is_written() {
                 }
             }
             // Still in flight: ask again later.
-            503 => assert!(retry_after.is_some(), "{text}"),
+            409 => assert!(retry_after.is_some(), "{text}"),
             s => panic!("status {s}: {text}"),
         }
     }

@@ -794,11 +794,7 @@ fn insert_metrics(tx: &rusqlite::Transaction<'_>, run_id: &str, metrics: &[Metri
         (
             m.step,
             m.timestamp,
-            if m.value.is_nan() {
-                0.0
-            } else {
-                m.value
-            },
+            if m.value.is_nan() { 0.0 } else { m.value },
         )
     };
     for m in metrics {
