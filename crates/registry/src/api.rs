@@ -26,25 +26,6 @@ pub fn experiment_json(e: &Experiment) -> Value {
     })
 }
 
-/// RunInfo as MLflow serialises it (with the deprecated `run_uuid` older clients read).
-pub fn run_info_json(i: &RunInfo) -> Value {
-    let mut v = json!({
-        "run_id": i.run_id,
-        "run_uuid": i.run_id,
-        "run_name": i.run_name,
-        "experiment_id": i.experiment_id,
-        "user_id": i.user_id,
-        "status": i.status.as_str(),
-        "start_time": i.start_time,
-        "artifact_uri": i.artifact_uri,
-        "lifecycle_stage": i.lifecycle_stage.as_str(),
-    });
-    if let (Some(end), Some(obj)) = (i.end_time, v.as_object_mut()) {
-        obj.insert("end_time".into(), json!(end));
-    }
-    v
-}
-
 /// A metric as MLflow serialises it, written straight to the output (no JSON tree):
 /// metric history answers carry tens of thousands of them.
 #[derive(Debug, Serialize)]
@@ -116,22 +97,28 @@ pub struct RunDataOut<'a> {
     pub tags: &'a [Tag],
 }
 
+impl<'a> From<&'a RunInfo> for RunInfoOut<'a> {
+    fn from(i: &'a RunInfo) -> Self {
+        RunInfoOut {
+            run_id: &i.run_id,
+            // The deprecated name older clients still read.
+            run_uuid: &i.run_id,
+            run_name: &i.run_name,
+            experiment_id: &i.experiment_id,
+            user_id: &i.user_id,
+            status: i.status.as_str(),
+            start_time: i.start_time,
+            end_time: i.end_time,
+            artifact_uri: &i.artifact_uri,
+            lifecycle_stage: i.lifecycle_stage.as_str(),
+        }
+    }
+}
+
 impl<'a> From<&'a Run> for RunOut<'a> {
     fn from(r: &'a Run) -> Self {
-        let i = &r.info;
         RunOut {
-            info: RunInfoOut {
-                run_id: &i.run_id,
-                run_uuid: &i.run_id,
-                run_name: &i.run_name,
-                experiment_id: &i.experiment_id,
-                user_id: &i.user_id,
-                status: i.status.as_str(),
-                start_time: i.start_time,
-                end_time: i.end_time,
-                artifact_uri: &i.artifact_uri,
-                lifecycle_stage: i.lifecycle_stage.as_str(),
-            },
+            info: RunInfoOut::from(&r.info),
             data: RunDataOut {
                 metrics: r.data.metrics.iter().map(MetricOut::from).collect(),
                 params: &r.data.params,
@@ -156,32 +143,6 @@ pub struct HistoryOut<'a> {
     pub metrics: Vec<MetricOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
-}
-
-/// A metric value; JSON has no NaN or infinities, so those travel as MLflow's strings.
-pub fn metric_json(m: &Metric) -> Value {
-    let value = if m.value.is_finite() {
-        json!(m.value)
-    } else if m.value.is_nan() {
-        json!("NaN")
-    } else if m.value > 0.0 {
-        json!("Infinity")
-    } else {
-        json!("-Infinity")
-    };
-    json!({ "key": m.key, "value": value, "timestamp": m.timestamp, "step": m.step })
-}
-
-pub fn run_json(r: &Run) -> Value {
-    json!({
-        "info": run_info_json(&r.info),
-        "data": {
-            "metrics": r.data.metrics.iter().map(metric_json).collect::<Vec<_>>(),
-            "params": r.data.params.iter().map(|p| json!({ "key": p.key, "value": p.value })).collect::<Vec<_>>(),
-            "tags": tags_json(&r.data.tags),
-        },
-        "inputs": {},
-    })
 }
 
 /// A key/value pair in a request.
@@ -399,5 +360,5 @@ pub fn metrics_from(
 }
 
 /// Empty JSON object, MLflow's answer to most writes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Empty {}

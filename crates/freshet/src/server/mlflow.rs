@@ -252,7 +252,7 @@ async fn create_run(State(s): State<AppState>, b: Bytes) -> Answer {
         tags,
     };
     let run = call(&s, move |st| st.create_run(new)).await?;
-    Ok(Json(json!({ "run": api::run_json(&run) })))
+    Ok(Json(json!({ "run": api::RunOut::from(&run) })))
 }
 
 #[derive(serde::Deserialize)]
@@ -268,7 +268,7 @@ async fn get_run(
     let Query(q) = q.map_err(|e| MlflowError::invalid(format!("Invalid query: {e}")))?;
     let id = query_run_id(q.run_id, q.run_uuid)?;
     let run = call(&s, move |st| st.get_run(&id)).await?;
-    Ok(Json(json!({ "run": api::run_json(&run) })))
+    Ok(Json(json!({ "run": api::RunOut::from(&run) })))
 }
 
 async fn update_run(State(s): State<AppState>, b: Bytes) -> Answer {
@@ -286,7 +286,7 @@ async fn update_run(State(s): State<AppState>, b: Bytes) -> Answer {
         run_name: req.run_name.filter(|n| !n.is_empty()),
     };
     let info = call(&s, move |st| st.update_run(&req.run_id, update)).await?;
-    Ok(Json(json!({ "run_info": api::run_info_json(&info) })))
+    Ok(Json(json!({ "run_info": api::RunInfoOut::from(&info) })))
 }
 
 async fn delete_run(State(s): State<AppState>, b: Bytes) -> Answer {

@@ -210,63 +210,7 @@ fn read_experiment(conn: &Connection, id: i64) -> Result<Option<Experiment>> {
 }
 
 fn read_run(conn: &Connection, run_id: &str) -> Result<Option<Run>> {
-    let info = conn
-        .query_row(
-            "SELECT run_id, run_name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage
-             FROM runs WHERE run_id = ?1",
-            [run_id],
-            |r| {
-                Ok(RunInfo {
-                    run_id: r.get(0)?,
-                    run_name: r.get(1)?,
-                    experiment_id: r.get::<_, i64>(2)?.to_string(),
-                    user_id: r.get(3)?,
-                    status: RunStatus::parse(&r.get::<_, String>(4)?).unwrap_or(RunStatus::Running),
-                    start_time: r.get(5)?,
-                    end_time: r.get(6)?,
-                    artifact_uri: r.get(7)?,
-                    lifecycle_stage: LifecycleStage::parse(&r.get::<_, String>(8)?),
-                })
-            },
-        )
-        .optional()?;
-    let Some(info) = info else { return Ok(None) };
-    let mut data = RunData::default();
-    let mut m = conn.prepare_cached(
-        "SELECT key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_id = ?1 ORDER BY key",
-    )?;
-    data.metrics = m
-        .query_map([run_id], |r| {
-            let nan: bool = r.get(2)?;
-            Ok(Metric {
-                key: r.get(0)?,
-                value: if nan { f64::NAN } else { r.get(1)? },
-                timestamp: r.get(3)?,
-                step: r.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut p =
-        conn.prepare_cached("SELECT key, value FROM params WHERE run_id = ?1 ORDER BY key")?;
-    data.params = p
-        .query_map([run_id], |r| {
-            Ok(Param {
-                key: r.get(0)?,
-                value: r.get(1)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut t =
-        conn.prepare_cached("SELECT key, value FROM tags WHERE run_id = ?1 ORDER BY key")?;
-    data.tags = t
-        .query_map([run_id], |r| {
-            Ok(Tag {
-                key: r.get(0)?,
-                value: r.get(1)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(Run { info, data }))
+    Ok(read_runs(conn, &[run_id.to_string()])?.pop())
 }
 
 /// Load many runs with one query per table (a search page would otherwise cost four
@@ -730,7 +674,13 @@ impl TrackingStore for SqliteStore {
     ) -> Result<Page<Metric>> {
         let offset = parse_token(page_token)?;
         let conn = self.reader();
-        if read_run(&conn, run_id)?.is_none() {
+        // An existence check only: the run's data is not needed here.
+        let exists: Option<i64> = conn
+            .query_row("SELECT 1 FROM runs WHERE run_id = ?1", [run_id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if exists.is_none() {
             return Err(RegistryError::NotFound(format!(
                 "Run with id={run_id} not found"
             )));
