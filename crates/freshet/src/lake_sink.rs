@@ -17,6 +17,7 @@ pub struct StreamTables {
     pub events: Arc<Table>,
     pub dlq: Arc<Table>,
     pub events_schema: Schema,
+    pub dlq_schema: Schema,
     pub user_columns: usize,
 }
 
@@ -148,8 +149,7 @@ impl TableSink for LakeSink {
                 pending(&t.dlq, group, |s| !s.dead.is_empty(), false).await?;
             let dead_count: usize = dead_subs.iter().map(|s| s.dead.len()).sum();
             if dead_count > 0 {
-                let dlq_schema = dlq_schema();
-                let mut b = RowBatchBuilder::new(&dlq_schema, dead_count);
+                let mut b = RowBatchBuilder::new(&t.dlq_schema, dead_count);
                 let mut id = String::new();
                 for s in &dead_subs {
                     for d in &s.dead {
@@ -251,6 +251,7 @@ mod tests {
             events: events.clone(),
             dlq,
             events_schema: schema,
+            dlq_schema: dlq_schema(),
             user_columns: 1,
         };
         (

@@ -151,6 +151,7 @@ impl Runtime {
                     dlq: Arc::new(dlq),
                     user_columns: p.output_schema().len(),
                     events_schema: schema,
+                    dlq_schema: dlq_schema(),
                 },
             );
         }

@@ -147,12 +147,6 @@ impl Committer {
             .map_err(|_| IngestError::ShuttingDown)?;
         Ok(ack)
     }
-
-    /// Records currently buffered (accepted, not yet committed) across all streams.
-    pub fn buffered(&self) -> usize {
-        self.capacity
-            .saturating_sub(self.permits.available_permits())
-    }
 }
 
 async fn run(

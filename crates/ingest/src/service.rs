@@ -170,10 +170,6 @@ impl IngestService {
         &self.sink
     }
 
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
     pub fn metrics(&self) -> &IngestMetrics {
         &self.metrics
     }
@@ -271,24 +267,10 @@ impl IngestService {
             .await
     }
 
-    /// As [`submit_decoded`](Self::submit_decoded) with an explicit position per record
-    /// (byte offsets for files), waiting for room.
+    /// Process decoded records with an explicit source position per record (byte
+    /// offsets for files) and submit them.
     #[allow(clippy::too_many_arguments)]
-    pub async fn submit_decoded_at(
-        &self,
-        rt: &StreamRuntime,
-        records: Vec<DecodedRecord>,
-        positions: Vec<i64>,
-        source: Arc<str>,
-        id_prefix: &str,
-        txn: Option<Txn>,
-    ) -> Result<(IngestOutcome, Ack)> {
-        self.submit(rt, records, positions, source, id_prefix, txn, false)
-            .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn submit(
+    pub async fn submit(
         &self,
         rt: &StreamRuntime,
         records: Vec<DecodedRecord>,

@@ -277,12 +277,6 @@ impl Table {
         Ok(found)
     }
 
-    /// Reload the latest state from storage (after other writers committed).
-    pub async fn refresh(&self) -> Result<()> {
-        self.table.lock().await.update_state().await?;
-        Ok(())
-    }
-
     /// A loaded table at `version` (latest when `None`), for reads.
     pub(crate) async fn at_version(&self, version: Option<i64>) -> Result<DeltaTable> {
         let mut builder = DeltaTableBuilder::from_url(self.url.clone())?;

@@ -159,11 +159,7 @@ pub async fn ingest(a: BenchIngestArgs) -> Result<()> {
     let table = freshet_lake::Table::open(lake.table_url("events/bench")?).await?;
     let info = table.info(None).await?;
     lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let pct = |p: f64| super::percentile(&lat, p);
     let report = IngestReport {
         seconds: elapsed,
         clients: a.clients,

@@ -152,11 +152,7 @@ async fn run_workload(
     }
     let elapsed = started.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let pct = |p: f64| super::percentile(&lat, p);
     let r = WorkloadReport {
         name,
         ops: lat.len() as u64,

@@ -52,3 +52,9 @@ fn validate(path: &std::path::Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// The `p` quantile (0..1) of sorted values, by nearest rank; 0 for no values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1));
+    sorted.get(i).copied().unwrap_or(0.0)
+}

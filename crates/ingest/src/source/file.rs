@@ -170,7 +170,7 @@ pub async fn ingest_file(
             decode_lines(chunk, offset, line_no, csv_header.as_ref(), &schema);
         let end = offset + complete as u64;
         let (outcome, ack) = service
-            .submit_decoded_at(
+            .submit(
                 &rt,
                 records,
                 positions,
@@ -181,6 +181,7 @@ pub async fn ingest_file(
                     version: end as i64,
                     after: Some(prev_version),
                 }),
+                false,
             )
             .await?;
         prev_version = end as i64;
