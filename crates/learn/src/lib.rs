@@ -10,9 +10,13 @@
 //! (shadow traffic must not change a model). Depends on `freshet-core` only.
 
 pub mod baseline;
+pub mod boosting;
 pub mod evaluate;
+pub mod features;
+pub mod forest;
 pub mod linear;
 pub mod metrics;
+pub mod model;
 pub mod naive_bayes;
 pub mod tree;
 

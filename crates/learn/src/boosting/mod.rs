@@ -1,0 +1,1 @@
+//! Histogram gradient-boosted trees, the batch learner for periodic retraining on a window.

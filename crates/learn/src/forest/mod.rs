@@ -1,0 +1,1 @@
+//! Adaptive random forest: an ensemble of Hoeffding trees with drift-driven replacement.
