@@ -260,6 +260,11 @@ impl HoeffdingAdaptiveTreeClassifier {
                     leaf.deactivate();
                 }
             }
+            SplitOutcome::Restart => {
+                if let Some(Node::Leaf { leaf, .. }) = self.nodes.get_mut(id) {
+                    leaf.restart();
+                }
+            }
             SplitOutcome::Split(split) => {
                 let [left, right] = split.children_stats;
                 let child = |stats| Node::Leaf {

@@ -71,8 +71,10 @@ pub struct HoeffdingTreeConfig {
     /// A candidate split is valid only if at least two branches receive more than this
     /// fraction of the weight, in [0, 0.5). Default 0.01.
     pub min_branch_fraction: f64,
-    /// A leaf whose majority class holds more than this share of its weight stops trying
-    /// to split (it is deactivated, as in River), in (0, 1]. Default 0.99.
+    /// A leaf whose majority class holds more than this share of its weight does not
+    /// split at this attempt and restarts its split statistics (as River's
+    /// deactivation followed by its memory manager's reactivation), in (0, 1].
+    /// Default 0.99.
     pub max_share_to_split: f64,
 }
 

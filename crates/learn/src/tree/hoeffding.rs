@@ -157,6 +157,11 @@ impl HoeffdingTreeClassifier {
                     leaf.deactivate();
                 }
             }
+            SplitOutcome::Restart => {
+                if let Some(Node::Leaf(leaf)) = self.nodes.get_mut(id) {
+                    leaf.restart();
+                }
+            }
             SplitOutcome::Split(split) => {
                 let [left, right] = split.children_stats;
                 let children = [

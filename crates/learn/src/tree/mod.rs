@@ -39,9 +39,12 @@
 //! - Not implemented: nominal features and multiway splits, Gini and Hellinger
 //!   criteria, memory management (`max_size`, `memory_estimate_period`,
 //!   `stop_mem_management`), `remove_poor_attrs`, sample weights in the API;
-//!   `merit_preprune` is always on (the null split competes with merit −∞, and a leaf
-//!   where it wins, or whose majority class exceeds `max_share_to_split`, is
-//!   deactivated, as in River).
+//!   `merit_preprune` is always on: the null split competes with merit −∞, and a leaf
+//!   where it wins, or whose majority class exceeds `max_share_to_split`, drops its
+//!   feature statistics and starts collecting anew. River deactivates such a leaf, but
+//!   its memory manager, run right after, reactivates every inactive leaf with empty
+//!   splitters while the tree is under `max_size`, so the effect in River is the same
+//!   restart; only the maximum depth deactivates a leaf for good.
 //! - Naive Bayes works with log densities (no underflow to a zero likelihood, which
 //!   River then skips) and gives classes without weight at the leaf probability 0.
 //! - Adaptive tree: an alternate subtree grows in its own slot and replaces its branch

@@ -388,3 +388,24 @@ fn both_trees_pass_the_classifier_conformance_suite() {
     check_classifier_conformance(|| Box::new(HoeffdingTreeClassifier::default()));
     check_classifier_conformance(|| Box::new(HoeffdingAdaptiveTreeClassifier::default()));
 }
+
+/// A leaf pre-pruned while one class dominated keeps learning and splits once the
+/// classes separate (River's memory manager reactivates such leaves; a leaf deactivated
+/// for good would never split).
+#[test]
+fn pre_pruned_leaves_restart_and_split_later() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut tree = HoeffdingTreeClassifier::default();
+    // 199 of the first 200 are class 0: the majority share 0.995 is above 0.99.
+    for t in 0..200 {
+        tree.learn_one(&[rng.random::<f64>()], usize::from(t == 7));
+    }
+    assert!(tree.root_split().is_none());
+    assert_eq!(tree.summary().n_active_leaves, 1);
+    for _ in 0..2000 {
+        let x = rng.random::<f64>();
+        tree.learn_one(&[x], usize::from(x > 0.5));
+    }
+    let root = tree.root_split().expect("the restarted root splits");
+    assert_eq!(root.feature, 0);
+}
