@@ -6,6 +6,7 @@
 //! Secrets never appear here: the PII key is read from the environment or a file whose
 //! *name* is configured.
 
+use crate::model_spec::ModelSpec;
 use crate::schema::{Field, Schema, UnknownFields, is_valid_field_name};
 use crate::value::FieldType;
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,9 @@ pub struct FreshetConfig {
     /// Experiment tracking and the model registry.
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// Named models, each trained from one stream (docs/models.md).
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelSpec>,
 }
 
 /// Experiment tracking and the model registry (served through the MLflow REST API).
@@ -405,6 +409,9 @@ impl FreshetConfig {
                 ));
             }
             stream.validate(&base, &mut errs);
+        }
+        for (name, model) in &self.models {
+            model.validate(name, &self.streams, &mut errs);
         }
         errs
     }

@@ -2,16 +2,18 @@
 //!
 //! This room holds what every stage of the loop agrees on: [`Value`] and [`FieldType`],
 //! the [`Schema`] of a stream, the configuration model loaded from `freshet.yaml`
-//! ([`config`]), and the injected [`Clock`]. It depends on nothing else in the
+//! ([`config`], with the model specs of [`model_spec`]), and the injected [`Clock`]. It depends on nothing else in the
 //! workspace and performs no I/O apart from reading the configuration file it is given.
 
 pub mod clock;
 pub mod config;
+pub mod model_spec;
 pub mod schema;
 pub mod value;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, FreshetConfig};
+pub use model_spec::{ModelSpec, ResolvedModelSpec, Task};
 pub use schema::{Field, PiiAction, Schema};
 pub use value::{FieldType, Value};
 

@@ -1,0 +1,765 @@
+//! The `models:` section of `freshet.yaml`: what a model learns from, what it predicts,
+//! how its features are built and which learner it uses.
+//!
+//! A [`ModelSpec`] is what the user wrote; it may leave the task, the features and the
+//! learner to be inferred. [`ModelSpec::resolve`] fills them in against the schema of
+//! the stream the model trains from and returns a [`ResolvedModelSpec`], which is what
+//! the learn crate builds models from and what a model artifact carries. Resolution
+//! errors name the key path, like every other configuration error.
+//!
+//! `freshet validate` can only resolve models on streams that declare their schema
+//! (http and file sources); generator schemas live in the ingest crate, so models on
+//! generator streams are resolved by whoever holds that schema.
+
+use crate::config::{ConfigError, StreamConfig, TransformConfig};
+use crate::schema::{Field, PiiAction, Schema};
+use crate::system_columns as sys;
+use crate::value::FieldType;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::num::{NonZeroU32, NonZeroUsize};
+
+/// Default `max_categories` of one-hot encoding.
+pub const DEFAULT_MAX_CATEGORIES: usize = 32;
+/// Default `buckets` of hash encoding.
+pub const DEFAULT_HASH_BUCKETS: usize = 64;
+/// Default share of the most recent rows held out for evaluation.
+pub const DEFAULT_HOLDOUT: f64 = 0.2;
+
+/// One model, as declared under `models.<name>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The stream the model trains from; its table is `events/<stream>`.
+    pub stream: String,
+    /// The field of the stream holding the ground truth.
+    pub label: String,
+    /// What is predicted; inferred from the label's type when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<Task>,
+    /// How record fields become model inputs; derived from the stream schema when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<FeatureSpec>>,
+    /// The learning algorithm; logistic regression (classification) or linear
+    /// regression (regression) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learner: Option<LearnerSpec>,
+    /// Share of the most recent rows kept out of training to evaluate the model
+    /// out of time, in [0, 1).
+    #[serde(default = "default_holdout")]
+    pub holdout: f64,
+}
+
+fn default_holdout() -> f64 {
+    DEFAULT_HOLDOUT
+}
+
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Two classes; probabilities are reported for both.
+    Binary,
+    /// Any number of classes, discovered as labels arrive.
+    Multiclass,
+    /// A real number.
+    Regression,
+}
+
+impl Task {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Binary => "binary",
+            Task::Multiclass => "multiclass",
+            Task::Regression => "regression",
+        }
+    }
+
+    pub fn is_classification(self) -> bool {
+        self != Task::Regression
+    }
+}
+
+/// One input of a model: a field and how it is encoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum FeatureSpec {
+    /// An `int` or `float` field, standardised online (running mean and variance).
+    Numeric {
+        field: String,
+        /// What a missing value becomes.
+        #[serde(default)]
+        missing: MissingPolicy,
+    },
+    /// A `string`, `int` or `bool` field taken as a category.
+    Categorical {
+        field: String,
+        /// `onehot` (default) or `hash`.
+        #[serde(default)]
+        encoding: Encoding,
+        /// One-hot only: categories learnt before later ones fall in the unseen bucket
+        /// (default 32).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_categories: Option<NonZeroUsize>,
+        /// Hash only: number of buckets (default 64).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        buckets: Option<NonZeroUsize>,
+    },
+    /// A `timestamp` (or `date`) field as cyclic time of day and day of week.
+    Time { field: String },
+    /// A `bool` field as 1/0.
+    Bool { field: String },
+}
+
+impl FeatureSpec {
+    /// The field the feature reads.
+    pub fn field(&self) -> &str {
+        match self {
+            FeatureSpec::Numeric { field, .. }
+            | FeatureSpec::Categorical { field, .. }
+            | FeatureSpec::Time { field }
+            | FeatureSpec::Bool { field } => field,
+        }
+    }
+
+    /// The `kind` key's value.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            FeatureSpec::Numeric { .. } => "numeric",
+            FeatureSpec::Categorical { .. } => "categorical",
+            FeatureSpec::Time { .. } => "time",
+            FeatureSpec::Bool { .. } => "bool",
+        }
+    }
+}
+
+/// What a missing numeric value becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingPolicy {
+    /// The running mean (0 after standardisation).
+    #[default]
+    Mean,
+    /// The raw value 0, standardised like any other value.
+    Zero,
+    /// The mean, plus a `<field>__missing` column that is 1 when the value is missing.
+    Indicator,
+}
+
+/// How a categorical value becomes columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// One column per learnt category plus one for unseen categories.
+    #[default]
+    Onehot,
+    /// A fixed number of columns; each value lands in the bucket its hash selects.
+    Hash,
+}
+
+/// The optimizer of a linear learner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Stochastic gradient descent (default learning rate 0.01).
+    #[default]
+    Sgd,
+    /// Adam (default step size 0.1).
+    Adam,
+    /// FTRL-Proximal; `lr` is its `alpha` (default 0.05).
+    Ftrl,
+}
+
+/// The learning algorithm of a model and its parameters; `type` selects it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LearnerSpec {
+    /// Online logistic regression (binary, or one-vs-rest for multiclass).
+    LogisticRegression {
+        #[serde(default)]
+        optimizer: OptimizerKind,
+        /// Learning rate; the optimizer's default when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lr: Option<f64>,
+        /// L2 penalty added to each weight's gradient.
+        #[serde(default)]
+        l2: f64,
+    },
+    /// Online linear regression (squared loss).
+    LinearRegression {
+        #[serde(default)]
+        optimizer: OptimizerKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lr: Option<f64>,
+        #[serde(default)]
+        l2: f64,
+    },
+    /// Gaussian naive Bayes.
+    GaussianNb {},
+    /// Hoeffding tree (VFDT).
+    HoeffdingTree(TreeSpec),
+    /// Hoeffding adaptive tree: replaces branches whose error drifts up.
+    HoeffdingAdaptiveTree(TreeSpec),
+    /// Adaptive random forest of Hoeffding trees.
+    AdaptiveRandomForest {
+        /// Trees in the forest.
+        #[serde(default = "default_n_models")]
+        n_models: NonZeroUsize,
+        #[serde(default = "default_forest_seed")]
+        seed: u64,
+    },
+    /// Histogram gradient-boosted trees, trained in batch on a window.
+    Gbt {
+        #[serde(default = "default_n_trees")]
+        n_trees: NonZeroUsize,
+        #[serde(default = "default_gbt_learning_rate")]
+        learning_rate: f64,
+        #[serde(default = "default_gbt_max_depth")]
+        max_depth: NonZeroUsize,
+        /// Value bins per feature, 2 to 255.
+        #[serde(default = "default_max_bins")]
+        max_bins: usize,
+    },
+    /// Baseline: the most frequent class so far.
+    Majority {},
+    /// Baseline: the last label seen.
+    NoChange {},
+}
+
+/// Parameters of the Hoeffding trees (River's defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeSpec {
+    /// Examples a leaf sees between split attempts.
+    #[serde(default = "default_grace_period")]
+    pub grace_period: NonZeroU32,
+    /// Deepest level (root = 0); unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_depth: Option<u32>,
+    /// δ of the Hoeffding bound, in (0, 1).
+    #[serde(default = "default_delta")]
+    pub delta: f64,
+    /// Split anyway once the bound falls below τ.
+    #[serde(default = "default_tau")]
+    pub tau: f64,
+    /// Seed of the adaptive tree's bootstrap draws (unused by the plain tree).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Default for TreeSpec {
+    fn default() -> Self {
+        Self {
+            grace_period: default_grace_period(),
+            max_depth: None,
+            delta: default_delta(),
+            tau: default_tau(),
+            seed: 0,
+        }
+    }
+}
+
+fn default_grace_period() -> NonZeroU32 {
+    NonZeroU32::new(200).unwrap_or(NonZeroU32::MIN)
+}
+fn default_delta() -> f64 {
+    1e-7
+}
+fn default_tau() -> f64 {
+    0.05
+}
+fn default_n_models() -> NonZeroUsize {
+    NonZeroUsize::new(10).unwrap_or(NonZeroUsize::MIN)
+}
+fn default_forest_seed() -> u64 {
+    42
+}
+fn default_n_trees() -> NonZeroUsize {
+    NonZeroUsize::new(100).unwrap_or(NonZeroUsize::MIN)
+}
+fn default_gbt_learning_rate() -> f64 {
+    0.1
+}
+fn default_gbt_max_depth() -> NonZeroUsize {
+    NonZeroUsize::new(6).unwrap_or(NonZeroUsize::MIN)
+}
+fn default_max_bins() -> usize {
+    255
+}
+
+impl LearnerSpec {
+    /// The `type` key's value.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LearnerSpec::LogisticRegression { .. } => "logistic_regression",
+            LearnerSpec::LinearRegression { .. } => "linear_regression",
+            LearnerSpec::GaussianNb {} => "gaussian_nb",
+            LearnerSpec::HoeffdingTree(_) => "hoeffding_tree",
+            LearnerSpec::HoeffdingAdaptiveTree(_) => "hoeffding_adaptive_tree",
+            LearnerSpec::AdaptiveRandomForest { .. } => "adaptive_random_forest",
+            LearnerSpec::Gbt { .. } => "gbt",
+            LearnerSpec::Majority {} => "majority",
+            LearnerSpec::NoChange {} => "no_change",
+        }
+    }
+
+    /// The learner used when a spec names none.
+    pub fn default_for(task: Task) -> Self {
+        let (optimizer, lr, l2) = (OptimizerKind::Sgd, None, 0.0);
+        match task {
+            Task::Regression => LearnerSpec::LinearRegression { optimizer, lr, l2 },
+            _ => LearnerSpec::LogisticRegression { optimizer, lr, l2 },
+        }
+    }
+
+    /// Whether the learner can do `task`.
+    pub fn supports(&self, task: Task) -> bool {
+        match self {
+            LearnerSpec::LinearRegression { .. } => task == Task::Regression,
+            // Boosting handles both log loss and squared error.
+            LearnerSpec::Gbt { .. } => true,
+            _ => task.is_classification(),
+        }
+    }
+
+    fn validate(&self, p: &str, errs: &mut Vec<ConfigError>) {
+        let mut check = |ok: bool, key: &str, message: &str| {
+            if !ok {
+                errs.push(ConfigError::new(format!("{p}.{key}"), message));
+            }
+        };
+        match self {
+            LearnerSpec::LogisticRegression { lr, l2, .. }
+            | LearnerSpec::LinearRegression { lr, l2, .. } => {
+                check(
+                    lr.is_none_or(|lr| lr > 0.0 && lr.is_finite()),
+                    "lr",
+                    "must be a finite number above 0",
+                );
+                check(
+                    *l2 >= 0.0 && l2.is_finite(),
+                    "l2",
+                    "must be a finite number, 0 or more",
+                );
+            }
+            LearnerSpec::HoeffdingTree(t) | LearnerSpec::HoeffdingAdaptiveTree(t) => {
+                check(t.delta > 0.0 && t.delta < 1.0, "delta", "must be in (0, 1)");
+                check(
+                    t.tau >= 0.0 && t.tau.is_finite(),
+                    "tau",
+                    "must be a finite number, 0 or more",
+                );
+            }
+            LearnerSpec::Gbt {
+                learning_rate,
+                max_bins,
+                ..
+            } => {
+                check(
+                    *learning_rate > 0.0 && *learning_rate <= 1.0,
+                    "learning_rate",
+                    "must be in (0, 1]",
+                );
+                check(
+                    (2..=255).contains(max_bins),
+                    "max_bins",
+                    "must be between 2 and 255",
+                );
+            }
+            LearnerSpec::GaussianNb {}
+            | LearnerSpec::AdaptiveRandomForest { .. }
+            | LearnerSpec::Majority {}
+            | LearnerSpec::NoChange {} => {}
+        }
+    }
+}
+
+/// A model spec with everything inferred filled in, checked against a stream schema.
+/// This is what models are built from, and what a model artifact records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolvedModelSpec {
+    /// The model's name (its key under `models:`).
+    pub name: String,
+    pub stream: String,
+    pub label: String,
+    /// Type of the label field in the stream.
+    pub label_type: FieldType,
+    pub task: Task,
+    /// In order; the feature vector follows this order.
+    pub features: Vec<ResolvedFeature>,
+    pub learner: LearnerSpec,
+    pub holdout: f64,
+}
+
+/// One feature with its field's type and every parameter set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolvedFeature {
+    pub field: String,
+    pub field_type: FieldType,
+    pub kind: FeatureKind,
+}
+
+/// A feature's encoding with its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FeatureKind {
+    Numeric { missing: MissingPolicy },
+    Onehot { max_categories: usize },
+    Hash { buckets: usize },
+    Time,
+    Bool,
+}
+
+impl FeatureKind {
+    fn accepts(&self, ty: FieldType) -> bool {
+        use FieldType as T;
+        match self {
+            FeatureKind::Numeric { .. } => matches!(ty, T::Int | T::Float),
+            FeatureKind::Onehot { .. } | FeatureKind::Hash { .. } => {
+                matches!(ty, T::String | T::Int | T::Bool)
+            }
+            FeatureKind::Time => matches!(ty, T::Timestamp | T::Date),
+            FeatureKind::Bool => ty == T::Bool,
+        }
+    }
+}
+
+impl ModelSpec {
+    /// Checks that need no schema, plus a full [`resolve`](Self::resolve) when the
+    /// stream declares its schema; errors are under `models.<name>`.
+    pub(crate) fn validate(
+        &self,
+        name: &str,
+        streams: &BTreeMap<String, StreamConfig>,
+        errs: &mut Vec<ConfigError>,
+    ) {
+        let base = format!("models.{name}");
+        if !crate::config::is_valid_stream_name(name) {
+            errs.push(ConfigError::new(
+                &base,
+                "model names use letters, digits, '-' and '_' and start with a letter",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.holdout) {
+            errs.push(ConfigError::new(
+                format!("{base}.holdout"),
+                "must be at least 0 and below 1",
+            ));
+        }
+        if let Some(features) = &self.features {
+            if features.is_empty() {
+                errs.push(ConfigError::new(
+                    format!("{base}.features"),
+                    "must list at least one feature (or be left out to derive them)",
+                ));
+            }
+            let mut seen = HashSet::new();
+            for (i, f) in features.iter().enumerate() {
+                let p = format!("{base}.features[{i}]");
+                validate_feature_params(f, &p, errs);
+                if !seen.insert(f.field()) {
+                    errs.push(ConfigError::new(
+                        format!("{p}.field"),
+                        format!("field '{}' is already a feature", f.field()),
+                    ));
+                }
+                if f.field() == self.label {
+                    errs.push(ConfigError::new(
+                        format!("{p}.field"),
+                        "the label cannot be a feature",
+                    ));
+                }
+            }
+        }
+        if let Some(learner) = &self.learner {
+            learner.validate(&format!("{base}.learner"), errs);
+        }
+        let Some(stream) = streams.get(&self.stream) else {
+            errs.push(ConfigError::new(
+                format!("{base}.stream"),
+                format!("no stream '{}' is declared", self.stream),
+            ));
+            return;
+        };
+        if let Some(schema) = declared_output_schema(stream) {
+            // Resolution repeats none of the checks above, so nothing is reported twice.
+            if let Err(e) = self.resolve(name, &schema) {
+                errs.extend(e);
+            }
+        }
+    }
+
+    /// Fill in the task, features and learner against the schema of the stream's rows
+    /// (system columns may be included: they are never derived as features). Every
+    /// problem is returned, each naming its key path under `models.<name>`.
+    pub fn resolve(
+        &self,
+        name: &str,
+        schema: &Schema,
+    ) -> Result<ResolvedModelSpec, Vec<ConfigError>> {
+        let base = format!("models.{name}");
+        let mut errs = Vec::new();
+        let label = schema.field(&self.label);
+        if label.is_none() {
+            errs.push(ConfigError::new(
+                format!("{base}.label"),
+                format!(
+                    "'{}' is not a field of stream '{}'",
+                    self.label, self.stream
+                ),
+            ));
+        }
+        let task = label.and_then(|l| self.resolve_task(l, &base, &mut errs));
+        let features = match &self.features {
+            Some(list) => resolve_listed(list, schema, &self.stream, &base, &mut errs),
+            None => derive_features(schema, &self.label),
+        };
+        if self.features.is_none() && features.is_empty() {
+            errs.push(ConfigError::new(
+                format!("{base}.features"),
+                format!(
+                    "stream '{}' has no field to derive a feature from: list them",
+                    self.stream
+                ),
+            ));
+        }
+        let learner = task.map(|t| {
+            self.learner
+                .clone()
+                .unwrap_or_else(|| LearnerSpec::default_for(t))
+        });
+        if let (Some(t), Some(l)) = (task, &learner)
+            && !l.supports(t)
+        {
+            errs.push(ConfigError::new(
+                format!("{base}.learner.type"),
+                format!("{} cannot learn a {} task", l.name(), t.as_str()),
+            ));
+        }
+        match (label, task, learner) {
+            (Some(label), Some(task), Some(learner)) if errs.is_empty() => Ok(ResolvedModelSpec {
+                name: name.to_string(),
+                stream: self.stream.clone(),
+                label: self.label.clone(),
+                label_type: label.ty,
+                task,
+                features,
+                learner,
+                holdout: self.holdout,
+            }),
+            _ => Err(errs),
+        }
+    }
+
+    fn resolve_task(&self, label: &Field, base: &str, errs: &mut Vec<ConfigError>) -> Option<Task> {
+        use FieldType as T;
+        let ty = label.ty;
+        let Some(task) = self.task else {
+            let inferred = infer_task(label);
+            if inferred.is_none() {
+                errs.push(ConfigError::new(
+                    format!("{base}.task"),
+                    format!("cannot infer the task from a {ty} label: set binary, multiclass or regression"),
+                ));
+            }
+            return inferred;
+        };
+        let ok = match task {
+            Task::Binary | Task::Multiclass => matches!(ty, T::Bool | T::Int | T::String),
+            Task::Regression => matches!(ty, T::Int | T::Float),
+        };
+        if !ok {
+            errs.push(ConfigError::new(
+                format!("{base}.task"),
+                format!(
+                    "a {} task cannot use the {ty} label '{}'",
+                    task.as_str(),
+                    label.name
+                ),
+            ));
+            return None;
+        }
+        Some(task)
+    }
+}
+
+/// The task a label implies: bool labels and ints bounded to [0, 1] or strings with
+/// two declared categories are binary; other ints and strings multiclass; floats
+/// regression. Timestamps and dates imply nothing.
+fn infer_task(label: &Field) -> Option<Task> {
+    match label.ty {
+        FieldType::Bool => Some(Task::Binary),
+        FieldType::Int if label.min == Some(0.0) && label.max == Some(1.0) => Some(Task::Binary),
+        FieldType::Int => Some(Task::Multiclass),
+        FieldType::String if label.categories.as_ref().is_some_and(|c| c.len() == 2) => {
+            Some(Task::Binary)
+        }
+        FieldType::String => Some(Task::Multiclass),
+        FieldType::Float => Some(Task::Regression),
+        FieldType::Timestamp | FieldType::Date => None,
+    }
+}
+
+fn validate_feature_params(f: &FeatureSpec, p: &str, errs: &mut Vec<ConfigError>) {
+    if let FeatureSpec::Categorical {
+        encoding,
+        max_categories,
+        buckets,
+        ..
+    } = f
+    {
+        match encoding {
+            Encoding::Onehot if buckets.is_some() => errs.push(ConfigError::new(
+                format!("{p}.buckets"),
+                "only hash encoding has buckets",
+            )),
+            Encoding::Hash if max_categories.is_some() => errs.push(ConfigError::new(
+                format!("{p}.max_categories"),
+                "only onehot encoding has max_categories",
+            )),
+            _ => {}
+        }
+    }
+}
+
+fn resolve_listed(
+    list: &[FeatureSpec],
+    schema: &Schema,
+    stream: &str,
+    base: &str,
+    errs: &mut Vec<ConfigError>,
+) -> Vec<ResolvedFeature> {
+    let mut out = Vec::with_capacity(list.len());
+    for (i, f) in list.iter().enumerate() {
+        let p = format!("{base}.features[{i}]");
+        let Some(field) = schema.field(f.field()) else {
+            errs.push(ConfigError::new(
+                format!("{p}.field"),
+                format!("'{}' is not a field of stream '{stream}'", f.field()),
+            ));
+            continue;
+        };
+        let kind = match f {
+            FeatureSpec::Numeric { missing, .. } => FeatureKind::Numeric { missing: *missing },
+            FeatureSpec::Categorical {
+                encoding: Encoding::Onehot,
+                max_categories,
+                ..
+            } => FeatureKind::Onehot {
+                max_categories: max_categories.map_or(DEFAULT_MAX_CATEGORIES, NonZeroUsize::get),
+            },
+            FeatureSpec::Categorical {
+                encoding: Encoding::Hash,
+                buckets,
+                ..
+            } => FeatureKind::Hash {
+                buckets: buckets.map_or(DEFAULT_HASH_BUCKETS, NonZeroUsize::get),
+            },
+            FeatureSpec::Time { .. } => FeatureKind::Time,
+            FeatureSpec::Bool { .. } => FeatureKind::Bool,
+        };
+        if !kind.accepts(field.ty) {
+            errs.push(ConfigError::new(
+                format!("{p}.kind"),
+                format!(
+                    "a {} feature cannot read the {} field '{}'",
+                    f.kind_name(),
+                    field.ty,
+                    field.name
+                ),
+            ));
+            continue;
+        }
+        out.push(ResolvedFeature {
+            field: field.name.clone(),
+            field_type: field.ty,
+            kind,
+        });
+    }
+    out
+}
+
+/// Features derived from a schema: every field but the label, system columns (`_`
+/// prefix) and PII-tagged fields (hashed identifiers generalise to nothing, and the
+/// model should not need them), with the kind their type implies.
+pub fn derive_features(schema: &Schema, label: &str) -> Vec<ResolvedFeature> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| f.name != label && !f.name.starts_with('_') && f.pii.is_none())
+        .map(|f| ResolvedFeature {
+            field: f.name.clone(),
+            field_type: f.ty,
+            kind: match f.ty {
+                FieldType::Int | FieldType::Float => FeatureKind::Numeric {
+                    missing: MissingPolicy::Mean,
+                },
+                // A declared category list bigger than the default still gets a column each.
+                FieldType::String => FeatureKind::Onehot {
+                    max_categories: f.categories.as_ref().map_or(DEFAULT_MAX_CATEGORIES, |c| {
+                        c.len().max(DEFAULT_MAX_CATEGORIES)
+                    }),
+                },
+                FieldType::Bool => FeatureKind::Bool,
+                FieldType::Timestamp | FieldType::Date => FeatureKind::Time,
+            },
+        })
+        .collect()
+}
+
+/// The columns of `events/<stream>` as far as the configuration tells: the declared
+/// fields after the PII policy and the transforms, then the system columns. `None` for
+/// streams without a declared schema (generators). The ingest pipeline's output schema
+/// is the authority; this mirrors it so that `freshet validate` can check models.
+pub fn declared_output_schema(stream: &StreamConfig) -> Option<Schema> {
+    let declared = stream.schema.as_ref()?;
+    let mut fields: Vec<Field> = Vec::with_capacity(declared.fields.len() + 6);
+    let mut hashes = false;
+    for f in &declared.fields {
+        match f.pii {
+            Some(PiiAction::Drop) => {}
+            Some(action @ (PiiAction::Hash | PiiAction::Redact)) => {
+                hashes |= action == PiiAction::Hash;
+                let mut g = Field::new(f.name.clone(), FieldType::String);
+                g.required = f.required;
+                g.pii = f.pii;
+                fields.push(g);
+            }
+            None => fields.push(f.clone()),
+        }
+    }
+    for t in &stream.transforms {
+        match t {
+            TransformConfig::Filter { .. } => {}
+            TransformConfig::Derive { field, ty, .. } => {
+                fields.retain(|f| &f.name != field);
+                fields.push(Field::new(field.clone(), *ty));
+            }
+            TransformConfig::Rename { from, to } => {
+                if let Some(f) = fields.iter_mut().find(|f| &f.name == from) {
+                    f.name = to.clone();
+                }
+            }
+            TransformConfig::Drop { fields: dropped } => {
+                fields.retain(|f| !dropped.contains(&f.name));
+            }
+        }
+    }
+    if hashes {
+        fields.push(Field::new(sys::PII_KEY_VERSION, FieldType::String));
+    }
+    fields.extend([
+        Field::new(sys::EVENT_ID, FieldType::String),
+        Field::new(sys::INGESTED_AT, FieldType::Timestamp),
+        Field::new(sys::SOURCE, FieldType::String),
+        Field::new(sys::POSITION, FieldType::Int),
+        Field::new(sys::INGEST_DATE, FieldType::Date),
+    ]);
+    Some(Schema::new(fields))
+}
+
+#[cfg(test)]
+#[path = "model_spec_tests.rs"]
+mod tests;

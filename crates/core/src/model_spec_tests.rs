@@ -1,0 +1,239 @@
+//! Tests of the `models:` section: parsing, inference, resolution and key-path errors.
+
+use super::*;
+use crate::config::FreshetConfig;
+
+const STREAM: &str = r#"
+streams:
+  pay:
+    source: { type: http }
+    schema:
+      fields:
+        - { name: card, type: string, pii: hash }
+        - { name: amount, type: float }
+        - { name: merchant, type: string, categories: [a, b, c] }
+        - { name: ts, type: timestamp }
+        - { name: online, type: bool }
+        - { name: bucket, type: int }
+        - { name: is_fraud, type: int, min: 0, max: 1 }
+        - { name: country, type: string }
+    transforms:
+      - { type: rename, from: country, to: cc }
+      - { type: derive, field: big, as: bool, expr: "amount > 100.0" }
+  gen:
+    source: { type: generator, kind: cards }
+"#;
+
+fn parse(models: &str) -> Result<FreshetConfig, Vec<ConfigError>> {
+    FreshetConfig::from_yaml_str_with_env(&format!("{STREAM}models:\n{models}"), &|_| None)
+}
+
+fn paths(errs: &[ConfigError]) -> Vec<&str> {
+    errs.iter().map(|e| e.path.as_str()).collect()
+}
+
+fn resolve(c: &FreshetConfig, name: &str) -> ResolvedModelSpec {
+    let schema = declared_output_schema(&c.streams["pay"]).expect("declared schema");
+    c.models[name].resolve(name, &schema).expect("resolves")
+}
+
+#[test]
+fn listed_features_resolve_with_defaults() {
+    let c = parse(
+        r#"
+  fraud:
+    stream: pay
+    label: is_fraud
+    features:
+      - { field: amount, kind: numeric, missing: indicator }
+      - { field: merchant, kind: categorical }
+      - { field: cc, kind: categorical, encoding: hash }
+      - { field: ts, kind: time }
+      - { field: online, kind: bool }
+      - { field: _ingested_at, kind: time }
+    learner: { type: logistic_regression, optimizer: adam, lr: 0.05 }
+"#,
+    )
+    .expect("valid");
+    let spec = &c.models["fraud"];
+    assert_eq!(spec.holdout, DEFAULT_HOLDOUT);
+    let r = resolve(&c, "fraud");
+    assert_eq!(r.task, Task::Binary, "int label bounded to [0, 1]");
+    assert_eq!(r.label_type, FieldType::Int);
+    let kinds: Vec<&FeatureKind> = r.features.iter().map(|f| &f.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            &FeatureKind::Numeric {
+                missing: MissingPolicy::Indicator
+            },
+            &FeatureKind::Onehot { max_categories: 32 },
+            &FeatureKind::Hash { buckets: 64 },
+            &FeatureKind::Time,
+            &FeatureKind::Bool,
+            &FeatureKind::Time,
+        ]
+    );
+    assert_eq!(r.learner.name(), "logistic_regression");
+}
+
+#[test]
+fn omitted_features_are_derived_from_the_schema() {
+    let c = parse("  m: { stream: pay, label: bucket }\n").expect("valid");
+    let r = resolve(&c, "m");
+    assert_eq!(r.task, Task::Multiclass);
+    let names: Vec<&str> = r.features.iter().map(|f| f.field.as_str()).collect();
+    // No label, no PII-tagged card, no system columns; renamed and derived fields in.
+    assert_eq!(
+        names,
+        [
+            "amount", "merchant", "ts", "online", "is_fraud", "cc", "big"
+        ]
+    );
+    assert_eq!(
+        r.features[4].kind,
+        FeatureKind::Numeric {
+            missing: MissingPolicy::Mean
+        }
+    );
+    assert_eq!(r.features[6].kind, FeatureKind::Bool);
+    assert_eq!(r.learner, LearnerSpec::default_for(Task::Multiclass));
+    let reg = parse("  r: { stream: pay, label: amount }\n").expect("valid");
+    let r = resolve(&reg, "r");
+    assert_eq!(r.task, Task::Regression);
+    assert_eq!(r.learner.name(), "linear_regression");
+}
+
+#[test]
+fn every_learner_parses_with_its_defaults() {
+    let c = parse(
+        r#"
+  a: { stream: pay, label: is_fraud, learner: { type: gaussian_nb } }
+  b: { stream: pay, label: is_fraud, learner: { type: hoeffding_tree, grace_period: 50 } }
+  c: { stream: pay, label: is_fraud, learner: { type: hoeffding_adaptive_tree, seed: 3 } }
+  d: { stream: pay, label: is_fraud, learner: { type: adaptive_random_forest } }
+  e: { stream: pay, label: is_fraud, learner: { type: gbt, max_depth: 4 } }
+  f: { stream: pay, label: is_fraud, learner: { type: majority } }
+  g: { stream: pay, label: is_fraud, learner: { type: no_change } }
+  h: { stream: pay, label: amount, learner: { type: linear_regression, optimizer: ftrl } }
+"#,
+    )
+    .expect("valid");
+    let m = &c.models;
+    let LearnerSpec::HoeffdingTree(t) = m["b"].learner.as_ref().expect("set") else {
+        panic!("hoeffding_tree")
+    };
+    assert_eq!((t.grace_period.get(), t.delta, t.tau), (50, 1e-7, 0.05));
+    assert_eq!(
+        m["d"].learner,
+        Some(LearnerSpec::AdaptiveRandomForest {
+            n_models: default_n_models(),
+            seed: 42
+        })
+    );
+    let Some(LearnerSpec::Gbt {
+        n_trees,
+        learning_rate,
+        max_depth,
+        max_bins,
+    }) = &m["e"].learner
+    else {
+        panic!("gbt")
+    };
+    assert_eq!(
+        (n_trees.get(), *learning_rate, max_depth.get(), *max_bins),
+        (100, 0.1, 4, 255)
+    );
+}
+
+#[test]
+fn problems_name_their_key_path() {
+    let errs = parse(
+        r#"
+  fraud:
+    stream: pay
+    label: is_fraudulent
+    holdout: 1.5
+    features:
+      - { field: amount, kind: time }
+      - { field: nope, kind: numeric }
+      - { field: merchant, kind: categorical, buckets: 8 }
+      - { field: merchant, kind: categorical, encoding: hash, max_categories: 8 }
+    learner: { type: logistic_regression, lr: -1 }
+  reg:
+    stream: pay
+    label: amount
+    learner: { type: gaussian_nb }
+  lost: { stream: nowhere, label: x }
+  tsl: { stream: pay, label: ts }
+"#,
+    )
+    .unwrap_err();
+    let got = paths(&errs);
+    for want in [
+        "models.fraud.holdout",
+        "models.fraud.label",
+        "models.fraud.features[0].kind",
+        "models.fraud.features[1].field",
+        "models.fraud.features[2].buckets",
+        "models.fraud.features[3].field",
+        "models.fraud.features[3].max_categories",
+        "models.fraud.learner.lr",
+        "models.reg.learner.type",
+        "models.lost.stream",
+        "models.tsl.task",
+    ] {
+        assert!(got.contains(&want), "missing {want} in {got:?}");
+    }
+    let label = errs
+        .iter()
+        .find(|e| e.path == "models.fraud.label")
+        .expect("label error");
+    assert_eq!(
+        label.to_string(),
+        "models.fraud.label: 'is_fraudulent' is not a field of stream 'pay'"
+    );
+}
+
+#[test]
+fn unknown_keys_and_kinds_name_their_path() {
+    let errs = parse("  m: { stream: pay, label: amount, lable: x }\n").unwrap_err();
+    assert_eq!(errs[0].path, "models.m.lable", "{errs:?}");
+    assert!(errs[0].message.contains("lable"), "{errs:?}");
+    let errs = parse(
+        "  m:\n    stream: pay\n    label: amount\n    features: [ { field: ts, kind: cyclic } ]\n",
+    )
+    .unwrap_err();
+    assert!(errs[0].path.starts_with("models.m.features[0]"), "{errs:?}");
+    assert!(errs[0].message.contains("cyclic"), "{errs:?}");
+}
+
+#[test]
+fn explicit_task_must_fit_the_label() {
+    let errs = parse("  m: { stream: pay, label: merchant, task: regression }\n").unwrap_err();
+    assert_eq!(paths(&errs), ["models.m.task"]);
+    let c = parse("  m: { stream: pay, label: bucket, task: regression }\n").expect("valid");
+    assert_eq!(resolve(&c, "m").task, Task::Regression);
+}
+
+#[test]
+fn generator_streams_are_resolved_later() {
+    // The generator's schema lives in the ingest crate: only schema-free checks here.
+    let c = parse("  g: { stream: gen, label: is_fraud }\n").expect("valid");
+    assert!(declared_output_schema(&c.streams["gen"]).is_none());
+    let schema = Schema::new(vec![
+        Field::new("amount", FieldType::Float),
+        Field::new("is_fraud", FieldType::Int).range(Some(0.0), Some(1.0)),
+    ]);
+    let r = c.models["g"].resolve("g", &schema).expect("resolves");
+    assert_eq!((r.task, r.features.len()), (Task::Binary, 1));
+}
+
+#[test]
+fn resolved_spec_round_trips_through_json() {
+    let c = parse("  m: { stream: pay, label: is_fraud }\n").expect("valid");
+    let r = resolve(&c, "m");
+    let text = serde_json::to_string(&r).expect("serialise");
+    let back: ResolvedModelSpec = serde_json::from_str(&text).expect("parse");
+    assert_eq!(back, r);
+}
