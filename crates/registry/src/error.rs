@@ -19,6 +19,9 @@ pub enum RegistryError {
     /// Storage failure (HTTP 500; the detail is logged, not returned).
     #[error("storage error: {0}")]
     Storage(#[from] rusqlite::Error),
+    /// Artifact storage failure (HTTP 500; the detail is logged, not returned).
+    #[error("artifact storage error: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl RegistryError {
@@ -29,7 +32,7 @@ impl RegistryError {
             RegistryError::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
             RegistryError::InvalidParameter(_) => "INVALID_PARAMETER_VALUE",
             RegistryError::InvalidState(_) => "INVALID_STATE",
-            RegistryError::Storage(_) => "INTERNAL_ERROR",
+            RegistryError::Storage(_) | RegistryError::Io(_) => "INTERNAL_ERROR",
         }
     }
 }

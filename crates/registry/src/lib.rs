@@ -9,12 +9,15 @@
 //! error codes and statuses in one place.
 
 pub mod api;
+pub mod artifacts;
 pub mod error;
 pub mod limits;
 pub mod model;
+pub mod models;
 pub mod search;
+pub mod search_models;
 pub mod store;
 
 pub use error::{RegistryError, Result};
-pub use store::TrackingStore;
 pub use store::sqlite::SqliteStore;
+pub use store::{ModelStore, Store, TrackingStore};

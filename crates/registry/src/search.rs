@@ -21,7 +21,7 @@ pub struct SqlFilter {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Token {
+pub(crate) enum Token {
     Ident(String),
     Str(String),
     Num(f64),
@@ -31,11 +31,11 @@ enum Token {
     Comma,
 }
 
-fn invalid(msg: impl Into<String>) -> RegistryError {
+pub(crate) fn invalid(msg: impl Into<String>) -> RegistryError {
     RegistryError::InvalidParameter(msg.into())
 }
 
-fn tokenize(s: &str) -> Result<Vec<Token>> {
+pub(crate) fn tokenize(s: &str) -> Result<Vec<Token>> {
     let chars: Vec<char> = s.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -356,7 +356,7 @@ pub fn compile_filter(filter: &str) -> Result<SqlFilter> {
     Ok(out)
 }
 
-fn string_comparison(op: &str) -> Result<String> {
+pub(crate) fn string_comparison(op: &str) -> Result<String> {
     Ok(match op {
         "=" => "{col} = ?".into(),
         "!=" => "{col} != ?".into(),

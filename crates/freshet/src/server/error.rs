@@ -149,7 +149,7 @@ impl From<freshet_registry::RegistryError> for MlflowError {
             R::AlreadyExists(_) | R::InvalidParameter(_) | R::InvalidState(_) => {
                 StatusCode::BAD_REQUEST
             }
-            R::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            R::Storage(_) | R::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = if status.is_server_error() {
             tracing::error!(error = %e, "registry storage failed");

@@ -2,9 +2,14 @@
 //! layer calls them on the blocking pool, never on the async workers.
 
 pub mod sqlite;
+mod sqlite_models;
 
 use crate::error::Result;
 use crate::model::{Experiment, Metric, NewRun, Page, Param, Run, RunInfo, RunUpdate, Tag};
+use crate::models::{
+    LoggedModel, LoggedModelStatus, ModelQuery, ModelVersion, NewLoggedModel, NewModelVersion,
+    RegisteredModel, Stage,
+};
 
 /// A run search.
 #[derive(Debug, Clone, Default)]
@@ -92,6 +97,107 @@ pub trait TrackingStore: Send + Sync {
         page_token: Option<&str>,
     ) -> Result<Page<Metric>>;
 }
+
+/// Logged models, registered models, versions, aliases and tags.
+pub trait ModelStore: Send + Sync {
+    fn create_logged_model(&self, new: NewLoggedModel) -> Result<LoggedModel>;
+    fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel>;
+    fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel>;
+    fn set_logged_model_tags(&self, model_id: &str, tags: &[Tag]) -> Result<()>;
+    fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()>;
+    /// Params of a logged model are immutable, like a run's.
+    fn log_logged_model_params(&self, model_id: &str, params: &[Param]) -> Result<()>;
+    fn delete_logged_model(&self, model_id: &str) -> Result<()>;
+    /// Logged models of the experiments, newest first.
+    fn search_logged_models(
+        &self,
+        experiment_ids: &[String],
+        max_results: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page<LoggedModel>>;
+    /// Record that a run produced these models (`step` each).
+    fn log_run_outputs(&self, run_id: &str, models: &[(String, i64)]) -> Result<()>;
+    /// Record what a run read: datasets (lineage, e.g. a Delta table at a version) and
+    /// models.
+    fn log_run_inputs(
+        &self,
+        run_id: &str,
+        datasets: &[DatasetInput],
+        model_ids: &[String],
+    ) -> Result<()>;
+    /// The datasets a run read, oldest first.
+    fn run_dataset_inputs(&self, run_id: &str) -> Result<Vec<DatasetInput>>;
+
+    fn create_registered_model(
+        &self,
+        name: &str,
+        tags: &[Tag],
+        description: Option<&str>,
+    ) -> Result<RegisteredModel>;
+    fn get_registered_model(&self, name: &str) -> Result<RegisteredModel>;
+    fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel>;
+    fn update_registered_model(&self, name: &str, description: &str) -> Result<RegisteredModel>;
+    /// Deletes the model with its versions, tags and aliases.
+    fn delete_registered_model(&self, name: &str) -> Result<()>;
+    fn search_registered_models(&self, q: &ModelQuery) -> Result<Page<RegisteredModel>>;
+    fn set_registered_model_tag(&self, name: &str, tag: &Tag) -> Result<()>;
+    fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()>;
+    /// Point `alias` at `version`, moving it if it pointed elsewhere.
+    fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()>;
+    fn delete_alias(&self, name: &str, alias: &str) -> Result<()>;
+    fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion>;
+    /// The newest version per stage (of `stages`, or of every stage when empty).
+    fn get_latest_versions(&self, name: &str, stages: &[Stage]) -> Result<Vec<ModelVersion>>;
+
+    /// A new version numbered after every version the model ever had. The source
+    /// (`models:/m-…`, `runs:/<id>/<path>` or an artifact URI) is resolved to where
+    /// its files are.
+    fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion>;
+    fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion>;
+    fn update_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        description: &str,
+    ) -> Result<ModelVersion>;
+    fn delete_model_version(&self, name: &str, version: i64) -> Result<()>;
+    fn search_model_versions(&self, q: &ModelQuery) -> Result<Page<ModelVersion>>;
+    fn set_model_version_tag(&self, name: &str, version: i64, tag: &Tag) -> Result<()>;
+    fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()>;
+    fn transition_stage(
+        &self,
+        name: &str,
+        version: i64,
+        stage: Stage,
+        archive_existing: bool,
+    ) -> Result<ModelVersion>;
+    /// Where the version's files are, as an artifact URI.
+    fn get_download_uri(&self, name: &str, version: i64) -> Result<String>;
+}
+
+/// A dataset a run read, as MLflow records it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DatasetInput {
+    pub name: String,
+    pub digest: String,
+    pub source_type: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub schema: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub profile: String,
+    /// Input tags, e.g. `mlflow.data.context` = `training`.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// Everything the registry stores, behind one object.
+pub trait Store: TrackingStore + ModelStore {}
+impl<T: TrackingStore + ModelStore> Store for T {}
 
 /// Page tokens are opaque to clients; here they carry an offset. A token that does
 /// not parse, or names an offset beyond what SQLite can take, is the client's mistake.

@@ -66,7 +66,7 @@ pub struct SqliteStore {
     /// and history reads do not queue behind writes. Empty for in-memory stores.
     readers: Vec<Mutex<Connection>>,
     next_reader: std::sync::atomic::AtomicUsize,
-    artifact_root: String,
+    pub(super) artifact_root: String,
 }
 
 /// Read connections per store.
@@ -92,7 +92,7 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -137,6 +137,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(super::sqlite_models::SCHEMA)?;
         let root = artifact_root.trim_end_matches('/').to_string();
         let t = now_ms();
         conn.execute(
@@ -151,14 +152,14 @@ impl SqliteStore {
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions
         // roll back on drop), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A connection for reads: a free reader if there is one, else the next in turn.
-    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(super) fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
         if self.readers.is_empty() {
             return self.conn();
         }
@@ -287,7 +288,7 @@ fn read_runs(conn: &Connection, ids: &[String]) -> Result<Vec<Run>> {
     Ok(ids.iter().filter_map(|id| runs.remove(id)).collect())
 }
 
-fn active_run(conn: &Connection, run_id: &str) -> Result<()> {
+pub(super) fn active_run(conn: &Connection, run_id: &str) -> Result<()> {
     let stage: Option<String> = conn
         .query_row(
             "SELECT lifecycle_stage FROM runs WHERE run_id = ?1",

@@ -1,0 +1,249 @@
+//! The model registry's contract through its public API, on SQLite: logged models,
+//! registered models, version numbering, aliases, stages and search.
+
+use freshet_registry::model::{NewRun, Param, Tag};
+use freshet_registry::models::{
+    LoggedModelStatus, ModelQuery, NewLoggedModel, NewModelVersion, Stage,
+};
+use freshet_registry::{ModelStore, RegistryError, SqliteStore, TrackingStore};
+
+fn store() -> SqliteStore {
+    SqliteStore::in_memory("mlflow-artifacts:").unwrap()
+}
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag {
+        key: k.into(),
+        value: v.into(),
+    }
+}
+
+fn version(s: &SqliteStore, name: &str, source: &str) -> i64 {
+    s.create_model_version(NewModelVersion {
+        name: name.into(),
+        source: source.into(),
+        ..Default::default()
+    })
+    .unwrap()
+    .version
+}
+
+#[test]
+fn a_logged_model_registers_with_its_files_location() {
+    let s = store();
+    let run = s
+        .create_run(NewRun {
+            experiment_id: "0".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let m = s
+        .create_logged_model(NewLoggedModel {
+            experiment_id: "0".into(),
+            name: Some("model".into()),
+            source_run_id: Some(run.info.run_id.clone()),
+            params: vec![Param {
+                key: "lr".into(),
+                value: "0.1".into(),
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(m.info.model_id.starts_with("m-"));
+    assert_eq!(m.info.status, LoggedModelStatus::Pending);
+    assert_eq!(
+        m.info.artifact_uri,
+        format!("mlflow-artifacts:/0/models/{}/artifacts", m.info.model_id)
+    );
+    let ready = s
+        .finalize_logged_model(&m.info.model_id, LoggedModelStatus::Ready)
+        .unwrap();
+    assert_eq!(ready.info.status, LoggedModelStatus::Ready);
+
+    s.create_registered_model("fraud", &[tag("team", "risk")], Some("cards"))
+        .unwrap();
+    let v = s
+        .create_model_version(NewModelVersion {
+            name: "fraud".into(),
+            source: format!("models:/{}", m.info.model_id),
+            run_id: Some(run.info.run_id.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((v.version, v.status, v.current_stage), (1, "READY", "None"));
+    assert_eq!(v.model_id, m.info.model_id);
+    assert_eq!(s.get_download_uri("fraud", 1).unwrap(), m.info.artifact_uri);
+    let again = s.get_logged_model(&m.info.model_id).unwrap();
+    assert_eq!(again.info.registrations.len(), 1);
+    assert_eq!(again.data.params[0].value, "0.1");
+
+    // A changed param is refused; the same value again is fine.
+    let same = [Param {
+        key: "lr".into(),
+        value: "0.1".into(),
+    }];
+    s.log_logged_model_params(&m.info.model_id, &same).unwrap();
+    let changed = [Param {
+        key: "lr".into(),
+        value: "0.2".into(),
+    }];
+    assert!(matches!(
+        s.log_logged_model_params(&m.info.model_id, &changed),
+        Err(RegistryError::InvalidParameter(_))
+    ));
+}
+
+#[test]
+fn version_numbers_are_never_reused() {
+    let s = store();
+    s.create_registered_model("m", &[], None).unwrap();
+    assert_eq!(version(&s, "m", "mlflow-artifacts:/a"), 1);
+    assert_eq!(version(&s, "m", "mlflow-artifacts:/b"), 2);
+    s.delete_model_version("m", 2).unwrap();
+    assert_eq!(version(&s, "m", "mlflow-artifacts:/c"), 3);
+    assert!(matches!(
+        s.get_model_version("m", 2),
+        Err(RegistryError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.create_registered_model("m", &[], None),
+        Err(RegistryError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.create_model_version(NewModelVersion {
+            name: "nope".into(),
+            source: "mlflow-artifacts:/x".into(),
+            ..Default::default()
+        }),
+        Err(RegistryError::NotFound(_))
+    ));
+}
+
+#[test]
+fn aliases_move_and_follow_renames() {
+    let s = store();
+    s.create_registered_model("m", &[], None).unwrap();
+    version(&s, "m", "mlflow-artifacts:/a");
+    version(&s, "m", "mlflow-artifacts:/b");
+    s.set_alias("m", "champion", 1).unwrap();
+    assert_eq!(s.get_version_by_alias("m", "champion").unwrap().version, 1);
+    s.set_alias("m", "champion", 2).unwrap();
+    let v = s.get_version_by_alias("m", "champion").unwrap();
+    assert_eq!(
+        (v.version, v.aliases.clone()),
+        (2, vec!["champion".to_string()])
+    );
+    assert!(s.set_alias("m", "champion", 9).is_err());
+    assert!(s.set_alias("m", "latest", 1).is_err());
+
+    s.rename_registered_model("m", "n").unwrap();
+    let rm = s.get_registered_model("n").unwrap();
+    assert_eq!(rm.aliases[0].version, 2);
+    assert_eq!(s.get_model_version("n", 1).unwrap().name, "n");
+    assert!(s.get_registered_model("m").is_err());
+
+    s.delete_alias("n", "champion").unwrap();
+    assert!(matches!(
+        s.get_version_by_alias("n", "champion"),
+        Err(RegistryError::NotFound(_))
+    ));
+    s.delete_registered_model("n").unwrap();
+    assert!(s.get_model_version("n", 1).is_err());
+}
+
+#[test]
+fn stages_and_latest_versions() {
+    let s = store();
+    s.create_registered_model("m", &[], None).unwrap();
+    for src in ["a", "b", "c"] {
+        version(&s, "m", &format!("mlflow-artifacts:/{src}"));
+    }
+    s.transition_stage("m", 1, Stage::Production, false)
+        .unwrap();
+    s.transition_stage("m", 2, Stage::Production, true).unwrap();
+    assert_eq!(
+        s.get_model_version("m", 1).unwrap().current_stage,
+        "Archived"
+    );
+    let prod = s.get_latest_versions("m", &[Stage::Production]).unwrap();
+    assert_eq!(prod.iter().map(|v| v.version).collect::<Vec<_>>(), vec![2]);
+    let all = s.get_latest_versions("m", &[]).unwrap();
+    assert_eq!(
+        all.iter().map(|v| v.version).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+}
+
+#[test]
+fn search_versions_and_models() {
+    let s = store();
+    for name in ["fraud", "churn"] {
+        s.create_registered_model(name, &[], None).unwrap();
+        version(&s, name, "mlflow-artifacts:/x");
+        version(&s, name, "mlflow-artifacts:/y");
+    }
+    s.set_model_version_tag("fraud", 2, &tag("gate", "passed"))
+        .unwrap();
+    let q = |filter: &str| ModelQuery {
+        filter: filter.into(),
+        max_results: 10,
+        ..Default::default()
+    };
+    let found = s.search_model_versions(&q("name = 'fraud'")).unwrap();
+    assert_eq!(found.items.len(), 2);
+    let found = s.search_model_versions(&q("tags.gate = 'passed'")).unwrap();
+    assert_eq!(
+        found
+            .items
+            .iter()
+            .map(|v| (v.name.as_str(), v.version))
+            .collect::<Vec<_>>(),
+        vec![("fraud", 2)]
+    );
+    let models = s.search_registered_models(&q("name LIKE 'fr%'")).unwrap();
+    assert_eq!(models.items.len(), 1);
+    assert_eq!(models.items[0].latest_versions.len(), 1);
+    let paged = s
+        .search_registered_models(&ModelQuery {
+            max_results: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(paged.items[0].name, "churn");
+    let next = s
+        .search_registered_models(&ModelQuery {
+            max_results: 1,
+            page_token: paged.next_page_token,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(next.items[0].name, "fraud");
+    assert!(s.search_model_versions(&q("bogus = 1")).is_err());
+}
+
+#[test]
+fn sources_outside_the_store_are_refused() {
+    let s = store();
+    s.create_registered_model("m", &[], None).unwrap();
+    for bad in ["/etc/passwd", "file:///etc", "mlflow-artifacts:/../../x"] {
+        let e = s
+            .create_model_version(NewModelVersion {
+                name: "m".into(),
+                source: bad.into(),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(
+            matches!(e, RegistryError::InvalidParameter(_)),
+            "{bad}: {e}"
+        );
+    }
+    assert!(matches!(
+        s.create_model_version(NewModelVersion {
+            name: "m".into(),
+            source: "models:/m-doesnotexist".into(),
+            ..Default::default()
+        }),
+        Err(RegistryError::NotFound(_))
+    ));
+}
