@@ -61,12 +61,16 @@ pub struct FreshetConfig {
 pub struct RegistryConfig {
     /// SQLite database file, relative to the config file.
     pub path: String,
+    /// Directory of artifacts (run files, model directories), relative to the config
+    /// file; served to MLflow clients as `mlflow-artifacts:/` URIs.
+    pub artifacts: String,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
             path: "freshet-data/registry.db".into(),
+            artifacts: "freshet-data/artifacts".into(),
         }
     }
 }
@@ -393,6 +397,9 @@ impl FreshetConfig {
         }
         if self.lake.path.trim().is_empty() {
             errs.push(ConfigError::new("lake.path", "must not be empty"));
+        }
+        if self.registry.artifacts.trim().is_empty() {
+            errs.push(ConfigError::new("registry.artifacts", "must not be empty"));
         }
         if self.registry.path.trim().is_empty() {
             errs.push(ConfigError::new("registry.path", "must not be empty"));

@@ -52,7 +52,7 @@ pub fn open_lake(config: &FreshetConfig, base: &Path) -> Result<Lake> {
 pub fn open_tracking(
     config: &FreshetConfig,
     base: &Path,
-) -> Result<Arc<dyn freshet_registry::TrackingStore>> {
+) -> Result<Arc<dyn freshet_registry::Store>> {
     let p = Path::new(&config.registry.path);
     let path = if p.is_absolute() {
         p.to_path_buf()
@@ -64,6 +64,22 @@ pub fn open_tracking(
     }
     let store = freshet_registry::SqliteStore::open(&path, "mlflow-artifacts:")
         .with_context(|| format!("cannot open the registry at {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The artifact store of a configuration (a directory relative to the config's folder).
+pub fn open_artifacts(
+    config: &FreshetConfig,
+    base: &Path,
+) -> Result<Arc<dyn freshet_registry::artifacts::ArtifactStore>> {
+    let p = Path::new(&config.registry.artifacts);
+    let root = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
+    let store = freshet_registry::artifacts::LocalArtifactStore::new(&root)
+        .with_context(|| format!("cannot open the artifact store at {}", root.display()))?;
     Ok(Arc::new(store))
 }
 
@@ -104,7 +120,9 @@ pub struct Runtime {
     pub ingest: Arc<IngestService>,
     pub registry: prometheus::Registry,
     /// Experiments, runs and their metrics (the MLflow tracking API).
-    pub tracking: Arc<dyn freshet_registry::TrackingStore>,
+    pub tracking: Arc<dyn freshet_registry::Store>,
+    /// Run files and model directories (the mlflow-artifacts proxy).
+    pub artifacts: Arc<dyn freshet_registry::artifacts::ArtifactStore>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -166,6 +184,7 @@ impl Runtime {
             metrics,
         ));
         let tracking = open_tracking(&config, &base_dir)?;
+        let artifacts = open_artifacts(&config, &base_dir)?;
         let (stop, _) = watch::channel(false);
         Ok(Self {
             config,
@@ -175,9 +194,21 @@ impl Runtime {
             ingest,
             registry,
             tracking,
+            artifacts,
             stop,
             tasks: Vec::new(),
         })
+    }
+
+    /// What the HTTP handlers share; `ready` turns true once the server listens.
+    pub fn app_state(&self, ready: Arc<std::sync::atomic::AtomicBool>) -> crate::server::AppState {
+        crate::server::AppState {
+            ingest: self.ingest.clone(),
+            registry: self.registry.clone(),
+            tracking: self.tracking.clone(),
+            artifacts: self.artifacts.clone(),
+            ready,
+        }
     }
 
     /// Start generator and followed-file sources.

@@ -1,6 +1,8 @@
 //! MLflow's search language for registered models and model versions, compiled to SQL.
 //!
-//! Clauses are joined by `AND`. Registered models take `name` and `tags.<key>`;
+//! Clauses are joined by `AND`. Registered models take `name` and `tags.<key>`; logged
+//! models take `name`, `model_id`, `model_type`, `source_run_id`, `status`,
+//! `creation_timestamp`, `tags.<key>` and `params.<key>`;
 //! versions also take `run_id` (`=`, `!=`, `IN (...)`), `source_path`, `model_id` and
 //! `version_number` (numbers: `= != < <= > >=`). Strings compare with
 //! `= != LIKE ILIKE`. Every value reaches SQL as a bound parameter.
@@ -16,12 +18,15 @@ pub enum Target {
     RegisteredModels,
     /// `model_versions mv`
     ModelVersions,
+    /// `logged_models lm`
+    LoggedModels,
 }
 
 enum Column {
     Text(&'static str),
     Number(&'static str),
     Tag(String),
+    Param(String),
 }
 
 fn column(target: Target, id: &str) -> Result<Column> {
@@ -31,6 +36,13 @@ fn column(target: Target, id: &str) -> Result<Column> {
         }
         return Ok(Column::Tag(key.to_string()));
     }
+    if target == Target::LoggedModels
+        && let Some(key) = id
+            .strip_prefix("params.")
+            .or_else(|| id.strip_prefix("param."))
+    {
+        return Ok(Column::Param(key.to_string()));
+    }
     let bare = id.strip_prefix("attributes.").unwrap_or(id);
     Ok(match (target, bare) {
         (Target::RegisteredModels, "name") => Column::Text("rm.name"),
@@ -39,11 +51,22 @@ fn column(target: Target, id: &str) -> Result<Column> {
         (Target::ModelVersions, "source_path" | "source") => Column::Text("mv.source"),
         (Target::ModelVersions, "model_id") => Column::Text("mv.model_id"),
         (Target::ModelVersions, "version_number" | "version") => Column::Number("mv.version"),
+        (Target::LoggedModels, "name") => Column::Text("lm.name"),
+        (Target::LoggedModels, "model_id") => Column::Text("lm.model_id"),
+        (Target::LoggedModels, "model_type") => Column::Text("lm.model_type"),
+        (Target::LoggedModels, "source_run_id") => Column::Text("lm.source_run_id"),
+        (Target::LoggedModels, "status") => Column::Text("lm.status"),
+        (Target::LoggedModels, "creation_timestamp" | "creation_time") => {
+            Column::Number("lm.creation_time")
+        }
         (_, other) => {
             let allowed = match target {
                 Target::RegisteredModels => "name, tags.<key>",
                 Target::ModelVersions => {
                     "name, run_id, source_path, model_id, version_number, tags.<key>"
+                }
+                Target::LoggedModels => {
+                    "name, model_id, model_type, source_run_id, status, creation_timestamp, tags.<key>, params.<key>"
                 }
             };
             return Err(invalid(format!(
@@ -136,6 +159,20 @@ pub fn compile(target: Target, filter: &str) -> Result<SqlFilter> {
                 out.params.push(SqlValue::Text(v.clone()));
                 string_comparison(&op)?.replace("{col}", c)
             }
+            (Column::Param(key), _) => {
+                let Some(Token::Str(v)) = tokens.get(i) else {
+                    return Err(invalid(format!(
+                        "Invalid filter: '{id}' must be compared with a quoted string"
+                    )));
+                };
+                i += 1;
+                out.params.push(SqlValue::Text(key.clone()));
+                out.params.push(SqlValue::Text(v.clone()));
+                let cmp = string_comparison(&op)?.replace("{col}", "p.value");
+                format!(
+                    "EXISTS (SELECT 1 FROM logged_model_params p WHERE p.model_id = lm.model_id AND p.key = ? AND {cmp})"
+                )
+            }
             (Column::Tag(key), _) => {
                 let Some(Token::Str(v)) = tokens.get(i) else {
                     return Err(invalid(format!(
@@ -152,6 +189,9 @@ pub fn compile(target: Target, filter: &str) -> Result<SqlFilter> {
                     ),
                     Target::ModelVersions => format!(
                         "EXISTS (SELECT 1 FROM model_version_tags t WHERE t.name = mv.name AND t.version = mv.version AND t.key = ? AND {cmp})"
+                    ),
+                    Target::LoggedModels => format!(
+                        "EXISTS (SELECT 1 FROM logged_model_tags t WHERE t.model_id = lm.model_id AND t.key = ? AND {cmp})"
                     ),
                 }
             }
@@ -203,6 +243,9 @@ pub fn order_by(target: Target, terms: &[String]) -> Result<String> {
             (Target::ModelVersions, "version_number" | "version") => "mv.version",
             (Target::ModelVersions, "creation_timestamp" | "timestamp") => "mv.creation_time",
             (Target::ModelVersions, "last_updated_timestamp") => "mv.last_update_time",
+            (Target::LoggedModels, "name") => "lm.name",
+            (Target::LoggedModels, "creation_timestamp" | "creation_time") => "lm.creation_time",
+            (Target::LoggedModels, "last_updated_timestamp") => "lm.last_update_time",
             _ => return Err(invalid(format!("Invalid order_by clause '{term}'"))),
         };
         parts.push(format!("{col} {dir}"));
@@ -210,6 +253,7 @@ pub fn order_by(target: Target, terms: &[String]) -> Result<String> {
     parts.push(match target {
         Target::RegisteredModels => "rm.name ASC".into(),
         Target::ModelVersions => "mv.name ASC, mv.version DESC".into(),
+        Target::LoggedModels => "lm.creation_time DESC, lm.model_id ASC".into(),
     });
     Ok(parts.join(", "))
 }

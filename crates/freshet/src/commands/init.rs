@@ -22,6 +22,7 @@ lake:
 
 registry:
   path: data/registry.db          # experiments and runs (MLflow API at /api/2.0/mlflow)
+  artifacts: data/artifacts       # run files and model directories (mlflow-artifacts:/)
 
 pii:
   key_env: FRESHET_PII_KEY

@@ -2,7 +2,7 @@
 
 use crate::cli::UpArgs;
 use crate::runtime::{Runtime, load_config};
-use crate::server::{AppState, serve};
+use crate::server::serve;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -29,12 +29,7 @@ pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
     }
     runtime.start_maintenance();
     tracing::info!(%addr, lake = %runtime.lake.root(), streams = runtime.config.streams.len(), "freshet is up");
-    let state = AppState {
-        ingest: runtime.ingest.clone(),
-        registry: runtime.registry.clone(),
-        tracking: runtime.tracking.clone(),
-        ready: Arc::new(AtomicBool::new(false)),
-    };
+    let state = runtime.app_state(Arc::new(AtomicBool::new(false)));
     serve(listener, state, max_body, shutdown_signal()).await?;
     tracing::info!("shutting down: committing buffered records");
     runtime.shutdown().await;

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use freshet_registry::TrackingStore;
+use freshet_registry::Store;
 use freshet_registry::api::{self, *};
 use freshet_registry::model::{NewRun, RunStatus, RunUpdate, Tag};
 use freshet_registry::store::ViewType;
@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 type Answer = Result<Json<Value>, MlflowError>;
 
-const PREFIXES: [&str; 2] = ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"];
+pub(super) const PREFIXES: [&str; 2] = ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"];
 
 pub fn router() -> Router<AppState> {
     let mut r = Router::new();
@@ -64,7 +64,7 @@ pub fn router() -> Router<AppState> {
 /// Parse a JSON body into `T`; problems are MLflow's INVALID_PARAMETER_VALUE (400).
 /// Clients send a run's id as `run_id`, the deprecated `run_uuid`, or both: it is
 /// normalised to `run_id` here, once, for every request type.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, MlflowError> {
+pub(super) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, MlflowError> {
     let text = if bytes.iter().all(u8::is_ascii_whitespace) {
         &b"{}"[..]
     } else {
@@ -90,11 +90,11 @@ fn query_run_id(run_id: Option<String>, run_uuid: Option<String>) -> Result<Stri
 }
 
 /// Run a store call on the blocking pool.
-async fn call<T: Send + 'static>(
+pub(super) async fn call<T: Send + 'static>(
     state: &AppState,
-    f: impl FnOnce(&dyn TrackingStore) -> freshet_registry::Result<T> + Send + 'static,
+    f: impl FnOnce(&dyn Store) -> freshet_registry::Result<T> + Send + 'static,
 ) -> Result<T, MlflowError> {
-    let store: Arc<dyn TrackingStore> = state.tracking.clone();
+    let store: Arc<dyn Store> = state.tracking.clone();
     tokio::task::spawn_blocking(move || f(store.as_ref()))
         .await
         .map_err(|_| MlflowError {
@@ -105,7 +105,7 @@ async fn call<T: Send + 'static>(
         .map_err(MlflowError::from)
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -118,7 +118,7 @@ fn view(v: Option<&str>) -> Result<ViewType, MlflowError> {
     })
 }
 
-fn max_results(v: Option<i64>, default: i64, cap: i64) -> Result<usize, MlflowError> {
+pub(super) fn max_results(v: Option<i64>, default: i64, cap: i64) -> Result<usize, MlflowError> {
     let n = v.unwrap_or(default);
     if n < 1 || n > cap {
         return Err(MlflowError::invalid(format!(
@@ -267,8 +267,17 @@ async fn get_run(
 ) -> Answer {
     let Query(q) = q.map_err(|e| MlflowError::invalid(format!("Invalid query: {e}")))?;
     let id = query_run_id(q.run_id, q.run_uuid)?;
-    let run = call(&s, move |st| st.get_run(&id)).await?;
-    Ok(Json(json!({ "run": api::RunOut::from(&run) })))
+    let (run, datasets) = call(&s, move |st| {
+        let run = st.get_run(&id)?;
+        let datasets = st.run_dataset_inputs(&id)?;
+        Ok((run, datasets))
+    })
+    .await?;
+    let mut out = json!({ "run": api::RunOut::from(&run) });
+    if !datasets.is_empty() {
+        out["run"]["inputs"] = super::mlflow_logged::inputs_json(&datasets);
+    }
+    Ok(Json(out))
 }
 
 async fn update_run(State(s): State<AppState>, b: Bytes) -> Answer {

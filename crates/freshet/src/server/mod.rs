@@ -1,9 +1,12 @@
 //! The HTTP server: one router for every surface, built by [`app`] so tests can drive it
 //! in-process, and [`serve`] to bind it.
 
+mod artifacts;
 mod error;
 mod ingest;
 mod mlflow;
+mod mlflow_logged;
+mod mlflow_registry;
 mod ops;
 
 pub use error::{ApiError, MlflowError};
@@ -20,7 +23,8 @@ use tower_http::trace::TraceLayer;
 pub struct AppState {
     pub ingest: Arc<IngestService>,
     pub registry: prometheus::Registry,
-    pub tracking: Arc<dyn freshet_registry::TrackingStore>,
+    pub tracking: Arc<dyn freshet_registry::Store>,
+    pub artifacts: Arc<dyn freshet_registry::artifacts::ArtifactStore>,
     pub ready: Arc<AtomicBool>,
 }
 
@@ -29,6 +33,9 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(ingest::router())
         .merge(mlflow::router())
+        .merge(mlflow_logged::router())
+        .merge(mlflow_registry::router())
+        .merge(artifacts::router())
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TraceLayer::new_for_http())

@@ -7,6 +7,7 @@ mod bad_input;
 mod idempotency;
 mod metrics;
 mod mlflow_api;
+mod mlflow_models;
 mod pii;
 mod properties;
 mod roundtrip;

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use freshet::runtime::{Runtime, load_config};
-use freshet::server::{AppState, serve};
+use freshet::server::serve;
 use freshet_core::config::FileFormat;
 use freshet_ingest::service::IngestService;
 use freshet_ingest::source::file::{FileOptions, FileProgress, ingest_file};
@@ -138,12 +138,7 @@ streams:
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let ready = Arc::new(AtomicBool::new(false));
-        let state = AppState {
-            ingest: runtime.ingest.clone(),
-            registry: runtime.registry.clone(),
-            tracking: runtime.tracking.clone(),
-            ready: ready.clone(),
-        };
+        let state = runtime.app_state(ready.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, state, max_body, async move {
             let _ = stopped.await;

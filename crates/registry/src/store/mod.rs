@@ -112,12 +112,12 @@ pub trait ModelStore: Send + Sync {
     /// Params of a logged model are immutable, like a run's.
     fn log_logged_model_params(&self, model_id: &str, params: &[Param]) -> Result<()>;
     fn delete_logged_model(&self, model_id: &str) -> Result<()>;
-    /// Logged models of the experiments, newest first.
+    /// Logged models of the experiments matching `q.filter` (see
+    /// [`crate::search_models`]), newest first unless `q.order_by` says otherwise.
     fn search_logged_models(
         &self,
         experiment_ids: &[String],
-        max_results: usize,
-        page_token: Option<&str>,
+        q: &ModelQuery,
     ) -> Result<Page<LoggedModel>>;
     /// Record that a run produced these models (`step` each).
     fn log_run_outputs(&self, run_id: &str, models: &[(String, i64)]) -> Result<()>;

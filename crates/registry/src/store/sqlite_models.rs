@@ -572,10 +572,9 @@ impl ModelStore for SqliteStore {
     fn search_logged_models(
         &self,
         experiment_ids: &[String],
-        max_results: usize,
-        page_token: Option<&str>,
+        q: &ModelQuery,
     ) -> Result<Page<LoggedModel>> {
-        let offset = parse_token(page_token)?;
+        let offset = parse_token(q.page_token.as_deref())?;
         let ids: Vec<i64> = experiment_ids
             .iter()
             .filter_map(|e| e.parse().ok())
@@ -585,14 +584,23 @@ impl ModelStore for SqliteStore {
                 "Missing value for required parameter 'experiment_ids'.".into(),
             ));
         }
+        let filter = search_models::compile(Target::LoggedModels, &q.filter)?;
+        let order = search_models::order_by(Target::LoggedModels, &q.order_by)?;
         let conn = self.reader();
         let marks = vec!["?"; ids.len()].join(",");
         let mut stmt = conn.prepare(&format!(
-            "SELECT model_id FROM logged_models WHERE experiment_id IN ({marks}) AND lifecycle_stage = 'active'
-             ORDER BY creation_time DESC, model_id LIMIT {max_results} OFFSET {offset}"
+            "SELECT lm.model_id FROM logged_models lm
+             WHERE lm.experiment_id IN ({marks}) AND lm.lifecycle_stage = 'active' AND {}
+             ORDER BY {order} LIMIT {} OFFSET {offset}",
+            filter.sql, q.max_results
         ))?;
+        let mut args: Vec<rusqlite::types::Value> = ids
+            .iter()
+            .map(|i| rusqlite::types::Value::Integer(*i))
+            .collect();
+        args.extend(filter.params);
         let found: Vec<String> = stmt
-            .query_map(rusqlite::params_from_iter(&ids), |r| r.get(0))?
+            .query_map(rusqlite::params_from_iter(&args), |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let mut items = Vec::with_capacity(found.len());
         for id in &found {
@@ -601,7 +609,7 @@ impl ModelStore for SqliteStore {
             }
         }
         Ok(Page {
-            next_page_token: next_token(offset, found.len(), max_results),
+            next_page_token: next_token(offset, found.len(), q.max_results),
             items,
         })
     }
@@ -856,8 +864,17 @@ impl ModelStore for SqliteStore {
                 .map(|id| id.trim_end_matches('/').to_string())
                 .unwrap_or_default()
         });
+        let mut run_id = new.run_id.clone().unwrap_or_default();
         if !model_id.is_empty() {
             logged_model_exists(&tx, &model_id)?;
+            // A version made from a logged model comes from the run that logged it.
+            if run_id.is_empty() {
+                run_id = tx.query_row(
+                    "SELECT source_run_id FROM logged_models WHERE model_id = ?1",
+                    [&model_id],
+                    |r| r.get(0),
+                )?;
+            }
         }
         let version: i64 = tx
             .query_row(
@@ -879,7 +896,7 @@ impl ModelStore for SqliteStore {
                 new.description.unwrap_or_default(),
                 new.source,
                 storage,
-                new.run_id.unwrap_or_default(),
+                run_id,
                 new.run_link.unwrap_or_default(),
                 model_id
             ],
