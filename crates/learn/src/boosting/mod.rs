@@ -13,17 +13,25 @@
 //! # Why our own implementation, not `forust-ml`
 //!
 //! The issue allowed a compatible crate if one is good enough. `forust-ml` 0.8.0 was
-//! evaluated: it is Apache-2.0 (through `license-file`, so its crates.io metadata and
-//! licence checkers report "unknown" and need an exception), handles missing values
-//! (learned direction or a missing branch) and its `GradientBooster` is serde
-//! serialisable. But it is not `Clone`, takes its data as a borrowed column-major
-//! `Matrix` with `f32` hyper-parameters, has no multiclass objective, and pulls a
-//! second `rand` (0.8) and `thiserror` (1.x) next to ours plus `rayon` with its own
-//! global thread pool, which we would rather not have on the shared serving process
-//! (training runs on a blocking pool we size). Its source has over a hundred
-//! `unwrap`/`panic!` sites, where we need errors on bad input. The algorithm is small
-//! and it is our domain core, which we want to own, test and tune, so we wrote it
-//! from the algorithm (XGBoost's second-order gain, LightGBM-style histograms).
+//! evaluated (its published source and docs) and declined:
+//!
+//! - Licence: Apache-2.0, but declared through `license-file`, so its crates.io
+//!   metadata reads "unknown" and licence checkers need a manual exception.
+//! - Features: missing values are handled (a learned direction, or a missing branch)
+//!   and `GradientBooster` is serde-serialisable, with early stopping and
+//!   subsampling. But it has log loss and squared loss only (no multiclass), its
+//!   model is not `Clone`, hyper-parameters are `f32`, and data comes in as its own
+//!   borrowed column-major `Matrix`.
+//! - Weight: it pulls a second `rand` (0.8) and `thiserror` (1.x) beside ours, and
+//!   `rayon`, which builds its own thread pool; training here should run on a
+//!   blocking pool we size, on a machine shared with serving.
+//! - Robustness: about twenty `unwrap`/`expect`/`panic!` sites outside its tests,
+//!   among them float sorts by `partial_cmp(..).unwrap()` and a panic when a `NaN`
+//!   meets a non-NaN missing marker; we want every bad input to be an error.
+//!
+//! The algorithm is small and it is our domain core, which we want to own, test and
+//! tune (multiclass, artifacts, errors), so it is written here from the algorithm:
+//! XGBoost's second-order gain and leaf values on LightGBM-style histograms.
 //!
 //! # Batch learner behind the online contract
 //!

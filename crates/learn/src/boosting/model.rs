@@ -9,7 +9,7 @@ use super::data::{Columns, check_labels};
 use super::grow::Grower;
 use super::histogram::Layout;
 use super::split::Rules;
-use super::tree::Tree;
+use super::tree::{Node, Tree};
 use super::{GbtError, GbtParams, Loss, loss};
 use crate::Classifier;
 
@@ -42,6 +42,27 @@ impl GradientBoostedTrees {
     /// [`Loss::LogLoss`] and values for [`Loss::SquaredError`]; `NaN` features are
     /// missing values. With `valid`, boosting stops once the validation loss has not
     /// improved for `early_stopping_rounds` rounds and keeps the best round.
+    ///
+    /// ```
+    /// use freshet_learn::boosting::{GbtParams, GradientBoostedTrees, Loss};
+    ///
+    /// // y = 2x on a window, validated on the rows after it.
+    /// let xs: Vec<Vec<f64>> = (0..300).map(|i| vec![f64::from(i) / 100.0]).collect();
+    /// let ys: Vec<f64> = xs.iter().map(|x| 2.0 * x[0]).collect();
+    /// let (train, valid) = (0..240, 240..300);
+    /// let params = GbtParams { loss: Loss::SquaredError, n_trees: 500, ..GbtParams::default() };
+    /// let model = GradientBoostedTrees::fit(
+    ///     params,
+    ///     &xs[train.clone()],
+    ///     &ys[train],
+    ///     Some((&xs[valid.clone()], &ys[valid])),
+    /// )?;
+    /// // Beyond the window the trees extrapolate flat, so the validation loss soon
+    /// // stops improving and boosting stops early.
+    /// assert!(model.n_rounds() < 500);
+    /// assert!((model.predict_value(&[1.0]) - 2.0).abs() < 0.1);
+    /// # Ok::<(), freshet_learn::boosting::GbtError>(())
+    /// ```
     pub fn fit(
         params: GbtParams,
         xs: &[Vec<f64>],
@@ -214,6 +235,25 @@ impl GradientBoostedTrees {
     /// Mean validation loss after each round trained (empty without a validation set).
     pub fn valid_loss(&self) -> &[f64] {
         &self.valid_loss
+    }
+
+    /// Total split gain per feature, normalised to sum to 1 (all zeros when no tree
+    /// split): which inputs the model leans on, for model cards and drift triage.
+    pub fn feature_importances(&self) -> Vec<f64> {
+        let mut gains = vec![0.0; self.n_features];
+        for node in self.rounds.iter().flatten().flat_map(Tree::nodes) {
+            let Node::Split { feature, gain, .. } = node else {
+                continue;
+            };
+            if let Some(g) = gains.get_mut(*feature) {
+                *g += gain;
+            }
+        }
+        let total: f64 = gains.iter().sum();
+        if total > 0.0 {
+            gains.iter_mut().for_each(|g| *g /= total);
+        }
+        gains
     }
 
     /// The bin edges learned from the training window.

@@ -107,6 +107,15 @@ fn log_loss_single_split_matches_hand_computation() {
 }
 
 #[test]
+fn importances_credit_the_informative_feature() {
+    let (xs, ys) = dataset(19, 1000, 3, |x| f64::from(u8::from(x[1] > 0.2)));
+    let model = GradientBoostedTrees::fit(GbtParams::default(), &xs, &ys, None).unwrap();
+    let imp = model.feature_importances();
+    assert!((imp.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!(imp[1] > 0.9, "{imp:?}");
+}
+
+#[test]
 fn lambda_and_min_split_gain_shrink_the_split() {
     let xs = vec![vec![1.0], vec![2.0], vec![3.0], vec![4.0]];
     let ys = [0.0, 0.0, 10.0, 10.0];
