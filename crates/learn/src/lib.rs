@@ -5,9 +5,13 @@
 //! baselines — plus the [`metrics`] and the prequential [`evaluate`] loop used for
 //! benchmarks, replay, shadow and canary alike.
 //!
-//! Learners see dense `f64` feature vectors produced by the feature pipeline, so the
-//! same code path serves training and scoring. Predicting never mutates a learner
-//! (shadow traffic must not change a model). Depends on `freshet-core` only.
+//! Learners see dense `f64` feature vectors produced by the [`features`] pipeline,
+//! which turns records (lake rows, maps of values, JSON objects) into those vectors
+//! with the same code in training and scoring. A [`model::Model`] bundles a resolved
+//! model spec from `freshet.yaml`, the pipeline's state, the learner's state, a
+//! reference profile of the training data and metadata, and saves as an MLflow-style
+//! model directory. Predicting never mutates a learner, a pipeline or a model (shadow
+//! traffic must not change a model). Depends on `freshet-core` only.
 
 pub mod baseline;
 pub mod boosting;

@@ -194,7 +194,7 @@ fn standardise(m: &RunningMoments, x: f64) -> f64 {
 
 /// A finite number, or `None` when missing; strings holding a number are read as
 /// ingest reads them. NaN and infinities count as missing.
-fn numeric(v: FieldValue<'_>) -> Result<Option<f64>, &'static str> {
+pub(crate) fn numeric(v: FieldValue<'_>) -> Result<Option<f64>, &'static str> {
     let x = match v {
         FieldValue::Missing => return Ok(None),
         FieldValue::Int(i) => i as f64,
@@ -207,7 +207,9 @@ fn numeric(v: FieldValue<'_>) -> Result<Option<f64>, &'static str> {
 
 /// The canonical text of a category: strings as they are, integers in decimal
 /// (also when a JSON client sent `3.0`), booleans as `true`/`false`.
-fn category<'a>(v: FieldValue<'a>) -> Result<Option<std::borrow::Cow<'a, str>>, &'static str> {
+pub(crate) fn category<'a>(
+    v: FieldValue<'a>,
+) -> Result<Option<std::borrow::Cow<'a, str>>, &'static str> {
     use std::borrow::Cow;
     Ok(Some(match v {
         FieldValue::Missing => return Ok(None),
@@ -238,12 +240,15 @@ fn boolean(v: FieldValue<'_>) -> Result<Option<bool>, &'static str> {
 const MICROS_PER_SEC: i64 = 1_000_000;
 const SECS_PER_DAY: i64 = 86_400;
 
-/// `[hour_sin, hour_cos, dow_sin, dow_cos, weekend]`; all 0 when missing (the centre of
-/// each circle: no information).
-fn time_columns(ty: FieldType, v: FieldValue<'_>) -> Result<[f64; 5], &'static str> {
+/// Hour of day (fractional, UTC) and day of week (Monday 0) of a timestamp or date;
+/// `None` when missing. Strings and integers are read with ingest's coercions for the
+/// field's type.
+pub(crate) fn hour_and_weekday(
+    ty: FieldType,
+    v: FieldValue<'_>,
+) -> Result<Option<(f64, i64)>, &'static str> {
     let coerced;
     let v = match v {
-        // Strings and integers are read with ingest's coercions for the field's type.
         FieldValue::Str(_) | FieldValue::Int(_) => {
             coerced = ty.coerce(v.to_value()).map_err(|_| "a timestamp or date")?;
             FieldValue::from(&coerced)
@@ -251,7 +256,7 @@ fn time_columns(ty: FieldType, v: FieldValue<'_>) -> Result<[f64; 5], &'static s
         other => other,
     };
     let secs = match v {
-        FieldValue::Missing => return Ok([0.0; 5]),
+        FieldValue::Missing => return Ok(None),
         FieldValue::Timestamp(us) => us.div_euclid(MICROS_PER_SEC),
         FieldValue::Date(d) => i64::from(d) * SECS_PER_DAY,
         _ => return Err("a timestamp or date"),
@@ -259,6 +264,15 @@ fn time_columns(ty: FieldType, v: FieldValue<'_>) -> Result<[f64; 5], &'static s
     let hour = secs.rem_euclid(SECS_PER_DAY) as f64 / 3600.0;
     // 1970-01-01 was a Thursday; Monday is day 0.
     let dow = (secs.div_euclid(SECS_PER_DAY) + 3).rem_euclid(7);
+    Ok(Some((hour, dow)))
+}
+
+/// `[hour_sin, hour_cos, dow_sin, dow_cos, weekend]`; all 0 when missing (the centre of
+/// each circle: no information).
+fn time_columns(ty: FieldType, v: FieldValue<'_>) -> Result<[f64; 5], &'static str> {
+    let Some((hour, dow)) = hour_and_weekday(ty, v)? else {
+        return Ok([0.0; 5]);
+    };
     let (hs, hc) = (TAU * hour / 24.0).sin_cos();
     let (ds, dc) = (TAU * dow as f64 / 7.0).sin_cos();
     Ok([hs, hc, ds, dc, if dow >= 5 { 1.0 } else { 0.0 }])

@@ -22,7 +22,7 @@
 //! [`try_transform`](FeaturePipeline::try_transform) reports it instead, naming the
 //! field and never the value (fields may hold PII).
 
-mod encode;
+pub(crate) mod encode;
 mod record;
 #[cfg(test)]
 mod tests;
