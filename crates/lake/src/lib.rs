@@ -15,12 +15,14 @@ mod catalog;
 mod error;
 mod maintain;
 mod read;
+mod rows;
 mod table;
 
 pub use batch::{RowBatchBuilder, arrow_schema_for};
 pub use catalog::{Lake, TableKind};
 pub use error::{LakeError, Result};
 pub use maintain::{CompactionMetrics, VacuumMetrics};
+pub use rows::batch_rows;
 pub use table::{CommitSummary, Table, TableInfo, TableOptions, Txn};
 
 pub use deltalake::arrow;

@@ -165,3 +165,33 @@ async fn reopening_with_a_different_schema_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("'id'"), "{err}");
 }
+
+#[tokio::test]
+async fn rows_read_back_as_the_values_written_at_a_pinned_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, s) = table(dir.path(), "events/rows").await;
+    let v1 = t.append(batch(&s, 0..3, 19_000), &[]).await.unwrap();
+    t.append(batch(&s, 3..5, 19_001), &[]).await.unwrap();
+    let mut rows = t.read_rows(Some(v1), &s).await.unwrap();
+    rows.sort_by_key(|r| match r[0] {
+        Value::Int(i) => i,
+        _ => -1,
+    });
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        rows[2],
+        vec![
+            Value::Int(2),
+            Value::Str("n2".into()),
+            Value::Timestamp(2_000_000),
+            Value::Date(19_000)
+        ]
+    );
+    // A schema field the table never had reads as null instead of failing.
+    let mut wider = s.fields().to_vec();
+    wider.push(Field::new("added_later", FieldType::Float));
+    let wide = Schema::new(wider);
+    let all = t.read_rows(None, &wide).await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert!(all.iter().all(|r| r[4] == Value::Null));
+}
