@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{HoeffdingTreeConfig, TreeConfigError};
 use super::leaf::{Leaf, SplitOutcome};
 use super::node::{Arena, Branch, NodeId};
+use super::subspace::{MaxFeatures, Subspace};
 use super::{MAX_CLASSES, SplitRule, TreeSummary};
 use crate::Classifier;
 
@@ -55,6 +56,9 @@ pub struct HoeffdingTreeClassifier {
     nodes: Arena<Node>,
     root: Option<NodeId>,
     n_classes: usize,
+    /// Set for a random-subspace tree: each leaf watches a random subset of features.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subspace: Option<Subspace>,
 }
 
 impl Default for HoeffdingTreeClassifier {
@@ -79,7 +83,36 @@ impl HoeffdingTreeClassifier {
             nodes: Arena::default(),
             root: None,
             n_classes: 0,
+            subspace: None,
         }
+    }
+
+    /// An empty random-subspace tree, the base learner of
+    /// [`ARFClassifier`](crate::forest::ARFClassifier): each leaf, when it first learns,
+    /// draws `max_features` of the example's features (from a generator seeded with
+    /// `seed`) and considers only those for its splits and its naive Bayes model.
+    ///
+    /// # Errors
+    /// [`TreeConfigError::OutOfRange`] naming the first field out of range.
+    pub fn with_random_subspace(
+        config: HoeffdingTreeConfig,
+        max_features: MaxFeatures,
+        seed: u64,
+    ) -> Result<Self, TreeConfigError> {
+        config.validate()?;
+        Ok(Self::random_subspace_valid(config, max_features, seed))
+    }
+
+    /// [`Self::with_random_subspace`] for a configuration already validated (the forest
+    /// checks its tree parameters once, then grows trees without re-checking).
+    pub(crate) fn random_subspace_valid(
+        config: HoeffdingTreeConfig,
+        max_features: MaxFeatures,
+        seed: u64,
+    ) -> Self {
+        let mut tree = Self::with_valid_config(config);
+        tree.subspace = Some(Subspace::new(max_features, seed));
+        tree
     }
 
     /// The parameters.
@@ -120,6 +153,39 @@ impl HoeffdingTreeClassifier {
             }
         }
         summary
+    }
+
+    /// Learn `x` as if it had been seen `w` times (online bagging draws `w` from a
+    /// Poisson distribution); the grace period counts weight, as in River. A weight
+    /// that is not positive and finite, or a label at or above [`MAX_CLASSES`], is
+    /// ignored.
+    pub fn learn_weighted(&mut self, x: &[f64], y: usize, w: f64) {
+        if y >= MAX_CLASSES || !(w > 0.0 && w.is_finite()) {
+            return;
+        }
+        self.n_classes = self.n_classes.max(y + 1);
+        if self.root.is_none() {
+            self.root = Some(self.nodes.alloc(Node::Leaf(Leaf::new(Vec::new(), 0))));
+        }
+        let Some(id) = self.leaf_for(x) else {
+            return;
+        };
+        let due = match self.nodes.get_mut(id) {
+            Some(Node::Leaf(leaf)) => {
+                if let Some(subspace) = &mut self.subspace
+                    && leaf.features.is_none()
+                    && !x.is_empty()
+                {
+                    leaf.features = Some(subspace.sample(x.len()));
+                }
+                leaf.learn(x, y, w, &self.config);
+                leaf.due_for_split_attempt(&self.config)
+            }
+            _ => false,
+        };
+        if due {
+            self.split_leaf(id);
+        }
     }
 
     fn weight_of(&self, id: NodeId) -> f64 {
@@ -191,26 +257,7 @@ impl Classifier for HoeffdingTreeClassifier {
     /// Sort `x` to a leaf, update its statistics, and try to split it every grace period.
     /// Labels at or above [`MAX_CLASSES`] are ignored.
     fn learn_one(&mut self, x: &[f64], y: usize) {
-        if y >= MAX_CLASSES {
-            return;
-        }
-        self.n_classes = self.n_classes.max(y + 1);
-        if self.root.is_none() {
-            self.root = Some(self.nodes.alloc(Node::Leaf(Leaf::new(Vec::new(), 0))));
-        }
-        let Some(id) = self.leaf_for(x) else {
-            return;
-        };
-        let due = match self.nodes.get_mut(id) {
-            Some(Node::Leaf(leaf)) => {
-                leaf.learn(x, y, 1.0, &self.config);
-                leaf.due_for_split_attempt(&self.config)
-            }
-            _ => false,
-        };
-        if due {
-            self.split_leaf(id);
-        }
+        self.learn_weighted(x, y, 1.0);
     }
 
     /// The reached leaf's probabilities, one per class seen by the tree; uniform when

@@ -39,6 +39,10 @@ pub(crate) struct Leaf {
     mc_correct: f64,
     #[serde(with = "exact")]
     nb_correct: f64,
+    /// The features this leaf watches, in increasing order, when it belongs to a
+    /// random-subspace tree; `None` for every feature (or not drawn yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) features: Option<Vec<usize>>,
 }
 
 impl Leaf {
@@ -51,6 +55,7 @@ impl Leaf {
             last_split_attempt_at,
             mc_correct: 0.0,
             nb_correct: 0.0,
+            features: None,
         }
     }
 
@@ -99,14 +104,28 @@ impl Leaf {
         }
         add_weight(&mut self.stats, y, w);
         if let Some(splitters) = &mut self.splitters {
-            for (i, &v) in x.iter().enumerate() {
+            let mut observe = |i: usize, v: f64| {
                 if !v.is_finite() {
-                    continue;
+                    return;
                 }
                 if splitters.len() <= i {
                     splitters.resize_with(i + 1, GaussianSplitter::default);
                 }
                 splitters[i].update(v, y, w);
+            };
+            match &self.features {
+                Some(features) => {
+                    for &i in features {
+                        if let Some(&v) = x.get(i) {
+                            observe(i, v);
+                        }
+                    }
+                }
+                None => {
+                    for (i, &v) in x.iter().enumerate() {
+                        observe(i, v);
+                    }
+                }
             }
         }
     }

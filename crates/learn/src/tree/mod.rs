@@ -66,7 +66,8 @@ mod gaussian;
 mod hoeffding;
 mod leaf;
 mod node;
-mod rng;
+pub(crate) mod rng;
+mod subspace;
 #[cfg(test)]
 mod tests;
 
@@ -77,6 +78,7 @@ pub use config::{
 };
 pub use criterion::hoeffding_bound;
 pub use hoeffding::HoeffdingTreeClassifier;
+pub use subspace::MaxFeatures;
 
 use serde::{Deserialize, Serialize};
 
