@@ -3,10 +3,13 @@
 
 Runs the same prequential (test-then-train) evaluation on Elec2 (../shared/data/elec2.csv,
 label `class`) and on River's bundled Phishing dataset, for logistic regression, Gaussian
-naive Bayes, Hoeffding tree and Hoeffding adaptive tree, with River's default settings
-and no preprocessing on either side; River's ARF(10) is reported as a reference.
+naive Bayes, Hoeffding tree, Hoeffding adaptive tree and the adaptive random forest
+(10 trees), with River's default settings and no preprocessing on either side.
 Freshet's side is `freshet bench learners`; River's is this script's loop, timed the
-same way (the stream is in memory before timing starts on both sides).
+same way (the stream is in memory before timing starts on both sides). Randomised
+learners use seed 42 on both sides; as the two draw different random numbers, the
+script also runs ARF with seeds 0..19 on Phishing (a short stream, where one seed's
+accuracy swings by a point or more) and prints the mean on both sides.
 
 Usage: bench/learners_vs_river.py [--freshet PATH] [--elec2 PATH]
 Needs River 0.26.1 (the bench virtualenv: ~/.cache/freshet-bench-venv, `pip install river==0.26.1`).
@@ -43,8 +46,8 @@ def river_models():
         "logistic_regression": lambda: linear_model.LogisticRegression(),
         "gaussian_nb": lambda: naive_bayes.GaussianNB(),
         "hoeffding_tree": lambda: tree.HoeffdingTreeClassifier(),
-        "hoeffding_adaptive_tree": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=42),
-        "arf_10 (reference)": lambda: forest.ARFClassifier(n_models=10, seed=42),
+        "hoeffding_adaptive_tree": lambda seed=42: tree.HoeffdingAdaptiveTreeClassifier(seed=seed),
+        "arf_10": lambda seed=42: forest.ARFClassifier(n_models=10, seed=seed),
     }
 
 
@@ -65,10 +68,34 @@ def run_river(stream, positive):
     return out
 
 
-def run_freshet(binary: str, path: Path, label: str):
+def run_freshet(binary: str, path: Path, label: str, seed: int = 42, quiet: bool = False):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run([binary, "bench", "learners", "--data", str(path), "--label", label, "--json", out.name], check=True)
+        subprocess.run(
+            [binary, "bench", "learners", "--data", str(path), "--label", label, "--json", out.name,
+             "--seed", str(seed)],
+            check=True,
+            stdout=subprocess.DEVNULL if quiet else None,
+            stderr=subprocess.DEVNULL if quiet else None,
+        )
         return {r["learner"]: r for r in json.load(open(out.name))}
+
+
+SWEEP_SEEDS = range(20)
+
+
+def arf_seed_sweep(binary: str, path: Path, label: str, stream, positive):
+    """Mean, min and max accuracy of ARF(10) over SWEEP_SEEDS, River and Freshet."""
+    river, fresh = [], []
+    for seed in SWEEP_SEEDS:
+        model = river_models()["arf_10"](seed)
+        acc = metrics.Accuracy()
+        for x, y in stream:
+            yb = y == positive
+            acc.update(yb, model.predict_one(x))
+            model.learn_one(x, yb)
+        river.append(acc.get())
+        fresh.append(run_freshet(binary, path, label, seed=seed, quiet=True)["arf_10"]["accuracy"])
+    return river, fresh
 
 
 def main():
@@ -89,6 +116,7 @@ def main():
             w.writerow([x[k] for k in keys] + [int(y)])
 
     table = []
+    sweep = None
     for name, path, label, positive in [
         ("elec2", Path(a.elec2), "class", "UP"),
         ("phishing", phishing, "is_phishing", "1"),
@@ -97,6 +125,8 @@ def main():
         stream = load(path, label)
         river = run_river(stream, positive)
         fresh = run_freshet(a.freshet, path, label)
+        if name == "phishing":
+            sweep = arf_seed_sweep(a.freshet, path, label, stream, positive)
         for learner, r in river.items():
             f = fresh.get(learner)
             table.append((name, learner, r, f))
@@ -111,6 +141,14 @@ def main():
         d = (f["accuracy"] - r["accuracy"]) * 100
         print(f"| {name} | {learner} | {r['accuracy']:.4f} | {f['accuracy']:.4f} | {d:+.2f} | "
               f"{r['rows_per_sec']:,.0f} | {f['rows_per_sec']:,.0f} | {f['rows_per_sec'] / r['rows_per_sec']:,.0f}× |")
+    if sweep is not None:
+        river, fresh = sweep
+        print()
+        print(f"ARF(10) on phishing, seeds {SWEEP_SEEDS.start}..{SWEEP_SEEDS.stop - 1}:")
+        print("| side | mean acc | min | max |")
+        print("|---|---:|---:|---:|")
+        for side, accs in [("River", river), ("Freshet", fresh)]:
+            print(f"| {side} | {sum(accs) / len(accs):.4f} | {min(accs):.4f} | {max(accs):.4f} |")
 
 
 if __name__ == "__main__":

@@ -135,6 +135,9 @@ pub struct BenchLearnersArgs {
     /// Write the figures as JSON to this file as well.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Seed of the randomised learners (adaptive tree, random forest).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

@@ -7,10 +7,13 @@ use crate::cli::BenchLearnersArgs;
 use anyhow::{Context, Result, bail};
 use freshet_learn::Classifier;
 use freshet_learn::evaluate::prequential_classification;
+use freshet_learn::forest::{ARFClassifier, ARFConfig};
 use freshet_learn::linear::LogisticRegression;
 use freshet_learn::metrics::{Accuracy, ClassificationMetric};
 use freshet_learn::naive_bayes::GaussianNB;
-use freshet_learn::tree::{HoeffdingAdaptiveTreeClassifier, HoeffdingTreeClassifier};
+use freshet_learn::tree::{
+    HoeffdingAdaptiveTreeClassifier, HoeffdingAdaptiveTreeConfig, HoeffdingTreeClassifier,
+};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -88,7 +91,16 @@ pub fn read_stream(path: &std::path::Path, label: &str) -> Result<Stream> {
     })
 }
 
-fn learners() -> Result<Vec<(&'static str, Box<dyn Classifier>)>> {
+/// The learners with their default settings; `seed` seeds the randomised ones.
+fn learners(seed: u64) -> Result<Vec<(&'static str, Box<dyn Classifier>)>> {
+    let hat = HoeffdingAdaptiveTreeConfig {
+        seed,
+        ..HoeffdingAdaptiveTreeConfig::default()
+    };
+    let arf = ARFConfig {
+        seed,
+        ..ARFConfig::default()
+    };
     Ok(vec![
         (
             "logistic_regression",
@@ -101,8 +113,9 @@ fn learners() -> Result<Vec<(&'static str, Box<dyn Classifier>)>> {
         ),
         (
             "hoeffding_adaptive_tree",
-            Box::new(HoeffdingAdaptiveTreeClassifier::default()),
+            Box::new(HoeffdingAdaptiveTreeClassifier::new(hat)?),
         ),
+        ("arf_10", Box::new(ARFClassifier::new(arf)?)),
     ])
 }
 
@@ -116,7 +129,7 @@ pub fn run(a: BenchLearnersArgs) -> Result<()> {
         stream.classes
     );
     let mut reports = Vec::new();
-    for (name, mut model) in learners()? {
+    for (name, mut model) in learners(a.seed)? {
         let mut acc = Accuracy::default();
         let started = Instant::now();
         {
