@@ -618,3 +618,53 @@ fn params_have_documented_defaults_and_reject_unknown_keys() {
     let p: GbtParams = serde_json::from_str(r#"{"loss": "squared_error"}"#).unwrap();
     assert_eq!(p.loss, Loss::SquaredError);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A feature value: mostly ordinary, sometimes missing, infinite or huge.
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            8 => -10.0..10.0f64,
+            1 => Just(f64::NAN),
+            1 => prop::sample::select(vec![f64::INFINITY, f64::NEG_INFINITY, f64::MAX, 0.0]),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any window fits without panicking, scores finitely, and its trees route
+        /// every training row by raw thresholds exactly as by bins.
+        #[test]
+        fn any_window_fits_and_routes_consistently(
+            rows in prop::collection::vec((prop::collection::vec(value(), 3), 0..3u8), 1..60),
+            max_bins in 2..20usize,
+            multiclass in any::<bool>(),
+        ) {
+            let (xs, ys): (Vec<Vec<f64>>, Vec<f64>) = rows
+                .into_iter()
+                .map(|(x, y)| (x, f64::from(if multiclass { y } else { y % 2 })))
+                .unzip();
+            let params = GbtParams {
+                n_trees: 3,
+                max_bins,
+                min_samples_leaf: 1,
+                ..GbtParams::default()
+            };
+            let model = GradientBoostedTrees::fit(params, &xs, &ys, None).unwrap();
+            let columns = Columns::from_rows(&xs).unwrap();
+            let binned = model.bins().transform(&columns);
+            for (i, x) in xs.iter().enumerate() {
+                let p = model.predict_proba_one(x);
+                prop_assert!(p.iter().all(|v| v.is_finite()));
+                prop_assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+                for tree in model.rounds().iter().flatten() {
+                    prop_assert_eq!(tree.predict(x), tree.predict_binned(model.bins(), &binned, i));
+                }
+            }
+        }
+    }
+}
