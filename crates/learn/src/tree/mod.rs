@@ -13,6 +13,11 @@
 //!   it grows an alternate subtree, which replaces the branch once it is significantly
 //!   more accurate (or is dropped once it is significantly worse). Leaves learn with
 //!   Poisson(1) bootstrap weights drawn from a seeded generator.
+//! - [`HoeffdingTreeClassifier::with_random_subspace`] — the base learner of the
+//!   adaptive random forest ([`crate::forest`]): each leaf watches only a random subset
+//!   of [`MaxFeatures`] features, drawn when it first learns from a generator the tree
+//!   owns; [`HoeffdingTreeClassifier::learn_weighted`] learns an example with a weight
+//!   (online bagging).
 //!
 //! Numeric features only (dense `f64`), binary splits `x[feature] <= threshold`. Each
 //! leaf observes each feature with a Gaussian splitter (per class, a weighted Gaussian
