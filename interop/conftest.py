@@ -20,6 +20,18 @@ streams:
   unused:
     source: { type: http }
     schema: { fields: [ { name: x, type: int } ] }
+  pay:
+    source: { type: http }
+    schema:
+      fields:
+        - { name: amount, type: float }
+        - { name: merchant, type: string }
+        - { name: is_fraud, type: bool }
+models:
+  fraud:
+    stream: pay
+    label: is_fraud
+    learner: { type: logistic_regression }
 """
 
 

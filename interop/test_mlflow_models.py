@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import mlflow
@@ -141,3 +142,44 @@ def test_registry_errors_are_clear_4xx(server):
         json={"name": "dupe", "source": "file:///etc"},
     )
     assert r.status_code == 400
+
+
+def test_a_version_trained_by_freshet_is_visible_to_the_client(server, tmp_path):
+    rng = np.random.default_rng(3)
+    lines = []
+    for _ in range(3000):
+        fraud = bool(rng.random() < 0.2)
+        amount = float(rng.normal(900 if fraud else 60, 80))
+        merchant = str(rng.choice(["grocery", "fuel", "travel"]))
+        lines.append(json.dumps({"amount": amount, "merchant": merchant, "is_fraud": fraud}))
+    r = requests.post(
+        f"{server}/v1/streams/pay/events",
+        data="\n".join(lines),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert r.status_code == 200, r.text
+    config = Path(os.environ["FRESHET_TEST_DIR"]) / "freshet.yaml"
+    out = subprocess.run(
+        [os.environ["FRESHET_BIN"], "--config", str(config), "train", "fraud", "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+
+    client = MlflowClient()
+    (version,) = client.search_model_versions("name='fraud'")
+    assert version.version == "1" and version.tags["freshet.table"] == "events/pay"
+    run = client.get_run(version.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["holdout_accuracy"] > 0.9
+    assert 0.9 < run.data.metrics["holdout_roc_auc"] <= 1.0
+    assert run.data.params["learner"] == "logistic_regression"
+    assert run.data.params["holdout_rows"] == "600"
+    (dataset,) = run.inputs.dataset_inputs
+    source = json.loads(dataset.dataset.source)
+    assert source["delta_table_version"] == int(version.tags["freshet.table_version"]) >= 1
+    assert dataset.dataset.name == "events/pay"
+
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/fraud/{version.version}", dst_path=str(tmp_path / "m")))
+    assert {"MLmodel", "model.json", "reference_profile.json"} <= {p.name for p in local.iterdir()}
+    mlmodel = (local / "MLmodel").read_text()
+    assert "freshet" in mlmodel and "signature" in mlmodel

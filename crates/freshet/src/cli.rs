@@ -34,6 +34,9 @@ pub enum Command {
     Up(UpArgs),
     /// Push a CSV or NDJSON file through a stream's pipeline into the lake (resumable).
     Ingest(IngestArgs),
+    /// Train a model declared in freshet.yaml from its stream's table at a pinned
+    /// Delta version, hold out the newest rows for scoring, and register a new version.
+    Train(TrainArgs),
     /// List the lake's tables with their version, rows and files.
     Tables,
     /// Inspect one table.
@@ -85,6 +88,22 @@ pub struct IngestArgs {
     /// Keep following the file as it grows (Ctrl-C to stop).
     #[arg(long)]
     pub follow: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Model name (a key of `models:` in freshet.yaml).
+    pub model: String,
+    /// Delta version of the stream's table to train from; the latest when absent. The
+    /// version is recorded in the run as its lineage.
+    #[arg(long)]
+    pub version: Option<i64>,
+    /// Fraction of the newest rows held out for scoring; overrides the model's `holdout`.
+    #[arg(long)]
+    pub holdout: Option<f64>,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,

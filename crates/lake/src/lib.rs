@@ -22,7 +22,7 @@ pub use batch::{RowBatchBuilder, arrow_schema_for};
 pub use catalog::{Lake, TableKind};
 pub use error::{LakeError, Result};
 pub use maintain::{CompactionMetrics, VacuumMetrics};
-pub use rows::batch_rows;
+pub use rows::{batch_rows, schema_of};
 pub use table::{CommitSummary, Table, TableInfo, TableOptions, Txn};
 
 pub use deltalake::arrow;

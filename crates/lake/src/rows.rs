@@ -48,6 +48,31 @@ fn column_values(batch: &RecordBatch, name: &str, ty: FieldType) -> Result<Vec<V
     })
 }
 
+/// A table's columns as a Freshet schema (the table is the authority on what was
+/// written). Column types Freshet does not write read as strings.
+pub fn schema_of(arrow: &deltalake::arrow::datatypes::Schema) -> Schema {
+    use deltalake::arrow::datatypes::DataType;
+    Schema::new(
+        arrow
+            .fields()
+            .iter()
+            .map(|f| {
+                let ty = match f.data_type() {
+                    DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                        FieldType::Int
+                    }
+                    DataType::Float32 | DataType::Float64 => FieldType::Float,
+                    DataType::Boolean => FieldType::Bool,
+                    DataType::Timestamp(..) => FieldType::Timestamp,
+                    DataType::Date32 | DataType::Date64 => FieldType::Date,
+                    _ => FieldType::String,
+                };
+                freshet_core::Field::new(f.name().clone(), ty)
+            })
+            .collect(),
+    )
+}
+
 /// The rows of `batch`, one `Vec<Value>` per row in `schema`'s field order.
 pub fn batch_rows(batch: &RecordBatch, schema: &Schema) -> Result<Vec<Vec<Value>>> {
     let n = batch.num_rows();

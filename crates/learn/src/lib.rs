@@ -22,6 +22,7 @@ pub mod linear;
 pub mod metrics;
 pub mod model;
 pub mod naive_bayes;
+pub mod train;
 pub mod tree;
 
 /// A classifier learning one example at a time. Classes are indices `0..n`; a learner

@@ -6,6 +6,7 @@ mod bench_tracking;
 mod ingest;
 mod init;
 mod tables;
+mod train;
 mod up;
 
 use crate::cli::{BenchCommand, Cli, Command};
@@ -17,6 +18,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Validate => validate(&cli.config),
         Command::Up(a) => up::run(&cli.config, a).await,
         Command::Ingest(a) => ingest::run(&cli.config, a).await,
+        Command::Train(a) => train::run(&cli.config, a).await,
         Command::Tables => tables::list(&cli.config).await,
         Command::Table(t) => tables::table(&cli.config, t).await,
         Command::Bench(BenchCommand::Ingest(a)) => bench::ingest(a).await,

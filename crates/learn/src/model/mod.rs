@@ -237,6 +237,18 @@ impl Model {
         Ok(())
     }
 
+    /// The class index of a label value: `None` when it is missing, unusable, or a
+    /// class the model has never seen (so it cannot be scored).
+    pub fn class_index(&self, label: FieldValue<'_>) -> Option<usize> {
+        let class = labels::to_class(&self.spec.label, self.spec.label_type, label).ok()?;
+        self.metadata.classes.iter().position(|c| *c == class)
+    }
+
+    /// A regression target from a label value; `None` when missing or not a number.
+    pub fn target(&self, label: FieldValue<'_>) -> Option<f64> {
+        labels::to_target(&self.spec.label, label).ok()
+    }
+
     /// Learn a record that carries its own label field.
     ///
     /// # Errors
