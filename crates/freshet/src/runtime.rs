@@ -67,6 +67,24 @@ pub fn open_tracking(
     Ok(Arc::new(store))
 }
 
+/// The schema of every stream's `events/<stream>` table as the configuration builds it
+/// (declared fields after PII and transforms, with their ranges and categories, then
+/// the system columns): what models are resolved and trained against.
+pub fn events_schemas(
+    config: &FreshetConfig,
+    base: &Path,
+) -> Result<std::collections::BTreeMap<String, freshet_core::Schema>> {
+    let key = PiiKey::load(&config.pii, base).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pipelines = build_pipelines(config, key).map_err(|errs| {
+        let list: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
+        anyhow::anyhow!("the configuration is invalid:\n{}", list.join("\n"))
+    })?;
+    Ok(pipelines
+        .iter()
+        .map(|(name, p)| (name.clone(), events_schema(p.output_schema())))
+        .collect())
+}
+
 /// The artifact store of a configuration (a directory relative to the config's folder).
 pub fn open_artifacts(
     config: &FreshetConfig,

@@ -54,6 +54,14 @@ streams:
   cards:
     source: { type: generator, kind: cards, seed: 42, rate_per_sec: 500, drift: [{ at: 60000 }] }
     commit: { max_latency_ms: 1000 }
+
+models:
+  # `freshet train fraud` learns events/cards at its latest version, scores the newest
+  # 20% of rows, and registers a version (docs/models.md).
+  fraud:
+    stream: cards
+    label: is_fraud
+    learner: { type: logistic_regression, optimizer: adam }
 "#;
 
 pub fn run(args: &InitArgs) -> Result<()> {

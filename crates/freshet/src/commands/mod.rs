@@ -30,16 +30,26 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// `freshet validate`: types, rules, and every stream's pipeline (expressions, PII key).
 fn validate(path: &std::path::Path) -> Result<()> {
     let (config, base) = crate::runtime::load_config(path)?;
-    let key = freshet_ingest::process::pii::PiiKey::load(&config.pii, &base)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Err(errs) = freshet_ingest::service::build_pipelines(&config, key) {
+    let schemas = crate::runtime::events_schemas(&config, &base)
+        .map_err(|e| anyhow::anyhow!("{} is invalid: {e:#}", path.display()))?;
+    // Models are resolved against the tables their streams write, generator streams too.
+    let mut errs = Vec::new();
+    for (name, m) in &config.models {
+        if let Some(schema) = schemas.get(&m.stream)
+            && let Err(e) = m.resolve(name, schema)
+        {
+            errs.extend(e);
+        }
+    }
+    if !errs.is_empty() {
         let list: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
         anyhow::bail!("{} is invalid:\n{}", path.display(), list.join("\n"));
     }
     println!(
-        "{} is valid: {} stream(s)",
+        "{} is valid: {} stream(s), {} model(s)",
         path.display(),
-        config.streams.len()
+        config.streams.len(),
+        config.models.len()
     );
     for (name, s) in &config.streams {
         let kind = match &s.source {

@@ -4,7 +4,7 @@
 
 use crate::cli::TrainArgs;
 use crate::publish::{Lineage, publish};
-use crate::runtime::{load_config, open_artifacts, open_lake, open_tracking};
+use crate::runtime::{events_schemas, load_config, open_artifacts, open_lake, open_tracking};
 use anyhow::{Context, Result, anyhow};
 use freshet_core::{SystemClock, Value, system_columns as sys};
 use freshet_lake::{Table, TableKind, schema_of};
@@ -53,7 +53,12 @@ pub async fn run(config_path: &Path, args: TrainArgs) -> Result<()> {
         ));
     }
     let info = table.info(Some(version)).await?;
-    let schema = schema_of(&table.arrow_schema());
+    // The configured schema keeps what the table cannot (ranges, categories, PII marks);
+    // the table's own columns are the fallback.
+    let schema = match events_schemas(&config, &base)?.remove(&spec.stream) {
+        Some(s) => s,
+        None => schema_of(&table.arrow_schema()),
+    };
     let mut resolved = spec.resolve(&args.model, &schema).map_err(|errs| {
         let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
         anyhow!(

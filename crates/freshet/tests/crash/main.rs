@@ -1,6 +1,6 @@
-//! Crash tests: the real `freshet` binary as a child process, killed with SIGKILL at
-//! random moments. They check the promises of the foundation: an acknowledged record
-//! is in the lake exactly once, a file ingest resumes without loss or duplicates, the
+//! Subprocess tests: the real `freshet` binary as a child process. Most are crash
+//! tests, killing it with SIGKILL at random moments. They check the promises of the
+//! foundation: an acknowledged record is in the lake exactly once, a file ingest resumes without loss or duplicates, the
 //! tables stay readable after every crash, and no raw PII value reaches any file.
 //!
 //! Randomised; each test prints its seed (replay with `FRESHET_CRASH_SEED=<seed>`).
@@ -10,3 +10,4 @@ mod file_exactly_once;
 mod follow;
 mod harness;
 mod pii_in_logs;
+mod train_cli;
