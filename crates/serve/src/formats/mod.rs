@@ -1,0 +1,1 @@
+//! Scoring request and response formats.
