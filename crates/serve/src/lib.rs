@@ -11,5 +11,11 @@
 //! trained with), `registry` (aliases, versions, artifacts, rollout state) and `lake`
 //! (inference and label tables). HTTP lives in the binary; this crate has no server.
 
+pub mod error;
 pub mod formats;
+pub mod loader;
 pub mod rollout;
+pub mod router;
+pub mod stats;
+
+pub use error::ServeError;

@@ -1,0 +1,85 @@
+//! Loading a registered version for serving: its files from the artifact store into a
+//! [`Model`], with the input columns requests must carry.
+
+use crate::error::ServeError;
+use freshet_core::{Field, FieldType, Schema, Value};
+use freshet_learn::model::Model;
+use freshet_registry::Store;
+use freshet_registry::artifacts::{ArtifactPath, ArtifactStore};
+use std::io::Read;
+
+/// A model version ready to score.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub name: String,
+    pub version: i64,
+    pub model: Model,
+    /// The fields the model reads, once each, in feature order: what a request must
+    /// carry, and the layout rows are parsed into.
+    pub input: Schema,
+    /// Class index → label value (empty for regression).
+    pub classes: Vec<Value>,
+}
+
+impl LoadedModel {
+    /// Wrap a model (for tests and for models trained in this process).
+    pub fn new(name: &str, version: i64, model: Model) -> Self {
+        let mut fields: Vec<Field> = Vec::new();
+        for f in &model.spec().features {
+            if !fields.iter().any(|g| g.name == f.field) {
+                fields.push(Field::new(f.field.clone(), f.field_type));
+            }
+        }
+        let classes = model.classes().iter().map(|c| c.to_value()).collect();
+        Self {
+            name: name.to_string(),
+            version,
+            model,
+            input: Schema::new(fields),
+            classes,
+        }
+    }
+
+    /// `(name, type)` of each input column.
+    pub fn columns(&self) -> impl Iterator<Item = (&str, FieldType)> {
+        self.input.fields().iter().map(|f| (f.name.as_str(), f.ty))
+    }
+
+    pub fn is_regression(&self) -> bool {
+        !self.model.task().is_classification()
+    }
+}
+
+/// Read the files of `name`/`version` from the artifact store and build the model.
+pub fn load_version(
+    store: &dyn Store,
+    artifacts: &dyn ArtifactStore,
+    name: &str,
+    version: i64,
+) -> Result<LoadedModel, ServeError> {
+    let fail = |reason: String| ServeError::Load {
+        name: name.to_string(),
+        version,
+        reason,
+    };
+    let uri = store.get_download_uri(name, version)?;
+    let root = uri
+        .strip_prefix("mlflow-artifacts:/")
+        .ok_or_else(|| fail(format!("its files are at '{uri}', outside this server's store")))?;
+    let root = ArtifactPath::parse(root)?;
+    let mut files = Vec::new();
+    for entry in artifacts.list(Some(&root))? {
+        if entry.is_dir {
+            continue;
+        }
+        let path = root.join(&entry.path)?;
+        let (mut reader, size) = artifacts.open(&path)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| fail(format!("reading {}: {e}", entry.path)))?;
+        files.push((entry.path, bytes));
+    }
+    let model = Model::from_files(&files).map_err(|e| fail(e.to_string()))?;
+    Ok(LoadedModel::new(name, version, model))
+}
