@@ -1,10 +1,11 @@
 //! Training a model on a window of rows with an out-of-time holdout.
 //!
 //! Rows arrive in time order. The newest `holdout` fraction is kept back and the model
-//! learns the older rows in order, scored test-then-train as it goes (prequential);
-//! then the frozen model is scored on the holdout. A random split would leak the
-//! future into training and flatter a model that is about to go stale, so the split is
-//! always by time.
+//! learns the older rows: an online model in order, scored test-then-train as it goes
+//! (prequential); a batch model (gradient-boosted trees) fitted on them at once, then
+//! scored on them in sample. Either way the frozen model is then scored on the holdout.
+//! A random split would leak the future into training and flatter a model that is
+//! about to go stale, so the split is always by time.
 
 use crate::features::Record;
 use crate::metrics::{
@@ -158,8 +159,17 @@ impl Scores {
 /// Train `model` on `rows` (oldest first) holding out the newest `holdout` fraction;
 /// `progress` is called with the number of rows handled so far.
 ///
+/// An online learner learns the training slice one row at a time and is scored on each
+/// row before it learns it: `train_prequential_*` metrics. A batch learner
+/// ([`Model::is_batch`]) has no model to test until the whole slice is fitted
+/// ([`Model::fit_window`]), so it has no prequential scores; it is scored instead on
+/// the slice it was fitted on, `train_in_sample_*`, which flatter it by construction:
+/// read them against `holdout_*`, their gap shows how much the trees overfit. Both
+/// kinds are scored the same way on the holdout, which never teaches the model.
+///
 /// # Errors
-/// Only when no row at all could be learnt (every label missing or unusable).
+/// When no training row could be learnt (every label missing or unusable), or a batch
+/// learner refuses its window.
 pub fn train_with_holdout<R: Record>(
     mut model: Model,
     rows: &[R],
@@ -168,28 +178,29 @@ pub fn train_with_holdout<R: Record>(
 ) -> Result<TrainOutcome, ModelError> {
     let split = holdout_start(rows.len(), holdout);
     let task = model.task();
-    let mut prequential = Scores::for_task(task);
-    let mut skipped = 0u64;
-    let mut learnt = 0u64;
-    for (i, r) in rows[..split].iter().enumerate() {
-        prequential.score(&model, r);
-        match model.learn_record(r) {
-            Ok(()) => learnt += 1,
-            Err(ModelError::Label { .. }) => skipped += 1,
-            Err(e) => return Err(e),
+    let binary = task == Task::Binary;
+    let mut train_metrics = Vec::new();
+    let (learnt, mut skipped) = if model.is_batch() {
+        let train = &rows[..split];
+        model
+            .fit_window(train)
+            .map_err(|e| no_label_in_slice(e, split))?;
+        progress(split as u64);
+        let learnt = model.metadata().training_rows;
+        let mut in_sample = Scores::for_task(task);
+        for r in train {
+            in_sample.score(&model, r);
         }
-        if i % 4096 == 0 {
-            progress(i as u64);
-        }
-    }
-    if learnt == 0 {
-        return Err(ModelError::Label {
-            field: model.spec().label.clone(),
-            reason: format!(
-                "none of the {split} training rows has a usable label ({skipped} skipped)"
-            ),
-        });
-    }
+        in_sample.report("train_in_sample", binary, &mut train_metrics);
+        (learnt, (split as u64).saturating_sub(learnt))
+    } else {
+        learn_prequentially(
+            &mut model,
+            &rows[..split],
+            &mut progress,
+            &mut train_metrics,
+        )?
+    };
     let mut scores = Scores::for_task(task);
     let mut scored = 0u64;
     for (i, r) in rows[split..].iter().enumerate() {
@@ -203,12 +214,12 @@ pub fn train_with_holdout<R: Record>(
         }
     }
     progress(rows.len() as u64);
-    let binary = task == Task::Binary;
+    // Holdout first: it is the figure that decides whether a model ships.
     let mut metrics = Vec::new();
     if scored > 0 {
         scores.report("holdout", binary, &mut metrics);
     }
-    prequential.report("train_prequential", binary, &mut metrics);
+    metrics.append(&mut train_metrics);
     model.build_reference_profile(rows[..split].iter());
     Ok(TrainOutcome {
         model,
@@ -217,6 +228,55 @@ pub fn train_with_holdout<R: Record>(
         skipped_rows: skipped,
         metrics,
     })
+}
+
+/// The online half of [`train_with_holdout`]: test-then-train over `train`, returning
+/// the rows learnt and skipped, with the prequential scores added to `metrics`.
+fn learn_prequentially<R: Record>(
+    model: &mut Model,
+    train: &[R],
+    progress: &mut impl FnMut(u64),
+    metrics: &mut Vec<(String, f64)>,
+) -> Result<(u64, u64), ModelError> {
+    let task = model.task();
+    let mut prequential = Scores::for_task(task);
+    let mut skipped = 0u64;
+    let mut learnt = 0u64;
+    for (i, r) in train.iter().enumerate() {
+        prequential.score(model, r);
+        match model.learn_record(r) {
+            Ok(()) => learnt += 1,
+            Err(ModelError::Label { .. }) => skipped += 1,
+            Err(e) => return Err(e),
+        }
+        if i % 4096 == 0 {
+            progress(i as u64);
+        }
+    }
+    if learnt == 0 {
+        return Err(ModelError::Label {
+            field: model.spec().label.clone(),
+            reason: format!(
+                "none of the {} training rows has a usable label ({skipped} skipped)",
+                train.len()
+            ),
+        });
+    }
+    prequential.report("train_prequential", task == Task::Binary, metrics);
+    Ok((learnt, skipped))
+}
+
+/// `fit_window`'s "no usable label" error, reworded to say it is the training slice.
+fn no_label_in_slice(e: ModelError, split: usize) -> ModelError {
+    match e {
+        ModelError::Label { field, .. } => ModelError::Label {
+            field,
+            reason: format!(
+                "none of the {split} training rows has a usable label ({split} skipped)"
+            ),
+        },
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -272,6 +332,90 @@ mod tests {
         assert!(get("train_prequential_accuracy").unwrap() > 0.8);
         assert!(out.model.reference_profile().is_some());
         assert_eq!(out.model.metadata().training_rows, 172);
+    }
+
+    /// y = x > 0 over 200 rows, with rows 5, 50 and 120 unlabelled.
+    fn separable() -> Vec<serde_json::Value> {
+        let mut rows: Vec<serde_json::Value> = (0..200)
+            .map(|i| {
+                let x = ((i * 37) % 101) as f64 - 50.0;
+                json!({"x": x, "y": x > 0.0, "t": 2.0 * x + 1.0})
+            })
+            .collect();
+        for i in [5, 50, 120] {
+            rows[i]["y"] = serde_json::Value::Null;
+        }
+        rows
+    }
+
+    fn metric(out: &TrainOutcome, name: &str) -> Option<f64> {
+        out.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    #[test]
+    fn a_batch_learner_is_fitted_on_the_training_slice_and_scored_on_the_holdout() {
+        let rows = separable();
+        let mut seen = Vec::new();
+        let out = train_with_holdout(model(&spec("gbt")), &rows, 0.125, |n| seen.push(n)).unwrap();
+        assert_eq!(
+            (out.train_rows, out.holdout_rows, out.skipped_rows),
+            (172, 25, 3)
+        );
+        assert_eq!(out.model.metadata().training_rows, 172);
+        assert!(
+            metric(&out, "holdout_accuracy").unwrap() >= 0.95,
+            "{:?}",
+            out.metrics
+        );
+        assert!(metric(&out, "holdout_roc_auc").unwrap() >= 0.95);
+        // No prequential scores for a batch learner: in-sample ones instead.
+        assert!(metric(&out, "train_prequential_accuracy").is_none());
+        assert!(metric(&out, "train_in_sample_accuracy").unwrap() >= 0.95);
+        assert_eq!(out.metrics[0].0, "holdout_accuracy");
+        assert!(out.model.reference_profile().is_some());
+        assert_eq!(seen.last(), Some(&200));
+    }
+
+    #[test]
+    fn a_regression_booster_scores_well_out_of_time() {
+        // t = 2x + 1, learnt from x alone.
+        let yaml = "stream: s\nlabel: t\nfeatures: [{ field: x, kind: numeric }]\nlearner: { type: gbt }\n";
+        let out = train_with_holdout(model(yaml), &separable(), 0.2, |_| {}).unwrap();
+        assert_eq!((out.train_rows, out.holdout_rows), (160, 40));
+        assert!(
+            metric(&out, "holdout_r2").unwrap() > 0.95,
+            "{:?}",
+            out.metrics
+        );
+        assert!(metric(&out, "train_in_sample_rmse").is_some());
+    }
+
+    #[test]
+    fn the_forest_learns_online_like_the_other_learners() {
+        let out = train_with_holdout(
+            model(&spec("adaptive_random_forest")),
+            &separable(),
+            0.125,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!((out.train_rows, out.skipped_rows), (172, 3));
+        assert!(
+            metric(&out, "holdout_accuracy").unwrap() >= 0.9,
+            "{:?}",
+            out.metrics
+        );
+        assert!(metric(&out, "train_prequential_accuracy").is_some());
+    }
+
+    #[test]
+    fn a_batch_learner_without_a_usable_label_is_an_error_naming_the_field() {
+        let rows = vec![json!({"x": 1.0}), json!({"x": 2.0, "y": "maybe"})];
+        let e = train_with_holdout(model(&spec("gbt")), &rows, 0.5, |_| {}).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "label 'y': none of the 1 training rows has a usable label (1 skipped)"
+        );
     }
 
     #[test]

@@ -74,6 +74,33 @@ pub(super) fn to_class(
     }
 }
 
+/// The class index of a label value, adding the class to `classes` when it is new and
+/// the task's limit allows; `classes` is unchanged on an error.
+pub(super) fn class_index(
+    field: &str,
+    ty: FieldType,
+    task: Task,
+    classes: &mut Vec<ClassLabel>,
+    v: FieldValue<'_>,
+) -> Result<usize, ModelError> {
+    let class = to_class(field, ty, v)?;
+    if let Some(i) = classes.iter().position(|c| *c == class) {
+        return Ok(i);
+    }
+    if classes.len() >= class_cap(task) {
+        return Err(ModelError::Label {
+            field: field.to_owned(),
+            reason: format!(
+                "more than {} classes for a {} task",
+                class_cap(task),
+                task.as_str()
+            ),
+        });
+    }
+    classes.push(class);
+    Ok(classes.len() - 1)
+}
+
 /// A regression target: a finite number.
 pub(super) fn to_target(field: &str, v: FieldValue<'_>) -> Result<f64, ModelError> {
     let bad = |reason: &str| ModelError::Label {

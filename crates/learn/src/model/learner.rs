@@ -1,8 +1,16 @@
 //! The learner inside a model: one enum over the crate's learners, built from the
 //! spec's [`LearnerSpec`] and serialised with the model.
+//!
+//! Every learner but one is online: it learns one example at a time. Gradient-boosted
+//! trees are a batch learner ([`LearnerState::is_batch`]): the model refits them on a
+//! window ([`Model::fit_window`](super::Model::fit_window)) and refuses to teach them one
+//! record at a time, because a booster cannot be updated by one row and silently
+//! ignoring it would make a model look trained when it is not.
 
 use super::ModelError;
 use crate::baseline::{MajorityClass, NoChange};
+use crate::boosting::{GbtError, GbtParams, GradientBoostedTrees, Loss};
+use crate::forest::{ARFClassifier, ARFConfig};
 use crate::linear::{LinearConfig, LinearRegression, LogisticRegression, Optimizer};
 use crate::naive_bayes::GaussianNB;
 use crate::tree::{
@@ -10,8 +18,10 @@ use crate::tree::{
     HoeffdingTreeConfig,
 };
 use crate::{Classifier, Regressor};
+use freshet_core::Task;
 use freshet_core::model_spec::{LearnerSpec, OptimizerKind, TreeSpec};
 use serde::{Deserialize, Serialize};
+use std::num::NonZeroU32;
 
 /// The trained state of a model's learner.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,20 +34,92 @@ pub enum LearnerState {
     HoeffdingAdaptiveTree(HoeffdingAdaptiveTreeClassifier),
     Majority(MajorityClass),
     NoChange(NoChange),
-    // SLOT adaptive_random_forest: add `AdaptiveRandomForest(crate::forest::…)` here, with
-    // its arms in `new`, `name` and `classifier`, once crates/learn/src/forest lands.
-    // SLOT gbt: add `Gbt(crate::boosting::…)` once crates/learn/src/boosting lands; it is
-    // a batch learner, so `learn_one` on a model holding it should be an error and
-    // training goes through the booster's fit on a window.
+    AdaptiveRandomForest(ARFClassifier),
+    /// Batch: fitted on a window, never one record at a time.
+    Gbt(GbtLearner),
+}
+
+/// Gradient-boosted trees inside a model: the parameters (with the loss the model's
+/// task implies) and the ensemble of the last fit, `None` until the first window.
+///
+/// It answers through the [`Classifier`] or [`Regressor`] contract, as the loss makes
+/// it one or the other, so scoring, profiles and evaluation treat it like any learner;
+/// before the first fit it answers like an online learner that has learnt nothing
+/// (no probabilities; 0 for regression). Its `learn_one` does nothing: the model never
+/// calls it ([`Model::learn_one`](super::Model::learn_one) refuses batch learners).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GbtLearner {
+    params: GbtParams,
+    fitted: Option<GradientBoostedTrees>,
+}
+
+impl GbtLearner {
+    /// The parameters every fit uses.
+    pub fn params(&self) -> &GbtParams {
+        &self.params
+    }
+
+    /// The ensemble of the last fit; `None` before the first.
+    pub fn fitted(&self) -> Option<&GradientBoostedTrees> {
+        self.fitted.as_ref()
+    }
+
+    /// Replace the ensemble by one fitted on `xs`, `ys` (class indices as floats for
+    /// log loss, targets for squared error); on an error the old ensemble stays.
+    pub(super) fn fit(&mut self, xs: &[Vec<f64>], ys: &[f64]) -> Result<(), ModelError> {
+        let fitted = GradientBoostedTrees::fit(self.params.clone(), xs, ys, None).map_err(|e| {
+            ModelError::Fit {
+                learner: "gbt",
+                reason: fit_reason(&e),
+            }
+        })?;
+        self.fitted = Some(fitted);
+        Ok(())
+    }
+}
+
+impl Classifier for GbtLearner {
+    /// Nothing: a booster learns a window at once, through the model's `fit_window`.
+    fn learn_one(&mut self, _x: &[f64], _y: usize) {}
+
+    fn predict_proba_one(&self, x: &[f64]) -> Vec<f64> {
+        self.fitted
+            .as_ref()
+            .map(|g| g.predict_proba_one(x))
+            .unwrap_or_default()
+    }
+}
+
+impl Regressor for GbtLearner {
+    /// Nothing: a booster learns a window at once, through the model's `fit_window`.
+    fn learn_one(&mut self, _x: &[f64], _y: f64) {}
+
+    fn predict_one(&self, x: &[f64]) -> f64 {
+        self.fitted.as_ref().map_or(0.0, |g| g.predict_value(x))
+    }
+}
+
+/// Why the booster refused a window, without any label value (labels may be
+/// sensitive, and the row numbers would count only the labelled rows anyway).
+fn fit_reason(e: &GbtError) -> String {
+    match e {
+        GbtError::InvalidClass { max, .. } => {
+            format!("gradient-boosted trees learn at most {max} classes")
+        }
+        GbtError::NonFiniteLabel { .. } => "a label is not finite".to_owned(),
+        GbtError::Validation(inner) => format!("validation set: {}", fit_reason(inner)),
+        other => other.to_string(),
+    }
 }
 
 impl LearnerState {
-    /// A fresh learner for the spec.
+    /// A fresh learner for the spec, for a model of `task` (which picks the booster's
+    /// loss: log loss for classification, squared error for regression).
     ///
     /// # Errors
-    /// [`ModelError::LearnerNotAvailable`] for learners not built into this crate yet;
-    /// [`ModelError::LearnerParams`] for parameters the learner rejects.
-    pub fn new(spec: &LearnerSpec) -> Result<Self, ModelError> {
+    /// [`ModelError::LearnerParams`] naming the parameter the learner rejects.
+    pub fn new(spec: &LearnerSpec, task: Task) -> Result<Self, ModelError> {
         let params = |e: crate::tree::TreeConfigError| ModelError::LearnerParams {
             learner: spec.name(),
             reason: e.to_string(),
@@ -67,12 +149,66 @@ impl LearnerState {
             }
             LearnerSpec::Majority {} => LearnerState::Majority(MajorityClass::default()),
             LearnerSpec::NoChange {} => LearnerState::NoChange(NoChange::default()),
-            LearnerSpec::AdaptiveRandomForest { .. } | LearnerSpec::Gbt { .. } => {
-                return Err(ModelError::LearnerNotAvailable {
+            LearnerSpec::AdaptiveRandomForest { n_models, seed } => {
+                let n_models = u32::try_from(n_models.get())
+                    .ok()
+                    .and_then(NonZeroU32::new)
+                    .ok_or_else(|| ModelError::LearnerParams {
+                        learner: spec.name(),
+                        reason: format!("n_models: must be at most {}", u32::MAX),
+                    })?;
+                // Everything the spec does not carry keeps River's defaults.
+                let config = ARFConfig {
+                    n_models,
+                    seed: *seed,
+                    ..ARFConfig::default()
+                };
+                LearnerState::AdaptiveRandomForest(ARFClassifier::new(config).map_err(params)?)
+            }
+            LearnerSpec::Gbt {
+                n_trees,
+                learning_rate,
+                max_depth,
+                max_bins,
+            } => {
+                let params = GbtParams {
+                    loss: if task.is_classification() {
+                        Loss::LogLoss
+                    } else {
+                        Loss::SquaredError
+                    },
+                    n_trees: n_trees.get(),
+                    learning_rate: *learning_rate,
+                    max_depth: max_depth.get(),
+                    max_bins: *max_bins,
+                    ..GbtParams::default()
+                };
+                // Checked now, so a bad spec fails when the model is built, not after
+                // a window has been read for it.
+                params.validate().map_err(|e| ModelError::LearnerParams {
                     learner: spec.name(),
-                });
+                    reason: e.to_string(),
+                })?;
+                LearnerState::Gbt(GbtLearner {
+                    params,
+                    fitted: None,
+                })
             }
         })
+    }
+
+    /// Whether the learner is trained in batch on a window rather than one example at
+    /// a time.
+    pub fn is_batch(&self) -> bool {
+        matches!(self, LearnerState::Gbt(_))
+    }
+
+    /// The batch learner, for fitting on a window; `None` for online learners.
+    pub(super) fn batch_mut(&mut self) -> Option<&mut GbtLearner> {
+        match self {
+            LearnerState::Gbt(g) => Some(g),
+            _ => None,
+        }
     }
 
     /// The learner's `type` in the spec.
@@ -85,10 +221,13 @@ impl LearnerState {
             LearnerState::HoeffdingAdaptiveTree(_) => "hoeffding_adaptive_tree",
             LearnerState::Majority(_) => "majority",
             LearnerState::NoChange(_) => "no_change",
+            LearnerState::AdaptiveRandomForest(_) => "adaptive_random_forest",
+            LearnerState::Gbt(_) => "gbt",
         }
     }
 
-    /// The learner as a classifier; `None` for regressors.
+    /// The learner as a classifier; `None` for regressors (a squared-error booster is
+    /// one).
     pub fn classifier(&self) -> Option<&dyn Classifier> {
         Some(match self {
             LearnerState::LogisticRegression(m) => m,
@@ -97,10 +236,14 @@ impl LearnerState {
             LearnerState::HoeffdingAdaptiveTree(m) => m,
             LearnerState::Majority(m) => m,
             LearnerState::NoChange(m) => m,
-            LearnerState::LinearRegression(_) => return None,
+            LearnerState::AdaptiveRandomForest(m) => m,
+            LearnerState::Gbt(m) if m.params.loss == Loss::LogLoss => m,
+            LearnerState::Gbt(_) | LearnerState::LinearRegression(_) => return None,
         })
     }
 
+    /// The online classifier to teach one example; `None` for regressors and for the
+    /// batch learner, which only learns through a window.
     pub(super) fn classifier_mut(&mut self) -> Option<&mut dyn Classifier> {
         Some(match self {
             LearnerState::LogisticRegression(m) => m,
@@ -109,7 +252,8 @@ impl LearnerState {
             LearnerState::HoeffdingAdaptiveTree(m) => m,
             LearnerState::Majority(m) => m,
             LearnerState::NoChange(m) => m,
-            LearnerState::LinearRegression(_) => return None,
+            LearnerState::AdaptiveRandomForest(m) => m,
+            LearnerState::Gbt(_) | LearnerState::LinearRegression(_) => return None,
         })
     }
 
@@ -117,10 +261,13 @@ impl LearnerState {
     pub fn regressor(&self) -> Option<&dyn Regressor> {
         match self {
             LearnerState::LinearRegression(m) => Some(m),
+            LearnerState::Gbt(m) if m.params.loss == Loss::SquaredError => Some(m),
             _ => None,
         }
     }
 
+    /// The online regressor to teach one example; `None` for classifiers and for the
+    /// batch learner.
     pub(super) fn regressor_mut(&mut self) -> Option<&mut dyn Regressor> {
         match self {
             LearnerState::LinearRegression(m) => Some(m),

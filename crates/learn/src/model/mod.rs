@@ -2,10 +2,12 @@
 //! reference profile.
 //!
 //! A [`Model`] is built from a [`ResolvedModelSpec`] and the schema of the stream it
-//! trains from. It learns one record at a time ([`Model::learn_one`], which updates the
-//! feature statistics, then the learner, as River's pipelines do) and predicts without
-//! mutating anything ([`Model::predict_proba`], [`Model::predict`]), with predictions
-//! returned as the label values the stream carries. A [`ProfileBuilder`] summarises
+//! trains from. An online model learns one record at a time ([`Model::learn_one`], which
+//! updates the feature statistics, then the learner, as River's pipelines do); a batch
+//! model (gradient-boosted trees, [`Model::is_batch`]) is fitted on a window at once
+//! ([`Model::fit_window`], which online models also accept, learning the rows in order).
+//! Either predicts without mutating anything ([`Model::predict_proba`],
+//! [`Model::predict`]), with predictions returned as the label values the stream carries. A [`ProfileBuilder`] summarises
 //! the training rows for drift monitoring.
 //!
 //! Storage is an MLflow-style model directory (see [`storage`]): `MLmodel`,
@@ -41,8 +43,17 @@ pub enum ModelError {
     /// A label that cannot be learnt (missing, wrong type, one class too many).
     #[error("label '{field}': {reason}")]
     Label { field: String, reason: String },
-    #[error("learner {learner} is not available in this build yet")]
-    LearnerNotAvailable { learner: &'static str },
+    /// One record offered to a batch learner, which only learns whole windows.
+    #[error(
+        "learner {learner} is trained in batch on a window (fit_window), not one record at a time"
+    )]
+    BatchLearner { learner: &'static str },
+    /// A batch learner refused its window.
+    #[error("learner {learner} could not be fitted: {reason}")]
+    Fit {
+        learner: &'static str,
+        reason: String,
+    },
     #[error("learner {learner}: {reason}")]
     LearnerParams {
         learner: &'static str,
@@ -130,8 +141,8 @@ impl Model {
     /// An untrained model for the spec, reading records laid out by `schema`.
     ///
     /// # Errors
-    /// A feature or the label does not match the schema, or the learner is not
-    /// available or rejects its parameters.
+    /// A feature or the label does not match the schema, or the learner rejects its
+    /// parameters.
     pub fn new(
         spec: &ResolvedModelSpec,
         schema: &Schema,
@@ -148,7 +159,7 @@ impl Model {
                 classes: labels::initial_classes(label, spec.task),
             },
             features: FeaturePipeline::from_spec(spec, schema)?,
-            learner: LearnerState::new(&spec.learner)?,
+            learner: LearnerState::new(&spec.learner, spec.task)?,
             spec: spec.clone(),
             profile: None,
         })
@@ -190,43 +201,45 @@ impl Model {
         self.profile = Some(builder.finish());
     }
 
+    /// Whether the learner is trained in batch on a window ([`fit_window`](Self::fit_window))
+    /// rather than one record at a time.
+    pub fn is_batch(&self) -> bool {
+        self.learner.is_batch()
+    }
+
     /// Learn one record with its label.
     ///
     /// # Errors
-    /// [`ModelError::Label`] when the label is missing, of the wrong type, or a class
-    /// past the task's limit (a third class of a binary task); the model is unchanged.
+    /// [`ModelError::BatchLearner`] for a batch learner (use
+    /// [`fit_window`](Self::fit_window)); [`ModelError::Label`] when the label is
+    /// missing, of the wrong type, or a class past the task's limit (a third class of a
+    /// binary task). The model is unchanged on an error.
     pub fn learn_one<R: Record + ?Sized>(
         &mut self,
         record: &R,
         label: FieldValue<'_>,
     ) -> Result<(), ModelError> {
-        let field = &self.spec.label;
-        if self.spec.task.is_classification() {
-            let class = labels::to_class(field, self.spec.label_type, label)?;
-            let index = match self.metadata.classes.iter().position(|c| *c == class) {
-                Some(i) => i,
-                None if self.metadata.classes.len() < labels::class_cap(self.spec.task) => {
-                    self.metadata.classes.push(class);
-                    self.metadata.classes.len() - 1
-                }
-                None => {
-                    return Err(ModelError::Label {
-                        field: field.clone(),
-                        reason: format!(
-                            "more than {} classes for a {} task",
-                            labels::class_cap(self.spec.task),
-                            self.spec.task.as_str()
-                        ),
-                    });
-                }
-            };
+        if self.learner.is_batch() {
+            return Err(ModelError::BatchLearner {
+                learner: self.learner.name(),
+            });
+        }
+        let spec = &self.spec;
+        if spec.task.is_classification() {
+            let index = labels::class_index(
+                &spec.label,
+                spec.label_type,
+                spec.task,
+                &mut self.metadata.classes,
+                label,
+            )?;
             self.features.learn_one(record);
             let x = self.features.transform(record);
             if let Some(c) = self.learner.classifier_mut() {
                 c.learn_one(&x, index);
             }
         } else {
-            let y = labels::to_target(field, label)?;
+            let y = labels::to_target(&spec.label, label)?;
             self.features.learn_one(record);
             let x = self.features.transform(record);
             if let Some(r) = self.learner.regressor_mut() {
@@ -235,6 +248,88 @@ impl Model {
         }
         self.metadata.training_rows += 1;
         Ok(())
+    }
+
+    /// Train on a window of records carrying their label field, oldest first.
+    ///
+    /// A batch learner is refitted on the window in three steps, so that every row is
+    /// encoded the way serving will encode it: the feature statistics (standardisation,
+    /// vocabularies) first learn every labelled row, then every labelled row is
+    /// transformed with those frozen statistics, then the booster is fitted on all of
+    /// them (log loss for classification, squared error for regression).
+    /// `training_rows` becomes the number of rows fitted. Rows whose label is unusable
+    /// are skipped, as [`learn_one`](Self::learn_one) refuses them, and teach the
+    /// features nothing either, so the statistics describe exactly the rows the trees
+    /// saw; their count is `rows.len()` less the rows learnt. Feature statistics and
+    /// classes carry over from any earlier training, so a model of this window alone
+    /// starts from a fresh [`Model`] (as `freshet train` does).
+    ///
+    /// An online learner learns the rows in order, as [`learn_record`](Self::learn_record)
+    /// one by one (adding to `training_rows`), so callers can treat both alike.
+    ///
+    /// # Errors
+    /// [`ModelError::Label`] when no row has a usable label; [`ModelError::Fit`] when
+    /// the booster refuses the window (more classes than it supports). A batch model is
+    /// unchanged on an error.
+    pub fn fit_window<R: Record>(&mut self, rows: &[R]) -> Result<(), ModelError> {
+        if !self.learner.is_batch() {
+            return self.learn_window(rows);
+        }
+        let spec = &self.spec;
+        let mut classes = self.metadata.classes.clone();
+        let mut labelled = Vec::with_capacity(rows.len());
+        let mut ys = Vec::with_capacity(rows.len());
+        for r in rows {
+            let label = r.field(&spec.label);
+            let y = if spec.task.is_classification() {
+                labels::class_index(&spec.label, spec.label_type, spec.task, &mut classes, label)
+                    .map(|i| i as f64)
+            } else {
+                labels::to_target(&spec.label, label)
+            };
+            if let Ok(y) = y {
+                labelled.push(r);
+                ys.push(y);
+            }
+        }
+        if labelled.is_empty() {
+            return Err(self.no_usable_label(rows.len()));
+        }
+        let mut features = self.features.clone();
+        for r in &labelled {
+            features.learn_one(*r);
+        }
+        let xs: Vec<Vec<f64>> = labelled.iter().map(|r| features.transform(*r)).collect();
+        if let Some(booster) = self.learner.batch_mut() {
+            booster.fit(&xs, &ys)?;
+        }
+        self.features = features;
+        self.metadata.classes = classes;
+        self.metadata.training_rows = xs.len() as u64;
+        Ok(())
+    }
+
+    /// [`fit_window`](Self::fit_window) for an online learner: each row in order.
+    fn learn_window<R: Record>(&mut self, rows: &[R]) -> Result<(), ModelError> {
+        let mut learnt = 0usize;
+        for r in rows {
+            match self.learn_record(r) {
+                Ok(()) => learnt += 1,
+                Err(ModelError::Label { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if learnt == 0 {
+            return Err(self.no_usable_label(rows.len()));
+        }
+        Ok(())
+    }
+
+    fn no_usable_label(&self, rows: usize) -> ModelError {
+        ModelError::Label {
+            field: self.spec.label.clone(),
+            reason: format!("none of the {rows} rows has a usable label"),
+        }
     }
 
     /// The class index of a label value: `None` when it is missing, unusable, or a

@@ -50,22 +50,35 @@ fn rows(n: usize) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A model trained on `rows(400)` through `fit_window`: in order for online learners,
+/// at once for the batch learner.
 fn trained(yaml: &str) -> Model {
     let mut m = model(yaml).expect("model");
-    for r in rows(400) {
-        m.learn_record(&r).expect("learn");
-    }
+    m.fit_window(&rows(400)).expect("fit");
     m
 }
 
-const LEARNERS: [&str; 6] = [
+const LEARNERS: [&str; 8] = [
     "logistic_regression, optimizer: adam",
     "gaussian_nb",
     "hoeffding_tree, grace_period: 50",
     "hoeffding_adaptive_tree, grace_period: 50, seed: 7",
+    "adaptive_random_forest, n_models: 3, seed: 7",
+    "gbt, n_trees: 20",
     "majority",
     "no_change",
 ];
+
+/// Rows whose `amount` is set by the merchant (plus a little spread): a regression
+/// target a tree ensemble should recover from the merchant alone.
+fn priced_rows(n: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            let (merchant, base) = [("grocery", 20.0), ("fuel", 50.0), ("travel", 300.0)][i % 3];
+            json!({ "merchant": merchant, "amount": base + (i % 5) as f64, "online": i % 2 == 0 })
+        })
+        .collect()
+}
 
 #[test]
 fn a_binary_model_learns_and_answers_in_label_values() {
@@ -140,17 +153,176 @@ fn bad_labels_are_errors_naming_the_field_and_change_nothing() {
 }
 
 #[test]
-fn forest_and_boosting_are_not_built_yet() {
-    for learner in ["adaptive_random_forest", "gbt"] {
-        let err = model(&format!(
+fn forest_and_boosting_are_built_from_their_specs() {
+    let arf = model(
+        "{ stream: s, label: is_fraud, learner: { type: adaptive_random_forest, n_models: 4, seed: 9 } }",
+    )
+    .expect("arf");
+    let LearnerState::AdaptiveRandomForest(forest) = arf.learner() else {
+        panic!("{:?}", arf.learner().name())
+    };
+    assert_eq!(
+        (forest.config().n_models.get(), forest.config().seed),
+        (4, 9)
+    );
+    // What the spec does not carry keeps River's defaults.
+    assert_eq!(forest.config().lambda, 6.0);
+    assert!(!arf.is_batch());
+
+    let gbt = model(
+        "{ stream: s, label: is_fraud, learner: { type: gbt, n_trees: 7, learning_rate: 0.3, max_depth: 3, max_bins: 16 } }",
+    )
+    .expect("gbt");
+    let LearnerState::Gbt(booster) = gbt.learner() else {
+        panic!("{:?}", gbt.learner().name())
+    };
+    let p = booster.params();
+    assert_eq!(
+        (p.loss, p.n_trees, p.learning_rate, p.max_depth, p.max_bins),
+        (crate::boosting::Loss::LogLoss, 7, 0.3, 3, 16)
+    );
+    assert!(booster.fitted().is_none());
+    assert!(gbt.is_batch());
+    assert!(matches!(
+        gbt.predict(&json!({})),
+        Err(ModelError::Untrained)
+    ));
+    let reg = model("{ stream: s, label: amount, learner: { type: gbt } }").expect("gbt");
+    let LearnerState::Gbt(booster) = reg.learner() else {
+        panic!("gbt")
+    };
+    assert_eq!(booster.params().loss, crate::boosting::Loss::SquaredError);
+
+    // A forest too big to build is refused by name, before any tree is allocated.
+    let err = model(
+        "{ stream: s, label: is_fraud, learner: { type: adaptive_random_forest, n_models: 5000000000 } }",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("learner adaptive_random_forest: n_models"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_batch_model_refuses_one_record_at_a_time() {
+    let mut m = model("{ stream: s, label: is_fraud, learner: { type: gbt } }").expect("model");
+    let before = serde_json::to_string(&m).expect("json");
+    let err = m.learn_record(&rows(1)[0]).unwrap_err();
+    assert!(
+        matches!(err, ModelError::BatchLearner { learner: "gbt" }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("fit_window"), "{err}");
+    // Refused before anything was touched, fitted or not.
+    assert_eq!(serde_json::to_string(&m).expect("json"), before);
+    m.fit_window(&rows(400)).expect("fit");
+    let fitted = serde_json::to_string(&m).expect("json");
+    assert!(matches!(
+        m.learn_one(&json!({}), FieldValue::Int(1)),
+        Err(ModelError::BatchLearner { .. })
+    ));
+    assert_eq!(serde_json::to_string(&m).expect("json"), fitted);
+}
+
+#[test]
+fn a_gbt_model_is_fitted_on_a_window_and_answers_in_label_values() {
+    let mut m = model("{ stream: s, label: is_fraud, learner: { type: gbt, n_trees: 30 } }")
+        .expect("model");
+    let mut window = rows(400);
+    // Unusable labels are skipped, not fitted, and not fed to the feature statistics.
+    window[7]["is_fraud"] = serde_json::Value::Null;
+    window[8]["is_fraud"] = json!("maybe");
+    m.fit_window(&window).expect("fit");
+    assert_eq!(m.metadata().training_rows, 398);
+    let fraud = json!({ "amount": 950.0, "merchant": "travel", "online": true });
+    let fine = json!({ "amount": 25.0, "merchant": "grocery", "online": false });
+    assert_eq!(m.predict(&fraud).expect("predict"), Value::Int(1));
+    assert_eq!(m.predict(&fine).expect("predict"), Value::Int(0));
+    let p = m.predict_proba(&fraud).expect("proba");
+    assert_eq!(p.len(), 2);
+    assert!(p[1] > 0.9, "{p:?}");
+    assert_eq!(
+        m.predict_proba(&fraud).expect("proba"),
+        p,
+        "predicting mutates nothing"
+    );
+
+    // Multiclass: classes are discovered in the window, in arrival order.
+    let mut k = model("{ stream: s, label: kind, learner: { type: gbt, n_trees: 5 } }").expect("k");
+    k.fit_window(&rows(90)).expect("fit");
+    assert_eq!(k.classes().len(), 3);
+    assert_eq!(k.predict_proba(&json!({})).expect("proba").len(), 3);
+}
+
+#[test]
+fn a_window_without_a_usable_label_is_an_error_and_changes_nothing() {
+    for learner in ["gbt", "gaussian_nb"] {
+        let mut m = model(&format!(
             "{{ stream: s, label: is_fraud, learner: {{ type: {learner} }} }}"
         ))
-        .unwrap_err();
-        assert!(
-            matches!(err, ModelError::LearnerNotAvailable { .. }),
-            "{err}"
+        .expect("model");
+        let before = serde_json::to_string(&m).expect("json");
+        let window = vec![json!({ "amount": 1.0 }), json!({ "is_fraud": "4111-1111" })];
+        let err = m.fit_window(&window).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "label 'is_fraud': none of the 2 rows has a usable label",
+            "{learner}"
+        );
+        assert_eq!(
+            serde_json::to_string(&m).expect("json"),
+            before,
+            "{learner}"
         );
     }
+}
+
+#[test]
+fn fit_window_on_an_online_learner_is_learning_in_order() {
+    let yaml =
+        "{ stream: s, label: is_fraud, learner: { type: hoeffding_tree, grace_period: 50 } }";
+    let by_window = trained(yaml);
+    let mut by_row = model(yaml).expect("model");
+    for r in rows(400) {
+        by_row.learn_record(&r).expect("learn");
+    }
+    // The same state (the stamps differ: each model has its own uuid).
+    let state =
+        |m: &Model| serde_json::to_string(&(m.features(), m.learner(), m.classes())).expect("json");
+    assert!(state(&by_window) == state(&by_row));
+    assert_eq!(by_window.metadata().training_rows, 400);
+}
+
+#[test]
+fn a_regression_gbt_predicts_sensibly() {
+    let mut m = model(
+        "{ stream: s, label: amount, features: [ { field: merchant, kind: categorical }, { field: online, kind: bool } ], learner: { type: gbt } }",
+    )
+    .expect("model");
+    assert_eq!(m.task(), Task::Regression);
+    let mut window = priced_rows(600);
+    window[3]["amount"] = serde_json::Value::Null;
+    m.fit_window(&window).expect("fit");
+    assert_eq!(m.metadata().training_rows, 599);
+    for (merchant, mean) in [("grocery", 22.0), ("fuel", 52.0), ("travel", 302.0)] {
+        let Value::Float(y) = m
+            .predict(&json!({ "merchant": merchant }))
+            .expect("predict")
+        else {
+            panic!("a regression predicts a float")
+        };
+        assert!((y - mean).abs() < 2.0, "{merchant}: {y}");
+    }
+    assert!(matches!(
+        m.predict_proba(&json!({})),
+        Err(ModelError::NotAClassifier)
+    ));
+    assert!(matches!(
+        m.predict_output(&json!({ "merchant": "travel" })),
+        Ok(Output::Value(_))
+    ));
 }
 
 #[test]
@@ -177,10 +349,14 @@ fn every_learner_round_trips_through_its_directory() {
         }
         // The same files, through memory instead of disk.
         let again = Model::from_files(&m.to_files().expect("files")).expect("from files");
-        assert_eq!(
-            again.predict(&probes[0]).expect("p"),
-            m.predict(&probes[0]).expect("p")
-        );
+        for r in &probes {
+            assert_eq!(
+                again.predict_proba(r).expect("p"),
+                m.predict_proba(r).expect("p"),
+                "{learner}"
+            );
+        }
+        assert_eq!(back.learner().name(), m.learner().name());
     }
     let mut reg =
         model("{ stream: s, label: amount, features: [ { field: merchant, kind: categorical } ] }")
@@ -198,6 +374,23 @@ fn every_learner_round_trips_through_its_directory() {
         back.predict(&probes[3]).expect("p"),
         reg.predict(&probes[3]).expect("p")
     );
+    // A regression booster, through disk and through memory.
+    let mut gbt = model(
+        "{ stream: s, label: amount, features: [ { field: merchant, kind: categorical } ], learner: { type: gbt, n_trees: 20 } }",
+    )
+    .expect("model");
+    gbt.fit_window(&priced_rows(300)).expect("fit");
+    gbt.build_reference_profile(priced_rows(30).iter());
+    let path = dir.path().join("gbt_regression");
+    gbt.save_dir(&path).expect("save");
+    let back = Model::load_dir(&path).expect("load");
+    let again = Model::from_files(&gbt.to_files().expect("files")).expect("from files");
+    assert_eq!(back.reference_profile(), gbt.reference_profile());
+    for r in priced_rows(6) {
+        let want = gbt.predict_output(&r).expect("p");
+        assert_eq!(back.predict_output(&r).expect("p"), want);
+        assert_eq!(again.predict_output(&r).expect("p"), want);
+    }
 }
 
 #[test]
