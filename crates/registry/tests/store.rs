@@ -509,3 +509,105 @@ fn nan_ranks_the_same_in_one_batch_or_two() {
     let latest = |id: &str| s.get_run(id).unwrap().data.metrics[0].value;
     assert_eq!(latest(&a).is_nan(), latest(&b).is_nan());
 }
+
+#[test]
+fn history_is_ordered_across_the_log_and_the_merged_table() {
+    // Enough values that some are merged into the clustered table and some are still
+    // in the append log when read; steps arrive out of order and repeat.
+    let s = store();
+    let id = new_run(&s, "0");
+    let other = new_run(&s, "0");
+    let mut expected: Vec<(i64, i64, f64)> = Vec::new();
+    let mut seq = 0u64;
+    for chunk in 0..100 {
+        let mut batch = Vec::new();
+        for i in 0..500i64 {
+            seq = seq
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let step = ((seq >> 33) % 5000) as i64;
+            let ts = ((seq >> 20) % 3) as i64;
+            let v = (chunk * 500 + i) as f64;
+            batch.push(m("loss", v, step, ts));
+            expected.push((step, ts, v));
+            batch.push(m(&format!("noise{}", i % 7), v, step, ts));
+        }
+        s.log_batch(&id, &batch, &[], &[]).unwrap();
+        s.log_batch(&other, &[m("loss", -1.0, 0, 0)], &[], &[])
+            .unwrap();
+    }
+    // Stable sort: equal (step, timestamp) keep their logging order.
+    expected.sort_by_key(|&(step, ts, _)| (step, ts));
+    let mut got = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s
+            .get_metric_history(&id, "loss", 7000, token.as_deref())
+            .unwrap();
+        got.extend(page.items.iter().map(|p| (p.step, p.timestamp, p.value)));
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(got, expected);
+    // The latest value: greatest step, then timestamp, then value.
+    let latest = s.get_run(&id).unwrap().data.metrics;
+    let loss = latest.iter().find(|x| x.key == "loss").unwrap();
+    let want = expected
+        .iter()
+        .copied()
+        .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)))
+        .unwrap();
+    assert_eq!((loss.step, loss.timestamp, loss.value), want);
+    assert_eq!(latest.len(), 8);
+    assert_eq!(
+        s.get_metric_history(&other, "loss", 1000, None)
+            .unwrap()
+            .items
+            .len(),
+        100
+    );
+    assert!(
+        s.get_metric_history(&id, "never-logged", 10, None)
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+/// The server benchmark's heaviest write, on a file: 1000-metric batches (1000 keys,
+/// steps cycling 0..16) into one run, timed per hundred batches so that growth with the
+/// table shows. `cargo test -p freshet-registry --test store -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_log_batch_1000() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("registry.db"), "mlflow-artifacts:").unwrap();
+    let id = new_run(&s, "0");
+    let batches: Vec<Vec<Metric>> = (0..16)
+        .map(|step| {
+            (0..1000)
+                .map(|i| m(&format!("k{i}"), i as f64 * 0.5, step, 1))
+                .collect()
+        })
+        .collect();
+    let n: usize = std::env::var("BENCH_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let mut t = std::time::Instant::now();
+    for b in 0..n {
+        s.log_batch(&id, &batches[b % 16], &[], &[]).unwrap();
+        if (b + 1) % 100 == 0 {
+            eprintln!(
+                "batches {:>5}: {:.2} ms/batch",
+                b + 1,
+                t.elapsed().as_secs_f64() * 10.0
+            );
+            t = std::time::Instant::now();
+        }
+    }
+    let h = s.get_metric_history(&id, "k7", 100_000, None).unwrap();
+    assert_eq!(h.items.len(), n);
+}

@@ -6,6 +6,7 @@ use crate::error::{RegistryError, Result};
 use crate::limits;
 use crate::model::*;
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -24,20 +25,34 @@ CREATE TABLE IF NOT EXISTS experiment_tags (
     PRIMARY KEY (experiment_id, key)
 );
 CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
+    run_rowid INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL UNIQUE,
     experiment_id INTEGER NOT NULL REFERENCES experiments(experiment_id),
     run_name TEXT NOT NULL, user_id TEXT NOT NULL, status TEXT NOT NULL,
     start_time INTEGER NOT NULL, end_time INTEGER,
     artifact_uri TEXT NOT NULL, lifecycle_stage TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs(experiment_id, start_time);
-CREATE TABLE IF NOT EXISTS metrics (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    key TEXT NOT NULL, value REAL NOT NULL, is_nan INTEGER NOT NULL,
-    timestamp INTEGER NOT NULL, step INTEGER NOT NULL
+-- Metric history is two-level (see `insert_metrics`): new values are appended to
+-- `metrics_log` in arrival order, and moved in bulk, sorted, into `metrics`, which is
+-- clustered by (run, key, step, timestamp). Runs and keys are integer surrogates, so
+-- rows are small; `run_rowid` is checked against `runs` by the writer before insert.
+CREATE TABLE IF NOT EXISTS metric_keys (
+    key_id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE
 );
-CREATE INDEX IF NOT EXISTS metrics_by_run_key ON metrics(run_id, key, step, timestamp);
+CREATE TABLE IF NOT EXISTS metrics_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_rowid INTEGER NOT NULL, key_id INTEGER NOT NULL,
+    step INTEGER NOT NULL, timestamp INTEGER NOT NULL,
+    value REAL NOT NULL, is_nan INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_rowid INTEGER NOT NULL, key_id INTEGER NOT NULL,
+    step INTEGER NOT NULL, timestamp INTEGER NOT NULL, seq INTEGER NOT NULL,
+    value REAL NOT NULL, is_nan INTEGER NOT NULL,
+    PRIMARY KEY (run_rowid, key_id, step, timestamp, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS latest_metrics (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     key TEXT NOT NULL, value REAL NOT NULL, is_nan INTEGER NOT NULL,
@@ -67,6 +82,9 @@ pub struct SqliteStore {
     readers: Vec<Mutex<Connection>>,
     next_reader: std::sync::atomic::AtomicUsize,
     pub(super) artifact_root: String,
+    /// Committed metric key ids. Ids never change once committed, so the cache stays
+    /// right when other processes write the same file.
+    key_ids: Mutex<HashMap<String, i64>>,
 }
 
 /// Read connections per store.
@@ -149,6 +167,7 @@ impl SqliteStore {
             readers: Vec::new(),
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             artifact_root: root,
+            key_ids: Mutex::new(HashMap::new()),
         })
     }
 
@@ -156,6 +175,10 @@ impl SqliteStore {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions
         // roll back on drop), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn key_ids(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.key_ids.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A connection for reads: a free reader if there is one, else the next in turn.
@@ -217,7 +240,6 @@ fn read_run(conn: &Connection, run_id: &str) -> Result<Option<Run>> {
 /// Load many runs with one query per table (a search page would otherwise cost four
 /// queries per run). Keeps the order of `ids`; unknown ids are skipped.
 fn read_runs(conn: &Connection, ids: &[String]) -> Result<Vec<Run>> {
-    use std::collections::HashMap;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -289,18 +311,20 @@ fn read_runs(conn: &Connection, ids: &[String]) -> Result<Vec<Run>> {
 }
 
 pub(super) fn active_run(conn: &Connection, run_id: &str) -> Result<()> {
-    let stage: Option<String> = conn
-        .query_row(
-            "SELECT lifecycle_stage FROM runs WHERE run_id = ?1",
-            [run_id],
-            |r| r.get(0),
-        )
+    active_run_rowid(conn, run_id).map(drop)
+}
+
+/// The run's integer surrogate, if the run exists and is active.
+fn active_run_rowid(conn: &Connection, run_id: &str) -> Result<i64> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached("SELECT run_rowid, lifecycle_stage FROM runs WHERE run_id = ?1")?
+        .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    match stage.as_deref() {
+    match row {
         None => Err(RegistryError::NotFound(format!(
             "Run with id={run_id} not found"
         ))),
-        Some("active") => Ok(()),
+        Some((rowid, stage)) if stage == "active" => Ok(rowid),
         Some(_) => Err(RegistryError::InvalidState(format!(
             "The run {run_id} must be in the 'active' state. Current state is deleted."
         ))),
@@ -496,7 +520,8 @@ impl TrackingStore for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO runs VALUES (?1, ?2, ?3, ?4, 'RUNNING', ?5, NULL, ?6, 'active')",
+            "INSERT INTO runs (run_id, experiment_id, run_name, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage)
+             VALUES (?1, ?2, ?3, ?4, 'RUNNING', ?5, NULL, ?6, 'active')",
             params![
                 run_id,
                 exp.experiment_id.parse::<i64>().unwrap_or(0),
@@ -608,8 +633,10 @@ impl TrackingStore for SqliteStore {
     ) -> Result<()> {
         limits::check_batch(metrics, params_in, tags)?;
         let mut conn = self.conn();
-        active_run(&conn, run_id)?;
-        let tx = conn.transaction()?;
+        // Immediate: the write lock is taken up front, so a batch that reads (params,
+        // key ids) before writing cannot lose a race to another process's writer.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let run_rowid = active_run_rowid(&tx, run_id)?;
         for p in params_in {
             let existing: Option<String> = tx
                 .query_row(
@@ -634,7 +661,7 @@ impl TrackingStore for SqliteStore {
                 }
             }
         }
-        insert_metrics(&tx, run_id, metrics)?;
+        let new_keys = insert_metrics(&tx, &self.key_ids, run_id, run_rowid, metrics)?;
         for t in tags {
             tx.execute(
                 "INSERT OR REPLACE INTO tags VALUES (?1, ?2, ?3)",
@@ -648,6 +675,11 @@ impl TrackingStore for SqliteStore {
             }
         }
         tx.commit()?;
+        // Only committed ids are remembered: a rolled-back id may be reused for
+        // another key.
+        if !new_keys.is_empty() {
+            self.key_ids().extend(new_keys);
+        }
         Ok(())
     }
 
@@ -675,24 +707,36 @@ impl TrackingStore for SqliteStore {
     ) -> Result<Page<Metric>> {
         let offset = parse_token(page_token)?;
         let conn = self.reader();
-        // An existence check only: the run's data is not needed here.
-        let exists: Option<i64> = conn
-            .query_row("SELECT 1 FROM runs WHERE run_id = ?1", [run_id], |r| {
-                r.get(0)
-            })
+        let run_rowid: Option<i64> = conn
+            .prepare_cached("SELECT run_rowid FROM runs WHERE run_id = ?1")?
+            .query_row([run_id], |r| r.get(0))
             .optional()?;
-        if exists.is_none() {
+        let Some(run_rowid) = run_rowid else {
             return Err(RegistryError::NotFound(format!(
                 "Run with id={run_id} not found"
             )));
-        }
+        };
+        let key_id: Option<i64> = conn
+            .prepare_cached("SELECT key_id FROM metric_keys WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        let Some(key_id) = key_id else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_page_token: None,
+            });
+        };
+        // Both levels, merged in (step, timestamp, seq) order: the clustered table is
+        // read in key order, the (bounded) log is filtered and sorted.
         let mut stmt = conn.prepare_cached(
-            "SELECT value, is_nan, timestamp, step FROM metrics WHERE run_id = ?1 AND key = ?2
-             ORDER BY step, timestamp, seq LIMIT ?3 OFFSET ?4",
+            "SELECT value, is_nan, timestamp, step, seq FROM metrics WHERE run_rowid = ?1 AND key_id = ?2
+             UNION ALL
+             SELECT value, is_nan, timestamp, step, seq FROM metrics_log WHERE run_rowid = ?1 AND key_id = ?2
+             ORDER BY 4, 3, 5 LIMIT ?3 OFFSET ?4",
         )?;
         let items: Vec<Metric> = stmt
             .query_map(
-                params![run_id, key, max_results as i64, offset as i64],
+                params![run_rowid, key_id, max_results as i64, offset as i64],
                 |r| {
                     let nan: bool = r.get(1)?;
                     Ok(Metric {
@@ -712,33 +756,31 @@ impl TrackingStore for SqliteStore {
     }
 }
 
-/// Append metric values and move each key's latest value, with multi-row statements:
-/// a 1000-metric batch is a handful of statements, not two thousand.
-fn insert_metrics(tx: &rusqlite::Transaction<'_>, run_id: &str, metrics: &[Metric]) -> Result<()> {
+/// Rows in `metrics_log` that trigger a merge into `metrics`.
+const LOG_MERGE_ROWS: i64 = 65_536;
+
+/// Append metric values and move each key's latest value; returns the key ids this
+/// transaction created, for the caller to remember once it has committed.
+///
+/// History is clustered by (run, key, step, timestamp) so that reads are sequential,
+/// but a batch spans many keys: inserted there directly, a 1000-key batch dirties a
+/// page per key, and every dirty page is written to the WAL and again at checkpoint.
+/// So values are appended to `metrics_log` (a few pages per batch) and moved into
+/// `metrics` in sorted bulk once the log holds `LOG_MERGE_ROWS`, which dirties each
+/// key's page once per merge instead of once per batch. Reads see both levels.
+fn insert_metrics(
+    tx: &rusqlite::Transaction<'_>,
+    cache: &Mutex<HashMap<String, i64>>,
+    run_id: &str,
+    run_rowid: i64,
+    metrics: &[Metric],
+) -> Result<Vec<(String, i64)>> {
     use rusqlite::types::Value as V;
-    const ROWS: usize = 100;
-    let row = |m: &Metric| {
-        let nan = m.value.is_nan();
-        [
-            V::Text(run_id.to_string()),
-            V::Text(m.key.clone()),
-            V::Real(if nan { 0.0 } else { m.value }),
-            V::Integer(i64::from(nan)),
-            V::Integer(m.timestamp),
-            V::Integer(m.step),
-        ]
-    };
-    for chunk in metrics.chunks(ROWS) {
-        let marks = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let values: Vec<V> = chunk.iter().flat_map(row).collect();
-        tx.prepare_cached(&format!(
-            "INSERT INTO metrics (run_id, key, value, is_nan, timestamp, step) VALUES {marks}"
-        ))?
-        .execute(rusqlite::params_from_iter(values))?;
+    if metrics.is_empty() {
+        return Ok(Vec::new());
     }
     // MLflow's latest value is the one with the greatest (step, timestamp, value);
     // reduce the batch per key first, then upsert once per key.
-    let mut latest: std::collections::BTreeMap<&str, &Metric> = std::collections::BTreeMap::new();
     // NaN is stored as 0.0 with a flag and the upsert compares stored values, so it
     // ranks as 0.0 here too: the latest value must not depend on how values were batched.
     let rank = |m: &Metric| {
@@ -748,6 +790,7 @@ fn insert_metrics(tx: &rusqlite::Transaction<'_>, run_id: &str, metrics: &[Metri
             if m.value.is_nan() { 0.0 } else { m.value },
         )
     };
+    let mut latest: HashMap<&str, &Metric> = HashMap::new();
     for m in metrics {
         match latest.get(m.key.as_str()) {
             Some(cur) if rank(cur) > rank(m) => {}
@@ -756,10 +799,72 @@ fn insert_metrics(tx: &rusqlite::Transaction<'_>, run_id: &str, metrics: &[Metri
             }
         }
     }
+    // Key ids: from the cache, else from the table, else new.
+    let mut ids: HashMap<&str, i64> = HashMap::with_capacity(latest.len());
+    let mut missing = Vec::new();
+    {
+        let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        for k in latest.keys() {
+            match cache.get(*k) {
+                Some(id) => {
+                    ids.insert(k, *id);
+                }
+                None => missing.push(*k),
+            }
+        }
+    }
+    let mut created = Vec::new();
+    for k in missing {
+        let found: Option<i64> = tx
+            .prepare_cached("SELECT key_id FROM metric_keys WHERE key = ?1")?
+            .query_row([k], |r| r.get(0))
+            .optional()?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                tx.prepare_cached("INSERT INTO metric_keys (key) VALUES (?1)")?
+                    .execute([k])?;
+                tx.last_insert_rowid()
+            }
+        };
+        ids.insert(k, id);
+        created.push((k.to_string(), id));
+    }
+
+    const ROWS: usize = 200;
+    let value = |m: &Metric| {
+        let nan = m.value.is_nan();
+        [
+            V::Real(if nan { 0.0 } else { m.value }),
+            V::Integer(i64::from(nan)),
+        ]
+    };
+    for chunk in metrics.chunks(ROWS) {
+        let marks = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut values: Vec<V> = Vec::with_capacity(chunk.len() * 6);
+        for m in chunk {
+            values.push(V::Integer(run_rowid));
+            values.push(V::Integer(ids[m.key.as_str()]));
+            values.push(V::Integer(m.step));
+            values.push(V::Integer(m.timestamp));
+            values.extend(value(m));
+        }
+        tx.prepare_cached(&format!(
+            "INSERT INTO metrics_log (run_rowid, key_id, step, timestamp, value, is_nan) VALUES {marks}"
+        ))?
+        .execute(rusqlite::params_from_iter(values))?;
+    }
     let reduced: Vec<&Metric> = latest.into_values().collect();
     for chunk in reduced.chunks(ROWS) {
         let marks = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let values: Vec<V> = chunk.iter().flat_map(|m| row(m)).collect();
+        let mut values: Vec<V> = Vec::with_capacity(chunk.len() * 6);
+        for m in chunk {
+            values.push(V::Text(run_id.to_string()));
+            values.push(V::Text(m.key.clone()));
+            values.extend(value(m));
+            values.push(V::Integer(m.timestamp));
+            values.push(V::Integer(m.step));
+        }
         tx.prepare_cached(&format!(
             "INSERT INTO latest_metrics VALUES {marks}
              ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan,
@@ -768,6 +873,24 @@ fn insert_metrics(tx: &rusqlite::Transaction<'_>, run_id: &str, metrics: &[Metri
         ))?
         .execute(rusqlite::params_from_iter(values))?;
     }
+    // The log only grows by appends and is emptied whole, so its seq span is its size.
+    let logged: i64 = tx
+        .prepare_cached("SELECT COALESCE((SELECT MAX(seq) FROM metrics_log) - (SELECT MIN(seq) FROM metrics_log) + 1, 0)")?
+        .query_row([], |r| r.get(0))?;
+    if logged >= LOG_MERGE_ROWS {
+        merge_metrics_log(tx)?;
+    }
+    Ok(created)
+}
+
+/// Move every logged value into the clustered history table, in its key order.
+fn merge_metrics_log(tx: &Connection) -> Result<()> {
+    tx.execute_batch(
+        "INSERT INTO metrics (run_rowid, key_id, step, timestamp, seq, value, is_nan)
+           SELECT run_rowid, key_id, step, timestamp, seq, value, is_nan FROM metrics_log
+           ORDER BY run_rowid, key_id, step, timestamp, seq;
+         DELETE FROM metrics_log;",
+    )?;
     Ok(())
 }
 
