@@ -141,6 +141,10 @@ pub struct Runtime {
     pub tracking: Arc<dyn freshet_registry::Store>,
     /// Run files and model directories (the mlflow-artifacts proxy).
     pub artifacts: Arc<dyn freshet_registry::artifacts::ArtifactStore>,
+    /// The served models and the scoring path.
+    pub scorer: Arc<freshet_serve::service::Scorer>,
+    /// Every prediction, into `inference/<model>`.
+    pub capture: Arc<freshet_serve::capture::Capture>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -203,6 +207,15 @@ impl Runtime {
         ));
         let tracking = open_tracking(&config, &base_dir)?;
         let artifacts = open_artifacts(&config, &base_dir)?;
+        let capture = Arc::new(freshet_serve::capture::Capture::start(
+            lake.clone(),
+            freshet_serve::capture::CaptureOptions::default(),
+            &registry,
+        ));
+        let scorer = Arc::new(freshet_serve::service::Scorer::new(
+            Arc::new(freshet_serve::router::Endpoints::new()),
+            Some(capture.clone()),
+        ));
         let (stop, _) = watch::channel(false);
         Ok(Self {
             config,
@@ -213,6 +226,8 @@ impl Runtime {
             registry,
             tracking,
             artifacts,
+            scorer,
+            capture,
             stop,
             tasks: Vec::new(),
         })
@@ -225,6 +240,8 @@ impl Runtime {
             registry: self.registry.clone(),
             tracking: self.tracking.clone(),
             artifacts: self.artifacts.clone(),
+            scorer: self.scorer.clone(),
+            lake: self.lake.clone(),
             ready,
         }
     }
@@ -291,6 +308,33 @@ impl Runtime {
         }
     }
 
+    /// Keep the served models in line with the registry's aliases: a moved `champion`
+    /// or `challenger` alias is served within `interval`, without a restart.
+    pub fn start_serving(&mut self, interval: Duration) {
+        let endpoints = self.scorer.endpoints.clone();
+        let store = self.tracking.clone();
+        let artifacts = self.artifacts.clone();
+        let mut stop = self.stop.subscribe();
+        self.tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                let (e, s, a) = (endpoints.clone(), store.clone(), artifacts.clone());
+                let done = tokio::task::spawn_blocking(move || {
+                    e.refresh(s.as_ref(), a.as_ref(), &freshet_serve::router::ShadowByDefault)
+                })
+                .await;
+                if let Ok(Err(e)) = done {
+                    tracing::warn!(error = %e, "cannot refresh the served models");
+                }
+            }
+        }));
+    }
+
     /// Background compaction and vacuum of every table.
     pub fn start_maintenance(&mut self) {
         let c = self.config.lake.compaction.clone();
@@ -342,6 +386,7 @@ impl Runtime {
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.capture.shutdown()).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while self.ingest.buffered() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -11,11 +11,14 @@
 //! trained with), `registry` (aliases, versions, artifacts, rollout state) and `lake`
 //! (inference and label tables). HTTP lives in the binary; this crate has no server.
 
+pub mod capture;
 pub mod error;
+pub mod feedback;
 pub mod formats;
 pub mod loader;
 pub mod rollout;
 pub mod router;
+pub mod service;
 pub mod stats;
 
 pub use error::ServeError;

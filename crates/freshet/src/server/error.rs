@@ -121,6 +121,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<freshet_serve::ServeError> for ApiError {
+    fn from(e: freshet_serve::ServeError) -> Self {
+        use freshet_serve::ServeError as S;
+        match e {
+            S::NotServed(_) => Self::new(StatusCode::NOT_FOUND, "not_served", e.to_string()),
+            S::BadRequest(m) => Self::new(StatusCode::BAD_REQUEST, "bad_request", m),
+            S::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
+            e @ (S::Load { .. } | S::Registry(_) | S::Lake(_)) => {
+                tracing::error!(error = %e, "scoring failed on the server side");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the model could not answer; see the server log",
+                )
+            }
+        }
+    }
+}
+
 /// An error on the MLflow API, in MLflow's body shape (`error_code`, `message`) and
 /// status codes, so that MLflow clients react as they would to an MLflow server: a
 /// client mistake is never a 5xx (the client retries those for minutes).

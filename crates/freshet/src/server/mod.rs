@@ -8,6 +8,7 @@ mod mlflow;
 mod mlflow_logged;
 mod mlflow_registry;
 mod ops;
+mod serving;
 
 pub use error::{ApiError, MlflowError};
 
@@ -25,6 +26,10 @@ pub struct AppState {
     pub registry: prometheus::Registry,
     pub tracking: Arc<dyn freshet_registry::Store>,
     pub artifacts: Arc<dyn freshet_registry::artifacts::ArtifactStore>,
+    /// The lake, for feedback labels and inference reads.
+    pub lake: freshet_lake::Lake,
+    /// Scoring against the served models.
+    pub scorer: Arc<freshet_serve::service::Scorer>,
     pub ready: Arc<AtomicBool>,
 }
 
@@ -36,6 +41,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(mlflow_logged::router())
         .merge(mlflow_registry::router())
         .merge(artifacts::router())
+        .merge(serving::router())
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TraceLayer::new_for_http())

@@ -1,0 +1,210 @@
+//! Scoring endpoints: MLflow's `/serving-endpoints/{model}/invocations` and the Open
+//! Inference Protocol v2 (`/v2/...`). Handlers read the body and the caller's ids and
+//! hand them to the [`Scorer`]; scoring runs inline because it takes microseconds.
+
+use super::{ApiError, AppState};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use freshet_serve::formats::{InputColumn, render_oip_metadata};
+use freshet_serve::service::{Protocol, ScoreInput, Scored};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/serving-endpoints/{model}/invocations", post(invocations))
+        .route("/v2/models/{model}/infer", post(infer))
+        .route("/v2/models/{model}/versions/{version}/infer", post(infer_version))
+        .route("/v2/models/{model}", get(metadata))
+        .route("/v2/models/{model}/versions/{version}", get(metadata_version))
+        .route("/v2/models/{model}/ready", get(model_ready))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v1/models/{model}/feedback", post(feedback))
+        .route("/v1/models/{model}/performance", get(performance))
+}
+
+/// Model names become table names; keep them to what a table path can hold.
+fn check_model_name(model: &str) -> Result<(), ApiError> {
+    let ok = !model.is_empty()
+        && model.len() <= 128
+        && model
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !model.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the model name may hold letters, digits, '_', '-' and '.'",
+        ))
+    }
+}
+
+async fn feedback(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_model_name(&model)?;
+    let now = chrono::Utc::now().timestamp_micros();
+    let rows = freshet_serve::feedback::parse_feedback(&body, now)?;
+    let version = freshet_serve::feedback::write_labels(&s.lake, &model, &rows).await?;
+    Ok(axum::Json(serde_json::json!({
+        "accepted": rows.len(),
+        "table": format!("labels/{model}"),
+        "table_version": version,
+    }))
+    .into_response())
+}
+
+async fn performance(State(s): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+    check_model_name(&model)?;
+    let per_version = freshet_serve::feedback::performance(&s.lake, &model).await?;
+    Ok(axum::Json(serde_json::json!({ "model": model, "versions": per_version })).into_response())
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty())
+}
+
+fn answer(s: Scored) -> Response {
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        s.body,
+    )
+        .into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&s.request_id) {
+        h.insert("x-request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&s.version.to_string()) {
+        h.insert("x-model-version", v);
+    }
+    h.insert("x-model-variant", HeaderValue::from_static(s.variant.as_str()));
+    resp
+}
+
+fn score(
+    s: &AppState,
+    model: &str,
+    protocol: Protocol,
+    version: Option<i64>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let input = ScoreInput {
+        content_type: header_str(headers, "content-type"),
+        body,
+        version,
+        client_request_id: header_str(headers, "x-client-request-id"),
+        routing_key: header_str(headers, "x-routing-key"),
+    };
+    Ok(answer(s.scorer.score(model, protocol, input)?))
+}
+
+async fn invocations(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    score(&s, &model, Protocol::Invocations, None, &headers, &body)
+}
+
+async fn infer(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    score(&s, &model, Protocol::Oip, None, &headers, &body)
+}
+
+fn version_of(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().ok().filter(|v| *v >= 1).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the version in the path must be a positive integer",
+        )
+    })
+}
+
+async fn infer_version(
+    State(s): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let v = version_of(&version)?;
+    score(&s, &model, Protocol::Oip, Some(v), &headers, &body)
+}
+
+fn metadata_for(s: &AppState, model: &str, version: Option<i64>) -> Result<Response, ApiError> {
+    let not_served = || ApiError::from(freshet_serve::ServeError::NotServed(model.to_string()));
+    let ep = s.scorer.endpoints.get(model).ok_or_else(not_served)?;
+    let routes = ep.routes().ok_or_else(not_served)?;
+    let mut versions = vec![routes.champion.version];
+    if let Some((c, _)) = &routes.challenger {
+        versions.push(c.version);
+    }
+    let m = match version {
+        None => routes.champion.clone(),
+        Some(v) if v == routes.champion.version => routes.champion.clone(),
+        Some(v) => match &routes.challenger {
+            Some((c, _)) if c.version == v => c.clone(),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("version {v} of '{model}' is not being served"),
+                ));
+            }
+        },
+    };
+    let cols: Vec<InputColumn> = m.columns().map(|(n, t)| InputColumn::new(n, t)).collect();
+    let body = render_oip_metadata(model, &versions, &cols, &m.classes, m.is_regression());
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response())
+}
+
+async fn metadata(State(s): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+    metadata_for(&s, &model, None)
+}
+
+async fn metadata_version(
+    State(s): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let v = version_of(&version)?;
+    metadata_for(&s, &model, Some(v))
+}
+
+async fn model_ready(State(s): State<AppState>, Path(model): Path<String>) -> StatusCode {
+    match s.scorer.endpoints.get(&model).and_then(|e| e.routes()) {
+        Some(_) => StatusCode::OK,
+        None => StatusCode::NOT_FOUND,
+    }
+}
+
+async fn live() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn ready(State(s): State<AppState>) -> StatusCode {
+    if s.ready.load(std::sync::atomic::Ordering::SeqCst) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}

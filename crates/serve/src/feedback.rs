@@ -1,0 +1,373 @@
+//! Feedback: ground-truth labels that arrive after the prediction, landed in
+//! `labels/<model>` and joined to `inference/<model>` for per-version performance.
+//!
+//! A label names the prediction it grades by Freshet's `request_id` (plus `row` for
+//! multi-row requests), by the caller's `client_request_id`, or by the routing `key`
+//! the request carried. The answer to a feedback request is sent after the Delta
+//! commit, so an acknowledged label is never lost.
+
+use crate::capture::inference_schema;
+use crate::error::ServeError;
+use freshet_core::{Field, FieldType, Schema, Value};
+use freshet_lake::{Lake, RowBatchBuilder, Table, TableOptions, batch_rows};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// Labels one request may carry.
+pub const MAX_LABELS: usize = 100_000;
+
+/// One label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelRow {
+    pub request_id: Option<String>,
+    pub client_request_id: Option<String>,
+    pub key: Option<String>,
+    /// Row within the request (0 for single-row requests).
+    pub row: i64,
+    /// The true label as JSON text.
+    pub label: String,
+    pub at_micros: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelIn {
+    request_id: Option<String>,
+    client_request_id: Option<String>,
+    key: Option<String>,
+    #[serde(default)]
+    row: i64,
+    label: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Body {
+    Many(Vec<LabelIn>),
+    Wrapped { labels: Vec<LabelIn> },
+    One(LabelIn),
+}
+
+fn bad(msg: String) -> ServeError {
+    ServeError::BadRequest(msg)
+}
+
+/// Parse a feedback body: one label object, an array of them, `{"labels": [...]}`, or
+/// NDJSON. Problems name the item and the field, never a label value.
+pub fn parse_feedback(body: &[u8], now_micros: i64) -> Result<Vec<LabelRow>, ServeError> {
+    let items: Vec<LabelIn> = match serde_json::from_slice::<Body>(body) {
+        Ok(Body::Many(v)) | Ok(Body::Wrapped { labels: v }) => v,
+        Ok(Body::One(one)) => vec![one],
+        Err(whole) => {
+            // NDJSON: one object per line.
+            let mut v = Vec::new();
+            for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let item: LabelIn = serde_json::from_slice(line).map_err(|e| {
+                    if body.contains(&b'\n') {
+                        bad(format!("feedback line {}: {}", i + 1, describe(&e)))
+                    } else {
+                        bad(format!("feedback body: {}", describe(&whole)))
+                    }
+                })?;
+                v.push(item);
+            }
+            v
+        }
+    };
+    if items.is_empty() {
+        return Err(bad("feedback carries no label".into()));
+    }
+    if items.len() > MAX_LABELS {
+        return Err(ServeError::TooLarge(format!(
+            "feedback carries {} labels; at most {MAX_LABELS} per request",
+            items.len()
+        )));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, it)| {
+            let ids = [&it.request_id, &it.client_request_id, &it.key]
+                .iter()
+                .filter(|x| x.as_ref().is_some_and(|s| !s.is_empty()))
+                .count();
+            if ids != 1 {
+                return Err(bad(format!(
+                    "label {i}: give exactly one of 'request_id', 'client_request_id' or 'key'"
+                )));
+            }
+            if it.row < 0 {
+                return Err(bad(format!("label {i}: 'row' must be 0 or more")));
+            }
+            let label = match it.label {
+                None | Some(serde_json::Value::Null) => {
+                    return Err(bad(format!("label {i}: 'label' is missing")));
+                }
+                Some(v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
+                    let _ = v;
+                    return Err(bad(format!(
+                        "label {i}: 'label' must be a number, string or boolean"
+                    )));
+                }
+                Some(v) => v.to_string(),
+            };
+            Ok(LabelRow {
+                request_id: it.request_id,
+                client_request_id: it.client_request_id,
+                key: it.key,
+                row: it.row,
+                label,
+                at_micros: now_micros,
+            })
+        })
+        .collect()
+}
+
+/// serde's message without the input excerpt (which could be a label value).
+fn describe(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Syntax => "malformed JSON",
+        serde_json::error::Category::Eof => "truncated JSON",
+        serde_json::error::Category::Data => "unexpected fields or types",
+        serde_json::error::Category::Io => "unreadable",
+    };
+    let msg = e.to_string();
+    // Field names are safe to show; serde puts them in backticks.
+    let field = msg
+        .split('`')
+        .nth(1)
+        .filter(|f| f.len() < 64)
+        .map(|f| format!(" (field `{f}`)"))
+        .unwrap_or_default();
+    format!("{kind}{field} at line {}, column {}", e.line(), e.column())
+}
+
+/// The columns of `labels/<model>`.
+pub fn labels_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("request_id", FieldType::String),
+        Field::new("client_request_id", FieldType::String),
+        Field::new("key", FieldType::String),
+        Field::new("row", FieldType::Int),
+        Field::new("label", FieldType::String),
+        Field::new("ts", FieldType::Timestamp),
+        Field::new("date", FieldType::Date),
+    ])
+}
+
+async fn open(lake: &Lake, name: &str, schema: &Schema) -> Result<Table, ServeError> {
+    let opts = TableOptions {
+        partition_by: vec!["date".into()],
+        ..Default::default()
+    };
+    Ok(Table::open_or_create(lake.table_url(name)?, schema, &opts).await?)
+}
+
+/// Commit labels to `labels/<model>`; returns the table version.
+pub async fn write_labels(lake: &Lake, model: &str, rows: &[LabelRow]) -> Result<i64, ServeError> {
+    let schema = labels_schema();
+    let table = open(lake, &format!("labels/{model}"), &schema).await?;
+    let mut b = RowBatchBuilder::new(&schema, rows.len());
+    let opt = |b: &mut RowBatchBuilder, col: usize, s: &Option<String>| match s {
+        Some(s) => b.push_str(col, s),
+        None => b.push(col, &Value::Null),
+    };
+    for r in rows {
+        opt(&mut b, 0, &r.request_id);
+        opt(&mut b, 1, &r.client_request_id);
+        opt(&mut b, 2, &r.key);
+        b.push(3, &Value::Int(r.row));
+        b.push_str(4, &r.label);
+        b.push(5, &Value::Timestamp(r.at_micros));
+        b.push(6, &Value::Date(r.at_micros.div_euclid(86_400_000_000) as i32));
+        b.end_row();
+    }
+    Ok(table.append(b.finish()?, &[]).await?)
+}
+
+/// How one version did on the labels that have arrived.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VersionPerformance {
+    pub version: i64,
+    /// `champion`, `challenger` or `shadow`.
+    pub variant: String,
+    pub predictions: u64,
+    pub labelled: u64,
+    /// Share of labelled predictions equal to their label.
+    pub accuracy: Option<f64>,
+    /// Mean absolute error, when predictions and labels are numbers.
+    pub mae: Option<f64>,
+}
+
+fn text(v: &Value) -> Option<&str> {
+    match v {
+        Value::Str(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> i64 {
+    match v {
+        Value::Int(i) => *i,
+        _ => 0,
+    }
+}
+
+/// Labels and predictions agree when their JSON values are equal, with numbers compared
+/// by value and `true`/`false` equal to `1`/`0` (labels often arrive as either).
+fn same(pred: &serde_json::Value, label: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    let num = |v: &J| match v {
+        J::Number(n) => n.as_f64(),
+        J::Bool(b) => Some(f64::from(u8::from(*b))),
+        J::String(s) => s.parse::<f64>().ok(),
+        _ => None,
+    };
+    match (pred, label) {
+        (J::String(a), J::String(b)) => a == b,
+        _ => match (num(pred), num(label)) {
+            (Some(a), Some(b)) => a == b,
+            _ => pred == label,
+        },
+    }
+}
+
+/// Join `labels/<model>` to `inference/<model>` and score each (version, variant). The
+/// newest label for a prediction wins.
+pub async fn performance(lake: &Lake, model: &str) -> Result<Vec<VersionPerformance>, ServeError> {
+    let inf_schema = inference_schema();
+    let lab_schema = labels_schema();
+    let inference = open(lake, &format!("inference/{model}"), &inf_schema).await?;
+    let labels = open(lake, &format!("labels/{model}"), &lab_schema).await?;
+    let mut by_request: HashMap<(String, i64), (i64, String)> = HashMap::new();
+    let mut by_client: HashMap<(String, i64), (i64, String)> = HashMap::new();
+    let mut by_key: HashMap<String, (i64, String)> = HashMap::new();
+    let keep = |slot: Option<&(i64, String)>, at: i64| slot.is_none_or(|(t, _)| at >= *t);
+    for batch in labels.read(None).await? {
+        for r in batch_rows(&batch, &lab_schema)? {
+            let (row, label) = (int(&r[3]), text(&r[4]).unwrap_or("null").to_string());
+            let at = match r[5] {
+                Value::Timestamp(t) => t,
+                _ => 0,
+            };
+            if let Some(id) = text(&r[0]) {
+                let k = (id.to_string(), row);
+                if keep(by_request.get(&k), at) {
+                    by_request.insert(k, (at, label));
+                }
+            } else if let Some(id) = text(&r[1]) {
+                let k = (id.to_string(), row);
+                if keep(by_client.get(&k), at) {
+                    by_client.insert(k, (at, label));
+                }
+            } else if let Some(key) = text(&r[2]) {
+                if keep(by_key.get(key), at) {
+                    by_key.insert(key.to_string(), (at, label));
+                }
+            }
+        }
+    }
+    #[derive(Default)]
+    struct Acc {
+        predictions: u64,
+        labelled: u64,
+        correct: u64,
+        abs_err: f64,
+        numeric: u64,
+    }
+    let mut acc: HashMap<(i64, String), Acc> = HashMap::new();
+    for batch in inference.read(None).await? {
+        for r in batch_rows(&batch, &inf_schema)? {
+            let version = int(&r[4]);
+            let variant = text(&r[5]).unwrap_or("champion").to_string();
+            let row = int(&r[7]);
+            let a = acc.entry((version, variant)).or_default();
+            a.predictions += 1;
+            let label = text(&r[0])
+                .and_then(|id| by_request.get(&(id.to_string(), row)))
+                .or_else(|| text(&r[1]).and_then(|id| by_client.get(&(id.to_string(), row))))
+                .or_else(|| text(&r[6]).and_then(|k| by_key.get(k)));
+            let Some((_, label)) = label else { continue };
+            let (Ok(l), Ok(p)) = (
+                serde_json::from_str::<serde_json::Value>(label),
+                serde_json::from_str::<serde_json::Value>(text(&r[9]).unwrap_or("null")),
+            ) else {
+                continue;
+            };
+            a.labelled += 1;
+            if same(&p, &l) {
+                a.correct += 1;
+            }
+            if let (Some(x), Some(y)) = (p.as_f64(), l.as_f64()) {
+                a.abs_err += (x - y).abs();
+                a.numeric += 1;
+            }
+        }
+    }
+    let mut out: Vec<VersionPerformance> = acc
+        .into_iter()
+        .map(|((version, variant), a)| VersionPerformance {
+            version,
+            variant,
+            predictions: a.predictions,
+            labelled: a.labelled,
+            accuracy: (a.labelled > 0).then(|| a.correct as f64 / a.labelled as f64),
+            mae: (a.numeric > 0).then(|| a.abs_err / a.numeric as f64),
+        })
+        .collect();
+    out.sort_by(|a, b| (a.version, &a.variant).cmp(&(b.version, &b.variant)));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feedback_bodies_in_every_shape() {
+        let one = parse_feedback(br#"{"request_id": "r1", "label": true}"#, 5).unwrap();
+        assert_eq!(one[0].label, "true");
+        let many = parse_feedback(
+            br#"[{"client_request_id": "c", "row": 2, "label": "fraud"}, {"key": "k", "label": 1.5}]"#,
+            5,
+        )
+        .unwrap();
+        assert_eq!((many.len(), many[0].row, many[1].label.as_str()), (2, 2, "1.5"));
+        let nd = parse_feedback(b"{\"key\": \"a\", \"label\": 0}\n{\"key\": \"b\", \"label\": 1}\n", 5)
+            .unwrap();
+        assert_eq!(nd.len(), 2);
+        let wrapped = parse_feedback(br#"{"labels": [{"key": "a", "label": 0}]}"#, 5).unwrap();
+        assert_eq!(wrapped.len(), 1);
+    }
+
+    #[test]
+    fn feedback_mistakes_name_the_problem_not_the_value() {
+        for (body, says) in [
+            (&br#"{"label": 1}"#[..], "exactly one of"),
+            (br#"{"request_id": "a", "key": "b", "label": 1}"#, "exactly one of"),
+            (br#"{"request_id": "a"}"#, "'label' is missing"),
+            (br#"{"request_id": "a", "label": {"x": "alice@example.com"}}"#, "number, string"),
+            (br#"{"request_id": "a", "label": 1, "row": -1}"#, "'row'"),
+            (br#"[]"#, "no label"),
+            (br#"{"request_id": "a", "label": 1, "secret": "alice@example.com"}"#, "unexpected"),
+            (b"{\"key\": \"alice@example.com\", \"label\": 1}\n{oops", "line 2"),
+        ] {
+            let e = parse_feedback(body, 0).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+            assert!(!e.contains("alice@example.com"), "{e}");
+        }
+    }
+
+    #[test]
+    fn labels_match_predictions_across_json_spellings() {
+        use serde_json::json;
+        assert!(same(&json!(true), &json!(1)));
+        assert!(same(&json!(0), &json!(false)));
+        assert!(same(&json!("up"), &json!("up")));
+        assert!(!same(&json!("UP"), &json!("up")));
+        assert!(same(&json!(2.0), &json!(2)));
+    }
+}
