@@ -19,6 +19,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::num::{NonZeroU32, NonZeroUsize};
 
+#[path = "model_spec_rollout.rs"]
+mod rollout;
+pub use rollout::{
+    CanarySpec, ChecksSpec, DEFAULT_CANARY_STEPS, DEFAULT_MIN_REQUESTS, DEFAULT_MIN_SECS,
+    LABEL_WAIT_FACTOR, RolloutSpec, ShadowSpec,
+};
+
 /// Default `max_categories` of one-hot encoding.
 pub const DEFAULT_MAX_CATEGORIES: usize = 32;
 /// Default `buckets` of hash encoding.
@@ -48,6 +55,10 @@ pub struct ModelSpec {
     /// out of time, in [0, 1).
     #[serde(default = "default_holdout")]
     pub holdout: f64,
+    /// How new versions reach production: shadow, canary steps and their checks
+    /// (docs/rollout.md). Everything defaults.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
 }
 
 fn default_holdout() -> f64 {
@@ -390,6 +401,9 @@ pub struct ResolvedModelSpec {
     pub features: Vec<ResolvedFeature>,
     pub learner: LearnerSpec,
     pub holdout: f64,
+    /// Defaulted when absent, so artifacts written before rollouts existed still load.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
 }
 
 /// One feature with its field's type and every parameter set.
@@ -476,6 +490,7 @@ impl ModelSpec {
         if let Some(learner) = &self.learner {
             learner.validate(&format!("{base}.learner"), errs);
         }
+        self.rollout.validate(&format!("{base}.rollout"), errs);
         let Some(stream) = streams.get(&self.stream) else {
             errs.push(ConfigError::new(
                 format!("{base}.stream"),
@@ -548,6 +563,7 @@ impl ModelSpec {
                 features,
                 learner,
                 holdout: self.holdout,
+                rollout: self.rollout.clone(),
             }),
             _ => Err(errs),
         }
