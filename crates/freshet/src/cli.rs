@@ -37,6 +37,12 @@ pub enum Command {
     /// Train a model declared in freshet.yaml from its stream's table at a pinned
     /// Delta version, hold out the newest rows for scoring, and register a new version.
     Train(TrainArgs),
+    /// Look at and steer a model's rollout (shadow, canary steps, promotion, rollback);
+    /// works on the registry directly, also while a server runs. See docs/rollout.md.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+    /// Score every row of a table with a registered version into another table.
+    Score(ScoreArgs),
     /// List the lake's tables with their version, rows and files.
     Tables,
     /// Inspect one table.
@@ -104,6 +110,68 @@ pub struct TrainArgs {
     /// Fraction of the newest rows held out for scoring; overrides the model's `holdout`.
     #[arg(long)]
     pub holdout: Option<f64>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Champion and challenger versions, the phase, the challenger's traffic and the
+    /// recent decisions.
+    Status {
+        /// Registered model name.
+        model: String,
+    },
+    /// Begin rolling out a version: it becomes the challenger and enters shadow (or the
+    /// first canary step); the current champion is recorded for rollbacks.
+    Start {
+        model: String,
+        /// The version to roll out.
+        #[arg(long)]
+        version: i64,
+    },
+    /// Make the challenger champion now, whatever phase it is in.
+    Promote { model: String },
+    /// Withdraw the challenger and restore the champion recorded at the start (also
+    /// undoes a promotion), or point the champion at any version with --to-version.
+    Rollback {
+        model: String,
+        /// Make this version champion in one step, ending any rollout in progress.
+        #[arg(long)]
+        to_version: Option<i64>,
+    },
+    /// Hold the rollout where it is (the challenger falls back to shadow traffic).
+    Pause {
+        model: String,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Return a paused rollout to its phase, which holds again from now.
+    Resume { model: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Registered model name.
+    pub model: String,
+    /// Table to score, e.g. events/cards.
+    #[arg(long)]
+    pub table: String,
+    /// Version of the table; the latest when absent.
+    #[arg(long)]
+    pub version: Option<i64>,
+    /// Table to write (created if missing): the input columns plus `prediction`,
+    /// `probabilities` and `model_version`.
+    #[arg(long)]
+    pub out: String,
+    /// Score with this model version instead of the alias.
+    #[arg(long)]
+    pub model_version: Option<i64>,
+    /// The alias naming the version to score with.
+    #[arg(long, default_value = "champion")]
+    pub alias: String,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,

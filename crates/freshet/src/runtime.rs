@@ -325,7 +325,11 @@ impl Runtime {
                 }
                 let (e, s, a) = (endpoints.clone(), store.clone(), artifacts.clone());
                 let done = tokio::task::spawn_blocking(move || {
-                    e.refresh(s.as_ref(), a.as_ref(), &freshet_serve::router::ShadowByDefault)
+                    e.refresh(
+                        s.as_ref(),
+                        a.as_ref(),
+                        &freshet_serve::router::ShadowByDefault,
+                    )
                 })
                 .await;
                 if let Ok(Err(e)) = done {

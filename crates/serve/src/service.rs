@@ -79,10 +79,20 @@ fn format_error(e: FormatError) -> ServeError {
 
 /// Predict every row; a model that cannot answer (not trained) is a server fault.
 fn predict(m: &LoadedModel, rows: &[Vec<Value>]) -> Result<(Vec<Prediction>, Vec<usize>), ServeError> {
+    predict_rows(m, &m.input, rows)
+}
+
+/// Predict rows laid out by `schema` (which must hold the model's input fields, by
+/// name: a table's rows work as they are). Also returns the predicted class indices.
+pub fn predict_rows(
+    m: &LoadedModel,
+    schema: &freshet_core::Schema,
+    rows: &[Vec<Value>],
+) -> Result<(Vec<Prediction>, Vec<usize>), ServeError> {
     let mut out = Vec::with_capacity(rows.len());
     let mut classes = Vec::with_capacity(rows.len());
     for r in rows {
-        let rec = SchemaRow::new(&m.input, r);
+        let rec = SchemaRow::new(schema, r);
         let output = m.model.predict_output(&rec).map_err(|e| ServeError::Load {
             name: m.name.clone(),
             version: m.version,

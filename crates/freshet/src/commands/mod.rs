@@ -5,6 +5,8 @@ mod bench_learners;
 mod bench_tracking;
 mod ingest;
 mod init;
+mod rollout;
+mod score;
 mod tables;
 mod train;
 mod up;
@@ -19,6 +21,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Up(a) => up::run(&cli.config, a).await,
         Command::Ingest(a) => ingest::run(&cli.config, a).await,
         Command::Train(a) => train::run(&cli.config, a).await,
+        Command::Score(a) => score::run(&cli.config, a).await,
+        Command::Rollout(c) => rollout::run(&cli.config, c),
         Command::Tables => tables::list(&cli.config).await,
         Command::Table(t) => tables::table(&cli.config, t).await,
         Command::Bench(BenchCommand::Ingest(a)) => bench::ingest(a).await,

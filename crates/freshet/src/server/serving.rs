@@ -16,9 +16,15 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/serving-endpoints/{model}/invocations", post(invocations))
         .route("/v2/models/{model}/infer", post(infer))
-        .route("/v2/models/{model}/versions/{version}/infer", post(infer_version))
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(infer_version),
+        )
         .route("/v2/models/{model}", get(metadata))
-        .route("/v2/models/{model}/versions/{version}", get(metadata_version))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(metadata_version),
+        )
         .route("/v2/models/{model}/ready", get(model_ready))
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
@@ -62,20 +68,28 @@ async fn feedback(
     .into_response())
 }
 
-async fn performance(State(s): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+async fn performance(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Response, ApiError> {
     check_model_name(&model)?;
     let per_version = freshet_serve::feedback::performance(&s.lake, &model).await?;
     Ok(axum::Json(serde_json::json!({ "model": model, "versions": per_version })).into_response())
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty())
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
 }
 
 fn answer(s: Scored) -> Response {
     let mut resp = (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         s.body,
     )
         .into_response();
@@ -86,7 +100,10 @@ fn answer(s: Scored) -> Response {
     if let Ok(v) = HeaderValue::from_str(&s.version.to_string()) {
         h.insert("x-model-version", v);
     }
-    h.insert("x-model-variant", HeaderValue::from_static(s.variant.as_str()));
+    h.insert(
+        "x-model-variant",
+        HeaderValue::from_static(s.variant.as_str()),
+    );
     resp
 }
 
@@ -172,13 +189,19 @@ fn metadata_for(s: &AppState, model: &str, version: Option<i64>) -> Result<Respo
     let body = render_oip_metadata(model, &versions, &cols, &m.classes, m.is_regression());
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response())
 }
 
-async fn metadata(State(s): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+async fn metadata(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Response, ApiError> {
     metadata_for(&s, &model, None)
 }
 

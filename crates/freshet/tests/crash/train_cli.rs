@@ -125,6 +125,31 @@ fn train_pins_its_table_version_and_publishes_a_version() {
         "events/pay"
     );
 
+    // Batch scoring with the champion: one output row per input row, once.
+    store.set_alias("fraud", "champion", 1).unwrap();
+    for _ in 0..2 {
+        let (ok, out) = run(
+            &env,
+            &[
+                "score",
+                "fraud",
+                "--table",
+                "events/pay",
+                "--out",
+                "scores/pay",
+                "-q",
+            ],
+        );
+        assert!(ok, "{out}");
+    }
+    let scored = env.read_strings("scores/pay", "merchant").unwrap();
+    assert_eq!(scored.len(), 3000, "scored twice, written once");
+    let (ok, out) = run(
+        &env,
+        &["score", "fraud", "--table", "events/nope", "--out", "x/y"],
+    );
+    assert!(!ok && out.contains("no table 'events/nope'"), "{out}");
+
     // The files are in the artifact store, and no raw card number is in any of them.
     let dir = env.data.join("artifacts").join(
         store

@@ -11,4 +11,5 @@ mod mlflow_models;
 mod pii;
 mod properties;
 mod roundtrip;
+mod serving;
 mod support;
