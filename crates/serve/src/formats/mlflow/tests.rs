@@ -571,6 +571,12 @@ mod prop {
             let _ = crate::formats::parse_oip(body.as_bytes(), &cols, &limits);
             let wrapped = format!(r#"{{"instances": [{body}]}}"#);
             let _ = parse_invocations(None, wrapped.as_bytes(), &cols, &limits);
+            let wrapped = format!(r#"{{"dataframe_split": {{"columns": ["amount"], "data": [{body}]}}}}"#);
+            let _ = parse_invocations(None, wrapped.as_bytes(), &cols, &limits);
+            let wrapped = format!(
+                r#"{{"inputs": [{{"name": "amount", "shape": [2], "datatype": "FP64", "data": [{body}]}}]}}"#
+            );
+            let _ = crate::formats::parse_oip(wrapped.as_bytes(), &cols, &limits);
         }
 
         #[test]
