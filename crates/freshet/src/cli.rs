@@ -126,16 +126,21 @@ pub enum RolloutCommand {
     /// Begin rolling out a version: it becomes the challenger and enters shadow (or the
     /// first canary step); the current champion is recorded for rollbacks.
     Start {
+        /// Registered model name.
         model: String,
         /// The version to roll out.
         #[arg(long)]
         version: i64,
     },
     /// Make the challenger champion now, whatever phase it is in.
-    Promote { model: String },
+    Promote {
+        /// Registered model name.
+        model: String,
+    },
     /// Withdraw the challenger and restore the champion recorded at the start (also
     /// undoes a promotion), or point the champion at any version with --to-version.
     Rollback {
+        /// Registered model name.
         model: String,
         /// Make this version champion in one step, ending any rollout in progress.
         #[arg(long)]
@@ -143,13 +148,17 @@ pub enum RolloutCommand {
     },
     /// Hold the rollout where it is (the challenger falls back to shadow traffic).
     Pause {
+        /// Registered model name.
         model: String,
         /// Why, for the record.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Return a paused rollout to its phase, which holds again from now.
-    Resume { model: String },
+    Resume {
+        /// Registered model name.
+        model: String,
+    },
 }
 
 #[derive(Debug, Args)]

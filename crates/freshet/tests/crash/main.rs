@@ -10,4 +10,5 @@ mod file_exactly_once;
 mod follow;
 mod harness;
 mod pii_in_logs;
+mod rollout_cli;
 mod train_cli;
