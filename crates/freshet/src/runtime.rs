@@ -212,10 +212,13 @@ impl Runtime {
             freshet_serve::capture::CaptureOptions::default(),
             &registry,
         ));
-        let scorer = Arc::new(freshet_serve::service::Scorer::new(
-            Arc::new(freshet_serve::router::Endpoints::new()),
-            Some(capture.clone()),
-        ));
+        let scorer = Arc::new(
+            freshet_serve::service::Scorer::new(
+                Arc::new(freshet_serve::router::Endpoints::new()),
+                Some(capture.clone()),
+            )
+            .with_metrics(freshet_serve::metrics::ServeMetrics::new(&registry)?),
+        );
         let (stop, _) = watch::channel(false);
         Ok(Self {
             config,

@@ -144,7 +144,8 @@ impl Capture {
 
     /// Commit everything buffered and stop; later rows count as dropped.
     pub async fn shutdown(&self) {
-        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
         if let Some(w) = self.writer.lock().await.take() {
             let _ = w.await;
         }
@@ -180,10 +181,12 @@ async fn write_loop(
     loop {
         let closed = match tokio::time::timeout(tick, rx.recv()).await {
             Ok(Some(row)) => {
-                let p = pending.entry(row.model.to_string()).or_insert_with(|| Pending {
-                    rows: Vec::new(),
-                    since: tokio::time::Instant::now(),
-                });
+                let p = pending
+                    .entry(row.model.to_string())
+                    .or_insert_with(|| Pending {
+                        rows: Vec::new(),
+                        since: tokio::time::Instant::now(),
+                    });
                 if p.rows.is_empty() {
                     p.since = tokio::time::Instant::now();
                 }
@@ -301,7 +304,10 @@ async fn commit(
         b.push_str(9, &r.prediction);
         str_or_null(&mut b, 10, r.probabilities.as_deref());
         b.push(11, &Value::Int(r.latency_micros));
-        b.push(12, &Value::Date(r.at_micros.div_euclid(86_400_000_000) as i32));
+        b.push(
+            12,
+            &Value::Date(r.at_micros.div_euclid(86_400_000_000) as i32),
+        );
         b.end_row();
     }
     table.append(b.finish()?, &[]).await?;

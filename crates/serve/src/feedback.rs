@@ -106,8 +106,7 @@ pub fn parse_feedback(body: &[u8], now_micros: i64) -> Result<Vec<LabelRow>, Ser
                 None | Some(serde_json::Value::Null) => {
                     return Err(bad(format!("label {i}: 'label' is missing")));
                 }
-                Some(v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
-                    let _ = v;
+                Some(serde_json::Value::Object(_) | serde_json::Value::Array(_)) => {
                     return Err(bad(format!(
                         "label {i}: 'label' must be a number, string or boolean"
                     )));
@@ -182,7 +181,10 @@ pub async fn write_labels(lake: &Lake, model: &str, rows: &[LabelRow]) -> Result
         b.push(3, &Value::Int(r.row));
         b.push_str(4, &r.label);
         b.push(5, &Value::Timestamp(r.at_micros));
-        b.push(6, &Value::Date(r.at_micros.div_euclid(86_400_000_000) as i32));
+        b.push(
+            6,
+            &Value::Date(r.at_micros.div_euclid(86_400_000_000) as i32),
+        );
         b.end_row();
     }
     Ok(table.append(b.finish()?, &[]).await?)
@@ -263,10 +265,10 @@ pub async fn performance(lake: &Lake, model: &str) -> Result<Vec<VersionPerforma
                 if keep(by_client.get(&k), at) {
                     by_client.insert(k, (at, label));
                 }
-            } else if let Some(key) = text(&r[2]) {
-                if keep(by_key.get(key), at) {
-                    by_key.insert(key.to_string(), (at, label));
-                }
+            } else if let Some(key) = text(&r[2])
+                && keep(by_key.get(key), at)
+            {
+                by_key.insert(key.to_string(), (at, label));
             }
         }
     }
@@ -335,9 +337,15 @@ mod tests {
             5,
         )
         .unwrap();
-        assert_eq!((many.len(), many[0].row, many[1].label.as_str()), (2, 2, "1.5"));
-        let nd = parse_feedback(b"{\"key\": \"a\", \"label\": 0}\n{\"key\": \"b\", \"label\": 1}\n", 5)
-            .unwrap();
+        assert_eq!(
+            (many.len(), many[0].row, many[1].label.as_str()),
+            (2, 2, "1.5")
+        );
+        let nd = parse_feedback(
+            b"{\"key\": \"a\", \"label\": 0}\n{\"key\": \"b\", \"label\": 1}\n",
+            5,
+        )
+        .unwrap();
         assert_eq!(nd.len(), 2);
         let wrapped = parse_feedback(br#"{"labels": [{"key": "a", "label": 0}]}"#, 5).unwrap();
         assert_eq!(wrapped.len(), 1);
@@ -347,13 +355,25 @@ mod tests {
     fn feedback_mistakes_name_the_problem_not_the_value() {
         for (body, says) in [
             (&br#"{"label": 1}"#[..], "exactly one of"),
-            (br#"{"request_id": "a", "key": "b", "label": 1}"#, "exactly one of"),
+            (
+                br#"{"request_id": "a", "key": "b", "label": 1}"#,
+                "exactly one of",
+            ),
             (br#"{"request_id": "a"}"#, "'label' is missing"),
-            (br#"{"request_id": "a", "label": {"x": "alice@example.com"}}"#, "number, string"),
+            (
+                br#"{"request_id": "a", "label": {"x": "alice@example.com"}}"#,
+                "number, string",
+            ),
             (br#"{"request_id": "a", "label": 1, "row": -1}"#, "'row'"),
             (br#"[]"#, "no label"),
-            (br#"{"request_id": "a", "label": 1, "secret": "alice@example.com"}"#, "unexpected"),
-            (b"{\"key\": \"alice@example.com\", \"label\": 1}\n{oops", "line 2"),
+            (
+                br#"{"request_id": "a", "label": 1, "secret": "alice@example.com"}"#,
+                "unexpected",
+            ),
+            (
+                b"{\"key\": \"alice@example.com\", \"label\": 1}\n{oops",
+                "line 2",
+            ),
         ] {
             let e = parse_feedback(body, 0).unwrap_err().to_string();
             assert!(e.contains(says), "{e}");

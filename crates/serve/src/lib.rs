@@ -16,6 +16,7 @@ pub mod error;
 pub mod feedback;
 pub mod formats;
 pub mod loader;
+pub mod metrics;
 pub mod rollout;
 pub mod router;
 pub mod service;

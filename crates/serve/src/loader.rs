@@ -63,9 +63,11 @@ pub fn load_version(
         reason,
     };
     let uri = store.get_download_uri(name, version)?;
-    let root = uri
-        .strip_prefix("mlflow-artifacts:/")
-        .ok_or_else(|| fail(format!("its files are at '{uri}', outside this server's store")))?;
+    let root = uri.strip_prefix("mlflow-artifacts:/").ok_or_else(|| {
+        fail(format!(
+            "its files are at '{uri}', outside this server's store"
+        ))
+    })?;
     let root = ArtifactPath::parse(root)?;
     let mut files = Vec::new();
     for entry in artifacts.list(Some(&root))? {

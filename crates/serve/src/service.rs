@@ -51,6 +51,7 @@ pub struct Scorer {
     pub endpoints: Arc<Endpoints>,
     pub capture: Option<Arc<Capture>>,
     pub limits: Limits,
+    pub metrics: Option<crate::metrics::ServeMetrics>,
 }
 
 fn columns(m: &LoadedModel) -> Vec<InputColumn> {
@@ -64,7 +65,9 @@ fn parse(
     limits: &Limits,
 ) -> Result<ScoringRequest, FormatError> {
     match protocol {
-        Protocol::Invocations => formats::parse_invocations(input.content_type, input.body, cols, limits),
+        Protocol::Invocations => {
+            formats::parse_invocations(input.content_type, input.body, cols, limits)
+        }
         Protocol::Oip => formats::parse_oip(input.body, cols, limits),
     }
 }
@@ -78,7 +81,10 @@ fn format_error(e: FormatError) -> ServeError {
 }
 
 /// Predict every row; a model that cannot answer (not trained) is a server fault.
-fn predict(m: &LoadedModel, rows: &[Vec<Value>]) -> Result<(Vec<Prediction>, Vec<usize>), ServeError> {
+fn predict(
+    m: &LoadedModel,
+    rows: &[Vec<Value>],
+) -> Result<(Vec<Prediction>, Vec<usize>), ServeError> {
     predict_rows(m, &m.input, rows)
 }
 
@@ -217,7 +223,14 @@ impl Scorer {
             endpoints,
             capture,
             limits: Limits::default(),
+            metrics: None,
         }
+    }
+
+    /// Count requests and latencies in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::ServeMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn pick(routes: &Routes, version: Option<i64>, key: &str) -> Result<Choice, ServeError> {
@@ -256,6 +269,31 @@ impl Scorer {
         input: ScoreInput<'_>,
     ) -> Result<Scored, ServeError> {
         let started = Instant::now();
+        let result = self.score_inner(model, protocol, input, started);
+        if let Some(m) = &self.metrics {
+            match &result {
+                Ok(s) => m.answered(model, s.variant.as_str(), started.elapsed().as_secs_f64()),
+                Err(e) => m.failed(
+                    model,
+                    matches!(
+                        e,
+                        ServeError::BadRequest(_)
+                            | ServeError::TooLarge(_)
+                            | ServeError::NotServed(_)
+                    ),
+                ),
+            }
+        }
+        result
+    }
+
+    fn score_inner(
+        &self,
+        model: &str,
+        protocol: Protocol,
+        input: ScoreInput<'_>,
+        started: Instant,
+    ) -> Result<Scored, ServeError> {
         let not_served = || ServeError::NotServed(model.to_string());
         let ep = self.endpoints.get(model).ok_or_else(not_served)?;
         let routes = ep.routes().ok_or_else(not_served)?;
@@ -275,9 +313,14 @@ impl Scorer {
         if req.routing_key.is_none() {
             req.routing_key = input.routing_key.map(str::to_string);
         }
-        let key = req.routing_key.as_deref().unwrap_or(&request_id).to_string();
+        let key = req
+            .routing_key
+            .as_deref()
+            .unwrap_or(&request_id)
+            .to_string();
         let choice = Self::pick(&routes, input.version, &key)?;
-        let rows = if Arc::ptr_eq(&choice.serving, &first) || columns(&choice.serving) == first_cols {
+        let rows = if Arc::ptr_eq(&choice.serving, &first) || columns(&choice.serving) == first_cols
+        {
             std::mem::take(&mut req.rows)
         } else {
             parse(protocol, &input, &columns(&choice.serving), &self.limits)
@@ -318,7 +361,14 @@ impl Scorer {
             latency_micros,
         };
         if let Some(c) = &self.capture {
-            capture_rows(c, &choice.serving, choice.variant.as_str(), &rows, &preds, &ctx);
+            capture_rows(
+                c,
+                &choice.serving,
+                choice.variant.as_str(),
+                &rows,
+                &preds,
+                &ctx,
+            );
         }
         if let Some(shadow) = &choice.shadow {
             self.shadow(&ep, shadow, protocol, &input, &first, rows, &ctx);
