@@ -177,9 +177,9 @@ impl RolloutController {
     }
 
     /// Judge the model's rollout on fresh evidence and apply what follows, if the
-    /// model's spec lets the controller act (`auto`). Returns the transition taken
-    /// (`Stay` when nothing happened). The controller's clock `now_ms` overrides the
-    /// evidence's.
+    /// configuration declares the model with `auto` (models it does not declare are
+    /// only ever moved by hand). Returns the transition taken (`Stay` when nothing
+    /// happened). The controller's clock `now_ms` overrides the evidence's.
     pub fn tick(
         &self,
         store: &dyn Store,
@@ -187,10 +187,9 @@ impl RolloutController {
         model: &str,
         now_ms: i64,
     ) -> Result<Transition> {
-        let spec = self.spec(model);
-        if !spec.auto {
+        let Some(spec) = self.specs.get(model).filter(|s| s.auto) else {
             return Ok(Transition::Stay);
-        }
+        };
         let Some(mut state) = load_state(store, model)? else {
             return Ok(Transition::Stay);
         };

@@ -341,6 +341,12 @@ fn manual_operations_and_auto_off() {
     );
     assert!(good.calls.borrow().is_empty());
     assert!(c.tick_all(&store, &good, T0 + 60_000).is_empty());
+    // Nor for a model the configuration does not declare.
+    let undeclared = RolloutController::default();
+    assert_eq!(
+        undeclared.tick(&store, &good, "m", T0 + 60_000).unwrap(),
+        Transition::Stay
+    );
 
     let s = c
         .pause(&store, "m", "waiting for the fraud team", T0 + 1)
