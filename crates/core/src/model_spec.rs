@@ -59,10 +59,58 @@ pub struct ModelSpec {
     /// (docs/rollout.md). Everything defaults.
     #[serde(default)]
     pub rollout: RolloutSpec,
+    /// Where every prediction is pushed besides `inference/<name>` (docs/serving.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sinks: Vec<SinkSpec>,
 }
 
 fn default_holdout() -> f64 {
     DEFAULT_HOLDOUT
+}
+
+/// A prediction sink: predictions as NDJSON lines, pushed after each capture commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkSpec {
+    /// Append to a file (relative to the config file), created if missing.
+    Ndjson { path: String },
+    /// POST batches (`application/x-ndjson`), retried with backoff.
+    Webhook {
+        url: String,
+        #[serde(default = "default_sink_timeout_ms")]
+        timeout_ms: u64,
+        #[serde(default = "default_sink_retries")]
+        retries: u32,
+    },
+}
+
+fn default_sink_timeout_ms() -> u64 {
+    5_000
+}
+fn default_sink_retries() -> u32 {
+    3
+}
+
+impl SinkSpec {
+    fn validate(&self, p: &str, errs: &mut Vec<ConfigError>) {
+        match self {
+            SinkSpec::Ndjson { path } if path.trim().is_empty() => {
+                errs.push(ConfigError::new(format!("{p}.path"), "must not be empty"));
+            }
+            SinkSpec::Webhook { url, timeout_ms, .. } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    errs.push(ConfigError::new(
+                        format!("{p}.url"),
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+                if *timeout_ms == 0 {
+                    errs.push(ConfigError::new(format!("{p}.timeout_ms"), "must be above 0"));
+                }
+            }
+            SinkSpec::Ndjson { .. } => {}
+        }
+    }
 }
 
 /// What a model predicts.
@@ -491,6 +539,9 @@ impl ModelSpec {
             learner.validate(&format!("{base}.learner"), errs);
         }
         self.rollout.validate(&format!("{base}.rollout"), errs);
+        for (i, sink) in self.sinks.iter().enumerate() {
+            sink.validate(&format!("{base}.sinks[{i}]"), errs);
+        }
         let Some(stream) = streams.get(&self.stream) else {
             errs.push(ConfigError::new(
                 format!("{base}.stream"),

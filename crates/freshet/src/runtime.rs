@@ -207,10 +207,33 @@ impl Runtime {
         ));
         let tracking = open_tracking(&config, &base_dir)?;
         let artifacts = open_artifacts(&config, &base_dir)?;
-        let capture = Arc::new(freshet_serve::capture::Capture::start(
+        // Sink file paths are relative to the config file, like every other path.
+        let sinks = config
+            .models
+            .iter()
+            .map(|(name, m)| {
+                let specs = m
+                    .sinks
+                    .iter()
+                    .map(|s| match s {
+                        freshet_core::model_spec::SinkSpec::Ndjson { path }
+                            if !Path::new(path).is_absolute() =>
+                        {
+                            freshet_core::model_spec::SinkSpec::Ndjson {
+                                path: base_dir.join(path).display().to_string(),
+                            }
+                        }
+                        other => other.clone(),
+                    })
+                    .collect();
+                (name.clone(), specs)
+            })
+            .collect();
+        let capture = Arc::new(freshet_serve::capture::Capture::start_with_sinks(
             lake.clone(),
             freshet_serve::capture::CaptureOptions::default(),
             &registry,
+            &sinks,
         ));
         let scorer = Arc::new(
             freshet_serve::service::Scorer::new(
@@ -331,12 +354,75 @@ impl Runtime {
                     e.refresh(
                         s.as_ref(),
                         a.as_ref(),
-                        &freshet_serve::router::ShadowByDefault,
+                        &freshet_serve::rollout::RolloutModes,
                     )
                 })
                 .await;
                 if let Ok(Err(e)) = done {
                     tracing::warn!(error = %e, "cannot refresh the served models");
+                }
+            }
+        }));
+    }
+
+    /// Run the rollout controller: every `interval`, each model with `rollout.auto`
+    /// and a rollout in progress is judged on what serving recorded (and on labels,
+    /// refreshed every few ticks) and moved on, rolled back or paused.
+    pub fn start_rollouts(&mut self, interval: Duration) {
+        let controller = Arc::new(freshet_serve::rollout::RolloutController::from_models(
+            &self.config.models,
+        ));
+        let endpoints = self.scorer.endpoints.clone();
+        let store = self.tracking.clone();
+        let lake = self.lake.clone();
+        let models: Vec<String> = self.config.models.keys().cloned().collect();
+        let mut stop = self.stop.subscribe();
+        self.tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut labels = freshet_serve::evidence::LabelFigures::new();
+            let mut rounds = 0u64;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                // Joining labels reads two tables: every fifth round is fresh enough.
+                if rounds.is_multiple_of(5) {
+                    labels.clear();
+                    for m in &models {
+                        match freshet_serve::feedback::performance(&lake, m).await {
+                            Ok(perf) => {
+                                labels.extend(freshet_serve::evidence::label_figures(m, &perf))
+                            }
+                            Err(e) => tracing::debug!(model = %m, error = %e, "no label join yet"),
+                        }
+                    }
+                }
+                rounds += 1;
+                let (c, e, s, l) = (
+                    controller.clone(),
+                    endpoints.clone(),
+                    store.clone(),
+                    labels.clone(),
+                );
+                let outcome = tokio::task::spawn_blocking(move || {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    let source = freshet_serve::evidence::ServedEvidence {
+                        endpoints: &e,
+                        labels: &l,
+                        now_ms: now,
+                    };
+                    c.tick_all(s.as_ref(), &source, now)
+                })
+                .await;
+                for (model, result) in outcome.unwrap_or_default() {
+                    match result {
+                        Ok(freshet_serve::rollout::Transition::Stay) => {}
+                        Ok(t) => tracing::info!(model, transition = ?t, "rollout moved"),
+                        Err(freshet_serve::rollout::RolloutError::NoRollout(_)) => {}
+                        Err(e) => tracing::warn!(model, error = %e, "rollout tick failed"),
+                    }
                 }
             }
         }));

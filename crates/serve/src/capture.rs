@@ -95,6 +95,27 @@ impl Capture {
     /// Start the writer. Counters are registered in `registry` (an already registered
     /// name is reused, so tests can start several).
     pub fn start(lake: Lake, opts: CaptureOptions, registry: &prometheus::Registry) -> Self {
+        Self::start_with_sinks(lake, opts, registry, &HashMap::new())
+    }
+
+    /// Start the writer with prediction sinks per model, fed after each commit.
+    pub fn start_with_sinks(
+        lake: Lake,
+        opts: CaptureOptions,
+        registry: &prometheus::Registry,
+        sinks: &HashMap<String, Vec<crate::sinks::SinkSpec>>,
+    ) -> Self {
+        let sink_dropped = crate::sinks::dropped_counter(registry);
+        let running: HashMap<String, Vec<crate::sinks::Sink>> = sinks
+            .iter()
+            .map(|(model, specs)| {
+                let started = specs
+                    .iter()
+                    .map(|s| crate::sinks::Sink::start(model, s, sink_dropped.clone()))
+                    .collect();
+                (model.clone(), started)
+            })
+            .collect();
         let dropped = counter(
             registry,
             "freshet_inference_capture_dropped_total",
@@ -107,7 +128,14 @@ impl Capture {
         );
         let (tx, rx) = mpsc::channel(opts.buffer_rows.max(1));
         let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writer = tokio::spawn(write_loop(lake, opts, rx, written.clone(), closed.clone()));
+        let writer = tokio::spawn(write_loop(
+            lake,
+            opts,
+            rx,
+            written.clone(),
+            closed.clone(),
+            running,
+        ));
         Self {
             tx,
             closed,
@@ -172,6 +200,7 @@ async fn write_loop(
     mut rx: mpsc::Receiver<InferenceRow>,
     written: prometheus::IntCounterVec,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    sinks: HashMap<String, Vec<crate::sinks::Sink>>,
 ) {
     let schema = inference_schema();
     let mut tables: HashMap<String, Table> = HashMap::new();
@@ -248,7 +277,15 @@ async fn write_loop(
             let rows = std::mem::take(&mut p.rows);
             let n = rows.len() as u64;
             match commit(&lake, &schema, &mut tables, &model, &rows).await {
-                Ok(()) => written.with_label_values(&[&model]).inc_by(n),
+                Ok(()) => {
+                    written.with_label_values(&[&model]).inc_by(n);
+                    if let Some(list) = sinks.get(&model).filter(|l| !l.is_empty()) {
+                        let batch = Arc::new(crate::sinks::ndjson(&rows));
+                        for sink in list {
+                            sink.offer(batch.clone(), n);
+                        }
+                    }
+                }
                 Err(e) if closed && failures_while_closing >= 10 => {
                     tracing::error!(model, rows = n, error = %e, "inference capture gave up at shutdown; rows lost");
                 }

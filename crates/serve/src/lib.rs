@@ -13,6 +13,7 @@
 
 pub mod capture;
 pub mod error;
+pub mod evidence;
 pub mod feedback;
 pub mod formats;
 pub mod loader;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod rollout;
 pub mod router;
 pub mod service;
+pub mod sinks;
 pub mod stats;
 
 pub use error::ServeError;

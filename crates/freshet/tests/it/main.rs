@@ -10,6 +10,7 @@ mod mlflow_api;
 mod mlflow_models;
 mod pii;
 mod properties;
+mod rollout;
 mod roundtrip;
 mod serving;
 mod support;

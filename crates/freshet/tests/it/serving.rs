@@ -337,3 +337,83 @@ async fn shadow_never_changes_an_answer_and_every_prediction_is_captured() {
             .all(|r| r["version"] == v2)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predictions_reach_the_ndjson_file_and_the_webhook() {
+    // A webhook receiver that keeps every body.
+    let got: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let keep = got.clone();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, hook).await });
+
+    let config = format!(
+        r#"  s:
+    source: {{ type: http }}
+    schema: {{ fields: [ {{ name: amount, type: float }}, {{ name: merchant, type: string }}, {{ name: is_fraud, type: bool }} ] }}
+models:
+  fraud:
+    stream: s
+    label: is_fraud
+    sinks:
+      - {{ type: ndjson, path: sinks/fraud.ndjson }}
+      - {{ type: webhook, url: "http://{hook_addr}/hook" }}
+"#
+    );
+    let srv = TestServer::start_with(crate::support::Options::new(&config)).await;
+    let v = publish_version(&srv, "fraud", "logistic_regression", false);
+    set_alias(&srv, "fraud", "champion", v);
+    let c = reqwest::Client::new();
+    for i in 0..10 {
+        let body = json!({"client_request_id": format!("c{i}"), "dataframe_records": [{"amount": 100.0 * i as f64, "merchant": "fuel"}]});
+        let r = c
+            .post(format!("{}/serving-endpoints/fraud/invocations", srv.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    srv.runtime().capture.shutdown().await;
+    let file = srv.dir.path().join("sinks/fraud.ndjson");
+    let mut lines = Vec::new();
+    let mut hooked = 0;
+    for _ in 0..100 {
+        lines = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        hooked = got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.lines().count())
+            .sum::<usize>();
+        if lines.len() == 10 && hooked == 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!((lines.len(), hooked), (10, 10));
+    let first: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(first["model"], "fraud");
+    assert_eq!(first["version"], v);
+    assert!(first["features"]["amount"].is_number());
+    assert!(
+        first["client_request_id"]
+            .as_str()
+            .unwrap()
+            .starts_with('c')
+    );
+}
