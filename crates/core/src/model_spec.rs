@@ -19,6 +19,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::num::{NonZeroU32, NonZeroUsize};
 
+#[path = "model_spec_control.rs"]
+mod control;
+pub use control::{DETECTORS, GatesSpec, JobSpec, TriggersSpec, VsChampion};
+
 #[path = "model_spec_rollout.rs"]
 mod rollout;
 pub use rollout::{
@@ -62,6 +66,15 @@ pub struct ModelSpec {
     /// Where every prediction is pushed besides `inference/<name>` (docs/serving.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sinks: Vec<SinkSpec>,
+    /// When the model retrains (docs/loop.md).
+    #[serde(default)]
+    pub triggers: TriggersSpec,
+    /// What a candidate must show before its rollout starts.
+    #[serde(default)]
+    pub gates: GatesSpec,
+    /// How candidates are trained.
+    #[serde(default)]
+    pub job: JobSpec,
 }
 
 fn default_holdout() -> f64 {
@@ -539,6 +552,9 @@ impl ModelSpec {
             learner.validate(&format!("{base}.learner"), errs);
         }
         self.rollout.validate(&format!("{base}.rollout"), errs);
+        self.triggers.validate(&format!("{base}.triggers"), errs);
+        self.gates.validate(&format!("{base}.gates"), errs);
+        self.job.validate(&format!("{base}.job"), errs);
         for (i, sink) in self.sinks.iter().enumerate() {
             sink.validate(&format!("{base}.sinks[{i}]"), errs);
         }

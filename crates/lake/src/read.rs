@@ -83,6 +83,33 @@ impl Table {
         Ok(out)
     }
 
+    /// The rows added between `from` (exclusive; `None` for the empty table) and `to`
+    /// (inclusive; latest when `None`), and the version read up to. For append-only
+    /// tables (inference, labels): a file rewritten by compaction would read again.
+    pub async fn read_since(
+        &self,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<(Vec<RecordBatch>, i64)> {
+        let t = self.at_version(to).await?;
+        let upto = t.version().map_or(-1, |v| v as i64);
+        let seen: std::collections::HashSet<String> = match from {
+            Some(v) if v >= 0 && v <= upto => live_files(&self.at_version(Some(v)).await?)?
+                .into_iter()
+                .map(|f| f.path.to_string())
+                .collect(),
+            _ => Default::default(),
+        };
+        let schema = t.snapshot()?.snapshot().arrow_schema();
+        let mut out = Vec::new();
+        for f in live_files(&t)? {
+            if !seen.contains(&f.path.to_string()) {
+                out.extend(read_file(&t, &f, &schema).await?);
+            }
+        }
+        Ok((out, upto))
+    }
+
     /// Rows of the snapshot at `version`, at most `limit`, as JSON objects.
     pub async fn head(&self, version: Option<i64>, limit: usize) -> Result<Vec<serde_json::Value>> {
         let mut rows = Vec::new();

@@ -195,3 +195,17 @@ async fn rows_read_back_as_the_values_written_at_a_pinned_version() {
     assert_eq!(all.len(), 5);
     assert!(all.iter().all(|r| r[4] == Value::Null));
 }
+
+#[tokio::test]
+async fn read_since_returns_only_the_rows_added_after_a_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, s) = table(dir.path(), "labels/since").await;
+    let v1 = t.append(batch(&s, 0..3, 19_000), &[]).await.unwrap();
+    let v2 = t.append(batch(&s, 3..5, 19_000), &[]).await.unwrap();
+    let (all, upto) = t.read_since(None, None).await.unwrap();
+    assert_eq!((all.iter().map(|b| b.num_rows()).sum::<usize>(), upto), (5, v2));
+    let (new, upto) = t.read_since(Some(v1), None).await.unwrap();
+    assert_eq!((new.iter().map(|b| b.num_rows()).sum::<usize>(), upto), (2, v2));
+    let (none, _) = t.read_since(Some(v2), Some(v2)).await.unwrap();
+    assert!(none.is_empty());
+}

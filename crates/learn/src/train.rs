@@ -156,6 +156,19 @@ impl Scores {
     }
 }
 
+/// Score a trained model on `rows` without changing it: metrics named
+/// `<prefix>_<metric>` and how many rows could be scored. Used to compare a candidate
+/// with the champion on the same out-of-time slice.
+pub fn score_rows<R: Record>(model: &Model, rows: &[R], prefix: &str) -> (u64, Vec<(String, f64)>) {
+    let mut scores = Scores::for_task(model.task());
+    let scored = rows.iter().filter(|r| scores.score(model, *r)).count() as u64;
+    let mut out = Vec::new();
+    if scored > 0 {
+        scores.report(prefix, model.task() == Task::Binary, &mut out);
+    }
+    (scored, out)
+}
+
 /// Train `model` on `rows` (oldest first) holding out the newest `holdout` fraction;
 /// `progress` is called with the number of rows handled so far.
 ///
