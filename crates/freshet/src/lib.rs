@@ -7,6 +7,5 @@
 pub mod cli;
 pub mod commands;
 pub mod lake_sink;
-pub mod publish;
 pub mod runtime;
 pub mod server;

@@ -37,6 +37,9 @@ pub fn load_config(path: &Path) -> Result<(FreshetConfig, PathBuf)> {
     Ok((config, base))
 }
 
+/// Sees what each model's loop did (model name, event).
+pub type LoopObserver = Arc<dyn Fn(&str, &freshet_control::controller::LoopEvent) + Send + Sync>;
+
 /// The lake of a configuration, with relative paths taken from the config's folder.
 pub fn open_lake(config: &FreshetConfig, base: &Path) -> Result<Lake> {
     let p = &config.lake.path;
@@ -426,6 +429,55 @@ impl Runtime {
                 }
             }
         }));
+    }
+
+    /// Run the loop controller of every declared model: triggers, one training job at a
+    /// time, gates, hand-over to the rollout (docs/loop.md). `on_event` sees what each
+    /// loop did (the demo narrates it; `freshet up` logs it).
+    pub fn start_loops(
+        &mut self,
+        interval: Duration,
+        on_event: LoopObserver,
+    ) -> Result<()> {
+        let schemas = events_schemas(&self.config, &self.base_dir)?;
+        let deps = freshet_control::controller::LoopDeps {
+            store: self.tracking.clone(),
+            artifacts: self.artifacts.clone(),
+            lake: self.lake.clone(),
+            rollout: Arc::new(freshet_serve::rollout::RolloutController::from_models(
+                &self.config.models,
+            )),
+            tracking_uri: format!("http://{}", self.config.server.listen),
+        };
+        for (name, spec) in &self.config.models {
+            let Some(schema) = schemas.get(&spec.stream).cloned() else {
+                continue;
+            };
+            let mut model_loop =
+                freshet_control::ModelLoop::new(name, spec.clone(), schema, deps.clone());
+            let mut stop = self.stop.subscribe();
+            let on_event = on_event.clone();
+            let name = name.clone();
+            self.tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.changed() => break,
+                    }
+                    match model_loop.tick().await {
+                        Ok(events) => {
+                            for e in &events {
+                                on_event(&name, e);
+                            }
+                        }
+                        Err(e) => tracing::warn!(model = %name, error = %e, "loop tick failed"),
+                    }
+                }
+            }));
+        }
+        Ok(())
     }
 
     /// Background compaction and vacuum of every table.

@@ -30,6 +30,12 @@ pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
     runtime.start_maintenance();
     runtime.start_serving(std::time::Duration::from_millis(250));
     runtime.start_rollouts(std::time::Duration::from_secs(1));
+    runtime.start_loops(
+        std::time::Duration::from_secs(1),
+        Arc::new(|model: &str, e: &freshet_control::controller::LoopEvent| {
+            tracing::info!(model, event = ?e, "loop")
+        }),
+    )?;
     tracing::info!(%addr, lake = %runtime.lake.root(), streams = runtime.config.streams.len(), "freshet is up");
     let state = runtime.app_state(Arc::new(AtomicBool::new(false)));
     serve(listener, state, max_body, shutdown_signal()).await?;

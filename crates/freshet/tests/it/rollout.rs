@@ -4,7 +4,7 @@
 //! promotion, and one whose labels never arrive pauses for a person.
 
 use crate::support::{Options, TestServer};
-use freshet::publish::{Lineage, publish};
+use freshet_control::publish::{Lineage, publish};
 use freshet_core::model_spec::ModelSpec;
 use freshet_core::{Field, FieldType, Schema, SystemClock};
 use freshet_learn::model::{Model, ModelStamp};

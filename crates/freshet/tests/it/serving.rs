@@ -3,7 +3,7 @@
 //! an answer, and inference capture that keeps one row per prediction sent.
 
 use crate::support::TestServer;
-use freshet::publish::{Lineage, publish};
+use freshet_control::publish::{Lineage, publish};
 use freshet_core::model_spec::ModelSpec;
 use freshet_core::{Field, FieldType, Schema, SystemClock};
 use freshet_learn::model::{Model, ModelStamp};

@@ -105,6 +105,19 @@ pub fn publish(
     lineage: &Lineage,
     started_ms: i64,
 ) -> Result<Published, RegistryError> {
+    publish_tagged(store, artifacts, name, outcome, lineage, started_ms, &[])
+}
+
+/// [`publish`], with extra tags on the run and the version (a job id, the trigger).
+pub fn publish_tagged(
+    store: &dyn Store,
+    artifacts: &dyn ArtifactStore,
+    name: &str,
+    outcome: &TrainOutcome,
+    lineage: &Lineage,
+    started_ms: i64,
+    extra: &[Tag],
+) -> Result<Published, RegistryError> {
     let experiment_id = experiment_for(store, name)?;
     let run = store.create_run(NewRun {
         experiment_id: experiment_id.clone(),
@@ -119,7 +132,10 @@ pub fn publish(
             tag("freshet.table", lineage.table.clone()),
             tag("freshet.table_uri", lineage.table_uri.clone()),
             tag("freshet.table_version", lineage.version.to_string()),
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().cloned())
+        .collect(),
     })?;
     let run_id = run.info.run_id.clone();
     let result = record_run(
@@ -130,6 +146,7 @@ pub fn publish(
         lineage,
         &experiment_id,
         &run_id,
+        extra,
     );
     let status = if result.is_ok() {
         RunStatus::Finished
@@ -153,6 +170,7 @@ pub fn publish(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn record_run(
     store: &dyn Store,
     artifacts: &dyn ArtifactStore,
@@ -161,6 +179,7 @@ fn record_run(
     lineage: &Lineage,
     experiment_id: &str,
     run_id: &str,
+    extra: &[Tag],
 ) -> Result<(String, i64), RegistryError> {
     let model = &outcome.model;
     let mut params = learner_params(model);
@@ -240,10 +259,13 @@ fn record_run(
             "trained by freshet from {}@v{}",
             lineage.table, lineage.version
         )),
-        tags: vec![
+        tags: [
             tag("freshet.table", lineage.table.clone()),
             tag("freshet.table_version", lineage.version.to_string()),
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().cloned())
+        .collect(),
         user_id: Some("freshet".into()),
         run_link: None,
     })?;

@@ -1,0 +1,424 @@
+//! One model's loop: watch the triggers, run one training job at a time, gate the
+//! candidate, hand it to the rollout. State goes to the registry before and after every
+//! job, so a restart picks an interrupted job up on the same pinned table version and
+//! never registers or promotes the same job twice.
+
+use crate::error::{ControlError, Result};
+use crate::errors::ErrorStream;
+use crate::gates::{self, GateReport};
+use crate::job;
+use crate::state::{self, ControlState, JobRecord, JobState};
+pub use crate::triggers::Signals;
+use freshet_core::model_spec::JobSpec;
+use freshet_core::{ModelSpec, Schema};
+use freshet_lake::{Lake, Table};
+use freshet_learn::features::SchemaRow;
+use freshet_learn::train::score_rows;
+use freshet_registry::artifacts::ArtifactStore;
+use freshet_registry::model::Tag;
+use freshet_registry::{RegistryError, Store};
+use freshet_serve::rollout::{RolloutController, load_state};
+use std::sync::Arc;
+
+/// Rows the first version waits for.
+pub const FIRST_VERSION_ROWS: u64 = 1_000;
+
+/// What the loop shares with the rest of the process.
+#[derive(Clone)]
+pub struct LoopDeps {
+    pub store: Arc<dyn Store>,
+    pub artifacts: Arc<dyn ArtifactStore>,
+    pub lake: Lake,
+    pub rollout: Arc<RolloutController>,
+    /// Handed to external training commands as `MLFLOW_TRACKING_URI`.
+    pub tracking_uri: String,
+}
+
+/// Something the loop did, for logs and the demo's narrative.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoopEvent {
+    DriftDetected {
+        rows: u64,
+        reason: String,
+    },
+    Coalesced {
+        reason: String,
+    },
+    Trained {
+        version: i64,
+        trigger: String,
+        table_version: i64,
+        train_rows: u64,
+        metrics: Vec<(String, f64)>,
+        gates: GateReport,
+        /// `first champion`, `rollout started` or `rejected by the gates`.
+        outcome: String,
+    },
+    JobFailed {
+        reason: String,
+    },
+}
+
+/// The loop of one model.
+pub struct ModelLoop {
+    pub name: String,
+    spec: ModelSpec,
+    schema: Schema,
+    deps: LoopDeps,
+    errors: ErrorStream,
+    table: Option<Arc<Table>>,
+    /// Rows the first version waits for.
+    pub first_version_rows: u64,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl ModelLoop {
+    /// `schema` is the stream table's schema (what models are resolved against).
+    pub fn new(name: &str, spec: ModelSpec, schema: Schema, deps: LoopDeps) -> Self {
+        let errors = ErrorStream::new(name, &spec.triggers.concept_drift);
+        Self {
+            name: name.to_string(),
+            spec,
+            schema,
+            deps,
+            errors,
+            table: None,
+            first_version_rows: FIRST_VERSION_ROWS,
+        }
+    }
+
+    async fn table(&mut self) -> Result<Arc<Table>> {
+        if let Some(t) = &self.table {
+            return Ok(t.clone());
+        }
+        let url = self
+            .deps
+            .lake
+            .url_for(freshet_lake::TableKind::Events, &self.spec.stream)?;
+        let t = Arc::new(Table::open(url).await?);
+        self.table = Some(t.clone());
+        Ok(t)
+    }
+
+    fn has_champion(&self) -> Result<bool> {
+        match self.deps.store.get_version_by_alias(&self.name, "champion") {
+            Ok(_) => Ok(true),
+            Err(RegistryError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One step of the loop.
+    pub async fn tick(&mut self) -> Result<Vec<LoopEvent>> {
+        let mut events = Vec::new();
+        let store = self.deps.store.clone();
+        let mut st = state::load(store.as_ref(), &self.name)?;
+        if let Some(job) = st.job.clone() {
+            tracing::info!(model = %self.name, job = %job.id, "resuming an interrupted training job");
+            events.extend(self.run(&mut st, job).await);
+            return Ok(events);
+        }
+        let Ok(table) = self.table().await else {
+            // No data yet.
+            return Ok(events);
+        };
+        let info = table.info(None).await?;
+        let has_champion = self.has_champion()?;
+        let errors = self.errors.poll(&self.deps.lake).await?;
+        if errors.drift && has_champion && st.drift_at_rows.is_none() {
+            let reason = format!(
+                "concept drift ({} on the live error stream)",
+                self.spec.triggers.concept_drift
+            );
+            st.drift_at_rows = Some(info.rows);
+            st.drift_reason = Some(reason.clone());
+            state::save(store.as_ref(), &self.name, &st)?;
+            events.push(LoopEvent::DriftDetected {
+                rows: info.rows,
+                reason,
+            });
+        }
+        let signals = Signals {
+            table_version: info.version,
+            table_rows: info.rows,
+            concept_drift: errors.drift,
+            data_drift: false,
+            champion_accuracy: errors.accuracy,
+            has_champion,
+            now_ms: now_ms(),
+        };
+        let due = crate::triggers::due(&self.spec.triggers, &st, &signals, self.first_version_rows)
+            .or_else(|| {
+                // A trigger that fired during the last job or rollout runs now.
+                st.pending
+                    .clone()
+                    .filter(|_| st.trained_table_version != Some(info.version))
+            });
+        let Some(reason) = due else {
+            return Ok(events);
+        };
+        let rollout_active = load_state(store.as_ref(), &self.name)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.phase.is_active());
+        if rollout_active {
+            if st.pending.as_deref() != Some(reason.as_str()) {
+                st.pending = Some(reason.clone());
+                state::save(store.as_ref(), &self.name, &st)?;
+                events.push(LoopEvent::Coalesced { reason });
+            }
+            return Ok(events);
+        }
+        let job = JobState {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            trigger: reason,
+            table_version: info.version,
+            skip_rows: st.drift_at_rows,
+            started_ms: now_ms(),
+        };
+        st.job = Some(job.clone());
+        st.pending = None;
+        state::save(store.as_ref(), &self.name, &st)?;
+        events.extend(self.run(&mut st, job).await);
+        Ok(events)
+    }
+
+    /// Run `job` to the end and record it; failures are recorded, not retried in a loop.
+    async fn run(&mut self, st: &mut ControlState, job: JobState) -> Vec<LoopEvent> {
+        let outcome = self.run_inner(&job).await;
+        let store = self.deps.store.clone();
+        let table_rows = match self.table().await {
+            Ok(t) => t
+                .info(Some(job.table_version))
+                .await
+                .map(|i| i.rows)
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
+        let (event, version, text) = match outcome {
+            Ok(ev) => {
+                let (v, text) = match &ev {
+                    LoopEvent::Trained {
+                        version, outcome, ..
+                    } => (Some(*version), outcome.clone()),
+                    _ => (None, String::new()),
+                };
+                (ev, v, text)
+            }
+            Err(e) => {
+                tracing::warn!(model = %self.name, error = %e, "training job failed");
+                let reason = e.to_string();
+                (
+                    LoopEvent::JobFailed {
+                        reason: reason.clone(),
+                    },
+                    None,
+                    format!("failed: {reason}"),
+                )
+            }
+        };
+        st.record(JobRecord {
+            id: job.id.clone(),
+            trigger: job.trigger.clone(),
+            table_version: job.table_version,
+            started_ms: job.started_ms,
+            finished_ms: now_ms(),
+            version,
+            outcome: text,
+        });
+        st.job = None;
+        st.trained_rows = table_rows;
+        st.trained_table_version = Some(job.table_version);
+        st.trained_ms = now_ms();
+        st.drift_at_rows = None;
+        st.drift_reason = None;
+        self.errors
+            .reset_detector(&self.spec.triggers.concept_drift);
+        if let Err(e) = state::save(store.as_ref(), &self.name, st) {
+            tracing::error!(model = %self.name, error = %e, "cannot save the controller state");
+        }
+        vec![event]
+    }
+
+    async fn run_inner(&mut self, job: &JobState) -> Result<LoopEvent> {
+        let table = self.table().await?;
+        let store = self.deps.store.clone();
+        let (version, metrics, train_rows, gates_report) = match self.spec.job.clone() {
+            JobSpec::Builtin { window_rows, .. } => {
+                let (version, model, metrics, rows, split, train_rows) =
+                    match job::already_registered(store.as_ref(), &self.name, &job.id)? {
+                        // Registered before a restart: judge that version, don't train again.
+                        Some(v) => {
+                            let loaded = freshet_serve::loader::load_version(
+                                store.as_ref(),
+                                self.deps.artifacts.as_ref(),
+                                &self.name,
+                                v,
+                            )?;
+                            let rows = job::window(&table, &self.schema, job, window_rows).await?;
+                            let resolved_holdout = self.spec.holdout;
+                            let split =
+                                freshet_learn::train::holdout_start(rows.len(), resolved_holdout);
+                            let records: Vec<SchemaRow<'_>> = rows[split..]
+                                .iter()
+                                .map(|r| SchemaRow::new(&self.schema, r))
+                                .collect();
+                            let (_, metrics) = score_rows(&loaded.model, &records, "holdout");
+                            drop(records);
+                            (v, loaded.model, metrics, rows, split, split as u64)
+                        }
+                        None => {
+                            let c = job::run_builtin(
+                                store.clone(),
+                                self.deps.artifacts.clone(),
+                                &table,
+                                &self.schema,
+                                &self.name,
+                                &self.spec,
+                                job,
+                                window_rows,
+                            )
+                            .await?;
+                            let train_rows = c.outcome.train_rows;
+                            (
+                                c.published.version,
+                                c.outcome.model,
+                                c.outcome.metrics,
+                                c.rows,
+                                c.split,
+                                train_rows,
+                            )
+                        }
+                    };
+                let champion = match store.get_version_by_alias(&self.name, "champion") {
+                    Ok(v) if v.version != version => freshet_serve::loader::load_version(
+                        store.as_ref(),
+                        self.deps.artifacts.as_ref(),
+                        &self.name,
+                        v.version,
+                    )
+                    .ok(),
+                    _ => None,
+                };
+                let report = gates::judge(
+                    &self.spec.gates,
+                    &model,
+                    &metrics,
+                    champion.as_ref().map(|c| &c.model),
+                    &self.schema,
+                    &rows[split..],
+                );
+                (version, metrics, train_rows, report)
+            }
+            JobSpec::Command {
+                command,
+                timeout_secs,
+            } => {
+                let version = match job::already_registered(store.as_ref(), &self.name, &job.id)? {
+                    Some(v) => v,
+                    None => {
+                        job::run_command(
+                            store.as_ref(),
+                            &self.name,
+                            &command,
+                            timeout_secs,
+                            table.url().as_str(),
+                            job,
+                            &self.deps.tracking_uri,
+                        )
+                        .await?
+                    }
+                };
+                let v = store.get_model_version(&self.name, version)?;
+                let run = store.get_run(&v.run_id)?;
+                let metrics: Vec<(String, f64)> = run
+                    .data
+                    .metrics
+                    .iter()
+                    .map(|m| (m.key.clone(), m.value))
+                    .collect();
+                let mut spec = self.spec.gates.clone();
+                // No holdout rows here: the champion comparison and latency need the model.
+                spec.vs_champion = None;
+                spec.max_latency_us = 0;
+                let report = GateReport {
+                    passed: spec
+                        .min
+                        .iter()
+                        .all(|(k, m)| metrics.iter().any(|(n, v)| n == k && v >= m))
+                        && spec
+                            .max
+                            .iter()
+                            .all(|(k, m)| metrics.iter().any(|(n, v)| n == k && v <= m)),
+                    lines: vec!["external job: absolute gates only".into()],
+                };
+                (version, metrics, 0, report)
+            }
+        };
+        let now = now_ms();
+        let outcome = if !gates_report.passed {
+            let _ = store.set_model_version_tag(
+                &self.name,
+                version,
+                &Tag {
+                    key: "freshet.gates".into(),
+                    value: format!("failed: {}", gates_report.lines.join("; "))
+                        .chars()
+                        .take(8000)
+                        .collect(),
+                },
+            );
+            "rejected by the gates".to_string()
+        } else if self.has_champion()? {
+            self.deps
+                .rollout
+                .start(store.as_ref(), &self.name, version, now)?;
+            "rollout started".to_string()
+        } else {
+            store.set_alias(&self.name, "champion", version)?;
+            "first champion".to_string()
+        };
+        let _ = store.set_model_version_tag(
+            &self.name,
+            version,
+            &Tag {
+                key: "freshet.gates".into(),
+                value: if gates_report.passed {
+                    "passed".into()
+                } else {
+                    "failed".into()
+                },
+            },
+        );
+        Ok(LoopEvent::Trained {
+            version,
+            trigger: job.trigger.clone(),
+            table_version: job.table_version,
+            train_rows,
+            metrics,
+            gates: gates_report,
+            outcome,
+        })
+    }
+
+    /// The model's current controller state.
+    pub fn state(&self) -> Result<ControlState> {
+        state::load(self.deps.store.as_ref(), &self.name)
+    }
+}
+
+impl std::fmt::Debug for ModelLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelLoop")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_error_is_send(e: ControlError) -> Box<dyn std::error::Error + Send + Sync> {
+    Box::new(e)
+}

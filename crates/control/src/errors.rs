@@ -1,0 +1,256 @@
+//! The live error stream: feedback labels joined, as they arrive, to the champion's
+//! captured predictions, fed one by one (0 = right, 1 = wrong) to a concept-drift
+//! detector. Both tables are read incrementally from the versions already seen, so a
+//! poll costs what arrived since the last one.
+
+use crate::error::Result;
+use freshet_core::{Schema, Value};
+use freshet_lake::{Lake, Table, TableOptions, batch_rows};
+use freshet_serve::capture::inference_schema;
+use freshet_serve::feedback::labels_schema;
+use std::collections::{HashMap, VecDeque};
+
+/// A detector over a stream of values (here 0/1 errors).
+pub trait Detector: Send {
+    /// Account for one value; `true` when a drift is detected at it.
+    fn update(&mut self, x: f64) -> bool;
+}
+
+struct AdwinDetector(freshet_learn::tree::Adwin);
+
+impl Detector for AdwinDetector {
+    fn update(&mut self, x: f64) -> bool {
+        self.0.update(x)
+    }
+}
+
+/// The detector a trigger names (`none` gives no detector).
+pub fn detector(name: &str) -> Option<Box<dyn Detector>> {
+    match name {
+        "none" => None,
+        // Until the monitor's detectors are wired, every name uses ADWIN with River's
+        // defaults (delta 0.002).
+        _ => freshet_learn::tree::Adwin::new(freshet_learn::tree::AdwinConfig::default())
+            .ok()
+            .map(|a| Box::new(AdwinDetector(a)) as Box<dyn Detector>),
+    }
+}
+
+/// Predictions kept waiting for their labels.
+const MAX_WAITING: usize = 2_000_000;
+/// Labels kept waiting for their prediction's capture commit.
+const MAX_EARLY_LABELS: usize = 200_000;
+/// Recent labelled predictions the accuracy is computed on.
+const ACCURACY_WINDOW: usize = 500;
+
+struct Pred {
+    version: i64,
+    prediction: String,
+}
+
+/// A label as read from `labels/<model>`.
+struct LabelIn {
+    at: i64,
+    request: Option<String>,
+    client: Option<String>,
+    key: Option<String>,
+    row: i64,
+    label: String,
+}
+
+/// What one poll found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErrorUpdate {
+    pub labelled: u64,
+    /// Drift detected at one of the new labels.
+    pub drift: bool,
+    /// Accuracy over the most recent labelled champion predictions.
+    pub accuracy: Option<f64>,
+}
+
+/// One model's error stream.
+pub struct ErrorStream {
+    model: String,
+    detector: Option<Box<dyn Detector>>,
+    inference_seen: Option<i64>,
+    labels_seen: Option<i64>,
+    by_request: HashMap<(String, i64), Pred>,
+    client_to_request: HashMap<(String, i64), String>,
+    key_to_request: HashMap<String, (String, i64)>,
+    order: VecDeque<(String, i64)>,
+    early: Vec<LabelIn>,
+    recent: VecDeque<bool>,
+    /// Every champion prediction labelled so far, in order: `true` when right.
+    pub total_labelled: u64,
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::Str(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> i64 {
+    match v {
+        Value::Int(i) => *i,
+        _ => 0,
+    }
+}
+
+async fn open(lake: &Lake, name: &str, schema: &Schema) -> Result<Table> {
+    let opts = TableOptions {
+        partition_by: vec!["date".into()],
+        ..Default::default()
+    };
+    Ok(Table::open_or_create(lake.table_url(name)?, schema, &opts).await?)
+}
+
+fn same(pred: &str, label: &str) -> bool {
+    let (Ok(p), Ok(l)) = (
+        serde_json::from_str::<serde_json::Value>(pred),
+        serde_json::from_str::<serde_json::Value>(label),
+    ) else {
+        return false;
+    };
+    let num = |v: &serde_json::Value| match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    };
+    match (num(&p), num(&l)) {
+        (Some(a), Some(b)) => a == b,
+        _ => p == l,
+    }
+}
+
+impl ErrorStream {
+    pub fn new(model: &str, detector_name: &str) -> Self {
+        Self {
+            model: model.to_string(),
+            detector: detector(detector_name),
+            inference_seen: None,
+            labels_seen: None,
+            by_request: HashMap::new(),
+            client_to_request: HashMap::new(),
+            key_to_request: HashMap::new(),
+            order: VecDeque::new(),
+            early: Vec::new(),
+            recent: VecDeque::new(),
+            total_labelled: 0,
+        }
+    }
+
+    /// Forget the detector's history (after a retraining, the new champion starts
+    /// a new error stream).
+    pub fn reset_detector(&mut self, detector_name: &str) {
+        self.detector = detector(detector_name);
+        self.recent.clear();
+    }
+
+    /// Read what arrived and feed the detector.
+    pub async fn poll(&mut self, lake: &Lake) -> Result<ErrorUpdate> {
+        let inf_schema = inference_schema();
+        let inference = open(lake, &format!("inference/{}", self.model), &inf_schema).await?;
+        let (batches, upto) = inference.read_since(self.inference_seen, None).await?;
+        self.inference_seen = Some(upto);
+        for b in batches {
+            for r in batch_rows(&b, &inf_schema)? {
+                // Only the champion's answers grade the model in production.
+                if text(&r[5]).as_deref() != Some("champion") {
+                    continue;
+                }
+                let (Some(request), row) = (text(&r[0]), int(&r[7])) else {
+                    continue;
+                };
+                if let Some(c) = text(&r[1]) {
+                    self.client_to_request.insert((c, row), request.clone());
+                }
+                if let Some(k) = text(&r[6]) {
+                    self.key_to_request.insert(k, (request.clone(), row));
+                }
+                self.by_request.insert(
+                    (request.clone(), row),
+                    Pred {
+                        version: int(&r[4]),
+                        prediction: text(&r[9]).unwrap_or_else(|| "null".into()),
+                    },
+                );
+                self.order.push_back((request, row));
+            }
+        }
+        while self.order.len() > MAX_WAITING {
+            if let Some(k) = self.order.pop_front() {
+                self.by_request.remove(&k);
+            }
+        }
+
+        let lab_schema = labels_schema();
+        let labels = open(lake, &format!("labels/{}", self.model), &lab_schema).await?;
+        let (batches, upto) = labels.read_since(self.labels_seen, None).await?;
+        self.labels_seen = Some(upto);
+        let mut new: Vec<LabelIn> = Vec::new();
+        for b in batches {
+            for r in batch_rows(&b, &lab_schema)? {
+                new.push(LabelIn {
+                    at: match r[5] {
+                        Value::Timestamp(t) => t,
+                        _ => 0,
+                    },
+                    request: text(&r[0]),
+                    client: text(&r[1]),
+                    key: text(&r[2]),
+                    row: int(&r[3]),
+                    label: text(&r[4]).unwrap_or_default(),
+                });
+            }
+        }
+        new.sort_by_key(|l| l.at);
+        let early = std::mem::take(&mut self.early);
+        let mut update = ErrorUpdate::default();
+        for l in early.into_iter().chain(new) {
+            let LabelIn {
+                request,
+                client,
+                key,
+                row,
+                ..
+            } = &l;
+            let row = *row;
+            let target = match (&request, &client, &key) {
+                (Some(r), _, _) => Some((r.clone(), row)),
+                (None, Some(c), _) => self
+                    .client_to_request
+                    .get(&(c.clone(), row))
+                    .map(|r| (r.clone(), row)),
+                (None, None, Some(k)) => self.key_to_request.get(k).cloned(),
+                _ => None,
+            };
+            let Some(pred) = target.as_ref().and_then(|t| self.by_request.remove(t)) else {
+                // The capture may not have committed the prediction yet.
+                if self.early.len() < MAX_EARLY_LABELS {
+                    self.early.push(l);
+                }
+                continue;
+            };
+            let _ = pred.version;
+            let right = same(&pred.prediction, &l.label);
+            update.labelled += 1;
+            self.total_labelled += 1;
+            self.recent.push_back(right);
+            if self.recent.len() > ACCURACY_WINDOW {
+                self.recent.pop_front();
+            }
+            if let Some(d) = self.detector.as_mut()
+                && d.update(if right { 0.0 } else { 1.0 })
+            {
+                update.drift = true;
+            }
+        }
+        if !self.recent.is_empty() {
+            let right = self.recent.iter().filter(|r| **r).count();
+            update.accuracy = Some(right as f64 / self.recent.len() as f64);
+        }
+        Ok(update)
+    }
+}

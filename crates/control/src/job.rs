@@ -1,0 +1,209 @@
+//! Training jobs: the built-in learners on a window of the stream's table at a pinned
+//! Delta version, or an external command given the table and an MLflow run to log to.
+
+use crate::error::{ControlError, Result};
+use crate::publish::{Lineage, Published, publish_tagged};
+use crate::state::JobState;
+use freshet_core::{ModelSpec, Schema, SystemClock, Value, system_columns as sys};
+use freshet_lake::Table;
+use freshet_learn::features::SchemaRow;
+use freshet_learn::model::{Model, ModelStamp};
+use freshet_learn::train::{TrainOutcome, holdout_start, train_with_holdout};
+use freshet_registry::Store;
+use freshet_registry::artifacts::ArtifactStore;
+use freshet_registry::model::Tag;
+use freshet_registry::models::ModelQuery;
+use std::sync::Arc;
+
+/// The rows a job trains on: the pinned version's rows in arrival order, after the
+/// drift point when there is one, at most the newest `window_rows`.
+pub async fn window(
+    table: &Table,
+    schema: &Schema,
+    job: &JobState,
+    window_rows: u64,
+) -> Result<Vec<Vec<Value>>> {
+    let mut rows = table.read_rows(Some(job.table_version), schema).await?;
+    let key = |r: &Vec<Value>, i: Option<usize>| match i.and_then(|i| r.get(i)) {
+        Some(Value::Timestamp(t)) | Some(Value::Int(t)) => *t,
+        _ => i64::MIN,
+    };
+    let (at, pos) = (
+        schema.index_of(sys::INGESTED_AT),
+        schema.index_of(sys::POSITION),
+    );
+    rows.sort_by_key(|r| (key(r, at), key(r, pos)));
+    if let Some(skip) = job.skip_rows {
+        let skip = usize::try_from(skip).unwrap_or(usize::MAX).min(rows.len());
+        rows.drain(..skip);
+    }
+    let keep = usize::try_from(window_rows).unwrap_or(usize::MAX);
+    if rows.len() > keep {
+        let extra = rows.len() - keep;
+        rows.drain(..extra);
+    }
+    Ok(rows)
+}
+
+/// A trained, registered candidate with its holdout rows (for the gates).
+pub struct Candidate {
+    pub published: Published,
+    pub outcome: TrainOutcome,
+    pub rows: Vec<Vec<Value>>,
+    pub split: usize,
+}
+
+/// A version this job registered before a restart interrupted it, if any.
+pub fn already_registered(store: &dyn Store, model: &str, job_id: &str) -> Result<Option<i64>> {
+    let found = store.search_model_versions(&ModelQuery {
+        filter: format!(
+            "name = '{}' AND tags.`freshet.job_id` = '{}'",
+            model.replace('\'', "''"),
+            job_id
+        ),
+        max_results: 1,
+        ..Default::default()
+    })?;
+    Ok(found.items.first().map(|v| v.version))
+}
+
+/// Train the built-in learner on the window and register the version.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_builtin(
+    store: Arc<dyn Store>,
+    artifacts: Arc<dyn ArtifactStore>,
+    table: &Table,
+    schema: &Schema,
+    name: &str,
+    spec: &ModelSpec,
+    job: &JobState,
+    window_rows: u64,
+) -> Result<Candidate> {
+    let rows = window(table, schema, job, window_rows).await?;
+    let resolved = spec
+        .resolve(name, schema)
+        .map_err(|errs| ControlError::Config {
+            model: name.to_string(),
+            reason: errs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+    if rows.len() < 2 {
+        return Err(ControlError::Job {
+            model: name.to_string(),
+            reason: format!("{} rows in the window; at least 2 are needed", rows.len()),
+        });
+    }
+    let split = holdout_start(rows.len(), resolved.holdout);
+    let lineage = Lineage {
+        table: format!("events/{}", spec.stream),
+        table_uri: table.url().to_string(),
+        version: job.table_version,
+        rows: rows.len() as u64,
+    };
+    let (name_c, schema_c, job_c) = (name.to_string(), schema.clone(), job.clone());
+    // Training is CPU work: it runs on the blocking pool, one job per model at a time.
+    let (outcome, published, rows) = tokio::task::spawn_blocking(move || {
+        let model = Model::new(&resolved, &schema_c, ModelStamp::new(&SystemClock))?;
+        let records: Vec<SchemaRow<'_>> =
+            rows.iter().map(|r| SchemaRow::new(&schema_c, r)).collect();
+        let outcome = train_with_holdout(model, &records, resolved.holdout, |_| {})?;
+        drop(records);
+        let tags = [
+            Tag {
+                key: "freshet.job_id".into(),
+                value: job_c.id.clone(),
+            },
+            Tag {
+                key: "freshet.trigger".into(),
+                value: job_c.trigger.chars().take(250).collect(),
+            },
+        ];
+        let now = chrono::Utc::now().timestamp_millis();
+        let published = publish_tagged(
+            store.as_ref(),
+            artifacts.as_ref(),
+            &name_c,
+            &outcome,
+            &lineage,
+            now,
+            &tags,
+        )?;
+        Ok::<_, ControlError>((outcome, published, rows))
+    })
+    .await
+    .map_err(|e| ControlError::Job {
+        model: name.to_string(),
+        reason: e.to_string(),
+    })??;
+    Ok(Candidate {
+        published,
+        outcome,
+        rows,
+        split,
+    })
+}
+
+/// Run an external training command; it logs and registers through the MLflow API.
+/// Returns the version its run registered.
+pub async fn run_command(
+    store: &dyn Store,
+    name: &str,
+    command: &[String],
+    timeout_secs: u64,
+    table_uri: &str,
+    job: &JobState,
+    tracking_uri: &str,
+) -> Result<i64> {
+    let fail = |reason: String| ControlError::Job {
+        model: name.to_string(),
+        reason,
+    };
+    let experiment = match store.get_experiment_by_name(name) {
+        Ok(e) => e.experiment_id,
+        Err(_) => store.create_experiment(name, None, &[])?,
+    };
+    let run = store.create_run(freshet_registry::model::NewRun {
+        experiment_id: experiment,
+        run_name: Some(format!("job-{}", &job.id[..8.min(job.id.len())])),
+        user_id: "freshet".into(),
+        start_time: None,
+        tags: vec![Tag {
+            key: "freshet.job_id".into(),
+            value: job.id.clone(),
+        }],
+    })?;
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| fail("the job has no command".into()))?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .env("FRESHET_TABLE_URI", table_uri)
+        .env("FRESHET_TABLE_VERSION", job.table_version.to_string())
+        .env("FRESHET_MODEL", name)
+        .env("MLFLOW_TRACKING_URI", tracking_uri)
+        .env("MLFLOW_RUN_ID", &run.info.run_id)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| fail(format!("cannot start '{program}': {e}")))?;
+    let status = tokio::time::timeout(std::time::Duration::from_secs(timeout_secs), child.wait())
+        .await
+        .map_err(|_| fail(format!("no result within {timeout_secs} s")))?
+        .map_err(|e| fail(e.to_string()))?;
+    if !status.success() {
+        return Err(fail(format!("the command exited with {status}")));
+    }
+    let found = store.search_model_versions(&ModelQuery {
+        filter: format!("run_id = '{}'", run.info.run_id),
+        max_results: 1,
+        order_by: vec!["version_number DESC".into()],
+        ..Default::default()
+    })?;
+    found
+        .items
+        .first()
+        .map(|v| v.version)
+        .ok_or_else(|| fail("the command registered no version from its run".into()))
+}

@@ -1,0 +1,25 @@
+//! The loop controller: when a model retrains, how, and what happens to the result.
+//!
+//! This room holds, per model, the [`triggers`] (new rows, a schedule, concept drift on
+//! the live error stream, accuracy below a floor; triggers that fire during a job
+//! coalesce into one follow-up), the training [`job`] (built-in learners in-process on
+//! a window of the stream's table at a pinned Delta version, or an external command),
+//! the offline [`gates`] (minimums, the champion scored on the candidate's own
+//! out-of-time holdout, a latency budget), and the hand-over of a passing candidate to
+//! the rollout controller. Its state lives in the registry (the registered model's tag
+//! `freshet.control`), so a restart resumes a job where it stopped and never trains the
+//! same trigger twice.
+//!
+//! It may touch every crate to its left: core, lake, learn, registry and serve.
+
+pub mod controller;
+pub mod error;
+pub mod errors;
+pub mod gates;
+pub mod job;
+pub mod publish;
+pub mod state;
+pub mod triggers;
+
+pub use controller::{ModelLoop, Signals};
+pub use error::ControlError;
