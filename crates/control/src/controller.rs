@@ -20,9 +20,6 @@ use freshet_registry::{RegistryError, Store};
 use freshet_serve::rollout::{RolloutController, load_state};
 use std::sync::Arc;
 
-/// Rows the first version waits for.
-pub const FIRST_VERSION_ROWS: u64 = 1_000;
-
 /// What the loop shares with the rest of the process.
 #[derive(Clone)]
 pub struct LoopDeps {
@@ -67,8 +64,6 @@ pub struct ModelLoop {
     deps: LoopDeps,
     errors: ErrorStream,
     table: Option<Arc<Table>>,
-    /// Rows the first version waits for.
-    pub first_version_rows: u64,
 }
 
 fn now_ms() -> i64 {
@@ -86,7 +81,6 @@ impl ModelLoop {
             deps,
             errors,
             table: None,
-            first_version_rows: FIRST_VERSION_ROWS,
         }
     }
 
@@ -150,13 +144,12 @@ impl ModelLoop {
             has_champion,
             now_ms: now_ms(),
         };
-        let due = crate::triggers::due(&self.spec.triggers, &st, &signals, self.first_version_rows)
-            .or_else(|| {
-                // A trigger that fired during the last job or rollout runs now.
-                st.pending
-                    .clone()
-                    .filter(|_| st.trained_table_version != Some(info.version))
-            });
+        let due = crate::triggers::due(&self.spec.triggers, &st, &signals).or_else(|| {
+            // A trigger that fired during the last job or rollout runs now.
+            st.pending
+                .clone()
+                .filter(|_| st.trained_table_version != Some(info.version))
+        });
         let Some(reason) = due else {
             return Ok(events);
         };

@@ -23,12 +23,8 @@ pub struct Signals {
 
 /// The reason to train now, or `None`. Drift is remembered in the state by the caller
 /// and trains once `rows_after_drift` rows of the new concept arrived.
-pub fn due(
-    spec: &TriggersSpec,
-    state: &ControlState,
-    s: &Signals,
-    min_rows: u64,
-) -> Option<String> {
+pub fn due(spec: &TriggersSpec, state: &ControlState, s: &Signals) -> Option<String> {
+    let min_rows = spec.initial_rows.max(2);
     if state.trained_table_version == Some(s.table_version) {
         return None;
     }
@@ -83,13 +79,16 @@ mod tests {
 
     #[test]
     fn the_first_version_waits_for_enough_rows() {
-        let spec = TriggersSpec::default();
+        let spec = TriggersSpec {
+            initial_rows: 500,
+            ..Default::default()
+        };
         let st = ControlState::default();
         let mut s = signals(100, 1);
         s.has_champion = false;
-        assert_eq!(due(&spec, &st, &s, 500), None);
+        assert_eq!(due(&spec, &st, &s), None);
         s.table_rows = 600;
-        assert!(due(&spec, &st, &s, 500).unwrap().contains("first version"));
+        assert!(due(&spec, &st, &s).unwrap().contains("first version"));
     }
 
     #[test]
@@ -107,29 +106,29 @@ mod tests {
             trained_ms: 990_000,
             ..Default::default()
         };
-        assert_eq!(due(&spec, &st, &signals(5_500, 4), 1), None);
+        assert_eq!(due(&spec, &st, &signals(5_500, 4)), None);
         assert!(
-            due(&spec, &st, &signals(6_000, 5), 1)
+            due(&spec, &st, &signals(6_000, 5))
                 .unwrap()
                 .contains("new rows")
         );
         let mut late = signals(5_100, 4);
         late.now_ms = 990_000 + 61_000;
-        assert!(due(&spec, &st, &late, 1).unwrap().contains("schedule"));
+        assert!(due(&spec, &st, &late).unwrap().contains("schedule"));
         let mut bad = signals(5_100, 4);
         bad.champion_accuracy = Some(0.8);
-        assert!(due(&spec, &st, &bad, 1).unwrap().contains("accuracy"));
+        assert!(due(&spec, &st, &bad).unwrap().contains("accuracy"));
         // Nothing new in the table: never retrain on the same version.
-        assert_eq!(due(&spec, &st, &signals(5_000, 3), 1), None);
+        assert_eq!(due(&spec, &st, &signals(5_000, 3)), None);
         // Drift waits for rows of the new concept, and holds the other triggers back.
         let drifted = ControlState {
             drift_at_rows: Some(6_000),
             drift_reason: Some("concept drift (adwin)".into()),
             ..st.clone()
         };
-        assert_eq!(due(&spec, &drifted, &signals(6_200, 5), 1), None);
+        assert_eq!(due(&spec, &drifted, &signals(6_200, 5)), None);
         assert!(
-            due(&spec, &drifted, &signals(6_600, 6), 1)
+            due(&spec, &drifted, &signals(6_600, 6))
                 .unwrap()
                 .contains("adwin")
         );

@@ -24,6 +24,8 @@ pub struct TriggersSpec {
     /// After a drift, wait for this many rows of the new concept before training, so
     /// that the new version learns it.
     pub rows_after_drift: u64,
+    /// Rows the first version waits for.
+    pub initial_rows: u64,
 }
 
 impl Default for TriggersSpec {
@@ -35,6 +37,7 @@ impl Default for TriggersSpec {
             concept_drift: "adwin".into(),
             min_accuracy: 0.0,
             rows_after_drift: 2_000,
+            initial_rows: 1_000,
         }
     }
 }
