@@ -16,9 +16,10 @@
 //! Everything here is a pure function of its inputs (randomness comes in as a seed),
 //! and detector state serialises, so a monitor can be snapshotted and resumed.
 //!
-//! Depends on `freshet-core` and `freshet-learn` only: the reference profile of a
-//! model's training data comes from `freshet_learn::model::profile`, and ADWIN is the
-//! one the Hoeffding adaptive tree already uses (`freshet_learn::tree::Adwin`).
+//! May depend on `freshet-core` and `freshet-learn` only (today it needs only `learn`):
+//! the reference profile of a model's training data comes from
+//! `freshet_learn::model::profile`, and ADWIN is the one the Hoeffding adaptive tree
+//! already uses (`freshet_learn::tree::Adwin`).
 
 pub mod detectors;
 pub mod drift;
