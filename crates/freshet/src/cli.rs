@@ -218,6 +218,52 @@ pub enum BenchCommand {
     /// Prequential accuracy and rows/s of the built-in online learners on a CSV stream;
     /// bench/learners_vs_river.py compares them with River.
     Learners(BenchLearnersArgs),
+    /// Closed-loop single-row scoring load against a serving endpoint (Freshet's
+    /// invocations or `mlflow models serve`); bench/serve_vs_mlflow.sh compares the two.
+    Serve(BenchServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchServeArgs {
+    /// Base URL of the server, e.g. http://127.0.0.1:7070.
+    #[arg(long)]
+    pub url: String,
+    /// Served model name (the default path is /serving-endpoints/{model}/invocations).
+    #[arg(long)]
+    pub model: String,
+    /// Request path instead of the default, e.g. /invocations for `mlflow models serve`.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Concurrent keep-alive connections, each sending its next request on the answer.
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Numeric input columns of the default single-row `dataframe_records` bodies.
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// Send this file as every request's body instead.
+    #[arg(long)]
+    pub body_file: Option<PathBuf>,
+    /// Content type of the requests.
+    #[arg(long, default_value = "application/json")]
+    pub content_type: String,
+    /// Seed of the default bodies' values.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Sample this server process's (and its children's) RSS and CPU during the run.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Write the figures as JSON to this file as well.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_learners;
+mod bench_serve;
 mod bench_tracking;
 mod ingest;
 mod init;
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Ingest(a)) => bench::ingest(a).await,
         Command::Bench(BenchCommand::Tracking(a)) => bench_tracking::tracking(a).await,
         Command::Bench(BenchCommand::Learners(a)) => bench_learners::run(a),
+        Command::Bench(BenchCommand::Serve(a)) => bench_serve::serve(a).await,
     }
 }
 
