@@ -64,6 +64,8 @@ pub struct ModelLoop {
     deps: LoopDeps,
     errors: ErrorStream,
     table: Option<Arc<Table>>,
+    /// The champion the error stream grades; a new one starts a new stream.
+    champion_seen: Option<i64>,
 }
 
 fn now_ms() -> i64 {
@@ -81,6 +83,7 @@ impl ModelLoop {
             deps,
             errors,
             table: None,
+            champion_seen: None,
         }
     }
 
@@ -105,6 +108,14 @@ impl ModelLoop {
         }
     }
 
+    fn champion(&self) -> Result<Option<i64>> {
+        match self.deps.store.get_version_by_alias(&self.name, "champion") {
+            Ok(v) => Ok(Some(v.version)),
+            Err(RegistryError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// One step of the loop.
     pub async fn tick(&mut self) -> Result<Vec<LoopEvent>> {
         let mut events = Vec::new();
@@ -120,9 +131,29 @@ impl ModelLoop {
             return Ok(events);
         };
         let info = table.info(None).await?;
-        let has_champion = self.has_champion()?;
-        let errors = self.errors.poll(&self.deps.lake).await?;
-        if errors.drift && has_champion && st.drift_at_rows.is_none() {
+        let champion = self.champion()?;
+        let has_champion = champion.is_some();
+        if champion != self.champion_seen {
+            // A new champion: its errors are a new stream.
+            self.errors
+                .reset_detector(&self.spec.triggers.concept_drift);
+            self.champion_seen = champion;
+        }
+        // Nothing reads the error stream without a detector or an accuracy floor.
+        let errors = if ErrorStream::wanted(
+            &self.spec.triggers.concept_drift,
+            self.spec.triggers.min_accuracy,
+        ) {
+            self.errors.poll(&self.deps.lake).await?
+        } else {
+            Default::default()
+        };
+        let rollout_active = load_state(store.as_ref(), &self.name)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.phase.is_active());
+        // While a candidate is on trial the champion's errors are already answered for.
+        if errors.drift && has_champion && st.drift_at_rows.is_none() && !rollout_active {
             let reason = format!(
                 "concept drift ({} on the live error stream)",
                 self.spec.triggers.concept_drift
@@ -153,10 +184,6 @@ impl ModelLoop {
         let Some(reason) = due else {
             return Ok(events);
         };
-        let rollout_active = load_state(store.as_ref(), &self.name)
-            .ok()
-            .flatten()
-            .is_some_and(|s| s.phase.is_active());
         if rollout_active {
             if st.pending.as_deref() != Some(reason.as_str()) {
                 st.pending = Some(reason.clone());

@@ -37,15 +37,17 @@ pub fn detector(name: &str) -> Option<Box<dyn Detector>> {
 }
 
 /// Predictions kept waiting for their labels.
-const MAX_WAITING: usize = 2_000_000;
+const MAX_WAITING: usize = 200_000;
 /// Labels kept waiting for their prediction's capture commit.
 const MAX_EARLY_LABELS: usize = 200_000;
 /// Recent labelled predictions the accuracy is computed on.
 const ACCURACY_WINDOW: usize = 500;
 
 struct Pred {
-    version: i64,
     prediction: String,
+    /// The other ways a label may name this prediction, to forget them with it.
+    client: Option<(String, i64)>,
+    key: Option<String>,
 }
 
 /// A label as read from `labels/<model>`.
@@ -141,6 +143,20 @@ impl ErrorStream {
         }
     }
 
+    fn forget(&mut self, p: &Pred) {
+        if let Some(c) = &p.client {
+            self.client_to_request.remove(c);
+        }
+        if let Some(k) = &p.key {
+            self.key_to_request.remove(k);
+        }
+    }
+
+    /// Whether anything reads this stream (a detector or an accuracy floor).
+    pub fn wanted(detector_name: &str, min_accuracy: f64) -> bool {
+        detector_name != "none" || min_accuracy > 0.0
+    }
+
     /// Forget the detector's history (after a retraining, the new champion starts
     /// a new error stream).
     pub fn reset_detector(&mut self, detector_name: &str) {
@@ -163,25 +179,31 @@ impl ErrorStream {
                 let (Some(request), row) = (text(&r[0]), int(&r[7])) else {
                     continue;
                 };
-                if let Some(c) = text(&r[1]) {
-                    self.client_to_request.insert((c, row), request.clone());
+                let client = text(&r[1]).map(|c| (c, row));
+                if let Some(c) = &client {
+                    self.client_to_request.insert(c.clone(), request.clone());
                 }
-                if let Some(k) = text(&r[6]) {
-                    self.key_to_request.insert(k, (request.clone(), row));
+                let key = text(&r[6]);
+                if let Some(k) = &key {
+                    self.key_to_request
+                        .insert(k.clone(), (request.clone(), row));
                 }
                 self.by_request.insert(
                     (request.clone(), row),
                     Pred {
-                        version: int(&r[4]),
                         prediction: text(&r[9]).unwrap_or_else(|| "null".into()),
+                        client,
+                        key,
                     },
                 );
                 self.order.push_back((request, row));
             }
         }
         while self.order.len() > MAX_WAITING {
-            if let Some(k) = self.order.pop_front() {
-                self.by_request.remove(&k);
+            if let Some(k) = self.order.pop_front()
+                && let Some(p) = self.by_request.remove(&k)
+            {
+                self.forget(&p);
             }
         }
 
@@ -233,7 +255,7 @@ impl ErrorStream {
                 }
                 continue;
             };
-            let _ = pred.version;
+            self.forget(&pred);
             let right = same(&pred.prediction, &l.label);
             update.labelled += 1;
             self.total_labelled += 1;

@@ -26,6 +26,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the whole loop on one machine, narrated: stream drifting card transactions,
+    /// train and promote v1, serve a client that sends labels late, detect the drift,
+    /// retrain, canary and promote v2, and compare with a model never retrained.
+    Demo(DemoArgs),
     /// Write a working example freshet.yaml, a PII key file and sample data.
     Init(InitArgs),
     /// Check a configuration; every problem is reported with its key path.
@@ -51,6 +55,49 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the demo's data, registry and config (cleared if a previous demo made it).
+    #[arg(long, default_value = "freshet-demo-run")]
+    pub dir: PathBuf,
+    /// Run the loop on this CSV file instead of the card generator.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The label column of --data.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Events per second the simulated client sends.
+    #[arg(long, default_value_t = 1500)]
+    pub rate: u64,
+    /// Labels arrive this many events after their prediction.
+    #[arg(long, default_value_t = 300)]
+    pub label_delay: u64,
+    /// The event where the generator's fraud pattern changes.
+    #[arg(long, default_value_t = 25_000)]
+    pub drift_at: u64,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Learner of the demo model (see docs/models.md).
+    #[arg(long, default_value = "logistic_regression")]
+    pub learner: String,
+    /// Rows the first version waits for.
+    #[arg(long, default_value_t = 4_000)]
+    pub initial_rows: u64,
+    /// Rows of the new concept the retraining waits for after a drift.
+    #[arg(long, default_value_t = 4_000)]
+    pub rows_after_drift: u64,
+    /// Newest rows a training job learns from.
+    #[arg(long, default_value_t = 20_000)]
+    pub window_rows: u64,
+    /// Events the client keeps sending once the new champion answers.
+    #[arg(long, default_value_t = 12_000)]
+    pub after_promotion: u64,
+    /// Stop the client after this many seconds whatever happened.
+    #[arg(long, default_value_t = 170)]
+    pub max_seconds: u64,
 }
 
 #[derive(Debug, Args)]

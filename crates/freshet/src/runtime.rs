@@ -423,7 +423,10 @@ impl Runtime {
                     match result {
                         Ok(freshet_serve::rollout::Transition::Stay) => {}
                         Ok(t) => tracing::info!(model, transition = ?t, "rollout moved"),
-                        Err(freshet_serve::rollout::RolloutError::NoRollout(_)) => {}
+                        Err(
+                            freshet_serve::rollout::RolloutError::NoRollout(_)
+                            | freshet_serve::rollout::RolloutError::UnknownModel(_),
+                        ) => {}
                         Err(e) => tracing::warn!(model, error = %e, "rollout tick failed"),
                     }
                 }
@@ -434,11 +437,7 @@ impl Runtime {
     /// Run the loop controller of every declared model: triggers, one training job at a
     /// time, gates, hand-over to the rollout (docs/loop.md). `on_event` sees what each
     /// loop did (the demo narrates it; `freshet up` logs it).
-    pub fn start_loops(
-        &mut self,
-        interval: Duration,
-        on_event: LoopObserver,
-    ) -> Result<()> {
+    pub fn start_loops(&mut self, interval: Duration, on_event: LoopObserver) -> Result<()> {
         let schemas = events_schemas(&self.config, &self.base_dir)?;
         let deps = freshet_control::controller::LoopDeps {
             store: self.tracking.clone(),

@@ -4,6 +4,7 @@ mod bench;
 mod bench_learners;
 mod bench_serve;
 mod bench_tracking;
+mod demo;
 mod ingest;
 mod init;
 mod rollout;
@@ -18,6 +19,7 @@ use anyhow::Result;
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => init::run(&a),
+        Command::Demo(a) => demo::run(a).await,
         Command::Validate => validate(&cli.config),
         Command::Up(a) => up::run(&cli.config, a).await,
         Command::Ingest(a) => ingest::run(&cli.config, a).await,

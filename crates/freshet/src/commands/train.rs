@@ -3,9 +3,9 @@
 //! and publish it to the registry as a new version with its lineage.
 
 use crate::cli::TrainArgs;
-use freshet_control::publish::{Lineage, publish};
 use crate::runtime::{events_schemas, load_config, open_artifacts, open_lake, open_tracking};
 use anyhow::{Context, Result, anyhow};
+use freshet_control::publish::{Lineage, publish};
 use freshet_core::{SystemClock, Value, system_columns as sys};
 use freshet_lake::{Table, TableKind, schema_of};
 use freshet_learn::features::SchemaRow;

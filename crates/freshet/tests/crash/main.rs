@@ -6,6 +6,7 @@
 //! Randomised; each test prints its seed (replay with `FRESHET_CRASH_SEED=<seed>`).
 
 mod crash_safety;
+mod demo_loop;
 mod file_exactly_once;
 mod follow;
 mod harness;

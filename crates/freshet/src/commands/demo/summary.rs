@@ -1,0 +1,215 @@
+//! The demo's closing table: every version, and what the client was actually served,
+//! scored on the same events before and after the drift — v1 is the static model that
+//! would have stayed in place without the loop.
+
+use super::Timeline;
+use super::client::Client;
+use freshet_learn::features::{FieldValue, SchemaRow};
+use freshet_learn::metrics::{Accuracy, ClassPrediction, ClassificationMetric, RocAuc};
+use freshet_registry::Store;
+use freshet_registry::artifacts::ArtifactStore;
+use freshet_registry::models::ModelQuery;
+use std::fmt::Write as _;
+use std::ops::Range;
+
+#[derive(Default)]
+struct Score {
+    acc: Accuracy,
+    auc: RocAuc,
+    n: u64,
+}
+
+impl Score {
+    fn add(&mut self, y: usize, p1: f64) {
+        let p = ClassPrediction::binary(p1);
+        self.acc.update(y, &p);
+        self.auc.update(y, &p);
+        self.n += 1;
+    }
+    fn cell(&self) -> String {
+        if self.n == 0 {
+            format!("{:>8} {:>7}", "-", "-")
+        } else {
+            format!("{:>8.4} {:>7.4}", self.acc.get(), self.auc.get())
+        }
+    }
+}
+
+fn truthy(v: &serde_json::Value) -> Option<bool> {
+    match v {
+        serde_json::Value::Bool(b) => Some(*b),
+        serde_json::Value::Number(n) => n.as_f64().map(|x| x != 0.0),
+        _ => None,
+    }
+}
+
+/// The table, and the drift timings.
+pub fn build(
+    store: &dyn Store,
+    artifacts: &dyn ArtifactStore,
+    client: &Client,
+    t: &Timeline,
+) -> String {
+    let model = &client.stream.model;
+    let n = client.rows.len() as u64;
+    let first_served = client
+        .scored
+        .iter()
+        .find(|s| s.version.is_some())
+        .map_or(n, |s| s.index);
+    let drift = client.stream.drift_at.filter(|d| *d < n);
+    let (before, after): (Range<u64>, Range<u64>) = match (drift, t.new_champion) {
+        (Some(d), Some((_, promoted, _))) => (first_served..d, promoted..n),
+        (Some(d), None) => (first_served..d, d..n),
+        (None, _) => {
+            let mid = first_served + (n - first_served) / 2;
+            (first_served..mid, mid..n)
+        }
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Summary — accuracy and ROC AUC on the same events, before and after the drift"
+    );
+    let after_note = if t.new_champion.is_some() {
+        "from the new champion's first answer"
+    } else if drift.is_some() {
+        "from the drift on; no new champion took over"
+    } else {
+        "the second half of the run"
+    };
+    let _ = writeln!(
+        out,
+        "  before: events {}..{}   after: events {}..{} ({after_note})\n",
+        before.start, before.end, after.start, after.end
+    );
+    let _ = writeln!(
+        out,
+        "  {:<44} {:>16}  {:>16}",
+        "", "before drift", "after drift"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<44} {:>8} {:>7}  {:>8} {:>7}",
+        "model", "accuracy", "AUC", "accuracy", "AUC"
+    );
+    let versions = store
+        .search_model_versions(&ModelQuery {
+            filter: format!("name = '{model}'"),
+            max_results: 100,
+            order_by: vec!["version_number ASC".into()],
+            ..Default::default()
+        })
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let label_idx = client
+        .stream
+        .schema
+        .index_of(&client.stream.label)
+        .unwrap_or(0);
+    for v in &versions {
+        let Ok(loaded) = freshet_serve::loader::load_version(store, artifacts, model, v.version)
+        else {
+            continue;
+        };
+        let mut scores = [Score::default(), Score::default()];
+        for (k, range) in [&before, &after].into_iter().enumerate() {
+            for i in range.clone() {
+                let Some(row) = client.rows.get(i as usize) else {
+                    continue;
+                };
+                let rec = SchemaRow::new(&client.stream.schema, row);
+                let Some(y) = loaded.model.class_index(FieldValue::from(&row[label_idx])) else {
+                    continue;
+                };
+                if let Ok(p) = loaded.model.predict_proba(&rec) {
+                    scores[k].add(y, p.get(1).copied().unwrap_or(0.0));
+                }
+            }
+        }
+        let role = if v.version == 1 {
+            "static: trained once, never retrained".to_string()
+        } else {
+            let trigger = v
+                .tags
+                .iter()
+                .find(|t| t.key == "freshet.trigger")
+                .map_or("retrained", |t| t.value.as_str());
+            if trigger.contains("drift") {
+                "retrained after the drift".to_string()
+            } else {
+                trigger.chars().take(34).collect()
+            }
+        };
+        let name = format!("v{} ({role})", v.version);
+        let _ = writeln!(
+            out,
+            "  {:<44} {}  {}",
+            name,
+            scores[0].cell(),
+            scores[1].cell()
+        );
+    }
+    // What the client was actually answered.
+    let mut served = [Score::default(), Score::default()];
+    for s in &client.scored {
+        let (Some(p1), Some(y)) = (s.p1, truthy(&s.label)) else {
+            continue;
+        };
+        for (k, range) in [&before, &after].into_iter().enumerate() {
+            if range.contains(&s.index) {
+                served[k].add(usize::from(y), p1);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  {:<44} {}  {}",
+        "served (whatever was answering)",
+        served[0].cell(),
+        served[1].cell()
+    );
+    let _ = writeln!(out);
+    match (t.drift_onset, t.detected, t.new_champion) {
+        (Some((onset, at)), detected, champion) => {
+            let _ = writeln!(out, "  drift onset: event {at}");
+            match detected {
+                Some((d, rows)) => {
+                    let _ = writeln!(
+                        out,
+                        "  onset → detection:      {:>5.1} s  (the table held {rows} labelled events)",
+                        d.saturating_duration_since(onset).as_secs_f64()
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  onset → detection:      not detected");
+                }
+            }
+            match champion {
+                Some((c, idx, v)) => {
+                    let _ = writeln!(
+                        out,
+                        "  onset → new champion:   {:>5.1} s  (v{v} answering from event {idx}, {} events after onset)",
+                        c.saturating_duration_since(onset).as_secs_f64(),
+                        idx.saturating_sub(at)
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  onset → new champion:   no new champion within the run"
+                    );
+                }
+            }
+        }
+        (None, Some((d, rows)), _) => {
+            let _ = writeln!(
+                out,
+                "  drift detected at {:?} with {rows} labelled events",
+                d
+            );
+        }
+        _ => {}
+    }
+    out
+}
