@@ -379,7 +379,17 @@ impl ModelLoop {
             }
         };
         let now = now_ms();
-        let outcome = if !gates_report.passed {
+        // A job resumed after a crash may have handed its version over already.
+        let champion_now = self.champion()?;
+        let in_rollout = load_state(store.as_ref(), &self.name)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.candidate_version == version);
+        let outcome = if champion_now == Some(version) {
+            "champion (handed over before a restart)".to_string()
+        } else if in_rollout {
+            "rollout started (before a restart)".to_string()
+        } else if !gates_report.passed {
             let _ = store.set_model_version_tag(
                 &self.name,
                 version,
