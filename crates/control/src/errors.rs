@@ -16,24 +16,17 @@ pub trait Detector: Send {
     fn update(&mut self, x: f64) -> bool;
 }
 
-struct AdwinDetector(freshet_learn::tree::Adwin);
-
-impl Detector for AdwinDetector {
+impl Detector for freshet_monitor::Detector {
     fn update(&mut self, x: f64) -> bool {
-        self.0.update(x)
+        freshet_monitor::DriftDetector::update(self, x) == freshet_monitor::DetectorState::Drift
     }
 }
 
-/// The detector a trigger names (`none` gives no detector).
+/// The detector a trigger names, with River's defaults (`none` gives no detector).
 pub fn detector(name: &str) -> Option<Box<dyn Detector>> {
-    match name {
-        "none" => None,
-        // Until the monitor's detectors are wired, every name uses ADWIN with River's
-        // defaults (delta 0.002).
-        _ => freshet_learn::tree::Adwin::new(freshet_learn::tree::AdwinConfig::default())
-            .ok()
-            .map(|a| Box::new(AdwinDetector(a)) as Box<dyn Detector>),
-    }
+    freshet_monitor::DetectorConfig::default_for(name)
+        .and_then(|c| c.build().ok())
+        .map(|d| Box::new(d) as Box<dyn Detector>)
 }
 
 /// Predictions kept waiting for their labels.

@@ -10,7 +10,8 @@
 //! `freshet.control`), so a restart resumes a job where it stopped and never trains the
 //! same trigger twice.
 //!
-//! It may touch every crate to its left: core, lake, learn, registry and serve.
+//! It may touch every crate to its left: core, lake, learn, registry, serve and monitor
+//! (the concept-drift detectors).
 
 pub mod controller;
 pub mod error;
