@@ -110,7 +110,9 @@ impl SinkSpec {
             SinkSpec::Ndjson { path } if path.trim().is_empty() => {
                 errs.push(ConfigError::new(format!("{p}.path"), "must not be empty"));
             }
-            SinkSpec::Webhook { url, timeout_ms, .. } => {
+            SinkSpec::Webhook {
+                url, timeout_ms, ..
+            } => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     errs.push(ConfigError::new(
                         format!("{p}.url"),
@@ -118,7 +120,10 @@ impl SinkSpec {
                     ));
                 }
                 if *timeout_ms == 0 {
-                    errs.push(ConfigError::new(format!("{p}.timeout_ms"), "must be above 0"));
+                    errs.push(ConfigError::new(
+                        format!("{p}.timeout_ms"),
+                        "must be above 0",
+                    ));
                 }
             }
             SinkSpec::Ndjson { .. } => {}

@@ -149,7 +149,10 @@ impl TriggersSpec {
             ));
         }
         if !(0.0..=1.0).contains(&self.min_accuracy) {
-            errs.push(ConfigError::new(format!("{p}.min_accuracy"), "must be in [0, 1]"));
+            errs.push(ConfigError::new(
+                format!("{p}.min_accuracy"),
+                "must be in [0, 1]",
+            ));
         }
     }
 }
@@ -158,15 +161,24 @@ impl GatesSpec {
     pub(crate) fn validate(&self, p: &str, errs: &mut Vec<ConfigError>) {
         if let Some(v) = &self.vs_champion {
             if v.metric.trim().is_empty() {
-                errs.push(ConfigError::new(format!("{p}.vs_champion.metric"), "must not be empty"));
+                errs.push(ConfigError::new(
+                    format!("{p}.vs_champion.metric"),
+                    "must not be empty",
+                ));
             }
             if !v.max_drop.is_finite() || v.max_drop < 0.0 {
-                errs.push(ConfigError::new(format!("{p}.vs_champion.max_drop"), "must be 0 or more"));
+                errs.push(ConfigError::new(
+                    format!("{p}.vs_champion.max_drop"),
+                    "must be 0 or more",
+                ));
             }
         }
         for (k, v) in self.min.iter().chain(&self.max) {
             if !v.is_finite() {
-                errs.push(ConfigError::new(format!("{p}.{k}"), "must be a finite number"));
+                errs.push(ConfigError::new(
+                    format!("{p}.{k}"),
+                    "must be a finite number",
+                ));
             }
         }
     }
@@ -175,12 +187,21 @@ impl GatesSpec {
 impl JobSpec {
     pub(crate) fn validate(&self, p: &str, errs: &mut Vec<ConfigError>) {
         match self {
-            JobSpec::Builtin { window_rows, threads } => {
+            JobSpec::Builtin {
+                window_rows,
+                threads,
+            } => {
                 if *window_rows < 2 {
-                    errs.push(ConfigError::new(format!("{p}.window_rows"), "must be at least 2"));
+                    errs.push(ConfigError::new(
+                        format!("{p}.window_rows"),
+                        "must be at least 2",
+                    ));
                 }
                 if *threads == 0 {
-                    errs.push(ConfigError::new(format!("{p}.threads"), "must be at least 1"));
+                    errs.push(ConfigError::new(
+                        format!("{p}.threads"),
+                        "must be at least 1",
+                    ));
                 }
             }
             JobSpec::Command { command, .. } => {

@@ -310,7 +310,10 @@ mod tests {
     #[test]
     fn unknown_keys_and_zero_requests_are_type_errors_with_paths() {
         let errs = parse("    rollout: { shadow: { min_request: 5 } }\n").unwrap_err();
-        assert_eq!(errs[0].path, "models.m.rollout.shadow.min_request", "{errs:?}");
+        assert_eq!(
+            errs[0].path, "models.m.rollout.shadow.min_request",
+            "{errs:?}"
+        );
         assert!(errs[0].message.contains("min_request"), "{errs:?}");
         let errs = parse("    rollout: { canary: { min_requests: 0 } }\n").unwrap_err();
         assert_eq!(

@@ -203,9 +203,15 @@ async fn read_since_returns_only_the_rows_added_after_a_version() {
     let v1 = t.append(batch(&s, 0..3, 19_000), &[]).await.unwrap();
     let v2 = t.append(batch(&s, 3..5, 19_000), &[]).await.unwrap();
     let (all, upto) = t.read_since(None, None).await.unwrap();
-    assert_eq!((all.iter().map(|b| b.num_rows()).sum::<usize>(), upto), (5, v2));
+    assert_eq!(
+        (all.iter().map(|b| b.num_rows()).sum::<usize>(), upto),
+        (5, v2)
+    );
     let (new, upto) = t.read_since(Some(v1), None).await.unwrap();
-    assert_eq!((new.iter().map(|b| b.num_rows()).sum::<usize>(), upto), (2, v2));
+    assert_eq!(
+        (new.iter().map(|b| b.num_rows()).sum::<usize>(), upto),
+        (2, v2)
+    );
     let (none, _) = t.read_since(Some(v2), Some(v2)).await.unwrap();
     assert!(none.is_empty());
 }

@@ -4,7 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// No version of the model is being served (no `champion` alias, or it failed to load).
-    #[error("no model '{0}' is being served: register a version and point the alias 'champion' at it")]
+    #[error(
+        "no model '{0}' is being served: register a version and point the alias 'champion' at it"
+    )]
     NotServed(String),
     /// The request cannot be scored (a format problem names the column, never the value).
     #[error("{0}")]

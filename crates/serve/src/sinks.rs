@@ -141,7 +141,10 @@ async fn file_loop(
             if let Some(dir) = p.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&p)?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)?;
             f.write_all(&b)?;
             f.flush()
         })
@@ -185,7 +188,10 @@ async fn webhook_loop(
                     break;
                 }
                 Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
-                    tracing::warn!(status = r.status().as_u16(), "prediction webhook refused a batch");
+                    tracing::warn!(
+                        status = r.status().as_u16(),
+                        "prediction webhook refused a batch"
+                    );
                     break;
                 }
                 _ => tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await,
