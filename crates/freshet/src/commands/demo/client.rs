@@ -209,6 +209,10 @@ pub struct Scored {
     pub version: Option<i64>,
     pub variant: Option<String>,
     pub p1: Option<f64>,
+    /// The predicted label, and the answer's classes with their probabilities.
+    pub predicted: Option<Json>,
+    pub classes: Vec<Json>,
+    pub proba: Vec<f64>,
     pub label: Json,
 }
 
@@ -366,6 +370,12 @@ impl Client {
                 version: v["version"].as_str().and_then(|s| s.parse().ok()),
                 variant,
                 p1: v["probabilities"][0][1].as_f64(),
+                predicted: Some(v["predictions"][0].clone()),
+                classes: v["classes"].as_array().cloned().unwrap_or_default(),
+                proba: v["probabilities"][0]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Json::as_f64).collect())
+                    .unwrap_or_default(),
                 label,
             },
             None => Scored {
@@ -373,6 +383,9 @@ impl Client {
                 version: None,
                 variant: None,
                 p1: None,
+                predicted: None,
+                classes: Vec::new(),
+                proba: Vec::new(),
                 label,
             },
         }

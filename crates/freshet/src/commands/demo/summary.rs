@@ -20,6 +20,15 @@ struct Score {
 }
 
 impl Score {
+    /// A served answer: its own correctness, and the score of the positive class.
+    fn add_served(&mut self, y: usize, p_pos: f64, right: bool) {
+        // Accuracy counts the answer given, not a label re-derived from `p_pos`.
+        self.acc
+            .update(usize::from(right), &ClassPrediction::label(1));
+        self.auc.update(y, &ClassPrediction::binary(p_pos));
+        self.n += 1;
+    }
+
     fn add(&mut self, y: usize, p1: f64) {
         let p = ClassPrediction::binary(p1);
         self.acc.update(y, &p);
@@ -150,15 +159,37 @@ pub fn build(
             scores[1].cell()
         );
     }
-    // What the client was actually answered.
+    // What the client was actually answered: accuracy on the label given, AUC on the
+    // probability of one fixed class (the greatest label seen), whatever index each
+    // version gave it.
+    let positive = client
+        .scored
+        .iter()
+        .flat_map(|s| s.classes.iter())
+        .map(|c| c.to_string())
+        .max();
     let mut served = [Score::default(), Score::default()];
     for s in &client.scored {
-        let (Some(p1), Some(y)) = (s.p1, truthy(&s.label)) else {
-            continue;
+        let Some(pred) = &s.predicted else { continue };
+        let y = match truthy(&s.label) {
+            Some(b) => b,
+            None => positive.as_deref() == Some(s.label.to_string().as_str()),
         };
+        let p_pos = match positive.as_deref() {
+            Some(pos) => s
+                .classes
+                .iter()
+                .position(|c| c.to_string() == pos)
+                .and_then(|i| s.proba.get(i).copied()),
+            None => s.p1,
+        };
+        let right = pred == &s.label
+            || truthy(pred)
+                .zip(truthy(&s.label))
+                .is_some_and(|(a, b)| a == b);
         for (k, range) in [&before, &after].into_iter().enumerate() {
             if range.contains(&s.index) {
-                served[k].add(usize::from(y), p1);
+                served[k].add_served(usize::from(y), p_pos.unwrap_or(0.0), right);
             }
         }
     }
@@ -202,11 +233,11 @@ pub fn build(
                 }
             }
         }
-        (None, Some((d, rows)), _) => {
+        (None, Some((_, rows)), _) => {
             let _ = writeln!(
                 out,
-                "  drift detected at {:?} with {rows} labelled events",
-                d
+                "  first drift detected with {rows} labelled events in the table; {} versions in all",
+                versions.len()
             );
         }
         _ => {}
