@@ -162,24 +162,24 @@ pub fn build(
     // What the client was actually answered: accuracy on the label given, AUC on the
     // probability of one fixed class (the greatest label seen), whatever index each
     // version gave it.
-    let positive = client
+    let positive: Option<serde_json::Value> = client
         .scored
         .iter()
         .flat_map(|s| s.classes.iter())
-        .map(|c| c.to_string())
-        .max();
+        .max_by_key(|c| c.to_string())
+        .cloned();
     let mut served = [Score::default(), Score::default()];
     for s in &client.scored {
         let Some(pred) = &s.predicted else { continue };
         let y = match truthy(&s.label) {
             Some(b) => b,
-            None => positive.as_deref() == Some(s.label.to_string().as_str()),
+            None => positive.as_ref() == Some(&s.label),
         };
-        let p_pos = match positive.as_deref() {
+        let p_pos = match &positive {
             Some(pos) => s
                 .classes
                 .iter()
-                .position(|c| c.to_string() == pos)
+                .position(|c| c == pos)
                 .and_then(|i| s.proba.get(i).copied()),
             None => s.p1,
         };
