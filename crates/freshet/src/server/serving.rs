@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/v2/health/ready", get(ready))
         .route("/v1/models/{model}/feedback", post(feedback))
         .route("/v1/models/{model}/performance", get(performance))
+        .route("/v1/models/{model}/status", get(status))
 }
 
 /// Model names become table names; keep them to what a table path can hold.
@@ -230,4 +231,83 @@ async fn ready(State(s): State<AppState>) -> StatusCode {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     }
+}
+
+/// One version's service level over a window.
+fn sla(
+    stats: &freshet_serve::stats::VersionStats,
+    since_ms: i64,
+    now_ms: i64,
+) -> serde_json::Value {
+    let s = stats.summary(since_ms, now_ms);
+    serde_json::json!({
+        "requests": s.requests,
+        "errors": s.errors,
+        "error_rate": if s.requests > 0 { s.errors as f64 / s.requests as f64 } else { 0.0 },
+        "p99_ms": s.p99_ms,
+        "predicted_classes": s.classes,
+    })
+}
+
+/// What is served, how each served version is doing (last minute and last 30 minutes),
+/// and the rollout and loop state: the monitoring view of one model.
+async fn status(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Response, ApiError> {
+    check_model_name(&model)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut versions = Vec::new();
+    let routes = s
+        .scorer
+        .endpoints
+        .get(&model)
+        .and_then(|e| e.routes().map(|r| (e, r)));
+    if let Some((ep, r)) = &routes {
+        let mut served = vec![(r.champion.version, "champion".to_string())];
+        if let Some((c, mode)) = &r.challenger {
+            let m = match mode {
+                freshet_serve::router::Mode::Shadow => "challenger (shadow)".to_string(),
+                freshet_serve::router::Mode::Canary { weight_pct } => {
+                    format!("challenger (canary {weight_pct}%)")
+                }
+            };
+            served.push((c.version, m));
+        }
+        for (v, role) in served {
+            let stats = ep.stats(v);
+            versions.push(serde_json::json!({
+                "version": v,
+                "role": role,
+                "last_minute": sla(&stats, now - 60_000, now),
+                "last_30_minutes": sla(&stats, now - 1_800_000, now),
+            }));
+        }
+    }
+    let store = s.tracking.clone();
+    let name = model.clone();
+    let (rollout, control) = tokio::task::spawn_blocking(move || {
+        let rollout = freshet_serve::rollout::load_state(store.as_ref(), &name)
+            .ok()
+            .flatten()
+            .and_then(|st| serde_json::to_value(&st).ok());
+        let control = freshet_control::state::load(store.as_ref(), &name)
+            .ok()
+            .and_then(|st| serde_json::to_value(&st).ok());
+        (rollout, control)
+    })
+    .await
+    .unwrap_or((None, None));
+    Ok(axum::Json(serde_json::json!({
+        "model": model,
+        "served": routes.is_some(),
+        "versions": versions,
+        "rollout": rollout,
+        "loop": control,
+        "capture": {
+            "dropped": s.scorer.capture.as_ref().map_or(0, |c| c.dropped(&model)),
+            "written": s.scorer.capture.as_ref().map_or(0, |c| c.written(&model)),
+        },
+    }))
+    .into_response())
 }

@@ -299,6 +299,23 @@ async fn shadow_never_changes_an_answer_and_every_prediction_is_captured() {
         assert_eq!(h.get("x-model-variant").unwrap(), "champion");
         assert_eq!(&strip(&b), expected, "shadow changed an answer");
     }
+    // The status view shows both versions with their traffic.
+    let st: Value = c
+        .get(format!("{}/v1/models/fraud/status", srv.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["served"], true);
+    let versions = st["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{st}");
+    assert_eq!(versions[0]["role"], "champion");
+    assert_eq!(versions[0]["last_minute"]["requests"], 80);
+    assert_eq!(versions[1]["role"], "challenger (shadow)");
+    assert_eq!(versions[1]["last_minute"]["requests"], 40);
+    assert_eq!(versions[0]["last_minute"]["errors"], 0);
     // Load: many concurrent requests, then every prediction sent is a captured row.
     let mut tasks = Vec::new();
     for k in 0..8 {
