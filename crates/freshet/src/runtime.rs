@@ -390,10 +390,25 @@ impl Runtime {
                     _ = tick.tick() => {}
                     _ = stop.changed() => break,
                 }
-                // Joining labels reads two tables: every fifth round is fresh enough.
+                // Joining labels reads two tables: every fifth round is fresh enough,
+                // and only for models with a rollout to judge.
                 if rounds.is_multiple_of(5) {
                     labels.clear();
-                    for m in &models {
+                    let (st, names) = (store.clone(), models.clone());
+                    let active: Vec<String> = tokio::task::spawn_blocking(move || {
+                        names
+                            .into_iter()
+                            .filter(|m| {
+                                freshet_serve::rollout::load_state(st.as_ref(), m)
+                                    .ok()
+                                    .flatten()
+                                    .is_some_and(|s| s.phase.is_active())
+                            })
+                            .collect()
+                    })
+                    .await
+                    .unwrap_or_default();
+                    for m in &active {
                         match freshet_serve::feedback::performance(&lake, m).await {
                             Ok(perf) => {
                                 labels.extend(freshet_serve::evidence::label_figures(m, &perf))
