@@ -1,9 +1,11 @@
 //! Learning: the models Freshet trains and serves, and how they are judged.
 //!
 //! This room holds the learner contract ([`Classifier`], [`Regressor`]) and its
-//! implementations — online linear models, Gaussian naive Bayes, Hoeffding trees and
-//! baselines — plus the [`metrics`] and the prequential [`evaluate`] loop used for
-//! benchmarks, replay, shadow and canary alike.
+//! implementations — online linear models, Gaussian naive Bayes, Hoeffding trees, the
+//! adaptive random [`forest`], baselines, and histogram gradient-boosted trees
+//! ([`boosting`]) for retraining on a window — plus the [`metrics`], the prequential
+//! [`evaluate`] loop used for benchmarks, replay, shadow and canary alike, and
+//! [`train`]ing with an out-of-time holdout.
 //!
 //! Learners see dense `f64` feature vectors produced by the [`features`] pipeline,
 //! which turns records (lake rows, maps of values, JSON objects) into those vectors

@@ -1,9 +1,13 @@
-//! The registry: the record of every experiment, run and (later) model version.
+//! The registry: the record of every experiment, run, logged model, registered model
+//! and version, and the files they point at.
 //!
-//! This room holds the tracking data model, shaped like MLflow's so that its REST API
-//! can be served unchanged ([`model`]), the validation of MLflow's request limits
-//! ([`limits`]), and the [`store::TrackingStore`] trait with its SQLite implementation
-//! (WAL, one writer, busy timeout). Postgres can follow behind the same trait.
+//! This room holds the tracking and model data model, shaped like MLflow's so that its
+//! REST API can be served unchanged ([`model`], [`models`]), the validation of MLflow's
+//! request limits ([`limits`]), its search languages ([`search`], [`search_models`]),
+//! the [`store::TrackingStore`] and [`store::ModelStore`] traits with their SQLite
+//! implementation (WAL, one writer, busy timeout; Postgres can follow behind the same
+//! traits), and the [`artifacts`] store (local disk; S3 can follow), which checks every
+//! path before it touches storage.
 //!
 //! Depends on `freshet-core` only; the HTTP layer maps [`RegistryError`] to MLflow's
 //! error codes and statuses in one place.
