@@ -40,6 +40,40 @@ pub fn load_config(path: &Path) -> Result<(FreshetConfig, PathBuf)> {
 /// Sees what each model's loop did (model name, event).
 pub type LoopObserver = Arc<dyn Fn(&str, &freshet_control::controller::LoopEvent) + Send + Sync>;
 
+/// The PII policy of each model's stream, applied to scoring inputs: a hashed field is
+/// hashed with the stream's key, a redacted one redacted, as ingest does.
+#[derive(Debug)]
+struct StreamPii {
+    /// model → (field → action)
+    actions: HashMap<String, HashMap<String, freshet_core::PiiAction>>,
+    key: Option<PiiKey>,
+}
+
+impl freshet_serve::service::InputProtector for StreamPii {
+    fn protect(&self, model: &str, input: &freshet_core::Schema, row: &mut [freshet_core::Value]) {
+        let Some(actions) = self.actions.get(model) else {
+            return;
+        };
+        for (f, v) in input.fields().iter().zip(row.iter_mut()) {
+            let Some(action) = actions.get(&f.name) else {
+                continue;
+            };
+            if v.is_null() {
+                continue;
+            }
+            *v = match (action, &self.key, &*v) {
+                (freshet_core::PiiAction::Hash, Some(k), freshet_core::Value::Str(s)) => {
+                    freshet_core::Value::Str(k.hash(s))
+                }
+                (freshet_core::PiiAction::Hash, Some(k), other) => {
+                    freshet_core::Value::Str(k.hash(&other.to_json().to_string()))
+                }
+                _ => freshet_core::Value::Str(freshet_ingest::process::pii::REDACTED.into()),
+            };
+        }
+    }
+}
+
 /// The lake of a configuration, with relative paths taken from the config's folder.
 pub fn open_lake(config: &FreshetConfig, base: &Path) -> Result<Lake> {
     let p = &config.lake.path;
@@ -238,12 +272,31 @@ impl Runtime {
             &registry,
             &sinks,
         ));
+        let pii_key = PiiKey::load(&config.pii, &base_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let protector = StreamPii {
+            actions: config
+                .models
+                .iter()
+                .filter_map(|(name, m)| {
+                    let stream = config.streams.get(&m.stream)?;
+                    let fields = stream.schema.as_ref()?;
+                    let map: HashMap<String, freshet_core::PiiAction> = fields
+                        .fields
+                        .iter()
+                        .filter_map(|f| f.pii.map(|a| (f.name.clone(), a)))
+                        .collect();
+                    (!map.is_empty()).then(|| (name.clone(), map))
+                })
+                .collect(),
+            key: pii_key,
+        };
         let scorer = Arc::new(
             freshet_serve::service::Scorer::new(
                 Arc::new(freshet_serve::router::Endpoints::new()),
                 Some(capture.clone()),
             )
-            .with_metrics(freshet_serve::metrics::ServeMetrics::new(&registry)?),
+            .with_metrics(freshet_serve::metrics::ServeMetrics::new(&registry)?)
+            .with_protector(Arc::new(protector)),
         );
         let (stop, _) = watch::channel(false);
         Ok(Self {

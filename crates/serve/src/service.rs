@@ -45,6 +45,14 @@ pub struct Scored {
     pub variant: Variant,
 }
 
+/// Applies a stream's PII policy to scoring inputs, so that a model reading a hashed
+/// or redacted field sees what it was trained on, and capture never stores the raw
+/// value. The binary implements it with the stream's policy and key.
+pub trait InputProtector: Send + Sync + std::fmt::Debug {
+    /// Protect `row` (laid out by `input`) in place for `model`.
+    fn protect(&self, model: &str, input: &freshet_core::Schema, row: &mut [Value]);
+}
+
 /// Scores requests against the served endpoints.
 #[derive(Debug)]
 pub struct Scorer {
@@ -52,6 +60,7 @@ pub struct Scorer {
     pub capture: Option<Arc<Capture>>,
     pub limits: Limits,
     pub metrics: Option<crate::metrics::ServeMetrics>,
+    pub protector: Option<Arc<dyn InputProtector>>,
 }
 
 fn columns(m: &LoadedModel) -> Vec<InputColumn> {
@@ -224,6 +233,21 @@ impl Scorer {
             capture,
             limits: Limits::default(),
             metrics: None,
+            protector: None,
+        }
+    }
+
+    /// Apply PII policies to inputs before scoring and capture.
+    pub fn with_protector(mut self, protector: Arc<dyn InputProtector>) -> Self {
+        self.protector = Some(protector);
+        self
+    }
+
+    fn protect(&self, model: &str, m: &LoadedModel, rows: &mut [Vec<Value>]) {
+        if let Some(p) = &self.protector {
+            for r in rows.iter_mut() {
+                p.protect(model, &m.input, r);
+            }
         }
     }
 
@@ -328,6 +352,8 @@ impl Scorer {
                 .rows
         };
 
+        let mut rows = rows;
+        self.protect(model, &choice.serving, &mut rows);
         let stats = ep.stats(choice.serving.version);
         let (preds, classes) = match predict(&choice.serving, &rows) {
             Ok(p) => p,
@@ -399,7 +425,10 @@ impl Scorer {
             rows
         } else {
             match parse(protocol, input, &columns(shadow), &self.limits) {
-                Ok(r) => r.rows,
+                Ok(mut r) => {
+                    self.protect(&shadow.name, shadow, &mut r.rows);
+                    r.rows
+                }
                 Err(_) => {
                     // The challenger cannot read what the champion's clients send.
                     stats.record_error(now_micros() / 1000);

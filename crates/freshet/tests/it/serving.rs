@@ -434,3 +434,75 @@ models:
             .starts_with('c')
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoring_inputs_go_through_the_streams_pii_policy() {
+    let config = r#"  s:
+    source: { type: http }
+    schema: { fields: [ { name: amount, type: float }, { name: card, type: string, pii: hash }, { name: is_fraud, type: bool } ] }
+models:
+  fraud:
+    stream: s
+    label: is_fraud
+    features: [ { field: amount, kind: numeric }, { field: card, kind: categorical, encoding: hash } ]
+"#;
+    let srv = TestServer::start_with(crate::support::Options::new(config)).await;
+    let key = freshet_ingest::process::pii::PiiKey::new(
+        crate::support::PII_KEY.as_bytes(),
+        crate::support::PII_KEY_VERSION,
+    )
+    .unwrap();
+    // Train on what the table holds: hashed card numbers.
+    let schema = Schema::new(vec![
+        Field::new("amount", FieldType::Float),
+        Field::new("card", FieldType::String),
+        Field::new("is_fraud", FieldType::Bool),
+    ]);
+    let spec = srv.runtime().config.models["fraud"].clone();
+    let resolved = spec.resolve("fraud", &schema).unwrap();
+    let model = Model::new(&resolved, &schema, ModelStamp::new(&SystemClock)).unwrap();
+    let rows: Vec<Value> = (0..300)
+        .map(|i| {
+            let fraud = i % 5 == 0;
+            let card = key.hash(&format!("4111{i:012}"));
+            json!({"amount": if fraud { 900.0 } else { 20.0 }, "card": card, "is_fraud": fraud})
+        })
+        .collect();
+    let outcome = train_with_holdout(model, &rows, 0.2, |_| {}).unwrap();
+    let rt = srv.runtime();
+    let lineage = Lineage {
+        table: "events/s".into(),
+        table_uri: "memory".into(),
+        version: 0,
+        rows: 300,
+    };
+    let v = publish(
+        rt.tracking.as_ref(),
+        rt.artifacts.as_ref(),
+        "fraud",
+        &outcome,
+        &lineage,
+        0,
+    )
+    .unwrap()
+    .version;
+    set_alias(&srv, "fraud", "champion", v);
+
+    let raw = "4111000000000042";
+    let r = reqwest::Client::new()
+        .post(format!("{}/serving-endpoints/fraud/invocations", srv.url()))
+        .json(&json!({"dataframe_records": [{"amount": 950.0, "card": raw}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    rt.capture.shutdown().await;
+    let captured = srv.rows("inference/fraud").await;
+    assert_eq!(captured.len(), 1);
+    let features = captured[0]["features"].as_str().unwrap().to_string();
+    assert!(
+        !features.contains(raw),
+        "the raw card number was captured: {features}"
+    );
+    assert!(features.contains(&key.hash(raw)), "{features}");
+}
