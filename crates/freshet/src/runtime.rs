@@ -2,6 +2,7 @@
 
 use crate::lake_sink::{LakeSink, StreamTables, dlq_schema, events_schema};
 use anyhow::{Context, Result};
+use freshet_control::controller::LoopEvent;
 use freshet_core::config::SourceConfig;
 use freshet_core::{FreshetConfig, SystemClock};
 use freshet_ingest::metrics::IngestMetrics;
@@ -507,6 +508,26 @@ impl Runtime {
     /// loop did (the demo narrates it; `freshet up` logs it).
     pub fn start_loops(&mut self, interval: Duration, on_event: LoopObserver) -> Result<()> {
         let schemas = events_schemas(&self.config, &self.base_dir)?;
+        // What the loops do, as Prometheus series beside the serving ones.
+        let events = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "freshet_loop_events_total",
+                "What each model's loop did: drift, trained, gated_out, coalesced, job_failed",
+            ),
+            &["model", "event"],
+        )?;
+        let _ = self.registry.register(Box::new(events.clone()));
+        let on_event: LoopObserver = Arc::new(move |model: &str, e: &LoopEvent| {
+            let kind = match e {
+                LoopEvent::DriftDetected { .. } => "drift",
+                LoopEvent::Trained { gates, .. } if !gates.passed => "gated_out",
+                LoopEvent::Trained { .. } => "trained",
+                LoopEvent::Coalesced { .. } => "coalesced",
+                LoopEvent::JobFailed { .. } => "job_failed",
+            };
+            events.with_label_values(&[model, kind]).inc();
+            on_event(model, e);
+        });
         let deps = freshet_control::controller::LoopDeps {
             store: self.tracking.clone(),
             artifacts: self.artifacts.clone(),

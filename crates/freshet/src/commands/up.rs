@@ -30,6 +30,8 @@ pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
     runtime.start_maintenance();
     runtime.start_serving(std::time::Duration::from_millis(250));
     runtime.start_rollouts(std::time::Duration::from_secs(1));
+    // External training jobs log to this server: give them the address it really has.
+    runtime.config.server.listen = addr.to_string();
     runtime.start_loops(
         std::time::Duration::from_secs(1),
         Arc::new(|model: &str, e: &freshet_control::controller::LoopEvent| {
