@@ -8,7 +8,8 @@
 # (passed as `--workers` to mlflow models serve; unset = MLflow's default),
 # SERVE_BENCH_MODELS (default "lr tree gbt"), SERVE_BENCH_LOOP_MODELS (default "lr": also
 # measured declared in the config, with their retraining loop on), SERVE_BENCH_KEEP
-# (keep the work dir).
+# (keep the work dir), SERVE_BENCH_LOOP_DETECTOR (the declared models' concept-drift
+# detector, default none; adwin measures serving with monitoring on).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 per=${1:-10}
@@ -72,7 +73,9 @@ streams:
         - { name: y, type: bool, required: true }
 YAML
     [ $# -gt 0 ] && echo "models:"
-    local off='triggers: { initial_rows: 1000000000000, concept_drift: none }'
+    # SERVE_BENCH_LOOP_DETECTOR=adwin keeps monitoring on: the loop reads every captured
+    # prediction back into its live error stream while serving is measured.
+    local off="triggers: { initial_rows: 1000000000000, concept_drift: ${SERVE_BENCH_LOOP_DETECTOR:-none} }"
     for m in "$@"; do
         case $m in
             lr) echo "  lr: { stream: bench, label: y, learner: { type: logistic_regression }, $off }" ;;
