@@ -100,14 +100,6 @@ impl ModelLoop {
         Ok(t)
     }
 
-    fn has_champion(&self) -> Result<bool> {
-        match self.deps.store.get_version_by_alias(&self.name, "champion") {
-            Ok(_) => Ok(true),
-            Err(RegistryError::NotFound(_)) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     fn champion(&self) -> Result<Option<i64>> {
         match self.deps.store.get_version_by_alias(&self.name, "champion") {
             Ok(v) => Ok(Some(v.version)),
@@ -360,21 +352,8 @@ impl ModelLoop {
                     .iter()
                     .map(|m| (m.key.clone(), m.value))
                     .collect();
-                let mut spec = self.spec.gates.clone();
-                // No holdout rows here: the champion comparison and latency need the model.
-                spec.vs_champion = None;
-                spec.max_latency_us = 0;
-                let report = GateReport {
-                    passed: spec
-                        .min
-                        .iter()
-                        .all(|(k, m)| metrics.iter().any(|(n, v)| n == k && v >= m))
-                        && spec
-                            .max
-                            .iter()
-                            .all(|(k, m)| metrics.iter().any(|(n, v)| n == k && v <= m)),
-                    lines: vec!["external job: absolute gates only".into()],
-                };
+                // No holdout rows here: only the absolute gates can be judged.
+                let report = gates::judge_metrics(&self.spec.gates, &metrics);
                 (version, metrics, 0, report)
             }
         };
@@ -402,7 +381,7 @@ impl ModelLoop {
                 },
             );
             "rejected by the gates".to_string()
-        } else if self.has_champion()? {
+        } else if champion_now.is_some() {
             self.deps
                 .rollout
                 .start(store.as_ref(), &self.name, version, now)?;

@@ -4,8 +4,8 @@
 //! poll costs what arrived since the last one.
 
 use crate::error::Result;
-use freshet_core::{Schema, Value};
-use freshet_lake::{Lake, Table, TableOptions, batch_rows};
+use freshet_core::Value;
+use freshet_lake::{Lake, Table, batch_rows};
 use freshet_serve::capture::inference_schema;
 use freshet_serve::feedback::labels_schema;
 use std::collections::{HashMap, VecDeque};
@@ -75,8 +75,10 @@ pub struct ErrorStream {
     order: VecDeque<(String, i64)>,
     early: Vec<LabelIn>,
     recent: VecDeque<bool>,
-    /// Every champion prediction labelled so far, in order: `true` when right.
+    /// Every champion prediction labelled so far.
     pub total_labelled: u64,
+    /// The two tables, opened once (a poll runs every second).
+    tables: Option<(Table, Table)>,
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -93,29 +95,13 @@ fn int(v: &Value) -> i64 {
     }
 }
 
-async fn open(lake: &Lake, name: &str, schema: &Schema) -> Result<Table> {
-    let opts = TableOptions {
-        partition_by: vec!["date".into()],
-        ..Default::default()
-    };
-    Ok(Table::open_or_create(lake.table_url(name)?, schema, &opts).await?)
-}
-
 fn same(pred: &str, label: &str) -> bool {
-    let (Ok(p), Ok(l)) = (
+    match (
         serde_json::from_str::<serde_json::Value>(pred),
         serde_json::from_str::<serde_json::Value>(label),
-    ) else {
-        return false;
-    };
-    let num = |v: &serde_json::Value| match v {
-        serde_json::Value::Number(n) => n.as_f64(),
-        serde_json::Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        _ => None,
-    };
-    match (num(&p), num(&l)) {
-        (Some(a), Some(b)) => a == b,
-        _ => p == l,
+    ) {
+        (Ok(p), Ok(l)) => freshet_serve::feedback::same(&p, &l),
+        _ => false,
     }
 }
 
@@ -133,6 +119,7 @@ impl ErrorStream {
             early: Vec::new(),
             recent: VecDeque::new(),
             total_labelled: 0,
+            tables: None,
         }
     }
 
@@ -160,7 +147,18 @@ impl ErrorStream {
     /// Read what arrived and feed the detector.
     pub async fn poll(&mut self, lake: &Lake) -> Result<ErrorUpdate> {
         let inf_schema = inference_schema();
-        let inference = open(lake, &format!("inference/{}", self.model), &inf_schema).await?;
+        let lab_schema = labels_schema();
+        if self.tables.is_none() {
+            let open = freshet_serve::feedback::open_table;
+            let inference = open(lake, &format!("inference/{}", self.model), &inf_schema).await?;
+            let labels = open(lake, &format!("labels/{}", self.model), &lab_schema).await?;
+            self.tables = Some((inference, labels));
+        }
+        // Taken out while the stream's maps change; put back at the end (an error on
+        // the way only costs a reopen).
+        let Some((inference, labels)) = self.tables.take() else {
+            return Ok(ErrorUpdate::default());
+        };
         let (batches, upto) = inference.read_since(self.inference_seen, None).await?;
         self.inference_seen = Some(upto);
         for b in batches {
@@ -200,8 +198,6 @@ impl ErrorStream {
             }
         }
 
-        let lab_schema = labels_schema();
-        let labels = open(lake, &format!("labels/{}", self.model), &lab_schema).await?;
         let (batches, upto) = labels.read_since(self.labels_seen, None).await?;
         self.labels_seen = Some(upto);
         let mut new: Vec<LabelIn> = Vec::new();
@@ -262,6 +258,7 @@ impl ErrorStream {
                 update.drift = true;
             }
         }
+        self.tables = Some((inference, labels));
         if !self.recent.is_empty() {
             let right = self.recent.iter().filter(|r| **r).count();
             update.accuracy = Some(right as f64 / self.recent.len() as f64);

@@ -31,26 +31,10 @@ pub fn judge(
     schema: &Schema,
     holdout: &[Vec<Value>],
 ) -> GateReport {
-    let mut lines = Vec::new();
-    let mut passed = true;
-    for (k, min) in &spec.min {
-        let ok = metric(candidate_metrics, k).is_some_and(|v| v >= *min);
-        passed &= ok;
-        lines.push(format!(
-            "{k} {} ≥ {min}: {}",
-            metric(candidate_metrics, k).map_or("missing".into(), |v| format!("{v:.4}")),
-            if ok { "pass" } else { "fail" }
-        ));
-    }
-    for (k, max) in &spec.max {
-        let ok = metric(candidate_metrics, k).is_some_and(|v| v <= *max);
-        passed &= ok;
-        lines.push(format!(
-            "{k} {} ≤ {max}: {}",
-            metric(candidate_metrics, k).map_or("missing".into(), |v| format!("{v:.4}")),
-            if ok { "pass" } else { "fail" }
-        ));
-    }
+    let GateReport {
+        mut passed,
+        mut lines,
+    } = judge_metrics(spec, candidate_metrics);
     let records: Vec<SchemaRow<'_>> = holdout.iter().map(|r| SchemaRow::new(schema, r)).collect();
     if let (Some(vs), Some(champ)) = (&spec.vs_champion, champion) {
         let (_, champ_metrics) = score_rows(champ, &records, "holdout");
@@ -85,6 +69,32 @@ pub fn judge(
         lines.push(format!(
             "latency {per_row:.1} µs/row ≤ {} µs: {}",
             spec.max_latency_us,
+            if ok { "pass" } else { "fail" }
+        ));
+    }
+    GateReport { passed, lines }
+}
+
+/// The absolute gates (`min`, `max`) on a candidate's metrics alone: what can be judged
+/// without its holdout rows (an external job's version, say).
+pub fn judge_metrics(spec: &GatesSpec, candidate_metrics: &[(String, f64)]) -> GateReport {
+    let mut lines = Vec::new();
+    let mut passed = true;
+    for (k, min) in &spec.min {
+        let ok = metric(candidate_metrics, k).is_some_and(|v| v >= *min);
+        passed &= ok;
+        lines.push(format!(
+            "{k} {} ≥ {min}: {}",
+            metric(candidate_metrics, k).map_or("missing".into(), |v| format!("{v:.4}")),
+            if ok { "pass" } else { "fail" }
+        ));
+    }
+    for (k, max) in &spec.max {
+        let ok = metric(candidate_metrics, k).is_some_and(|v| v <= *max);
+        passed &= ok;
+        lines.push(format!(
+            "{k} {} ≤ {max}: {}",
+            metric(candidate_metrics, k).map_or("missing".into(), |v| format!("{v:.4}")),
             if ok { "pass" } else { "fail" }
         ));
     }

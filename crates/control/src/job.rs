@@ -15,6 +15,21 @@ use freshet_registry::model::Tag;
 use freshet_registry::models::ModelQuery;
 use std::sync::Arc;
 
+/// Order rows laid out by `schema` by arrival (`_ingested_at`, then the position
+/// within the source), so that a holdout is the newest data whatever order the table's
+/// files are read in.
+pub fn sort_by_arrival(rows: &mut [Vec<Value>], schema: &Schema) {
+    let (at, pos) = (
+        schema.index_of(sys::INGESTED_AT),
+        schema.index_of(sys::POSITION),
+    );
+    let key = |r: &Vec<Value>, i: Option<usize>| match i.and_then(|i| r.get(i)) {
+        Some(Value::Timestamp(t)) | Some(Value::Int(t)) => *t,
+        _ => i64::MIN,
+    };
+    rows.sort_by_key(|r| (key(r, at), key(r, pos)));
+}
+
 /// The rows a job trains on: the pinned version's rows in arrival order, after the
 /// drift point when there is one, at most the newest `window_rows`.
 pub async fn window(
@@ -24,15 +39,7 @@ pub async fn window(
     window_rows: u64,
 ) -> Result<Vec<Vec<Value>>> {
     let mut rows = table.read_rows(Some(job.table_version), schema).await?;
-    let key = |r: &Vec<Value>, i: Option<usize>| match i.and_then(|i| r.get(i)) {
-        Some(Value::Timestamp(t)) | Some(Value::Int(t)) => *t,
-        _ => i64::MIN,
-    };
-    let (at, pos) = (
-        schema.index_of(sys::INGESTED_AT),
-        schema.index_of(sys::POSITION),
-    );
-    rows.sort_by_key(|r| (key(r, at), key(r, pos)));
+    sort_by_arrival(&mut rows, schema);
     if let Some(skip) = job.skip_rows {
         let skip = usize::try_from(skip).unwrap_or(usize::MAX).min(rows.len());
         rows.drain(..skip);
@@ -161,10 +168,7 @@ pub async fn run_command(
         model: name.to_string(),
         reason,
     };
-    let experiment = match store.get_experiment_by_name(name) {
-        Ok(e) => e.experiment_id,
-        Err(_) => store.create_experiment(name, None, &[])?,
-    };
+    let experiment = crate::publish::experiment_for(store, name)?;
     let run = store.create_run(freshet_registry::model::NewRun {
         experiment_id: experiment,
         run_name: Some(format!("job-{}", &job.id[..8.min(job.id.len())])),

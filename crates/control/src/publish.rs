@@ -78,7 +78,8 @@ fn learner_params(model: &Model) -> Vec<Param> {
     out
 }
 
-fn experiment_for(store: &dyn Store, name: &str) -> Result<String, RegistryError> {
+/// The experiment named after the model, created on first use.
+pub fn experiment_for(store: &dyn Store, name: &str) -> Result<String, RegistryError> {
     match store.get_experiment_by_name(name) {
         Ok(e) => Ok(e.experiment_id),
         Err(RegistryError::NotFound(_)) => {

@@ -190,8 +190,8 @@ pub struct Runtime {
 impl Runtime {
     /// Open (or create) every stream's tables and start the committers.
     pub async fn start(config: FreshetConfig, base_dir: PathBuf) -> Result<Self> {
-        let key = PiiKey::load(&config.pii, &base_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let pipelines = build_pipelines(&config, key).map_err(|errs| {
+        let pii_key = PiiKey::load(&config.pii, &base_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let pipelines = build_pipelines(&config, pii_key.clone()).map_err(|errs| {
             anyhow::anyhow!(
                 "{}",
                 errs.iter()
@@ -273,7 +273,6 @@ impl Runtime {
             &registry,
             &sinks,
         ));
-        let pii_key = PiiKey::load(&config.pii, &base_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
         let protector = StreamPii {
             actions: config
                 .models
@@ -507,7 +506,12 @@ impl Runtime {
     /// time, gates, hand-over to the rollout (docs/loop.md). `on_event` sees what each
     /// loop did (the demo narrates it; `freshet up` logs it).
     pub fn start_loops(&mut self, interval: Duration, on_event: LoopObserver) -> Result<()> {
-        let schemas = events_schemas(&self.config, &self.base_dir)?;
+        // The stream tables' schemas, as the pipelines built at start-up made them.
+        let schemas: HashMap<&String, &freshet_core::Schema> = self
+            .sink
+            .tables()
+            .map(|(name, t)| (name, &t.events_schema))
+            .collect();
         // What the loops do, as Prometheus series beside the serving ones.
         let events = prometheus::IntCounterVec::new(
             prometheus::Opts::new(
@@ -538,7 +542,7 @@ impl Runtime {
             tracking_uri: format!("http://{}", self.config.server.listen),
         };
         for (name, spec) in &self.config.models {
-            let Some(schema) = schemas.get(&spec.stream).cloned() else {
+            let Some(schema) = schemas.get(&spec.stream).map(|s| (*s).clone()) else {
                 continue;
             };
             let mut model_loop =

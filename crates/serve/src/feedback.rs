@@ -157,7 +157,9 @@ pub fn labels_schema() -> Schema {
     ])
 }
 
-async fn open(lake: &Lake, name: &str, schema: &Schema) -> Result<Table, ServeError> {
+/// Open (or create) one of a model's tables, `inference/<model>` or `labels/<model>`,
+/// partitioned by `date`.
+pub async fn open_table(lake: &Lake, name: &str, schema: &Schema) -> Result<Table, ServeError> {
     let opts = TableOptions {
         partition_by: vec!["date".into()],
         ..Default::default()
@@ -168,7 +170,7 @@ async fn open(lake: &Lake, name: &str, schema: &Schema) -> Result<Table, ServeEr
 /// Commit labels to `labels/<model>`; returns the table version.
 pub async fn write_labels(lake: &Lake, model: &str, rows: &[LabelRow]) -> Result<i64, ServeError> {
     let schema = labels_schema();
-    let table = open(lake, &format!("labels/{model}"), &schema).await?;
+    let table = open_table(lake, &format!("labels/{model}"), &schema).await?;
     let mut b = RowBatchBuilder::new(&schema, rows.len());
     let opt = |b: &mut RowBatchBuilder, col: usize, s: &Option<String>| match s {
         Some(s) => b.push_str(col, s),
@@ -218,9 +220,10 @@ fn int(v: &Value) -> i64 {
     }
 }
 
-/// Labels and predictions agree when their JSON values are equal, with numbers compared
-/// by value and `true`/`false` equal to `1`/`0` (labels often arrive as either).
-fn same(pred: &serde_json::Value, label: &serde_json::Value) -> bool {
+/// Whether a prediction and its label agree: their JSON values are equal, with numbers
+/// compared by value and `true`/`false` equal to `1`/`0` (labels often arrive as
+/// either). The performance view and the loop's error stream both grade by this rule.
+pub fn same(pred: &serde_json::Value, label: &serde_json::Value) -> bool {
     use serde_json::Value as J;
     let num = |v: &J| match v {
         J::Number(n) => n.as_f64(),
@@ -242,8 +245,8 @@ fn same(pred: &serde_json::Value, label: &serde_json::Value) -> bool {
 pub async fn performance(lake: &Lake, model: &str) -> Result<Vec<VersionPerformance>, ServeError> {
     let inf_schema = inference_schema();
     let lab_schema = labels_schema();
-    let inference = open(lake, &format!("inference/{model}"), &inf_schema).await?;
-    let labels = open(lake, &format!("labels/{model}"), &lab_schema).await?;
+    let inference = open_table(lake, &format!("inference/{model}"), &inf_schema).await?;
+    let labels = open_table(lake, &format!("labels/{model}"), &lab_schema).await?;
     let mut by_request: HashMap<(String, i64), (i64, String)> = HashMap::new();
     let mut by_client: HashMap<(String, i64), (i64, String)> = HashMap::new();
     let mut by_key: HashMap<String, (i64, String)> = HashMap::new();

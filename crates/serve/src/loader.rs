@@ -2,7 +2,8 @@
 //! [`Model`], with the input columns requests must carry.
 
 use crate::error::ServeError;
-use freshet_core::{Field, FieldType, Schema, Value};
+use crate::formats::InputColumn;
+use freshet_core::{Field, Schema, Value};
 use freshet_learn::model::Model;
 use freshet_registry::Store;
 use freshet_registry::artifacts::{ArtifactPath, ArtifactStore};
@@ -19,6 +20,9 @@ pub struct LoadedModel {
     pub input: Schema,
     /// Class index → label value (empty for regression).
     pub classes: Vec<Value>,
+    /// The input columns as the request formats take them, built once per version
+    /// rather than per request.
+    columns: Vec<InputColumn>,
 }
 
 impl LoadedModel {
@@ -31,18 +35,23 @@ impl LoadedModel {
             }
         }
         let classes = model.classes().iter().map(|c| c.to_value()).collect();
+        let columns = fields
+            .iter()
+            .map(|f| InputColumn::new(f.name.clone(), f.ty))
+            .collect();
         Self {
             name: name.to_string(),
             version,
             model,
             input: Schema::new(fields),
             classes,
+            columns,
         }
     }
 
-    /// `(name, type)` of each input column.
-    pub fn columns(&self) -> impl Iterator<Item = (&str, FieldType)> {
-        self.input.fields().iter().map(|f| (f.name.as_str(), f.ty))
+    /// The input columns a request must carry, in feature order.
+    pub fn columns(&self) -> &[InputColumn] {
+        &self.columns
     }
 
     pub fn is_regression(&self) -> bool {

@@ -10,6 +10,9 @@ use crate::error::ServeError;
 use crate::loader::{LoadedModel, load_version};
 use crate::stats::VersionStats;
 use arc_swap::{ArcSwap, ArcSwapOption};
+// FNV-1a, as feature hashing uses: a stable hash, so a routing key always lands on the
+// same side of a canary.
+use freshet_learn::features::fnv1a;
 use freshet_registry::artifacts::ArtifactStore;
 use freshet_registry::models::ModelQuery;
 use freshet_registry::{RegistryError, Store};
@@ -62,23 +65,13 @@ pub struct Choice {
     pub shadow: Option<Arc<LoadedModel>>,
 }
 
-/// FNV-1a: a stable hash, so a routing key always lands on the same side of a canary.
-fn stable_hash(key: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 impl Routes {
     /// Route a request by its key (the caller's routing key, else its request id).
     pub fn choose(&self, key: &str) -> Choice {
         match &self.challenger {
             Some((c, Mode::Canary { weight_pct })) => {
                 // Basis points, so that fractional weights such as 0.5% work.
-                let bucket = stable_hash(key) % 10_000;
+                let bucket = fnv1a(key.as_bytes()) % 10_000;
                 if (bucket as f64) < weight_pct * 100.0 {
                     Choice {
                         serving: c.clone(),
@@ -342,9 +335,9 @@ mod tests {
     #[test]
     fn canary_weights_split_keys_stably() {
         let hits = (0..20_000)
-            .filter(|i| stable_hash(&format!("user-{i}")) % 10_000 < 2_500)
+            .filter(|i| fnv1a(format!("user-{i}").as_bytes()) % 10_000 < 2_500)
             .count();
         assert!((4_500..5_500).contains(&hits), "{hits}");
-        assert_eq!(stable_hash("abc"), stable_hash("abc"));
+        assert_eq!(fnv1a(b"abc"), fnv1a(b"abc"));
     }
 }

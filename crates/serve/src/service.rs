@@ -63,10 +63,6 @@ pub struct Scorer {
     pub protector: Option<Arc<dyn InputProtector>>,
 }
 
-fn columns(m: &LoadedModel) -> Vec<InputColumn> {
-    m.columns().map(|(n, t)| InputColumn::new(n, t)).collect()
-}
-
 fn parse(
     protocol: Protocol,
     input: &ScoreInput<'_>,
@@ -147,7 +143,7 @@ fn push_json(out: &mut String, v: &Value) {
             let _ = write!(out, "{f:?}");
         }
         Value::Float(_) => out.push_str("null"),
-        Value::Str(s) => out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "null".into())),
+        Value::Str(s) => push_json_str(out, s),
         Value::Timestamp(t) => {
             let text = chrono::DateTime::from_timestamp_micros(*t)
                 .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
@@ -155,12 +151,17 @@ fn push_json(out: &mut String, v: &Value) {
             let _ = write!(out, "\"{text}\"");
         }
         Value::Date(d) => {
-            let text = chrono::NaiveDate::from_num_days_from_ce_opt(*d + 719_163)
+            let text = freshet_core::value::date_from_days(*d)
                 .map(|d| d.to_string())
                 .unwrap_or_default();
             let _ = write!(out, "\"{text}\"");
         }
     }
+}
+
+/// A string as a JSON string literal.
+fn push_json_str(out: &mut String, s: &str) {
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "null".into()));
 }
 
 fn features_json(m: &LoadedModel, row: &[Value]) -> String {
@@ -170,7 +171,7 @@ fn features_json(m: &LoadedModel, row: &[Value]) -> String {
         if i > 0 {
             s.push(',');
         }
-        push_json(&mut s, &Value::Str(f.name.clone()));
+        push_json_str(&mut s, &f.name);
         s.push(':');
         push_json(&mut s, v);
     }
@@ -329,8 +330,8 @@ impl Scorer {
             Some(v) => Self::pick(&routes, Some(v), &request_id)?.serving,
             None => routes.champion.clone(),
         };
-        let first_cols = columns(&first);
-        let mut req = parse(protocol, &input, &first_cols, &self.limits).map_err(format_error)?;
+        let first_cols = first.columns();
+        let mut req = parse(protocol, &input, first_cols, &self.limits).map_err(format_error)?;
         if req.client_request_id.is_none() {
             req.client_request_id = input.client_request_id.map(str::to_string);
         }
@@ -343,11 +344,11 @@ impl Scorer {
             .unwrap_or(&request_id)
             .to_string();
         let choice = Self::pick(&routes, input.version, &key)?;
-        let rows = if Arc::ptr_eq(&choice.serving, &first) || columns(&choice.serving) == first_cols
+        let rows = if Arc::ptr_eq(&choice.serving, &first) || choice.serving.columns() == first_cols
         {
             std::mem::take(&mut req.rows)
         } else {
-            parse(protocol, &input, &columns(&choice.serving), &self.limits)
+            parse(protocol, &input, choice.serving.columns(), &self.limits)
                 .map_err(format_error)?
                 .rows
         };
@@ -421,10 +422,10 @@ impl Scorer {
     ) {
         let started = Instant::now();
         let stats = ep.stats(shadow.version);
-        let rows = if columns(shadow) == columns(first) {
+        let rows = if shadow.columns() == first.columns() {
             rows
         } else {
-            match parse(protocol, input, &columns(shadow), &self.limits) {
+            match parse(protocol, input, shadow.columns(), &self.limits) {
                 Ok(mut r) => {
                     self.protect(&shadow.name, shadow, &mut r.rows);
                     r.rows

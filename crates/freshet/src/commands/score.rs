@@ -53,7 +53,8 @@ pub async fn run(config_path: &Path, args: ScoreArgs) -> Result<()> {
     let schema = schema_of(&source.arrow_schema());
     let missing: Vec<&str> = loaded
         .columns()
-        .map(|(n, _)| n)
+        .iter()
+        .map(|c| c.name.as_str())
         .filter(|n| schema.index_of(n).is_none())
         .collect();
     if !missing.is_empty() {

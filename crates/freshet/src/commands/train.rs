@@ -6,23 +6,13 @@ use crate::cli::TrainArgs;
 use crate::runtime::{events_schemas, load_config, open_artifacts, open_lake, open_tracking};
 use anyhow::{Context, Result, anyhow};
 use freshet_control::publish::{Lineage, publish};
-use freshet_core::{SystemClock, Value, system_columns as sys};
+use freshet_core::SystemClock;
 use freshet_lake::{Table, TableKind, schema_of};
 use freshet_learn::features::SchemaRow;
 use freshet_learn::model::{Model, ModelStamp};
 use freshet_learn::train::train_with_holdout;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
-
-/// Order rows by arrival (`_ingested_at`, then the position within the source), so the
-/// holdout is the newest data whatever order the table's files are read in.
-fn sort_by_arrival(rows: &mut [Vec<Value>], at: Option<usize>, pos: Option<usize>) {
-    let key = |r: &Vec<Value>, i: Option<usize>| match i.and_then(|i| r.get(i)) {
-        Some(Value::Timestamp(t)) | Some(Value::Int(t)) => *t,
-        _ => i64::MIN,
-    };
-    rows.sort_by_key(|r| (key(r, at), key(r, pos)));
-}
 
 pub async fn run(config_path: &Path, args: TrainArgs) -> Result<()> {
     let started_ms = chrono::Utc::now().timestamp_millis();
@@ -95,11 +85,7 @@ pub async fn run(config_path: &Path, args: TrainArgs) -> Result<()> {
             rows.len()
         ));
     }
-    sort_by_arrival(
-        &mut rows,
-        schema.index_of(sys::INGESTED_AT),
-        schema.index_of(sys::POSITION),
-    );
+    freshet_control::job::sort_by_arrival(&mut rows, &schema);
     let records: Vec<SchemaRow<'_>> = rows.iter().map(|r| SchemaRow::new(&schema, r)).collect();
 
     let model = Model::new(&resolved, &schema, ModelStamp::new(&SystemClock))?;

@@ -8,6 +8,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::{patch, post};
+use freshet_registry::api::KeyValue;
 use freshet_registry::model::{Param, Tag};
 use freshet_registry::models::{LoggedModelStatus, ModelQuery, NewLoggedModel};
 use freshet_registry::store::DatasetInput;
@@ -43,29 +44,12 @@ pub fn router() -> Router<AppState> {
     r
 }
 
-#[derive(Deserialize)]
-struct KeyValueIn {
-    key: String,
-    #[serde(default)]
-    value: String,
+fn tags(v: Vec<KeyValue>) -> Vec<Tag> {
+    v.into_iter().map(Into::into).collect()
 }
 
-fn tags(v: Vec<KeyValueIn>) -> Vec<Tag> {
-    v.into_iter()
-        .map(|t| Tag {
-            key: t.key,
-            value: t.value,
-        })
-        .collect()
-}
-
-fn params(v: Vec<KeyValueIn>) -> Vec<Param> {
-    v.into_iter()
-        .map(|t| Param {
-            key: t.key,
-            value: t.value,
-        })
-        .collect()
+fn params(v: Vec<KeyValue>) -> Vec<Param> {
+    v.into_iter().map(Into::into).collect()
 }
 
 #[derive(Deserialize)]
@@ -75,9 +59,9 @@ struct Create {
     model_type: Option<String>,
     source_run_id: Option<String>,
     #[serde(default)]
-    params: Vec<KeyValueIn>,
+    params: Vec<KeyValue>,
     #[serde(default)]
-    tags: Vec<KeyValueIn>,
+    tags: Vec<KeyValue>,
 }
 
 async fn create(State(s): State<AppState>, b: Bytes) -> Answer {
@@ -129,7 +113,7 @@ async fn finalize(State(s): State<AppState>, Path(model_id): Path<String>, b: By
 #[derive(Deserialize)]
 struct TagsIn {
     #[serde(default)]
-    tags: Vec<KeyValueIn>,
+    tags: Vec<KeyValue>,
 }
 
 async fn set_tags(State(s): State<AppState>, Path(model_id): Path<String>, b: Bytes) -> Answer {
@@ -150,7 +134,7 @@ async fn delete_tag(
 #[derive(Deserialize)]
 struct ParamsIn {
     #[serde(default)]
-    params: Vec<KeyValueIn>,
+    params: Vec<KeyValue>,
 }
 
 async fn log_params(State(s): State<AppState>, Path(model_id): Path<String>, b: Bytes) -> Answer {
@@ -266,7 +250,7 @@ struct DatasetIn {
 #[derive(Deserialize)]
 struct DatasetInputIn {
     #[serde(default)]
-    tags: Vec<KeyValueIn>,
+    tags: Vec<KeyValue>,
     dataset: DatasetIn,
 }
 

@@ -8,6 +8,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::routing::{get, post};
+use freshet_registry::api::KeyValue;
 use freshet_registry::model::Tag;
 use freshet_registry::models::{ModelQuery, NewModelVersion, Stage};
 use serde::Deserialize;
@@ -98,26 +99,10 @@ fn version_param(s: &str) -> Result<i64, MlflowError> {
 }
 
 #[derive(Deserialize)]
-struct KeyValueIn {
-    key: String,
-    #[serde(default)]
-    value: String,
-}
-
-impl From<KeyValueIn> for Tag {
-    fn from(t: KeyValueIn) -> Self {
-        Tag {
-            key: t.key,
-            value: t.value,
-        }
-    }
-}
-
-#[derive(Deserialize)]
 struct CreateModel {
     name: String,
     #[serde(default)]
-    tags: Vec<KeyValueIn>,
+    tags: Vec<KeyValue>,
     description: Option<String>,
 }
 
@@ -313,7 +298,7 @@ struct CreateVersion {
     description: Option<String>,
     model_id: Option<String>,
     #[serde(default)]
-    tags: Vec<KeyValueIn>,
+    tags: Vec<KeyValue>,
 }
 
 async fn create_version(State(s): State<AppState>, b: Bytes) -> Answer {

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use freshet_serve::formats::{InputColumn, render_oip_metadata};
+use freshet_serve::formats::render_oip_metadata;
 use freshet_serve::service::{Protocol, ScoreInput, Scored};
 
 pub fn router() -> Router<AppState> {
@@ -186,8 +186,7 @@ fn metadata_for(s: &AppState, model: &str, version: Option<i64>) -> Result<Respo
             }
         },
     };
-    let cols: Vec<InputColumn> = m.columns().map(|(n, t)| InputColumn::new(n, t)).collect();
-    let body = render_oip_metadata(model, &versions, &cols, &m.classes, m.is_regression());
+    let body = render_oip_metadata(model, &versions, m.columns(), &m.classes, m.is_regression());
     Ok((
         StatusCode::OK,
         [(

@@ -189,19 +189,6 @@ impl Stream {
     }
 }
 
-fn to_json(v: &Value) -> Json {
-    match v {
-        Value::Null | Value::Nested => Json::Null,
-        Value::Bool(b) => json!(b),
-        Value::Int(i) => json!(i),
-        Value::Float(f) => json!(f),
-        Value::Str(s) => json!(s),
-        Value::Timestamp(t) => chrono::DateTime::from_timestamp_micros(*t)
-            .map_or(Json::Null, |d| json!(d.to_rfc3339())),
-        Value::Date(d) => json!(d),
-    }
-}
-
 /// One scored event, kept for the summary.
 pub struct Scored {
     pub index: u64,
@@ -326,7 +313,7 @@ impl Client {
         let mut m = Map::new();
         for name in &self.input_fields {
             if let Some(i) = self.stream.schema.index_of(name) {
-                m.insert(name.clone(), to_json(&row[i]));
+                m.insert(name.clone(), row[i].to_json());
             }
         }
         m
@@ -335,7 +322,7 @@ impl Client {
     fn record(&self, row: &[Value]) -> Json {
         let mut m = Map::new();
         for (f, v) in self.stream.schema.fields().iter().zip(row) {
-            m.insert(f.name.clone(), to_json(v));
+            m.insert(f.name.clone(), v.to_json());
         }
         Json::Object(m)
     }
@@ -345,7 +332,7 @@ impl Client {
             "client_request_id": format!("e{index}"),
             "dataframe_records": [Json::Object(self.features(row))],
         });
-        let label = to_json(&row[self.label_index]);
+        let label = row[self.label_index].to_json();
         let url = format!(
             "{}/serving-endpoints/{}/invocations",
             self.base, self.stream.model
