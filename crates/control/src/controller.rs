@@ -3,6 +3,7 @@
 //! job, so a restart picks an interrupted job up on the same pinned table version and
 //! never registers or promotes the same job twice.
 
+use crate::drift_watch::DriftWatch;
 use crate::error::{ControlError, Result};
 use crate::errors::ErrorStream;
 use crate::gates::{self, GateReport};
@@ -54,6 +55,17 @@ pub enum LoopEvent {
     JobFailed {
         reason: String,
     },
+    /// The champion's served traffic was tested against its reference profile.
+    Monitored {
+        version: i64,
+        report: Box<freshet_monitor::DriftReport>,
+    },
+    /// The champion's accuracy over its most recent labelled predictions.
+    LiveAccuracy {
+        version: i64,
+        accuracy: f64,
+        labelled: u64,
+    },
 }
 
 /// The loop of one model.
@@ -63,6 +75,7 @@ pub struct ModelLoop {
     schema: Schema,
     deps: LoopDeps,
     errors: ErrorStream,
+    drift: DriftWatch,
     table: Option<Arc<Table>>,
     /// The champion the error stream grades; a new one starts a new stream.
     champion_seen: Option<i64>,
@@ -76,12 +89,14 @@ impl ModelLoop {
     /// `schema` is the stream table's schema (what models are resolved against).
     pub fn new(name: &str, spec: ModelSpec, schema: Schema, deps: LoopDeps) -> Self {
         let errors = ErrorStream::new(name, &spec.triggers.concept_drift);
+        let drift = DriftWatch::new(name, &spec.monitor);
         Self {
             name: name.to_string(),
             spec,
             schema,
             deps,
             errors,
+            drift,
             table: None,
             champion_seen: None,
         }
@@ -144,12 +159,62 @@ impl ModelLoop {
             .ok()
             .flatten()
             .is_some_and(|s| s.phase.is_active());
+        if let (Some(v), Some(accuracy)) = (champion, errors.accuracy)
+            && errors.labelled > 0
+        {
+            events.push(LoopEvent::LiveAccuracy {
+                version: v,
+                accuracy,
+                labelled: self.errors.total_labelled,
+            });
+        }
+        let monitored = self
+            .drift
+            .poll(
+                &self.deps.lake,
+                store.as_ref(),
+                self.deps.artifacts.as_ref(),
+                champion,
+                now_ms(),
+            )
+            .await?;
+        let mut data_drift = None;
+        if let Some((version, report)) = monitored {
+            if report.dataset.drifted {
+                let drifted: Vec<&str> = report
+                    .features
+                    .iter()
+                    .filter(|c| c.drift.as_ref().is_some_and(|d| d.drifted))
+                    .map(|c| c.column.as_str())
+                    .collect();
+                data_drift = Some(format!(
+                    "data drift ({} of {} features on the last {} served rows: {})",
+                    report.dataset.drifted_columns,
+                    report.dataset.columns,
+                    report.window_rows,
+                    drifted.join(", ")
+                ));
+            }
+            events.push(LoopEvent::Monitored {
+                version,
+                report: Box::new(report),
+            });
+        }
+        let data_drift = data_drift.filter(|_| self.spec.triggers.data_drift);
         // While a candidate is on trial the champion's errors are already answered for.
-        if errors.drift && has_champion && st.drift_at_rows.is_none() && !rollout_active {
-            let reason = format!(
+        let drift_reason = if errors.drift {
+            Some(format!(
                 "concept drift ({} on the live error stream)",
                 self.spec.triggers.concept_drift
-            );
+            ))
+        } else {
+            data_drift.clone()
+        };
+        if let Some(reason) = drift_reason
+            && has_champion
+            && st.drift_at_rows.is_none()
+            && !rollout_active
+        {
             st.drift_at_rows = Some(info.rows);
             st.drift_reason = Some(reason.clone());
             state::save(store.as_ref(), &self.name, &st)?;
@@ -162,7 +227,7 @@ impl ModelLoop {
             table_version: info.version,
             table_rows: info.rows,
             concept_drift: errors.drift,
-            data_drift: false,
+            data_drift: data_drift.is_some(),
             champion_accuracy: errors.accuracy,
             has_champion,
             now_ms: now_ms(),

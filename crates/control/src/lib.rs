@@ -1,7 +1,8 @@
 //! The loop controller: when a model retrains, how, and what happens to the result.
 //!
 //! This room holds, per model, the [`triggers`] (new rows, a schedule, concept drift on
-//! the live error stream, accuracy below a floor; triggers that fire during a job
+//! the live error stream, data drift of served traffic against the champion's reference
+//! profile ([`drift_watch`]), accuracy below a floor; triggers that fire during a job
 //! coalesce into one follow-up), the training [`job`] (built-in learners in-process on
 //! a window of the stream's table at a pinned Delta version, or an external command),
 //! the offline [`gates`] (minimums, the champion scored on the candidate's own
@@ -11,9 +12,10 @@
 //! same trigger twice.
 //!
 //! It may touch every crate to its left: core, lake, learn, registry, serve and monitor
-//! (the concept-drift detectors).
+//! (the concept-drift detectors and the drift tests).
 
 pub mod controller;
+pub mod drift_watch;
 pub mod error;
 pub mod errors;
 pub mod gates;

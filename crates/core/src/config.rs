@@ -53,6 +53,51 @@ pub struct FreshetConfig {
     /// Named models, each trained from one stream (docs/models.md).
     #[serde(default)]
     pub models: BTreeMap<String, ModelSpec>,
+    /// Where monitoring alerts go (docs/monitoring.md).
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+/// Alert webhooks: each alert is POSTed as JSON to every URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// `http://` or `https://` URLs.
+    pub webhooks: Vec<String>,
+    /// A condition still holding (or the same event) is re-sent at most this often.
+    pub repeat_secs: u64,
+    /// Time allowed for one delivery.
+    pub timeout_ms: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhooks: Vec::new(),
+            repeat_secs: 3_600,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+impl AlertsConfig {
+    fn validate(&self, errs: &mut Vec<ConfigError>) {
+        for (i, url) in self.webhooks.iter().enumerate() {
+            let ok = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"))
+                .is_some_and(|rest| !rest.is_empty());
+            if !ok {
+                errs.push(ConfigError::new(
+                    format!("alerts.webhooks[{i}]"),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        if self.timeout_ms == 0 {
+            errs.push(ConfigError::new("alerts.timeout_ms", "must be at least 1"));
+        }
+    }
 }
 
 /// Experiment tracking and the model registry (served through the MLflow REST API).
@@ -420,6 +465,7 @@ impl FreshetConfig {
         for (name, model) in &self.models {
             model.validate(name, &self.streams, &mut errs);
         }
+        self.alerts.validate(&mut errs);
         errs
     }
 }

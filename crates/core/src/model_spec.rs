@@ -21,7 +21,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 
 #[path = "model_spec_control.rs"]
 mod control;
-pub use control::{DETECTORS, GatesSpec, JobSpec, TriggersSpec, VsChampion};
+pub use control::{DETECTORS, GatesSpec, JobSpec, MonitorSpec, TriggersSpec, VsChampion};
 
 #[path = "model_spec_rollout.rs"]
 mod rollout;
@@ -69,6 +69,9 @@ pub struct ModelSpec {
     /// When the model retrains (docs/loop.md).
     #[serde(default)]
     pub triggers: TriggersSpec,
+    /// How served traffic is watched for data drift (docs/monitoring.md).
+    #[serde(default)]
+    pub monitor: MonitorSpec,
     /// What a candidate must show before its rollout starts.
     #[serde(default)]
     pub gates: GatesSpec,
@@ -558,6 +561,7 @@ impl ModelSpec {
         }
         self.rollout.validate(&format!("{base}.rollout"), errs);
         self.triggers.validate(&format!("{base}.triggers"), errs);
+        self.monitor.validate(&format!("{base}.monitor"), errs);
         self.gates.validate(&format!("{base}.gates"), errs);
         self.job.validate(&format!("{base}.job"), errs);
         for (i, sink) in self.sinks.iter().enumerate() {

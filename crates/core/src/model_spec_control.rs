@@ -13,7 +13,8 @@ pub struct TriggersSpec {
     pub rows: u64,
     /// Retrain at least this often, in seconds (0: off).
     pub every_secs: u64,
-    /// Retrain when the served traffic's data drift share reaches the dataset threshold.
+    /// Retrain when the served traffic drifts from the champion's reference profile
+    /// (the dataset drift share of `monitor` reaches its `drift_share`).
     pub data_drift: bool,
     /// Watch the live error stream (from feedback labels) with this concept-drift
     /// detector: `adwin`, `page_hinkley`, `ddm`, `eddm`, `hddm_a`, `hddm_w`, `kswin`,
@@ -38,6 +39,54 @@ impl Default for TriggersSpec {
             min_accuracy: 0.0,
             rows_after_drift: 2_000,
             initial_rows: 1_000,
+        }
+    }
+}
+
+/// How served traffic is compared with the champion's reference profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorSpec {
+    /// The sliding window: the newest this many rows the champion served.
+    pub window_rows: u64,
+    /// Test the window at most this often, in seconds.
+    pub every_secs: u64,
+    /// Test only once the window holds this many rows.
+    pub min_rows: u64,
+    /// The dataset drifts when this share of the features drift (Evidently's 0.5).
+    pub drift_share: f64,
+}
+
+impl Default for MonitorSpec {
+    fn default() -> Self {
+        Self {
+            window_rows: 1_000,
+            every_secs: 10,
+            min_rows: 200,
+            drift_share: 0.5,
+        }
+    }
+}
+
+impl MonitorSpec {
+    pub(crate) fn validate(&self, p: &str, errs: &mut Vec<ConfigError>) {
+        if self.window_rows == 0 || self.window_rows > 1_000_000 {
+            errs.push(ConfigError::new(
+                format!("{p}.window_rows"),
+                "must be between 1 and 1000000",
+            ));
+        }
+        if self.min_rows == 0 || self.min_rows > self.window_rows {
+            errs.push(ConfigError::new(
+                format!("{p}.min_rows"),
+                "must be at least 1 and at most window_rows",
+            ));
+        }
+        if !(self.drift_share > 0.0 && self.drift_share <= 1.0) {
+            errs.push(ConfigError::new(
+                format!("{p}.drift_share"),
+                "must be in (0, 1]",
+            ));
         }
     }
 }

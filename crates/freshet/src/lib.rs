@@ -7,5 +7,6 @@
 pub mod cli;
 pub mod commands;
 pub mod lake_sink;
+pub mod monitoring;
 pub mod runtime;
 pub mod server;

@@ -183,6 +183,8 @@ pub struct Runtime {
     pub scorer: Arc<freshet_serve::service::Scorer>,
     /// Every prediction, into `inference/<model>`.
     pub capture: Arc<freshet_serve::capture::Capture>,
+    /// Drift, live accuracy and alerts per model.
+    pub monitoring: Arc<crate::monitoring::Monitoring>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -298,8 +300,10 @@ impl Runtime {
             .with_metrics(freshet_serve::metrics::ServeMetrics::new(&registry)?)
             .with_protector(Arc::new(protector)),
         );
+        let monitoring = Arc::new(crate::monitoring::Monitoring::new(&registry, &config)?);
         let (stop, _) = watch::channel(false);
         Ok(Self {
+            monitoring,
             config,
             base_dir,
             lake,
@@ -324,6 +328,7 @@ impl Runtime {
             artifacts: self.artifacts.clone(),
             scorer: self.scorer.clone(),
             lake: self.lake.clone(),
+            monitoring: self.monitoring.clone(),
             ready,
         }
     }
@@ -432,6 +437,7 @@ impl Runtime {
         let store = self.tracking.clone();
         let lake = self.lake.clone();
         let models: Vec<String> = self.config.models.keys().cloned().collect();
+        let monitoring = self.monitoring.clone();
         let mut stop = self.stop.subscribe();
         self.tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -490,7 +496,10 @@ impl Runtime {
                 for (model, result) in outcome.unwrap_or_default() {
                     match result {
                         Ok(freshet_serve::rollout::Transition::Stay) => {}
-                        Ok(t) => tracing::info!(model, transition = ?t, "rollout moved"),
+                        Ok(t) => {
+                            tracing::info!(model, transition = ?t, "rollout moved");
+                            monitoring.observe_rollout(&model, &t);
+                        }
                         Err(
                             freshet_serve::rollout::RolloutError::NoRollout(_)
                             | freshet_serve::rollout::RolloutError::UnknownModel(_),
@@ -521,8 +530,14 @@ impl Runtime {
             &["model", "event"],
         )?;
         let _ = self.registry.register(Box::new(events.clone()));
+        let monitoring = self.monitoring.clone();
         let on_event: LoopObserver = Arc::new(move |model: &str, e: &LoopEvent| {
+            monitoring.observe_loop(model, e);
             let kind = match e {
+                LoopEvent::Monitored { .. } | LoopEvent::LiveAccuracy { .. } => {
+                    on_event(model, e);
+                    return;
+                }
                 LoopEvent::DriftDetected { .. } => "drift",
                 LoopEvent::Trained { gates, .. } if !gates.passed => "gated_out",
                 LoopEvent::Trained { .. } => "trained",

@@ -11,7 +11,11 @@
 //!   thresholds, and the dataset-level drift share;
 //! - [`detectors`]: concept-drift detectors over a live error or loss stream (ADWIN,
 //!   Page-Hinkley, DDM, EDDM, HDDM_A, HDDM_W, KSWIN) behind one [`DriftDetector`]
-//!   trait, with River's defaults and River's exact detection indices.
+//!   trait, with River's defaults and River's exact detection indices;
+//! - [`served`]: a sliding window of served traffic tested against a version's
+//!   reference profile, per feature and for the prediction, with the drift share;
+//! - [`alerts`]: de-duplication of alerts (conditions alert when they start, repeat
+//!   slowly, resolve once; events alert at most once per period).
 //!
 //! Everything here is a pure function of its inputs (randomness comes in as a seed),
 //! and detector state serialises, so a monitor can be snapshotted and resumed.
@@ -21,14 +25,17 @@
 //! `freshet_learn::model::profile`, and ADWIN is the one the Hoeffding adaptive tree
 //! already uses (`freshet_learn::tree::Adwin`).
 
+pub mod alerts;
 pub mod detectors;
 pub mod drift;
+pub mod served;
 pub mod stats;
 
 pub use detectors::{Detector, DetectorConfig, DetectorState, DriftDetector};
 pub use drift::{
     ColumnData, ColumnDrift, DatasetDrift, DriftMethod, DriftOptions, column_drift, dataset_drift,
 };
+pub use served::{DriftReport, Reference, ServedWindow, served_drift};
 
 /// What can go wrong computing a drift statistic or building a detector.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -30,6 +30,8 @@ pub struct AppState {
     pub lake: freshet_lake::Lake,
     /// Scoring against the served models.
     pub scorer: Arc<freshet_serve::service::Scorer>,
+    /// Drift, live accuracy and alerts per model, from the loops.
+    pub monitoring: Arc<crate::monitoring::Monitoring>,
     pub ready: Arc<AtomicBool>,
 }
 

@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/models/{model}/feedback", post(feedback))
         .route("/v1/models/{model}/performance", get(performance))
         .route("/v1/models/{model}/status", get(status))
+        .route("/v1/models/{model}/monitoring", get(monitoring))
 }
 
 /// Model names become table names; keep them to what a table path can hold.
@@ -248,6 +249,20 @@ fn sla(
     })
 }
 
+/// The latest drift test of the champion's served traffic (per feature, the dataset
+/// share, the prediction), its live accuracy on labels and the recent alerts.
+async fn monitoring(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Response, ApiError> {
+    check_model_name(&model)?;
+    Ok(axum::Json(serde_json::json!({
+        "model": model,
+        "monitoring": s.monitoring.health(&model),
+    }))
+    .into_response())
+}
+
 /// What is served, how each served version is doing (last minute and last 30 minutes),
 /// and the rollout and loop state: the monitoring view of one model.
 async fn status(
@@ -303,6 +318,7 @@ async fn status(
         "versions": versions,
         "rollout": rollout,
         "loop": control,
+        "monitoring": s.monitoring.health(&model),
         "capture": {
             "dropped": s.scorer.capture.as_ref().map_or(0, |c| c.dropped(&model)),
             "written": s.scorer.capture.as_ref().map_or(0, |c| c.written(&model)),

@@ -8,6 +8,7 @@ mod idempotency;
 mod metrics;
 mod mlflow_api;
 mod mlflow_models;
+mod monitoring;
 mod pii;
 mod properties;
 mod rollout;

@@ -33,6 +33,9 @@ pub struct Options {
     pub ack_timeout_ms: u64,
     /// Start generator and followed-file sources (`freshet up` does).
     pub start_sources: bool,
+    /// Run the loop as `freshet up` does: serving refresh, rollouts and each model's
+    /// controller, ticking quickly.
+    pub start_loops: bool,
 }
 
 impl Options {
@@ -44,6 +47,7 @@ impl Options {
             checkpoint_interval: 50,
             ack_timeout_ms: 30_000,
             start_sources: false,
+            start_loops: false,
         }
     }
 }
@@ -132,6 +136,13 @@ streams:
             .unwrap_or_else(|e| panic!("runtime: {e:#}"));
         if opts.start_sources {
             runtime.start_sources();
+        }
+        if opts.start_loops {
+            runtime.start_serving(Duration::from_millis(100));
+            runtime.start_rollouts(Duration::from_millis(200));
+            runtime
+                .start_loops(Duration::from_millis(200), Arc::new(|_: &str, _: &_| {}))
+                .expect("start the loops");
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

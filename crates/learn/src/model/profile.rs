@@ -4,16 +4,20 @@
 //! Per feature field (raw values, before encoding):
 //! - `numeric`: count, missing, min, max, mean (exact), deciles and a 10-bin histogram
 //!   between min and max (from a uniform reservoir sample of 10 000 values, seeded, so
-//!   the same rows give the same profile);
+//!   the same rows give the same profile), and a uniform sample of up to 2 000 of the
+//!   values themselves, which drift tests compare live traffic with;
 //! - `categorical` and `bool`: the 20 most frequent values with their counts, the rest
 //!   as `other` (distinct values are tracked up to 10 000; later new ones go to `other`);
 //! - `time`: the hour of day (`h00`…`h23`, timestamps) or weekday (`mon`…`sun`, dates)
 //!   as categories.
 //!
 //! The label gets the categorical (classification) or numeric (regression) profile, and
-//! the predictions: the predicted class counts plus a 10-bin histogram over [0, 1] of
-//! the probability of class 1 (binary) or of the predicted class (multiclass), or a
-//! numeric profile of the predicted values (regression).
+//! the predictions: the predicted class counts plus a 10-bin histogram over [0, 1] and a
+//! sample of the probability of class 1 (binary) or of the predicted class (multiclass),
+//! or a numeric profile of the predicted values (regression).
+//!
+//! [`observe_field`] is the one mapping from a raw field value to what the profile
+//! counts, so that live traffic is read exactly as the training rows were.
 
 use super::{Model, Output};
 use crate::features::encode::{category, hour_and_weekday, numeric};
@@ -27,8 +31,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Version of the `reference_profile.json` layout.
-pub const PROFILE_FORMAT_VERSION: u32 = 1;
+pub const PROFILE_FORMAT_VERSION: u32 = 2;
+/// The oldest layout still read (version 1 had no value samples).
+pub const PROFILE_OLDEST_READABLE: u32 = 1;
 const RESERVOIR: usize = 10_000;
+/// Values kept in a numeric profile's `sample`: above Evidently's 1 000-row line
+/// between tests and distances, so the method picked on the sample is the one picked
+/// on the whole training set.
+pub const SAMPLE: usize = 2_000;
 const BINS: usize = 10;
 const TOP_K: usize = 20;
 const MAX_TRACKED: usize = 10_000;
@@ -79,6 +89,9 @@ pub struct NumericProfile {
     /// Values at levels 0, 0.1, …, 1 (linear interpolation); empty without values.
     pub deciles: Vec<f64>,
     pub histogram: Histogram,
+    /// A uniform sample of the values (all of them up to [`SAMPLE`]), ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<f64>,
 }
 
 /// Fixed bins: `edges` has one more entry than `fractions`; bin `i` is
@@ -112,6 +125,9 @@ pub enum PredictionProfile {
         class_counts: Vec<u64>,
         /// Probability of class 1 (binary) or of the predicted class (multiclass).
         probability: Histogram,
+        /// A uniform sample of that probability (up to [`SAMPLE`] values), ascending.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        score_sample: Vec<f64>,
         /// Rows the model could not predict yet (before any learning).
         unpredicted: u64,
     },
@@ -160,6 +176,7 @@ impl ProfileBuilder {
                 counts: vec![0; model.classes().len()],
                 binary: spec.task == freshet_core::Task::Binary,
                 probability: [0; BINS],
+                score: Box::new(NumericCollector::new()),
                 unpredicted: 0,
             }
         } else {
@@ -202,22 +219,41 @@ impl ProfileBuilder {
     }
 }
 
+/// What a profile counts of one raw field value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// A numeric field: the value, `None` when missing or unreadable.
+    Numeric(Option<f64>),
+    /// A categorical, bool or time field: the category, `None` when missing.
+    Category(Option<String>),
+}
+
+/// How a profile reads a feature of `kind` and type `ty`: numerics as numbers, time
+/// fields as their hour (`h00`…`h23`) or weekday (`mon`…`sun`), anything else as its
+/// category text.
+pub fn observe_field(kind: &FeatureKind, ty: FieldType, v: FieldValue<'_>) -> Observation {
+    match kind {
+        FeatureKind::Numeric { .. } => Observation::Numeric(numeric(v).ok().flatten()),
+        FeatureKind::Time => Observation::Category(time_key(ty, v)),
+        _ => Observation::Category(category(v).ok().flatten().map(|c| c.into_owned())),
+    }
+}
+
+fn time_key(ty: FieldType, v: FieldValue<'_>) -> Option<String> {
+    let (hour, dow) = hour_and_weekday(ty, v).ok().flatten()?;
+    if ty == FieldType::Date {
+        WEEKDAYS.get(dow as usize).map(|d| d.to_string())
+    } else {
+        Some(format!("h{:02}", hour.floor() as u32))
+    }
+}
+
 impl Collector {
     fn add(&mut self, ty: FieldType, v: FieldValue<'_>) {
         match self {
             Collector::Numeric(n) => n.add(numeric(v).ok().flatten()),
             Collector::Categorical(c) => c.add(category(v).ok().flatten().as_deref()),
-            Collector::Time(c) => match hour_and_weekday(ty, v).ok().flatten() {
-                Some((hour, dow)) => {
-                    let key = if ty == FieldType::Date {
-                        WEEKDAYS.get(dow as usize).map(|d| d.to_string())
-                    } else {
-                        Some(format!("h{:02}", hour.floor() as u32))
-                    };
-                    c.add(key.as_deref());
-                }
-                None => c.add(None),
-            },
+            Collector::Time(c) => c.add(time_key(ty, v).as_deref()),
         }
     }
 
@@ -285,8 +321,18 @@ impl NumericCollector {
                     edges: Vec::new(),
                     fractions: Vec::new(),
                 },
+                sample: Vec::new(),
             };
         }
+        let mut kept: Vec<f64> = if self.sample.len() <= SAMPLE {
+            self.sample.clone()
+        } else {
+            rand::seq::index::sample(&mut *self.rng, self.sample.len(), SAMPLE)
+                .into_iter()
+                .filter_map(|i| self.sample.get(i).copied())
+                .collect()
+        };
+        kept.sort_by(f64::total_cmp);
         self.sample.sort_by(f64::total_cmp);
         let deciles = (0..=10)
             .map(|i| quantile(&self.sample, f64::from(i) / 10.0))
@@ -299,6 +345,7 @@ impl NumericCollector {
             mean: Some(self.moments.mean()),
             deciles,
             histogram: histogram(&self.sample, self.min, self.max),
+            sample: kept,
         }
     }
 }
@@ -402,6 +449,8 @@ enum PredictionCollector {
         counts: Vec<u64>,
         binary: bool,
         probability: [u64; BINS],
+        /// The same probability, sampled.
+        score: Box<NumericCollector>,
         unpredicted: u64,
     },
     Values(NumericCollector),
@@ -417,6 +466,7 @@ impl PredictionCollector {
                     counts,
                     binary,
                     probability,
+                    score,
                     unpredicted,
                 },
                 Ok(Output::Proba(p)),
@@ -429,8 +479,9 @@ impl PredictionCollector {
                         *c += 1;
                     }
                     let shown = if *binary { p.get(1) } else { p.get(k) };
-                    let bin =
-                        (shown.copied().unwrap_or(0.0).clamp(0.0, 1.0) * BINS as f64) as usize;
+                    let shown = shown.copied().unwrap_or(0.0).clamp(0.0, 1.0);
+                    score.add(Some(shown));
+                    let bin = (shown * BINS as f64) as usize;
                     if let Some(b) = probability.get_mut(bin.min(BINS - 1)) {
                         *b += 1;
                     }
@@ -447,6 +498,7 @@ impl PredictionCollector {
             PredictionCollector::Classes {
                 counts,
                 probability,
+                score,
                 unpredicted,
                 ..
             } => PredictionProfile::Classification {
@@ -455,6 +507,7 @@ impl PredictionCollector {
                     edges: (0..=BINS).map(|i| i as f64 / BINS as f64).collect(),
                     fractions: fractions(&probability),
                 },
+                score_sample: score.finish().sample,
                 unpredicted,
             },
         }

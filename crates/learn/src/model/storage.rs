@@ -11,7 +11,7 @@
 //! The `python_function` flavor names the loader module `freshet_pyfunc`, which is not
 //! shipped: Python cannot load the model yet, but MLflow reads the directory.
 
-use super::profile::{PROFILE_FORMAT_VERSION, ReferenceProfile};
+use super::profile::{PROFILE_FORMAT_VERSION, PROFILE_OLDEST_READABLE, ReferenceProfile};
 use super::{FORMAT_VERSION, Model, ModelError};
 use freshet_core::FieldType;
 use serde::{Deserialize, Serialize};
@@ -120,10 +120,10 @@ impl Model {
         let data = mlmodel.flavors.freshet.data.as_str();
         let mut model: Model = parse_versioned(data, need(data)?, FORMAT_VERSION)?;
         if let Some(bytes) = get(PROFILE_JSON) {
-            model.profile = Some(parse_versioned::<ReferenceProfile>(
+            model.profile = Some(parse_versioned_from::<ReferenceProfile>(
                 PROFILE_JSON,
                 bytes,
-                PROFILE_FORMAT_VERSION,
+                PROFILE_OLDEST_READABLE..=PROFILE_FORMAT_VERSION,
             )?);
         }
         Ok(model)
@@ -253,6 +253,16 @@ fn parse_versioned<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     supported: u32,
 ) -> Result<T, ModelError> {
+    parse_versioned_from(file, bytes, supported..=supported)
+}
+
+/// [`parse_versioned`] for a layout that still reads older versions (whose new fields
+/// are optional).
+fn parse_versioned_from<T: serde::de::DeserializeOwned>(
+    file: &str,
+    bytes: &[u8],
+    readable: std::ops::RangeInclusive<u32>,
+) -> Result<T, ModelError> {
     #[derive(Deserialize)]
     struct Probe {
         format_version: u32,
@@ -262,6 +272,8 @@ fn parse_versioned<T: serde::de::DeserializeOwned>(
         reason: e.to_string(),
     };
     let probe: Probe = serde_json::from_slice(bytes).map_err(corrupt)?;
-    check_version(file, probe.format_version, supported)?;
+    if !readable.contains(&probe.format_version) {
+        check_version(file, probe.format_version, *readable.end())?;
+    }
     serde_json::from_slice(bytes).map_err(corrupt)
 }

@@ -535,6 +535,7 @@ fn reference_profile_by_hand() {
     let PredictionProfile::Classification {
         class_counts,
         probability,
+        score_sample,
         unpredicted,
     } = &p.predictions
     else {
@@ -545,4 +546,80 @@ fn reference_profile_by_hand() {
         ([102, 0].as_slice(), 0)
     );
     assert_eq!(probability.fractions[2], 1.0);
+    assert_eq!(score_sample.len(), 102);
+    assert!(
+        score_sample
+            .iter()
+            .all(|s| (s - 30.0 / 102.0).abs() < 1e-12)
+    );
+    // Fewer values than the sample holds: all of them, ascending.
+    assert_eq!(amount.sample, (0..=100).map(f64::from).collect::<Vec<_>>());
+}
+
+#[test]
+fn profile_samples_are_uniform_capped_and_reproducible() {
+    let build = || {
+        let mut m = model(
+            "{ stream: s, label: is_fraud, learner: { type: majority }, features: [ { field: amount, kind: numeric } ] }",
+        )
+        .expect("model");
+        let rows: Vec<serde_json::Value> = (0..20_000)
+            .map(|i| json!({ "amount": i, "is_fraud": i % 2 }))
+            .collect();
+        m.build_reference_profile(rows.iter());
+        m.reference_profile().expect("profile").clone()
+    };
+    let p = build();
+    let Distribution::Numeric(x) = &p.features[0].distribution else {
+        panic!("numeric")
+    };
+    assert_eq!(x.sample.len(), profile::SAMPLE);
+    assert!(x.sample.windows(2).all(|w| w[0] <= w[1]));
+    // Uniform over the whole stream, not its start: about half above 10 000.
+    let upper = x.sample.iter().filter(|v| **v >= 10_000.0).count();
+    assert!((800..1200).contains(&upper), "{upper}");
+    assert_eq!(build(), p, "the same rows give the same profile");
+}
+
+#[test]
+fn version_1_profiles_still_load_without_samples() {
+    let mut m = model(
+        "{ stream: s, label: is_fraud, learner: { type: majority }, features: [ { field: amount, kind: numeric } ] }",
+    )
+    .expect("model");
+    let rows: Vec<serde_json::Value> = (0..10)
+        .map(|i| json!({ "amount": i, "is_fraud": i % 2 }))
+        .collect();
+    m.build_reference_profile(rows.iter());
+    let files = m.to_files().expect("files");
+    let mut doc: serde_json::Value = serde_json::from_slice(
+        &files
+            .iter()
+            .find(|(n, _)| n == PROFILE_JSON)
+            .expect("profile")
+            .1,
+    )
+    .expect("json");
+    doc["format_version"] = json!(1);
+    doc["features"][0]["distribution"]
+        .as_object_mut()
+        .expect("object")
+        .remove("sample");
+    let old: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(n, b)| {
+            if n == PROFILE_JSON {
+                (n.clone(), serde_json::to_vec(&doc).expect("json"))
+            } else {
+                (n.clone(), b.clone())
+            }
+        })
+        .collect();
+    let loaded = Model::from_files(&old).expect("a version 1 profile loads");
+    let Distribution::Numeric(x) =
+        &loaded.reference_profile().expect("profile").features[0].distribution
+    else {
+        panic!("numeric")
+    };
+    assert!(x.sample.is_empty());
 }

@@ -33,6 +33,8 @@ pub struct Timeline {
     /// The first answer from a version trained after the drift, as champion.
     pub new_champion: Option<(Instant, u64, i64)>,
     pub versions: Vec<(i64, String)>,
+    /// The champion whose served traffic was last said to drift from its profile.
+    pub data_drift_said: Option<i64>,
 }
 
 fn prepare_dir(dir: &std::path::Path) -> Result<()> {
@@ -144,6 +146,18 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                     log.say(&format!("trigger while busy, queued: {reason}"))
                 }
                 LoopEvent::JobFailed { reason } => log.say(&format!("training failed: {reason}")),
+                LoopEvent::Monitored { version, report } => {
+                    if report.dataset.drifted && t.data_drift_said != Some(*version) {
+                        t.data_drift_said = Some(*version);
+                        log.say(&format!(
+                            "served traffic of v{version} drifts from its training profile: {} of {} features (share {:.2})",
+                            report.dataset.drifted_columns,
+                            report.dataset.columns,
+                            report.dataset.share
+                        ));
+                    }
+                }
+                LoopEvent::LiveAccuracy { .. } => {}
             }
         })
     };
