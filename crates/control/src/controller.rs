@@ -8,6 +8,7 @@ use crate::error::{ControlError, Result};
 use crate::errors::ErrorStream;
 use crate::gates::{self, GateReport};
 use crate::job;
+use crate::online::{OnlineLearner, THROUGH_TAG};
 use crate::state::{self, ControlState, JobRecord, JobState};
 pub use crate::triggers::Signals;
 use freshet_core::model_spec::JobSpec;
@@ -76,6 +77,8 @@ pub struct ModelLoop {
     deps: LoopDeps,
     errors: ErrorStream,
     drift: DriftWatch,
+    /// The live learner of an online job (built on first use, rebuilt after a restart).
+    online: Option<OnlineLearner>,
     table: Option<Arc<Table>>,
     /// The champion the error stream grades; a new one starts a new stream.
     champion_seen: Option<i64>,
@@ -97,6 +100,7 @@ impl ModelLoop {
             deps,
             errors,
             drift,
+            online: None,
             table: None,
             champion_seen: None,
         }
@@ -113,6 +117,44 @@ impl ModelLoop {
         let t = Arc::new(Table::open(url).await?);
         self.table = Some(t.clone());
         Ok(t)
+    }
+
+    /// Bring the online learner up to table version `upto`: resume it if needed, read
+    /// what arrived, learn it on the blocking pool.
+    async fn learn_online(&mut self, upto: i64, holdout_rows: u64) -> Result<()> {
+        let table = self.table().await?;
+        let mut learner = match self.online.take() {
+            Some(l) => l,
+            None => OnlineLearner::resume(
+                self.deps.store.as_ref(),
+                self.deps.artifacts.as_ref(),
+                &self.name,
+                &self.spec,
+                &self.schema,
+                usize::try_from(holdout_rows).unwrap_or(usize::MAX),
+            )?,
+        };
+        let (rows, version) = match learner.fetch(&table, &self.schema, Some(upto)).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.online = Some(learner);
+                return Err(e);
+            }
+        };
+        let schema = self.schema.clone();
+        // A panic while learning loses the live model; the next tick resumes it from
+        // its last snapshot.
+        let learner = tokio::task::spawn_blocking(move || {
+            learner.learn(&schema, rows, version);
+            learner
+        })
+        .await
+        .map_err(|e| ControlError::Job {
+            model: self.name.clone(),
+            reason: format!("online learning stopped: {e}"),
+        })?;
+        self.online = Some(learner);
+        Ok(())
     }
 
     fn champion(&self) -> Result<Option<i64>> {
@@ -138,6 +180,9 @@ impl ModelLoop {
             return Ok(events);
         };
         let info = table.info(None).await?;
+        if let JobSpec::Online { holdout_rows } = self.spec.job {
+            self.learn_online(info.version, holdout_rows).await?;
+        }
         let champion = self.champion()?;
         let has_champion = champion.is_some();
         if champion != self.champion_seen {
@@ -370,16 +415,7 @@ impl ModelLoop {
                             )
                         }
                     };
-                let champion = match store.get_version_by_alias(&self.name, "champion") {
-                    Ok(v) if v.version != version => freshet_serve::loader::load_version(
-                        store.as_ref(),
-                        self.deps.artifacts.as_ref(),
-                        &self.name,
-                        v.version,
-                    )
-                    .ok(),
-                    _ => None,
-                };
+                let champion = self.champion_model(version);
                 let report = gates::judge(
                     &self.spec.gates,
                     &model,
@@ -389,6 +425,72 @@ impl ModelLoop {
                     &rows[split..],
                 );
                 (version, metrics, train_rows, report)
+            }
+            JobSpec::Online { holdout_rows } => {
+                match job::already_registered(store.as_ref(), &self.name, &job.id)? {
+                    // Registered before a restart: the snapshot's own logged metrics are
+                    // all there is to judge (its answers were not kept).
+                    Some(version) => {
+                        let metrics = self.run_metrics(version)?;
+                        let report = gates::judge_metrics(&self.spec.gates, &metrics);
+                        (version, metrics, 0, report)
+                    }
+                    None => {
+                        self.learn_online(job.table_version, holdout_rows).await?;
+                        let snap = self
+                            .online
+                            .as_ref()
+                            .and_then(|l| l.snapshot(&self.schema))
+                            .ok_or_else(|| ControlError::Job {
+                                model: self.name.clone(),
+                                reason: "the online learner has learnt nothing yet".into(),
+                            })?;
+                        let lineage = crate::publish::Lineage {
+                            table: format!("events/{}", self.spec.stream),
+                            table_uri: table.url().to_string(),
+                            version: snap.through,
+                            rows: snap.outcome.train_rows,
+                        };
+                        let tags = [
+                            Tag {
+                                key: "freshet.job_id".into(),
+                                value: job.id.clone(),
+                            },
+                            Tag {
+                                key: "freshet.trigger".into(),
+                                value: job.trigger.chars().take(250).collect(),
+                            },
+                            Tag {
+                                key: THROUGH_TAG.into(),
+                                value: snap.through.to_string(),
+                            },
+                        ];
+                        let published = crate::publish::publish_tagged(
+                            store.as_ref(),
+                            self.deps.artifacts.as_ref(),
+                            &self.name,
+                            &snap.outcome,
+                            &lineage,
+                            now_ms(),
+                            &tags,
+                        )?;
+                        let champion = self.champion_model(published.version);
+                        let report = gates::judge(
+                            &self.spec.gates,
+                            &snap.outcome.model,
+                            &snap.outcome.metrics,
+                            champion.as_ref().map(|c| &c.model),
+                            &self.schema,
+                            &snap.holdout,
+                        );
+                        (
+                            published.version,
+                            snap.outcome.metrics,
+                            snap.outcome.train_rows,
+                            report,
+                        )
+                    }
+                }
             }
             JobSpec::Command {
                 command,
@@ -409,14 +511,7 @@ impl ModelLoop {
                         .await?
                     }
                 };
-                let v = store.get_model_version(&self.name, version)?;
-                let run = store.get_run(&v.run_id)?;
-                let metrics: Vec<(String, f64)> = run
-                    .data
-                    .metrics
-                    .iter()
-                    .map(|m| (m.key.clone(), m.value))
-                    .collect();
+                let metrics = self.run_metrics(version)?;
                 // No holdout rows here: only the absolute gates can be judged.
                 let report = gates::judge_metrics(&self.spec.gates, &metrics);
                 (version, metrics, 0, report)
@@ -476,6 +571,34 @@ impl ModelLoop {
             gates: gates_report,
             outcome,
         })
+    }
+
+    /// The champion, loaded, unless it is `candidate` itself.
+    fn champion_model(&self, candidate: i64) -> Option<freshet_serve::loader::LoadedModel> {
+        let store = self.deps.store.as_ref();
+        match store.get_version_by_alias(&self.name, "champion") {
+            Ok(v) if v.version != candidate => freshet_serve::loader::load_version(
+                store,
+                self.deps.artifacts.as_ref(),
+                &self.name,
+                v.version,
+            )
+            .ok(),
+            _ => None,
+        }
+    }
+
+    /// The metrics logged by the run behind `version`.
+    fn run_metrics(&self, version: i64) -> Result<Vec<(String, f64)>> {
+        let store = self.deps.store.as_ref();
+        let v = store.get_model_version(&self.name, version)?;
+        let run = store.get_run(&v.run_id)?;
+        Ok(run
+            .data
+            .metrics
+            .iter()
+            .map(|m| (m.key.clone(), m.value))
+            .collect())
     }
 
     /// The model's current controller state.

@@ -4,7 +4,9 @@
 //! the live error stream, data drift of served traffic against the champion's reference
 //! profile ([`drift_watch`]), accuracy below a floor; triggers that fire during a job
 //! coalesce into one follow-up), the training [`job`] (built-in learners in-process on
-//! a window of the stream's table at a pinned Delta version, or an external command),
+//! a window of the stream's table at a pinned Delta version, an [`online`] learner that
+//! keeps learning from the stream and is snapshotted into versions, or an external
+//! command),
 //! the offline [`gates`] (minimums, the champion scored on the candidate's own
 //! out-of-time holdout, a latency budget), and the hand-over of a passing candidate to
 //! the rollout controller. Its state lives in the registry (the registered model's tag
@@ -20,6 +22,7 @@ pub mod error;
 pub mod errors;
 pub mod gates;
 pub mod job;
+pub mod online;
 pub mod publish;
 pub mod state;
 pub mod triggers;

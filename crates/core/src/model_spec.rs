@@ -564,6 +564,14 @@ impl ModelSpec {
         self.monitor.validate(&format!("{base}.monitor"), errs);
         self.gates.validate(&format!("{base}.gates"), errs);
         self.job.validate(&format!("{base}.job"), errs);
+        if matches!(self.job, JobSpec::Online { .. })
+            && matches!(self.learner, Some(LearnerSpec::Gbt { .. }))
+        {
+            errs.push(ConfigError::new(
+                format!("{base}.job.type"),
+                "online jobs need an online learner; gbt learns in batches (use job type builtin)",
+            ));
+        }
         for (i, sink) in self.sinks.iter().enumerate() {
             sink.validate(&format!("{base}.sinks[{i}]"), errs);
         }

@@ -148,6 +148,14 @@ pub enum JobSpec {
         #[serde(default = "default_threads")]
         threads: u32,
     },
+    /// An online learner that keeps learning every new row of the stream, in arrival
+    /// order, from its last snapshot on; a trigger snapshots it into a version. The
+    /// gates judge it test-then-train on its newest `holdout_rows` rows (each scored
+    /// before it was learnt), against the champion on the same rows.
+    Online {
+        #[serde(default = "default_online_holdout")]
+        holdout_rows: u64,
+    },
     /// Any program: it gets `FRESHET_TABLE_URI`, `FRESHET_TABLE_VERSION`,
     /// `MLFLOW_TRACKING_URI` and `MLFLOW_RUN_ID` in its environment, logs through the
     /// MLflow API and registers a version from that run.
@@ -160,6 +168,9 @@ pub enum JobSpec {
 
 fn default_window() -> u64 {
     50_000
+}
+fn default_online_holdout() -> u64 {
+    2_000
 }
 fn default_threads() -> u32 {
     1
@@ -236,6 +247,14 @@ impl GatesSpec {
 impl JobSpec {
     pub(crate) fn validate(&self, p: &str, errs: &mut Vec<ConfigError>) {
         match self {
+            JobSpec::Online { holdout_rows } => {
+                if *holdout_rows == 0 || *holdout_rows > 1_000_000 {
+                    errs.push(ConfigError::new(
+                        format!("{p}.holdout_rows"),
+                        "must be between 1 and 1000000",
+                    ));
+                }
+            }
             JobSpec::Builtin {
                 window_rows,
                 threads,

@@ -60,7 +60,7 @@ impl Table {
         let mut removes = Vec::new();
         for files in &targets {
             for f in files {
-                for b in read_file(&snapshot_table, f, &schema).await? {
+                for b in read_file(&snapshot_table, &f.path, &f.partition, &schema).await? {
                     writer.write(b).await?;
                 }
                 removes.push(Action::Remove(f.remove.clone()));

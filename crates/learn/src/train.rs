@@ -125,19 +125,29 @@ impl Scores {
     /// Score the model's current answer for `record` against its label; `false` when
     /// the label is unusable or the model cannot answer yet.
     fn score<R: Record + ?Sized>(&mut self, model: &Model, record: &R) -> bool {
-        let label = model.spec().label.clone();
         let Ok(output) = model.predict_output(record) else {
             return false;
         };
+        self.score_output(model, record, output)
+    }
+
+    /// Score an answer already given for `record`.
+    fn score_output<R: Record + ?Sized>(
+        &mut self,
+        model: &Model,
+        record: &R,
+        output: Output,
+    ) -> bool {
+        let label = &model.spec().label;
         match (self, output) {
             (Scores::Class(s), Output::Proba(p)) => {
-                let Some(y) = model.class_index(record.field(&label)) else {
+                let Some(y) = model.class_index(record.field(label)) else {
                     return false;
                 };
                 s.update(y, &ClassPrediction::proba(p));
                 true
             }
-            (Scores::Reg(s), Output::Value(v)) => match model.target(record.field(&label)) {
+            (Scores::Reg(s), Output::Value(v)) => match model.target(record.field(label)) {
                 Some(y) => {
                     s.update(y, v);
                     true
@@ -162,6 +172,26 @@ impl Scores {
 pub fn score_rows<R: Record>(model: &Model, rows: &[R], prefix: &str) -> (u64, Vec<(String, f64)>) {
     let mut scores = Scores::for_task(model.task());
     let scored = rows.iter().filter(|r| scores.score(model, *r)).count() as u64;
+    let mut out = Vec::new();
+    if scored > 0 {
+        scores.report(prefix, model.task() == Task::Binary, &mut out);
+    }
+    (scored, out)
+}
+
+/// Score answers already given — each record with the output the model gave for it
+/// before it learnt the record — as metrics named `<prefix>_<metric>`: how an online
+/// model did test-then-train on them. `model` supplies the task, classes and label.
+pub fn score_answers<R: Record>(
+    model: &Model,
+    answers: &[(R, Output)],
+    prefix: &str,
+) -> (u64, Vec<(String, f64)>) {
+    let mut scores = Scores::for_task(model.task());
+    let scored = answers
+        .iter()
+        .filter(|(r, out)| scores.score_output(model, r, out.clone()))
+        .count() as u64;
     let mut out = Vec::new();
     if scored > 0 {
         scores.report(prefix, model.task() == Task::Binary, &mut out);

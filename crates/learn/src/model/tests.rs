@@ -623,3 +623,42 @@ fn version_1_profiles_still_load_without_samples() {
     };
     assert!(x.sample.is_empty());
 }
+
+#[test]
+fn a_saved_model_keeps_learning_exactly_as_if_never_saved() {
+    for learner in [
+        "{ type: hoeffding_adaptive_tree, seed: 3 }",
+        "{ type: hoeffding_tree }",
+        "{ type: adaptive_random_forest, n_models: 3, seed: 5 }",
+        "{ type: logistic_regression }",
+        "{ type: gaussian_nb }",
+    ] {
+        let yaml = format!(
+            "{{ stream: s, label: is_fraud, learner: {learner}, features: [ {{ field: amount, kind: numeric }} ] }}"
+        );
+        let row = |i: usize| {
+            let x = ((i * 37) % 100) as f64;
+            let y = if i < 600 { x > 50.0 } else { x < 50.0 };
+            json!({ "amount": x, "is_fraud": u8::from(y) })
+        };
+        let mut straight = model(&yaml).expect("model");
+        let mut saved = model(&yaml).expect("model");
+        for i in 0..250 {
+            straight.learn_record(&row(i)).expect("learn");
+            saved.learn_record(&row(i)).expect("learn");
+        }
+        let mut saved = Model::from_files(&saved.to_files().expect("files")).expect("load");
+        for i in 250..700 {
+            straight.learn_record(&row(i)).expect("learn");
+            saved.learn_record(&row(i)).expect("learn");
+        }
+        for k in 0..100 {
+            let r = json!({ "amount": k });
+            assert_eq!(
+                straight.predict_proba(&r).expect("predict"),
+                saved.predict_proba(&r).expect("predict"),
+                "{learner}, amount {k}"
+            );
+        }
+    }
+}
