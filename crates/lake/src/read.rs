@@ -66,8 +66,11 @@ pub(crate) async fn read_file(
     Ok(out)
 }
 
+/// A file's partition values (`None`: null).
+type PartitionValues = HashMap<String, Option<String>>;
+
 /// The files a commit entry adds with `dataChange: true`, with their partition values.
-fn appended_files(entry: &[u8]) -> Result<Vec<(deltalake::Path, HashMap<String, Option<String>>)>> {
+fn appended_files(entry: &[u8]) -> Result<Vec<(deltalake::Path, PartitionValues)>> {
     let bad = |e: String| LakeError::Schema(format!("unreadable commit entry: {e}"));
     let mut files = Vec::new();
     for line in entry.split(|b| *b == b'\n') {
