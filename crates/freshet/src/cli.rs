@@ -92,6 +92,19 @@ pub struct DemoArgs {
     /// Newest rows a training job learns from.
     #[arg(long, default_value_t = 20_000)]
     pub window_rows: u64,
+    /// How versions are trained: `builtin` (a fresh model on the newest window) or
+    /// `online` (one live model learns every row; triggers snapshot it).
+    #[arg(long, default_value = "builtin", value_parser = ["builtin", "online"])]
+    pub job: String,
+    /// Also retrain (or snapshot) after this many new rows (0: only on drift).
+    #[arg(long, default_value_t = 0)]
+    pub retrain_rows: u64,
+    /// Requests the challenger must see in shadow and in the canary step.
+    #[arg(long, default_value_t = 300)]
+    pub rollout_requests: u64,
+    /// Seconds the shadow and canary phases last at least.
+    #[arg(long, default_value_t = 2)]
+    pub rollout_secs: u64,
     /// Events the client keeps sending once the new champion answers.
     #[arg(long, default_value_t = 12_000)]
     pub after_promotion: u64,

@@ -74,13 +74,14 @@ models:
       concept_drift: adwin
       initial_rows: {initial}
       rows_after_drift: {after_drift}
+      rows: {retrain_rows}
     gates:
       vs_champion: {{ metric: holdout_roc_auc, max_drop: 0.0 }}
       max_latency_us: 5000
-    job: {{ type: builtin, window_rows: {window} }}
+    job: {job}
     rollout:
-      shadow: {{ min_requests: 300, min_secs: 2 }}
-      canary: {{ steps: [50], min_requests: 300, min_secs: 2 }}
+      shadow: {{ min_requests: {requests}, min_secs: {secs} }}
+      canary: {{ steps: [50], min_requests: {requests}, min_secs: {secs} }}
       checks: {{ max_prediction_drift: 1.0, min_labels: 100, max_p99_ratio: 3.0, p99_floor_ms: 5 }}
 "#,
         stream = stream.name,
@@ -89,6 +90,13 @@ models:
         learner = args.learner,
         initial = args.initial_rows,
         after_drift = args.rows_after_drift,
-        window = args.window_rows,
+        retrain_rows = args.retrain_rows,
+        job = if args.job == "online" {
+            "{ type: online, holdout_rows: 2000 }".to_string()
+        } else {
+            format!("{{ type: builtin, window_rows: {} }}", args.window_rows)
+        },
+        requests = args.rollout_requests.max(1),
+        secs = args.rollout_secs,
     )
 }

@@ -182,12 +182,16 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     let store = runtime.tracking.clone();
     let artifacts = runtime.artifacts.clone();
-    let report = summary::build(
+    let (report, figures) = summary::build(
         store.as_ref(),
         artifacts.as_ref(),
         &client,
         &timeline.lock().unwrap_or_else(|e| e.into_inner()),
     );
+    let figures_path = args.dir.join("summary.json");
+    if let Err(e) = std::fs::write(&figures_path, format!("{figures:#}\n")) {
+        log.say(&format!("cannot write {}: {e}", figures_path.display()));
+    }
     let _ = stop_server.send(());
     let _ = server.await;
     runtime.shutdown().await;

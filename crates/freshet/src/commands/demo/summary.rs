@@ -35,6 +35,14 @@ impl Score {
         self.auc.update(y, &p);
         self.n += 1;
     }
+    fn json(&self) -> serde_json::Value {
+        if self.n == 0 {
+            serde_json::json!({ "events": 0 })
+        } else {
+            serde_json::json!({ "events": self.n, "accuracy": self.acc.get(), "roc_auc": self.auc.get() })
+        }
+    }
+
     fn cell(&self) -> String {
         if self.n == 0 {
             format!("{:>8} {:>7}", "-", "-")
@@ -52,13 +60,13 @@ fn truthy(v: &serde_json::Value) -> Option<bool> {
     }
 }
 
-/// The table, and the drift timings.
+/// The table with the drift timings, and the same figures as JSON (`summary.json`).
 pub fn build(
     store: &dyn Store,
     artifacts: &dyn ArtifactStore,
     client: &Client,
     t: &Timeline,
-) -> String {
+) -> (String, serde_json::Value) {
     let model = &client.stream.model;
     let n = client.rows.len() as u64;
     let first_served = client
@@ -75,10 +83,18 @@ pub fn build(
             (first_served..mid, mid..n)
         }
     };
+    let whole = first_served..n;
     let mut out = String::new();
+    let mut doc = serde_json::json!({
+        "events": n,
+        "first_served": first_served,
+        "before": [before.start, before.end],
+        "after": [after.start, after.end],
+        "versions": [],
+    });
     let _ = writeln!(
         out,
-        "Summary — accuracy and ROC AUC on the same events, before and after the drift"
+        "Summary — accuracy and ROC AUC on the same events: before and after the drift, and over the whole run"
     );
     let after_note = if t.new_champion.is_some() {
         "from the new champion's first answer"
@@ -94,13 +110,13 @@ pub fn build(
     );
     let _ = writeln!(
         out,
-        "  {:<44} {:>16}  {:>16}",
-        "", "before drift", "after drift"
+        "  {:<44} {:>16}  {:>16}  {:>16}",
+        "", "before drift", "after drift", "whole run"
     );
     let _ = writeln!(
         out,
-        "  {:<44} {:>8} {:>7}  {:>8} {:>7}",
-        "model", "accuracy", "AUC", "accuracy", "AUC"
+        "  {:<44} {:>8} {:>7}  {:>8} {:>7}  {:>8} {:>7}",
+        "model", "accuracy", "AUC", "accuracy", "AUC", "accuracy", "AUC"
     );
     let versions = store
         .search_model_versions(&ModelQuery {
@@ -121,8 +137,8 @@ pub fn build(
         else {
             continue;
         };
-        let mut scores = [Score::default(), Score::default()];
-        for (k, range) in [&before, &after].into_iter().enumerate() {
+        let mut scores = [Score::default(), Score::default(), Score::default()];
+        for (k, range) in [&before, &after, &whole].into_iter().enumerate() {
             for i in range.clone() {
                 let Some(row) = client.rows.get(i as usize) else {
                     continue;
@@ -153,11 +169,21 @@ pub fn build(
         let name = format!("v{} ({role})", v.version);
         let _ = writeln!(
             out,
-            "  {:<44} {}  {}",
+            "  {:<44} {}  {}  {}",
             name,
             scores[0].cell(),
-            scores[1].cell()
+            scores[1].cell(),
+            scores[2].cell()
         );
+        if let Some(list) = doc["versions"].as_array_mut() {
+            list.push(serde_json::json!({
+                "version": v.version,
+                "role": role,
+                "before": scores[0].json(),
+                "after": scores[1].json(),
+                "whole": scores[2].json(),
+            }));
+        }
     }
     // What the client was actually answered: accuracy on the label given, AUC on the
     // probability of one fixed class (the greatest label seen), whatever index each
@@ -168,7 +194,7 @@ pub fn build(
         .flat_map(|s| s.classes.iter())
         .max_by_key(|c| c.to_string())
         .cloned();
-    let mut served = [Score::default(), Score::default()];
+    let mut served = [Score::default(), Score::default(), Score::default()];
     for s in &client.scored {
         let Some(pred) = &s.predicted else { continue };
         let y = match truthy(&s.label) {
@@ -187,7 +213,7 @@ pub fn build(
             || truthy(pred)
                 .zip(truthy(&s.label))
                 .is_some_and(|(a, b)| a == b);
-        for (k, range) in [&before, &after].into_iter().enumerate() {
+        for (k, range) in [&before, &after, &whole].into_iter().enumerate() {
             if range.contains(&s.index) {
                 served[k].add_served(usize::from(y), p_pos.unwrap_or(0.0), right);
             }
@@ -195,11 +221,29 @@ pub fn build(
     }
     let _ = writeln!(
         out,
-        "  {:<44} {}  {}",
+        "  {:<44} {}  {}  {}",
         "served (whatever was answering)",
         served[0].cell(),
-        served[1].cell()
+        served[1].cell(),
+        served[2].cell()
     );
+    doc["served"] = serde_json::json!({
+        "before": served[0].json(),
+        "after": served[1].json(),
+        "whole": served[2].json(),
+    });
+    let secs =
+        |a: std::time::Instant, b: std::time::Instant| b.saturating_duration_since(a).as_secs_f64();
+    if let Some((onset, at)) = t.drift_onset {
+        doc["drift"] = serde_json::json!({
+            "onset_event": at,
+            "detection_secs": t.detected.map(|(d, _)| secs(onset, d)),
+            "detection_rows": t.detected.map(|(_, r)| r),
+            "new_champion_secs": t.new_champion.map(|(c, _, _)| secs(onset, c)),
+            "new_champion_event": t.new_champion.map(|(_, i, _)| i),
+            "new_champion_version": t.new_champion.map(|(_, _, v)| v),
+        });
+    }
     let _ = writeln!(out);
     match (t.drift_onset, t.detected, t.new_champion) {
         (Some((onset, at)), detected, champion) => {
@@ -242,5 +286,5 @@ pub fn build(
         }
         _ => {}
     }
-    out
+    (out, doc)
 }
