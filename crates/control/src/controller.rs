@@ -77,6 +77,9 @@ pub struct ModelLoop {
     deps: LoopDeps,
     errors: ErrorStream,
     drift: DriftWatch,
+    /// `inference/<model>` and the version read through.
+    captured: Option<Table>,
+    captured_seen: Option<i64>,
     /// The live learner of an online job (built on first use, rebuilt after a restart).
     online: Option<OnlineLearner>,
     table: Option<Arc<Table>>,
@@ -100,6 +103,8 @@ impl ModelLoop {
             deps,
             errors,
             drift,
+            captured: None,
+            captured_seen: None,
             online: None,
             table: None,
             champion_seen: None,
@@ -157,6 +162,30 @@ impl ModelLoop {
         Ok(())
     }
 
+    /// The rows captured to `inference/<model>` since the last tick.
+    async fn read_captured(
+        &mut self,
+    ) -> Result<Vec<freshet_lake::arrow::record_batch::RecordBatch>> {
+        if self.captured.is_none() {
+            let schema = freshet_serve::capture::inference_schema();
+            let open = freshet_serve::feedback::open_table;
+            self.captured = Some(
+                open(
+                    &self.deps.lake,
+                    &format!("inference/{}", self.name),
+                    &schema,
+                )
+                .await?,
+            );
+        }
+        let Some(t) = &self.captured else {
+            return Ok(Vec::new());
+        };
+        let (batches, upto) = t.read_since(self.captured_seen, None).await?;
+        self.captured_seen = Some(upto);
+        Ok(batches)
+    }
+
     fn champion(&self) -> Result<Option<i64>> {
         match self.deps.store.get_version_by_alias(&self.name, "champion") {
             Ok(v) => Ok(Some(v.version)),
@@ -191,15 +220,26 @@ impl ModelLoop {
                 .reset_detector(&self.spec.triggers.concept_drift);
             self.champion_seen = champion;
         }
-        // Nothing reads the error stream without a detector or an accuracy floor.
-        let errors = if ErrorStream::wanted(
+        // The captured predictions are read once a tick, for the error stream (only
+        // with a detector or an accuracy floor) and the drift watch (with a champion).
+        let want_errors = ErrorStream::wanted(
             &self.spec.triggers.concept_drift,
             self.spec.triggers.min_accuracy,
-        ) {
-            self.errors.poll(&self.deps.lake).await?
-        } else {
-            Default::default()
-        };
+        );
+        let mut errors = Default::default();
+        if want_errors || champion.is_some() {
+            let captured = self.read_captured().await?;
+            if want_errors {
+                self.errors.absorb_predictions(&captured)?;
+            }
+            if let Some(v) = champion {
+                self.drift
+                    .absorb(store.as_ref(), self.deps.artifacts.as_ref(), v, &captured)?;
+            }
+            if want_errors {
+                errors = self.errors.poll_labels(&self.deps.lake).await?;
+            }
+        }
         let rollout_active = load_state(store.as_ref(), &self.name)
             .ok()
             .flatten()
@@ -213,16 +253,7 @@ impl ModelLoop {
                 labelled: self.errors.total_labelled,
             });
         }
-        let monitored = self
-            .drift
-            .poll(
-                &self.deps.lake,
-                store.as_ref(),
-                self.deps.artifacts.as_ref(),
-                champion,
-                now_ms(),
-            )
-            .await?;
+        let monitored = champion.and_then(|_| self.drift.test(now_ms()));
         let mut data_drift = None;
         if let Some((version, report)) = monitored {
             if report.dataset.drifted {

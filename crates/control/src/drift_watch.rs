@@ -1,12 +1,14 @@
 //! Data and prediction drift of the champion's served traffic: the captured requests
-//! (`inference/<model>`) read incrementally, the champion's rows kept in a sliding
-//! window, tested against the champion's reference profile every `every_secs`.
+//! (`inference/<model>`, read incrementally by the loop and shared with the error
+//! stream), the champion's rows kept in a sliding window, tested against the
+//! champion's reference profile every `every_secs`.
 
 use crate::error::Result;
 use freshet_core::Task;
 use freshet_core::Value;
 use freshet_core::model_spec::{MonitorSpec, ResolvedFeature};
-use freshet_lake::{Lake, Table, batch_rows};
+use freshet_lake::arrow::record_batch::RecordBatch;
+use freshet_lake::batch_rows;
 use freshet_learn::features::Record;
 use freshet_learn::model::profile::{Observation, observe_field};
 use freshet_monitor::served::{DriftReport, Reference, ServedWindow, served_drift};
@@ -28,8 +30,6 @@ struct Watched {
 pub struct DriftWatch {
     model: String,
     spec: MonitorSpec,
-    table: Option<Table>,
-    seen: Option<i64>,
     watched: Option<Watched>,
     /// The champion whose profile could not be read (not retried every tick).
     unreadable: Option<i64>,
@@ -48,8 +48,6 @@ impl DriftWatch {
         Self {
             model: model.to_string(),
             spec: spec.clone(),
-            table: None,
-            seen: None,
             watched: None,
             unreadable: None,
             last_test_ms: i64::MIN,
@@ -100,35 +98,24 @@ impl DriftWatch {
         });
     }
 
-    /// Read what the champion served since the last poll and, when `every_secs` passed
-    /// and the window holds `min_rows`, test it. `None` when nothing was tested.
-    pub async fn poll(
+    /// Keep the champion's rows among newly captured ones (`inference/<model>`, read
+    /// by the caller); `champion` is the version serving now.
+    pub fn absorb(
         &mut self,
-        lake: &Lake,
         store: &dyn Store,
         artifacts: &dyn ArtifactStore,
-        champion: Option<i64>,
-        now_ms: i64,
-    ) -> Result<Option<(i64, DriftReport)>> {
-        let Some(champion) = champion else {
-            return Ok(None);
-        };
-        let every_ms = i64::try_from(self.spec.every_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        if now_ms.saturating_sub(self.last_test_ms) < every_ms {
-            return Ok(None);
-        }
+        champion: i64,
+        batches: &[RecordBatch],
+    ) -> Result<()> {
         self.follow(store, artifacts, champion);
-        let schema = inference_schema();
-        if self.table.is_none() {
-            let open = freshet_serve::feedback::open_table;
-            self.table = Some(open(lake, &format!("inference/{}", self.model), &schema).await?);
-        }
-        let (Some(table), Some(w)) = (&self.table, self.watched.as_mut()) else {
-            return Ok(None);
+        let Some(w) = self.watched.as_mut() else {
+            return Ok(());
         };
-        let (batches, upto) = table.read_since(self.seen, None).await?;
-        self.seen = Some(upto);
-        for b in batches {
+        let schema = inference_schema();
+        // Only the newest `window_rows` rows can stay in the window: older ones are not
+        // even decoded (at tens of thousands of requests a second this is most of them).
+        let keep = usize::try_from(self.spec.window_rows).unwrap_or(usize::MAX);
+        for b in newest_rows(batches, keep) {
             for r in batch_rows(&b, &schema)? {
                 let version = match r[4] {
                     Value::Int(v) => v,
@@ -140,13 +127,45 @@ impl DriftWatch {
                 w.push_row(text(&r[8]), text(&r[9]), text(&r[10]));
             }
         }
-        self.last_test_ms = now_ms;
-        if (w.window.len() as u64) < self.spec.min_rows {
-            return Ok(None);
-        }
-        let report = served_drift(&w.reference, &w.window, self.spec.drift_share);
-        Ok(Some((w.version, report)))
+        Ok(())
     }
+
+    /// Test the window when `every_secs` passed since the last test and it holds
+    /// `min_rows`: the champion's version and the report, or `None`.
+    pub fn test(&mut self, now_ms: i64) -> Option<(i64, DriftReport)> {
+        let every_ms = i64::try_from(self.spec.every_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        if now_ms.saturating_sub(self.last_test_ms) < every_ms {
+            return None;
+        }
+        let w = self.watched.as_ref()?;
+        if (w.window.len() as u64) < self.spec.min_rows {
+            return None;
+        }
+        self.last_test_ms = now_ms;
+        let report = served_drift(&w.reference, &w.window, self.spec.drift_share);
+        Some((w.version, report))
+    }
+}
+
+/// The last `keep` rows of `batches` (in order), slicing the first batch needed.
+fn newest_rows(batches: &[RecordBatch], keep: usize) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    let mut left = keep;
+    for b in batches.iter().rev() {
+        if left == 0 {
+            break;
+        }
+        let n = b.num_rows();
+        if n <= left {
+            out.push(b.clone());
+            left -= n;
+        } else {
+            out.push(b.slice(n - left, left));
+            left = 0;
+        }
+    }
+    out.reverse();
+    out
 }
 
 impl Watched {
@@ -174,5 +193,46 @@ impl Watched {
                 })
         };
         self.window.push(observations, score);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freshet_core::{Field, FieldType, Schema};
+    use freshet_lake::RowBatchBuilder;
+
+    fn batch(ids: std::ops::Range<i64>) -> freshet_lake::arrow::record_batch::RecordBatch {
+        let s = Schema::new(vec![Field::new("id", FieldType::Int)]);
+        let mut b = RowBatchBuilder::new(&s, ids.clone().count());
+        for i in ids {
+            b.push(0, &Value::Int(i));
+            b.end_row();
+        }
+        b.finish().expect("batch")
+    }
+
+    fn ids(batches: &[freshet_lake::arrow::record_batch::RecordBatch]) -> Vec<i64> {
+        let s = Schema::new(vec![Field::new("id", FieldType::Int)]);
+        batches
+            .iter()
+            .flat_map(|b| batch_rows(b, &s).expect("rows"))
+            .map(|r| match r[0] {
+                Value::Int(i) => i,
+                _ => -1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_the_newest_rows_are_kept_in_order() {
+        let batches = [batch(0..5), batch(5..8), batch(8..12)];
+        assert_eq!(ids(&newest_rows(&batches, 6)), [6, 7, 8, 9, 10, 11]);
+        assert_eq!(ids(&newest_rows(&batches, 4)), [8, 9, 10, 11]);
+        assert_eq!(
+            ids(&newest_rows(&batches, 100)),
+            (0..12).collect::<Vec<_>>()
+        );
+        assert!(newest_rows(&batches, 0).is_empty());
     }
 }

@@ -1,10 +1,14 @@
 //! The live error stream: feedback labels joined, as they arrive, to the champion's
 //! captured predictions, fed one by one (0 = right, 1 = wrong) to a concept-drift
 //! detector. Both tables are read incrementally from the versions already seen, so a
-//! poll costs what arrived since the last one.
+//! poll costs what arrived since the last one. The captured predictions are read by the
+//! loop once per tick and shared with the drift watch ([`absorb_predictions`]).
+//!
+//! [`absorb_predictions`]: ErrorStream::absorb_predictions
 
 use crate::error::Result;
 use freshet_core::Value;
+use freshet_lake::arrow::record_batch::RecordBatch;
 use freshet_lake::{Lake, Table, batch_rows};
 use freshet_serve::capture::inference_schema;
 use freshet_serve::feedback::labels_schema;
@@ -67,7 +71,6 @@ pub struct ErrorUpdate {
 pub struct ErrorStream {
     model: String,
     detector: Option<Box<dyn Detector>>,
-    inference_seen: Option<i64>,
     labels_seen: Option<i64>,
     by_request: HashMap<(String, i64), Pred>,
     client_to_request: HashMap<(String, i64), String>,
@@ -77,8 +80,8 @@ pub struct ErrorStream {
     recent: VecDeque<bool>,
     /// Every champion prediction labelled so far.
     pub total_labelled: u64,
-    /// The two tables, opened once (a poll runs every second).
-    tables: Option<(Table, Table)>,
+    /// The labels table, opened once (a poll runs every second).
+    labels_table: Option<Table>,
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -110,7 +113,6 @@ impl ErrorStream {
         Self {
             model: model.to_string(),
             detector: detector(detector_name),
-            inference_seen: None,
             labels_seen: None,
             by_request: HashMap::new(),
             client_to_request: HashMap::new(),
@@ -119,7 +121,7 @@ impl ErrorStream {
             early: Vec::new(),
             recent: VecDeque::new(),
             total_labelled: 0,
-            tables: None,
+            labels_table: None,
         }
     }
 
@@ -144,25 +146,12 @@ impl ErrorStream {
         self.recent.clear();
     }
 
-    /// Read what arrived and feed the detector.
-    pub async fn poll(&mut self, lake: &Lake) -> Result<ErrorUpdate> {
+    /// Hold the champion's predictions among newly captured rows (`inference/<model>`,
+    /// read by the caller) until their labels arrive.
+    pub fn absorb_predictions(&mut self, batches: &[RecordBatch]) -> Result<()> {
         let inf_schema = inference_schema();
-        let lab_schema = labels_schema();
-        if self.tables.is_none() {
-            let open = freshet_serve::feedback::open_table;
-            let inference = open(lake, &format!("inference/{}", self.model), &inf_schema).await?;
-            let labels = open(lake, &format!("labels/{}", self.model), &lab_schema).await?;
-            self.tables = Some((inference, labels));
-        }
-        // Taken out while the stream's maps change; put back at the end (an error on
-        // the way only costs a reopen).
-        let Some((inference, labels)) = self.tables.take() else {
-            return Ok(ErrorUpdate::default());
-        };
-        let (batches, upto) = inference.read_since(self.inference_seen, None).await?;
-        self.inference_seen = Some(upto);
         for b in batches {
-            for r in batch_rows(&b, &inf_schema)? {
+            for r in batch_rows(b, &inf_schema)? {
                 // Only the champion's answers grade the model in production.
                 if text(&r[5]).as_deref() != Some("champion") {
                     continue;
@@ -197,7 +186,21 @@ impl ErrorStream {
                 self.forget(&p);
             }
         }
+        Ok(())
+    }
 
+    /// Read the labels that arrived, join them to the held predictions and feed the
+    /// detector.
+    pub async fn poll_labels(&mut self, lake: &Lake) -> Result<ErrorUpdate> {
+        let lab_schema = labels_schema();
+        if self.labels_table.is_none() {
+            let open = freshet_serve::feedback::open_table;
+            self.labels_table =
+                Some(open(lake, &format!("labels/{}", self.model), &lab_schema).await?);
+        }
+        let Some(labels) = &self.labels_table else {
+            return Ok(ErrorUpdate::default());
+        };
         let (batches, upto) = labels.read_since(self.labels_seen, None).await?;
         self.labels_seen = Some(upto);
         let mut new: Vec<LabelIn> = Vec::new();
@@ -258,7 +261,6 @@ impl ErrorStream {
                 update.drift = true;
             }
         }
-        self.tables = Some((inference, labels));
         if !self.recent.is_empty() {
             let right = self.recent.iter().filter(|r| **r).count();
             update.accuracy = Some(right as f64 / self.recent.len() as f64);
