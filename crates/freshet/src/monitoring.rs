@@ -316,7 +316,7 @@ impl Monitoring {
             }
             return;
         };
-        tracing::warn!(model, kind, status = ?alert.status, summary = %alert.summary, "alert");
+        tracing::info!(model, kind, status = ?alert.status, summary = %alert.summary, "alert");
         self.with_health(model, |h| {
             h.alerts.push_back(alert.clone());
             while h.alerts.len() > RECENT_ALERTS {

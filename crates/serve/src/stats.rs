@@ -45,12 +45,31 @@ fn bucket_upper_micros(i: usize) -> f64 {
     GROWTH.powi(i as i32)
 }
 
+/// The `q` quantile of a latency histogram, in milliseconds (0 when empty).
+fn percentile_ms(latency: &[u64; LATENCY_BUCKETS], q: f64) -> f64 {
+    let total: u64 = latency.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = ((total as f64 * q).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (i, n) in latency.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            return bucket_upper_micros(i) / 1000.0;
+        }
+    }
+    0.0
+}
+
 /// A summary over a time range.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StatsSummary {
     pub requests: u64,
     pub errors: u64,
-    /// The 99th percentile latency (upper edge of its bucket, so at most 10% high).
+    /// Latency percentiles (upper edge of their bucket, so at most 10% high).
+    pub p50_ms: f64,
+    pub p95_ms: f64,
     pub p99_ms: f64,
     /// Predicted class counts, by class index.
     pub classes: Vec<u64>,
@@ -137,18 +156,9 @@ impl VersionStats {
                 *acc += n;
             }
         }
-        let total: u64 = latency.iter().sum();
-        if total > 0 {
-            let rank = (total as f64 * 0.99).ceil() as u64;
-            let mut seen = 0;
-            for (i, n) in latency.iter().enumerate() {
-                seen += n;
-                if seen >= rank {
-                    out.p99_ms = bucket_upper_micros(i) / 1000.0;
-                    break;
-                }
-            }
-        }
+        out.p50_ms = percentile_ms(&latency, 0.50);
+        out.p95_ms = percentile_ms(&latency, 0.95);
+        out.p99_ms = percentile_ms(&latency, 0.99);
         out
     }
 }
@@ -171,6 +181,10 @@ mod tests {
         assert!((1.0..=1.1).contains(&all.p99_ms), "{}", all.p99_ms);
         let later = s.summary(2_000, 3_000);
         assert_eq!((later.requests, later.errors, later.p99_ms), (1, 1, 0.0));
+        assert_eq!((later.p50_ms, later.p95_ms), (0.0, 0.0));
+        // p50 and p95 fall in the 1 ms bucket; the one 50 ms request is the p100.
+        assert!((1.0..=1.1).contains(&all.p50_ms), "{}", all.p50_ms);
+        assert!((1.0..=1.1).contains(&all.p95_ms), "{}", all.p95_ms);
         // A bucket reused after the ring wraps forgets its old second.
         s.record(1_000 + HISTORY_SECS as i64 * 1000, 10, &[]);
         assert_eq!(s.summary(0, 1_999).requests, 0);

@@ -244,6 +244,8 @@ fn sla(
         "requests": s.requests,
         "errors": s.errors,
         "error_rate": if s.requests > 0 { s.errors as f64 / s.requests as f64 } else { 0.0 },
+        "p50_ms": s.p50_ms,
+        "p95_ms": s.p95_ms,
         "p99_ms": s.p99_ms,
         "predicted_classes": s.classes,
     })

@@ -126,6 +126,14 @@ async fn drifted_traffic_is_reported_alerted_once_and_retrains_the_model() {
     assert_eq!(calm["drift"]["dataset"]["drifted"], false, "{calm}");
     assert_eq!(calm["drift"]["version"], 1);
     assert_eq!(calm["drift"]["features"][0]["column"], "x");
+    // The SLA view of the same endpoint: the champion's latency percentiles.
+    let status = srv.get("/v1/models/m/status").await.json();
+    let sla = &status["versions"][0]["last_minute"];
+    assert_eq!(status["versions"][0]["role"], "champion", "{status}");
+    for p in ["p50_ms", "p95_ms", "p99_ms"] {
+        assert!(sla[p].as_f64().is_some_and(|v| v > 0.0), "{p}: {status}");
+    }
+    assert!(sla["p50_ms"].as_f64() <= sla["p99_ms"].as_f64(), "{status}");
 
     // Traffic from elsewhere: x in [5, 6), a category never seen.
     score(&srv, &rows(300, 5.0, &["z"])).await;
