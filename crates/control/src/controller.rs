@@ -257,12 +257,7 @@ impl ModelLoop {
         let mut data_drift = None;
         if let Some((version, report)) = monitored {
             if report.dataset.drifted {
-                let drifted: Vec<&str> = report
-                    .features
-                    .iter()
-                    .filter(|c| c.drift.as_ref().is_some_and(|d| d.drifted))
-                    .map(|c| c.column.as_str())
-                    .collect();
+                let drifted = report.drifted_features();
                 data_drift = Some(format!(
                     "data drift ({} of {} features on the last {} served rows: {})",
                     report.dataset.drifted_columns,

@@ -3,14 +3,15 @@
 //! and after a restart the learner resumes from its last snapshot without losing or
 //! repeating a row.
 
+mod common;
+
 use freshet_control::controller::{LoopDeps, LoopEvent, ModelLoop};
 use freshet_control::online::THROUGH_TAG;
 use freshet_core::{Field, FieldType, ModelSpec, Schema, SystemClock, Value};
 use freshet_lake::{Lake, RowBatchBuilder, Table, TableOptions};
 use freshet_learn::features::SchemaRow;
 use freshet_learn::model::{Model, ModelStamp};
-use freshet_registry::artifacts::LocalArtifactStore;
-use freshet_registry::{SqliteStore, Store};
+use freshet_registry::Store;
 use std::sync::Arc;
 
 fn schema() -> Schema {
@@ -69,17 +70,7 @@ async fn world() -> World {
     )
     .await
     .unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("registry.db"), "mlflow-artifacts:").unwrap());
-    let deps = LoopDeps {
-        store: store.clone(),
-        artifacts: Arc::new(LocalArtifactStore::new(dir.path().join("artifacts")).unwrap()),
-        lake,
-        rollout: Arc::new(freshet_serve::rollout::RolloutController::new(
-            Default::default(),
-        )),
-        tracking_uri: "http://127.0.0.1:1".into(),
-    };
+    let (store, deps) = common::deps(dir.path(), lake);
     World {
         _dir: dir,
         store,

@@ -2,13 +2,14 @@
 //! its pinned table version and trained once; a job whose version was registered just
 //! before the crash is not trained or registered again.
 
+mod common;
+
 use freshet_control::controller::{LoopDeps, LoopEvent, ModelLoop};
 use freshet_control::state::{self, JobState};
 use freshet_core::{Field, FieldType, ModelSpec, Schema, Value};
 use freshet_lake::{Lake, RowBatchBuilder, Table, TableOptions};
-use freshet_registry::artifacts::LocalArtifactStore;
+use freshet_registry::Store;
 use freshet_registry::models::ModelQuery;
-use freshet_registry::{SqliteStore, Store};
 use std::sync::Arc;
 
 fn schema() -> Schema {
@@ -53,17 +54,7 @@ async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::new(dir.path().join("lake").to_str().unwrap()).unwrap();
     let table_version = table_with_rows(&lake, 400).await;
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("registry.db"), "mlflow-artifacts:").unwrap());
-    let deps = LoopDeps {
-        store: store.clone(),
-        artifacts: Arc::new(LocalArtifactStore::new(dir.path().join("artifacts")).unwrap()),
-        lake,
-        rollout: Arc::new(freshet_serve::rollout::RolloutController::new(
-            Default::default(),
-        )),
-        tracking_uri: "http://127.0.0.1:1".into(),
-    };
+    let (store, deps) = common::deps(dir.path(), lake);
     World {
         _dir: dir,
         store,

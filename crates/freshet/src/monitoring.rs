@@ -181,12 +181,7 @@ impl Monitoring {
         match e {
             LoopEvent::Monitored { version, report } => {
                 self.export_drift(model, report);
-                let drifted: Vec<&str> = report
-                    .features
-                    .iter()
-                    .filter(|c| c.drift.as_ref().is_some_and(|d| d.drifted))
-                    .map(|c| c.column.as_str())
-                    .collect();
+                let drifted = report.drifted_features();
                 let summary = format!(
                     "{} of {} features drifted on the last {} rows served by version {version}{}",
                     report.dataset.drifted_columns,

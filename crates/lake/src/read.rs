@@ -122,6 +122,15 @@ impl Table {
         Ok(out)
     }
 
+    /// The table at `to` (latest when `None`), its version (-1 before the first
+    /// commit) and its Arrow schema.
+    async fn snapshot_at(&self, to: Option<i64>) -> Result<(DeltaTable, i64, SchemaRef)> {
+        let t = self.at_version(to).await?;
+        let upto = t.version().map_or(-1, |v| v as i64);
+        let schema = t.snapshot()?.snapshot().arrow_schema();
+        Ok((t, upto, schema))
+    }
+
     /// The rows added between `from` (exclusive; `None` for the empty table) and `to`
     /// (inclusive; latest when `None`), and the version read up to. For append-only
     /// tables (inference, labels): a file rewritten by compaction would read again.
@@ -130,8 +139,7 @@ impl Table {
         from: Option<i64>,
         to: Option<i64>,
     ) -> Result<(Vec<RecordBatch>, i64)> {
-        let t = self.at_version(to).await?;
-        let upto = t.version().map_or(-1, |v| v as i64);
+        let (t, upto, schema) = self.snapshot_at(to).await?;
         let seen: std::collections::HashSet<String> = match from {
             Some(v) if v >= 0 && v <= upto => live_files(&self.at_version(Some(v)).await?)?
                 .into_iter()
@@ -139,7 +147,6 @@ impl Table {
                 .collect(),
             _ => Default::default(),
         };
-        let schema = t.snapshot()?.snapshot().arrow_schema();
         let mut out = Vec::new();
         for f in live_files(&t)? {
             if !seen.contains(&f.path.to_string()) {
@@ -160,9 +167,7 @@ impl Table {
         from: Option<i64>,
         to: Option<i64>,
     ) -> Result<(Vec<RecordBatch>, i64)> {
-        let t = self.at_version(to).await?;
-        let upto = t.version().map_or(-1, |v| v as i64);
-        let schema = t.snapshot()?.snapshot().arrow_schema();
+        let (t, upto, schema) = self.snapshot_at(to).await?;
         let store = t.log_store();
         let mut out = Vec::new();
         let first = from.map_or(0, |v| v.saturating_add(1)).max(0);

@@ -45,17 +45,7 @@ async fn table(dir: &std::path::Path, name: &str) -> (Table, Schema) {
 }
 
 fn ids(batches: &[freshet_lake::arrow::record_batch::RecordBatch]) -> Vec<i64> {
-    use freshet_lake::arrow::array::{Array, Int64Array};
-    let mut out = Vec::new();
-    for b in batches {
-        let col = b
-            .column_by_name("id")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        out.extend((0..col.len()).map(|i| col.value(i)));
-    }
+    let mut out = ids_in_order(batches);
     out.sort_unstable();
     out
 }

@@ -191,6 +191,17 @@ pub struct DriftReport {
     pub prediction: ColumnReport,
 }
 
+impl DriftReport {
+    /// The features that drifted, in order.
+    pub fn drifted_features(&self) -> Vec<&str> {
+        self.features
+            .iter()
+            .filter(|c| c.drift.as_ref().is_some_and(|d| d.drifted))
+            .map(|c| c.column.as_str())
+            .collect()
+    }
+}
+
 /// Test the window against the reference; the dataset drifts when the share of drifted
 /// features reaches `drift_share` (Evidently's default is
 /// [`DEFAULT_DRIFT_SHARE`]).

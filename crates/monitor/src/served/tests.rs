@@ -112,6 +112,7 @@ fn a_shifted_feature_and_a_new_category_drift_the_dataset() {
     assert!(r.features[1].drift.as_ref().unwrap().drifted);
     assert!(r.dataset.drifted);
     assert_eq!(r.dataset.drifted_columns, 2);
+    assert_eq!(r.drifted_features(), ["amount", "country"]);
     // Every prediction scored 0.9 against a uniform reference: prediction drift too.
     assert!(r.prediction.drift.as_ref().unwrap().drifted);
 }
