@@ -80,12 +80,18 @@ pub struct ModelLoop {
     /// `inference/<model>` and the version read through.
     captured: Option<Table>,
     captured_seen: Option<i64>,
+    /// The last online-learning failure said, so it is said once.
+    online_error: Option<String>,
     /// The live learner of an online job (built on first use, rebuilt after a restart).
     online: Option<OnlineLearner>,
     table: Option<Arc<Table>>,
     /// The champion the error stream grades; a new one starts a new stream.
     champion_seen: Option<i64>,
 }
+
+/// Commits of `inference/<model>` read back after a start: predictions made shortly
+/// before a restart can still meet their labels, without reading months of history.
+pub const CAPTURE_REPLAY_COMMITS: i64 = 1_000;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -105,6 +111,7 @@ impl ModelLoop {
             drift,
             captured: None,
             captured_seen: None,
+            online_error: None,
             online: None,
             table: None,
             champion_seen: None,
@@ -139,30 +146,42 @@ impl ModelLoop {
                 usize::try_from(holdout_rows).unwrap_or(usize::MAX),
             )?,
         };
-        let (rows, version) = match learner.fetch(&table, &self.schema, Some(upto)).await {
-            Ok(r) => r,
-            Err(e) => {
-                self.online = Some(learner);
-                return Err(e);
+        loop {
+            // A bounded number of commits at a time: a long backlog (a fresh learner
+            // on an old table) is never held in memory whole.
+            let step = learner.through.map_or(upto, |t| {
+                t.saturating_add(crate::online::CHUNK_COMMITS).min(upto)
+            });
+            let (rows, version) = match learner.fetch(&table, &self.schema, Some(step)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.online = Some(learner);
+                    return Err(e);
+                }
+            };
+            let schema = self.schema.clone();
+            // A panic while learning loses the live model; the next tick resumes it
+            // from its last snapshot.
+            learner = tokio::task::spawn_blocking(move || {
+                learner.learn(&schema, rows, version);
+                learner
+            })
+            .await
+            .map_err(|e| ControlError::Job {
+                model: self.name.clone(),
+                reason: format!("online learning stopped: {e}"),
+            })?;
+            if learner.through.is_none_or(|t| t >= upto) {
+                break;
             }
-        };
-        let schema = self.schema.clone();
-        // A panic while learning loses the live model; the next tick resumes it from
-        // its last snapshot.
-        let learner = tokio::task::spawn_blocking(move || {
-            learner.learn(&schema, rows, version);
-            learner
-        })
-        .await
-        .map_err(|e| ControlError::Job {
-            model: self.name.clone(),
-            reason: format!("online learning stopped: {e}"),
-        })?;
+        }
         self.online = Some(learner);
         Ok(())
     }
 
-    /// The rows captured to `inference/<model>` since the last tick.
+    /// The rows captured to `inference/<model>` since the last tick, in commit order.
+    /// The first read after a start goes back [`CAPTURE_REPLAY_COMMITS`] commits, not
+    /// to the beginning of the table.
     async fn read_captured(
         &mut self,
     ) -> Result<Vec<freshet_lake::arrow::record_batch::RecordBatch>> {
@@ -181,7 +200,22 @@ impl ModelLoop {
         let Some(t) = &self.captured else {
             return Ok(Vec::new());
         };
-        let (batches, upto) = t.read_since(self.captured_seen, None).await?;
+        let from = match self.captured_seen {
+            Some(v) => Some(v),
+            None => {
+                let latest = t.info(None).await?.version;
+                Some(latest - CAPTURE_REPLAY_COMMITS).filter(|v| *v >= 0)
+            }
+        };
+        let (batches, upto) = match t.read_appended(from, None).await {
+            Ok(r) => r,
+            Err(e) => {
+                // The log's JSON commits are gone (log retention): the snapshot
+                // difference reads the same rows, in no promised order.
+                tracing::debug!(model = %self.name, error = %e, "reading captured rows by snapshot");
+                t.read_since(from, None).await?
+            }
+        };
         self.captured_seen = Some(upto);
         Ok(batches)
     }
@@ -209,8 +243,18 @@ impl ModelLoop {
             return Ok(events);
         };
         let info = table.info(None).await?;
-        if let JobSpec::Online { holdout_rows } = self.spec.job {
-            self.learn_online(info.version, holdout_rows).await?;
+        if let JobSpec::Online { holdout_rows } = self.spec.job
+            && let Err(e) = self.learn_online(info.version, holdout_rows).await
+        {
+            // Monitoring and the other triggers go on; the failure is said once.
+            let reason = format!("online learning: {e}");
+            tracing::warn!(model = %self.name, error = %e, "online learning failed");
+            if self.online_error.as_deref() != Some(reason.as_str()) {
+                self.online_error = Some(reason.clone());
+                events.push(LoopEvent::JobFailed { reason });
+            }
+        } else {
+            self.online_error = None;
         }
         let champion = self.champion()?;
         let has_champion = champion.is_some();
@@ -218,6 +262,7 @@ impl ModelLoop {
             // A new champion: its errors are a new stream.
             self.errors
                 .reset_detector(&self.spec.triggers.concept_drift);
+            self.errors.follow(champion);
             self.champion_seen = champion;
         }
         // The captured predictions are read once a tick, for the error stream (only
@@ -233,8 +278,13 @@ impl ModelLoop {
                 self.errors.absorb_predictions(&captured)?;
             }
             if let Some(v) = champion {
-                self.drift
-                    .absorb(store.as_ref(), self.deps.artifacts.as_ref(), v, &captured)?;
+                self.drift.absorb(
+                    store.as_ref(),
+                    self.deps.artifacts.as_ref(),
+                    v,
+                    &captured,
+                    now_ms(),
+                );
             }
             if want_errors {
                 errors = self.errors.poll_labels(&self.deps.lake).await?;
@@ -250,7 +300,7 @@ impl ModelLoop {
             events.push(LoopEvent::LiveAccuracy {
                 version: v,
                 accuracy,
-                labelled: self.errors.total_labelled,
+                labelled: self.errors.champion_labelled,
             });
         }
         let monitored = champion.and_then(|_| self.drift.test(now_ms()));
@@ -501,13 +551,27 @@ impl ModelLoop {
                             &tags,
                         )?;
                         let champion = self.champion_model(published.version);
+                        // A champion snapshotted from this same learner has learnt the
+                        // older of the kept rows: compare both on the rows it never saw.
+                        let same_lineage = champion.as_ref().is_some_and(|c| {
+                            store
+                                .get_model_version(&self.name, c.version)
+                                .is_ok_and(|v| v.tags.iter().any(|t| t.key == THROUGH_TAG))
+                        });
+                        let (holdout, gate_metrics) = match &champion {
+                            Some(c) if same_lineage => {
+                                let seen = c.model.metadata().training_rows;
+                                snap.unseen_by(seen, &self.schema)
+                            }
+                            _ => (snap.rows(), snap.outcome.metrics.clone()),
+                        };
                         let report = gates::judge(
                             &self.spec.gates,
                             &snap.outcome.model,
-                            &snap.outcome.metrics,
+                            &gate_metrics,
                             champion.as_ref().map(|c| &c.model),
                             &self.schema,
-                            &snap.holdout,
+                            &holdout,
                         );
                         (
                             published.version,

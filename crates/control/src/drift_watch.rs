@@ -3,18 +3,20 @@
 //! stream), the champion's rows kept in a sliding window, tested against the
 //! champion's reference profile every `every_secs`.
 
-use crate::error::Result;
 use freshet_core::Task;
-use freshet_core::Value;
-use freshet_core::model_spec::{MonitorSpec, ResolvedFeature};
+use freshet_core::model_spec::{FeatureKind, MonitorSpec, ResolvedFeature};
+use freshet_lake::arrow::array::{Array, Int64Array, StringArray};
+use freshet_lake::arrow::compute::cast;
+use freshet_lake::arrow::datatypes::DataType;
 use freshet_lake::arrow::record_batch::RecordBatch;
-use freshet_lake::batch_rows;
 use freshet_learn::features::Record;
 use freshet_learn::model::profile::{Observation, observe_field};
 use freshet_monitor::served::{DriftReport, Reference, ServedWindow, served_drift};
 use freshet_registry::Store;
 use freshet_registry::artifacts::ArtifactStore;
-use freshet_serve::capture::inference_schema;
+
+/// A champion whose model could not be loaded is tried again after this long.
+const RETRY_LOAD_MS: i64 = 60_000;
 
 /// What the window is tested against: one champion version.
 struct Watched {
@@ -31,16 +33,10 @@ pub struct DriftWatch {
     model: String,
     spec: MonitorSpec,
     watched: Option<Watched>,
-    /// The champion whose profile could not be read (not retried every tick).
-    unreadable: Option<i64>,
+    /// The champion that could not be watched, since when, and whether for good (no
+    /// reference profile) or until a retry (a load that failed).
+    unreadable: Option<(i64, i64, bool)>,
     last_test_ms: i64,
-}
-
-fn text(v: &Value) -> Option<&str> {
-    match v {
-        Value::Str(s) => Some(s),
-        _ => None,
-    }
 }
 
 impl DriftWatch {
@@ -60,9 +56,19 @@ impl DriftWatch {
     }
 
     /// Follow `champion` (a new one starts an empty window against its own profile).
-    fn follow(&mut self, store: &dyn Store, artifacts: &dyn ArtifactStore, champion: i64) {
-        if self.watched.as_ref().is_some_and(|w| w.version == champion)
-            || self.unreadable == Some(champion)
+    fn follow(
+        &mut self,
+        store: &dyn Store,
+        artifacts: &dyn ArtifactStore,
+        champion: i64,
+        now_ms: i64,
+    ) {
+        if self.watched.as_ref().is_some_and(|w| w.version == champion) {
+            return;
+        }
+        if let Some((v, since, for_good)) = self.unreadable
+            && v == champion
+            && (for_good || now_ms.saturating_sub(since) < RETRY_LOAD_MS)
         {
             return;
         }
@@ -72,19 +78,27 @@ impl DriftWatch {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(model = %self.model, version = champion, error = %e,
-                        "cannot load the champion for drift monitoring");
-                    self.unreadable = Some(champion);
+                        "cannot load the champion for drift monitoring; retrying in a minute");
+                    self.unreadable = Some((champion, now_ms, false));
                     return;
                 }
             };
         let Some(profile) = loaded.model.reference_profile() else {
             tracing::info!(model = %self.model, version = champion,
                 "the champion has no reference profile; no data drift monitoring");
-            self.unreadable = Some(champion);
+            self.unreadable = Some((champion, now_ms, true));
             return;
         };
         let spec = loaded.model.spec();
-        let reference = Reference::from_profile(profile);
+        let mut reference = Reference::from_profile(profile);
+        for f in &spec.features {
+            if matches!(f.kind, FeatureKind::Time) {
+                reference.skip(
+                    &f.field,
+                    "a time feature: a window of served traffic covers minutes, not the hours and weekdays of the training data",
+                );
+            }
+        }
         self.watched = Some(Watched {
             version: champion,
             features: spec.features.clone(),
@@ -99,35 +113,25 @@ impl DriftWatch {
     }
 
     /// Keep the champion's rows among newly captured ones (`inference/<model>`, read
-    /// by the caller); `champion` is the version serving now.
+    /// by the caller in commit order); `champion` is the version serving now.
     pub fn absorb(
         &mut self,
         store: &dyn Store,
         artifacts: &dyn ArtifactStore,
         champion: i64,
         batches: &[RecordBatch],
-    ) -> Result<()> {
-        self.follow(store, artifacts, champion);
+        now_ms: i64,
+    ) {
+        self.follow(store, artifacts, champion, now_ms);
         let Some(w) = self.watched.as_mut() else {
-            return Ok(());
+            return;
         };
-        let schema = inference_schema();
-        // Only the newest `window_rows` rows can stay in the window: older ones are not
-        // even decoded (at tens of thousands of requests a second this is most of them).
+        // Only the champion's newest `window_rows` rows can stay in the window: nothing
+        // else is decoded (at tens of thousands of requests a second, most rows).
         let keep = usize::try_from(self.spec.window_rows).unwrap_or(usize::MAX);
-        for b in newest_rows(batches, keep) {
-            for r in batch_rows(&b, &schema)? {
-                let version = match r[4] {
-                    Value::Int(v) => v,
-                    _ => continue,
-                };
-                if version != w.version || text(&r[5]) != Some("champion") {
-                    continue;
-                }
-                w.push_row(text(&r[8]), text(&r[9]), text(&r[10]));
-            }
+        for (features, prediction, proba) in newest_champion_rows(batches, w.version, keep) {
+            w.push_row(features.as_deref(), prediction.as_deref(), proba.as_deref());
         }
-        Ok(())
     }
 
     /// Test the window when `every_secs` passed since the last test and it holds
@@ -147,21 +151,51 @@ impl DriftWatch {
     }
 }
 
-/// The last `keep` rows of `batches` (in order), slicing the first batch needed.
-fn newest_rows(batches: &[RecordBatch], keep: usize) -> Vec<RecordBatch> {
+/// A captured row's inputs, prediction and probabilities (JSON text).
+type CapturedRow = (Option<String>, Option<String>, Option<String>);
+
+fn text_column(b: &RecordBatch, name: &str) -> Option<StringArray> {
+    let c = cast(b.column_by_name(name)?, &DataType::Utf8).ok()?;
+    c.as_any().downcast_ref::<StringArray>().cloned()
+}
+
+fn int_column(b: &RecordBatch, name: &str) -> Option<Int64Array> {
+    let c = cast(b.column_by_name(name)?, &DataType::Int64).ok()?;
+    c.as_any().downcast_ref::<Int64Array>().cloned()
+}
+
+fn cell(a: &StringArray, i: usize) -> Option<String> {
+    (!a.is_null(i)).then(|| a.value(i).to_string())
+}
+
+/// The newest `keep` rows that `version` answered as champion, oldest first, read
+/// column by column from the end of `batches` (which are in commit order).
+fn newest_champion_rows(batches: &[RecordBatch], version: i64, keep: usize) -> Vec<CapturedRow> {
     let mut out = Vec::new();
-    let mut left = keep;
     for b in batches.iter().rev() {
-        if left == 0 {
+        if out.len() >= keep {
             break;
         }
-        let n = b.num_rows();
-        if n <= left {
-            out.push(b.clone());
-            left -= n;
-        } else {
-            out.push(b.slice(n - left, left));
-            left = 0;
+        let (Some(versions), Some(variants), Some(features), Some(predictions), Some(probas)) = (
+            int_column(b, "version"),
+            text_column(b, "variant"),
+            text_column(b, "features"),
+            text_column(b, "prediction"),
+            text_column(b, "probabilities"),
+        ) else {
+            continue;
+        };
+        for i in (0..b.num_rows()).rev() {
+            if out.len() >= keep {
+                break;
+            }
+            let ours = !versions.is_null(i)
+                && versions.value(i) == version
+                && !variants.is_null(i)
+                && variants.value(i) == "champion";
+            if ours {
+                out.push((cell(&features, i), cell(&predictions, i), cell(&probas, i)));
+            }
         }
     }
     out.reverse();
@@ -199,40 +233,56 @@ impl Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use freshet_core::{Field, FieldType, Schema};
-    use freshet_lake::RowBatchBuilder;
+    use freshet_core::Value;
+    use freshet_lake::{RowBatchBuilder, batch_rows};
+    use freshet_serve::capture::inference_schema;
 
-    fn batch(ids: std::ops::Range<i64>) -> freshet_lake::arrow::record_batch::RecordBatch {
-        let s = Schema::new(vec![Field::new("id", FieldType::Int)]);
+    /// Captured rows `ids`, answered by `version` as `variant`; `features` holds the id.
+    fn batch(ids: std::ops::Range<i64>, version: i64, variant: &str) -> RecordBatch {
+        let s = inference_schema();
         let mut b = RowBatchBuilder::new(&s, ids.clone().count());
         for i in ids {
-            b.push(0, &Value::Int(i));
+            let mut row = vec![Value::Null; s.len()];
+            row[4] = Value::Int(version);
+            row[5] = Value::Str(variant.into());
+            row[8] = Value::Str(format!("{{\"id\":{i}}}"));
+            row[9] = Value::Str("true".into());
+            for (k, v) in row.iter().enumerate() {
+                b.push(k, v);
+            }
             b.end_row();
         }
         b.finish().expect("batch")
     }
 
-    fn ids(batches: &[freshet_lake::arrow::record_batch::RecordBatch]) -> Vec<i64> {
-        let s = Schema::new(vec![Field::new("id", FieldType::Int)]);
-        batches
-            .iter()
-            .flat_map(|b| batch_rows(b, &s).expect("rows"))
-            .map(|r| match r[0] {
-                Value::Int(i) => i,
-                _ => -1,
+    fn ids(rows: &[CapturedRow]) -> Vec<i64> {
+        rows.iter()
+            .map(|(f, _, _)| {
+                let v: serde_json::Value = serde_json::from_str(f.as_deref().unwrap()).unwrap();
+                v["id"].as_i64().unwrap()
             })
             .collect()
     }
 
     #[test]
-    fn only_the_newest_rows_are_kept_in_order() {
-        let batches = [batch(0..5), batch(5..8), batch(8..12)];
-        assert_eq!(ids(&newest_rows(&batches, 6)), [6, 7, 8, 9, 10, 11]);
-        assert_eq!(ids(&newest_rows(&batches, 4)), [8, 9, 10, 11]);
+    fn the_newest_champion_rows_are_kept_oldest_first() {
+        let batches = [
+            batch(0..5, 1, "champion"),
+            batch(5..8, 1, "shadow"),
+            batch(8..10, 2, "champion"),
+            batch(10..12, 1, "champion"),
+        ];
+        assert_eq!(ids(&newest_champion_rows(&batches, 1, 4)), [3, 4, 10, 11]);
         assert_eq!(
-            ids(&newest_rows(&batches, 100)),
-            (0..12).collect::<Vec<_>>()
+            ids(&newest_champion_rows(&batches, 1, 100)),
+            [0, 1, 2, 3, 4, 10, 11]
         );
-        assert!(newest_rows(&batches, 0).is_empty());
+        assert_eq!(ids(&newest_champion_rows(&batches, 2, 100)), [8, 9]);
+        assert!(newest_champion_rows(&batches, 1, 0).is_empty());
+        // The helper's rows are what the table holds.
+        assert_eq!(
+            batch_rows(&batches[0], &inference_schema()).unwrap().len(),
+            5
+        );
     }
 }

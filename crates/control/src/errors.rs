@@ -41,6 +41,8 @@ const MAX_EARLY_LABELS: usize = 200_000;
 const ACCURACY_WINDOW: usize = 500;
 
 struct Pred {
+    /// The version that answered.
+    version: i64,
     prediction: String,
     /// The other ways a label may name this prediction, to forget them with it.
     client: Option<(String, i64)>,
@@ -80,6 +82,9 @@ pub struct ErrorStream {
     recent: VecDeque<bool>,
     /// Every champion prediction labelled so far.
     pub total_labelled: u64,
+    /// The champion graded now, and its predictions labelled so far.
+    champion: Option<i64>,
+    pub champion_labelled: u64,
     /// The labels table, opened once (a poll runs every second).
     labels_table: Option<Table>,
 }
@@ -121,6 +126,8 @@ impl ErrorStream {
             early: Vec::new(),
             recent: VecDeque::new(),
             total_labelled: 0,
+            champion: None,
+            champion_labelled: 0,
             labels_table: None,
         }
     }
@@ -137,6 +144,16 @@ impl ErrorStream {
     /// Whether anything reads this stream (a detector or an accuracy floor).
     pub fn wanted(detector_name: &str, min_accuracy: f64) -> bool {
         detector_name != "none" || min_accuracy > 0.0
+    }
+
+    /// Grade `champion` from now on: labels of another version's predictions are
+    /// joined (and forgotten) but count neither for its accuracy nor its detector.
+    pub fn follow(&mut self, champion: Option<i64>) {
+        if self.champion != champion {
+            self.champion = champion;
+            self.champion_labelled = 0;
+            self.recent.clear();
+        }
     }
 
     /// Forget the detector's history (after a retraining, the new champion starts
@@ -168,9 +185,13 @@ impl ErrorStream {
                     self.key_to_request
                         .insert(k.clone(), (request.clone(), row));
                 }
+                let Value::Int(version) = r[4] else {
+                    continue;
+                };
                 self.by_request.insert(
                     (request.clone(), row),
                     Pred {
+                        version,
                         prediction: text(&r[9]).unwrap_or_else(|| "null".into()),
                         client,
                         key,
@@ -248,9 +269,14 @@ impl ErrorStream {
                 continue;
             };
             self.forget(&pred);
+            if self.champion.is_some_and(|c| c != pred.version) {
+                // An earlier champion's answer: it grades nobody serving now.
+                continue;
+            }
             let right = same(&pred.prediction, &l.label);
             update.labelled += 1;
             self.total_labelled += 1;
+            self.champion_labelled += 1;
             self.recent.push_back(right);
             if self.recent.len() > ACCURACY_WINDOW {
                 self.recent.pop_front();

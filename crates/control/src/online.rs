@@ -19,6 +19,9 @@ use freshet_registry::artifacts::ArtifactStore;
 use freshet_registry::models::ModelQuery;
 use std::collections::VecDeque;
 
+/// Commits read and learnt at a time, so a long backlog is never held whole.
+pub const CHUNK_COMMITS: i64 = 200;
+
 /// The tag naming the table version a snapshot learnt through.
 pub const THROUGH_TAG: &str = "freshet.online_through";
 
@@ -28,8 +31,9 @@ pub struct OnlineLearner {
     model: Model,
     /// The table version learnt through (`None`: nothing yet).
     pub through: Option<i64>,
-    /// The newest rows, each with the answer the model gave before learning it.
-    recent: VecDeque<(Vec<Value>, Output)>,
+    /// The newest rows, each with the answer the model gave before learning it and the
+    /// model's row count once it had learnt it.
+    recent: VecDeque<(Vec<Value>, Output, u64)>,
     keep: usize,
     /// Rows learnt since the model was created.
     pub rows_learnt: u64,
@@ -39,8 +43,9 @@ pub struct OnlineLearner {
 #[derive(Debug)]
 pub struct Snapshot {
     pub outcome: TrainOutcome,
-    /// The rows the gates judge on (the learner's newest, in arrival order).
-    pub holdout: Vec<Vec<Value>>,
+    /// The learner's newest rows in arrival order, each with the answer given before
+    /// learning it and the learner's row count after.
+    answers: Vec<(Vec<Value>, Output, u64)>,
     pub through: i64,
 }
 
@@ -136,7 +141,17 @@ impl OnlineLearner {
             return Ok((Vec::new(), t));
         }
         // Commits, not snapshots: compaction's rewrites are not learnt twice.
-        let (batches, version) = table.read_appended(self.through, upto).await?;
+        let (batches, version) = match table.read_appended(self.through, upto).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Commits or files of them are gone (log retention, vacuum): read the
+                // difference of snapshots instead — the whole table for a fresh
+                // learner; rows compaction merged with newer ones may be learnt again.
+                tracing::warn!(error = %e, through = ?self.through,
+                    "the table's commits cannot be replayed; reading snapshots instead");
+                table.read_since(self.through, upto).await?
+            }
+        };
         let mut rows = Vec::new();
         for b in &batches {
             rows.extend(batch_rows(b, schema)?);
@@ -161,7 +176,8 @@ impl OnlineLearner {
                 if self.recent.len() == self.keep {
                     self.recent.pop_front();
                 }
-                self.recent.push_back((row, out));
+                let learnt = self.model.metadata().training_rows;
+                self.recent.push_back((row, out, learnt));
             }
         }
         self.through = Some(version);
@@ -173,14 +189,14 @@ impl OnlineLearner {
     pub fn snapshot(&self, schema: &Schema) -> Option<Snapshot> {
         let through = self.through?;
         let mut model = self.model.clone();
-        let answers: Vec<(SchemaRow<'_>, Output)> = self
-            .recent
+        let all: Vec<&(Vec<Value>, Output, u64)> = self.recent.iter().collect();
+        let (scored, metrics) = prequential(&model, schema, &all);
+        let rows: Vec<SchemaRow<'_>> = all
             .iter()
-            .map(|(r, out)| (SchemaRow::new(schema, r), out.clone()))
+            .map(|(r, _, _)| SchemaRow::new(schema, r))
             .collect();
-        let (scored, metrics) = score_answers(&model, &answers, "holdout");
-        model.build_reference_profile(answers.iter().map(|(r, _)| *r));
-        drop(answers);
+        model.build_reference_profile(rows.iter().copied());
+        drop(rows);
         Some(Snapshot {
             outcome: TrainOutcome {
                 model,
@@ -189,8 +205,97 @@ impl OnlineLearner {
                 skipped_rows: 0,
                 metrics,
             },
-            holdout: self.recent.iter().map(|(r, _)| r.clone()).collect(),
+            answers: self.recent.iter().cloned().collect(),
             through,
         })
+    }
+}
+
+/// `holdout_*` metrics of answers given test-then-train.
+fn prequential(
+    model: &Model,
+    schema: &Schema,
+    answers: &[&(Vec<Value>, Output, u64)],
+) -> (u64, Vec<(String, f64)>) {
+    let pairs: Vec<(SchemaRow<'_>, Output)> = answers
+        .iter()
+        .map(|(r, out, _)| (SchemaRow::new(schema, r), out.clone()))
+        .collect();
+    score_answers(model, &pairs, "holdout")
+}
+
+impl Snapshot {
+    /// The rows and metrics the gates compare with a champion that had learnt
+    /// `champion_rows` rows of the same learner: only the answers to rows the champion
+    /// never learnt, so neither side is graded on its own training rows.
+    pub fn unseen_by(
+        &self,
+        champion_rows: u64,
+        schema: &Schema,
+    ) -> (Vec<Vec<Value>>, Vec<(String, f64)>) {
+        let fresh: Vec<&(Vec<Value>, Output, u64)> = self
+            .answers
+            .iter()
+            .filter(|(_, _, n)| *n > champion_rows)
+            .collect();
+        let (_, metrics) = prequential(&self.outcome.model, schema, &fresh);
+        (fresh.iter().map(|(r, _, _)| r.clone()).collect(), metrics)
+    }
+
+    /// Every kept row, for gates against a champion of another lineage.
+    pub fn rows(&self) -> Vec<Vec<Value>> {
+        self.answers.iter().map(|(r, _, _)| r.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freshet_core::{Field, FieldType};
+
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::new("x", FieldType::Float),
+            Field::new("y", FieldType::Bool),
+        ])
+    }
+
+    fn learner(keep: usize) -> OnlineLearner {
+        let spec: ModelSpec = serde_json::from_value(serde_json::json!({
+            "stream": "s", "label": "y", "learner": { "type": "gaussian_nb" },
+        }))
+        .expect("spec");
+        let resolved = spec.resolve("m", &schema()).expect("resolve");
+        OnlineLearner {
+            model: Model::new(&resolved, &schema(), ModelStamp::new(&SystemClock)).expect("model"),
+            through: None,
+            recent: VecDeque::new(),
+            keep,
+            rows_learnt: 0,
+        }
+    }
+
+    fn rows(range: std::ops::Range<u32>) -> Vec<Vec<Value>> {
+        range
+            .map(|i| vec![Value::Float(f64::from(i % 10)), Value::Bool(i % 10 > 4)])
+            .collect()
+    }
+
+    #[test]
+    fn gates_against_an_older_snapshot_use_only_rows_it_never_learnt() {
+        let mut l = learner(10);
+        l.learn(&schema(), rows(0..30), 3);
+        assert_eq!((l.rows_learnt, l.through), (30, Some(3)));
+        let snap = l.snapshot(&schema()).expect("snapshot");
+        // The newest 10 answers are kept (the very first row has no answer yet).
+        assert_eq!(snap.rows().len(), 10);
+        assert_eq!(snap.outcome.holdout_rows, 10);
+        // A champion that had learnt 25 rows: only rows 26..=30 are new to it.
+        let (fresh, metrics) = snap.unseen_by(25, &schema());
+        assert_eq!(fresh, rows(25..30));
+        assert!(metrics.iter().any(|(k, _)| k == "holdout_accuracy"));
+        // One that learnt them all leaves nothing to compare on.
+        let (none, metrics) = snap.unseen_by(30, &schema());
+        assert!(none.is_empty() && metrics.is_empty());
     }
 }

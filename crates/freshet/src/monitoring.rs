@@ -33,7 +33,7 @@ pub struct DriftSnapshot {
 pub struct AccuracySnapshot {
     pub version: i64,
     pub accuracy: f64,
-    /// Champion predictions labelled so far.
+    /// This champion's predictions labelled so far.
     pub labelled: u64,
     pub at_ms: i64,
 }
@@ -64,6 +64,20 @@ pub struct Monitoring {
     /// Accuracy floors per model (`triggers.min_accuracy`; 0 is off).
     min_accuracy: HashMap<String, f64>,
     outbox: Option<mpsc::Sender<Alert>>,
+    /// The drift series set for each model at its last test, removed before the next
+    /// (a column's method can change; a skipped column must not keep an old verdict).
+    exported: Mutex<HashMap<String, Vec<Exported>>>,
+}
+
+/// One label set of a drift series.
+type Exported = (DriftSeries, Vec<String>);
+
+/// Which drift series a label set belongs to.
+#[derive(Debug, Clone, Copy)]
+enum DriftSeries {
+    Score,
+    Detected,
+    Prediction,
 }
 
 impl std::fmt::Debug for Monitoring {
@@ -157,6 +171,7 @@ impl Monitoring {
                 .map(|(n, m)| (n.clone(), m.triggers.min_accuracy))
                 .collect(),
             outbox,
+            exported: Mutex::new(HashMap::new()),
         })
     }
 
@@ -248,39 +263,64 @@ impl Monitoring {
     }
 
     fn export_drift(&self, model: &str, report: &DriftReport) {
-        let s = &self.series;
+        let method_name = |m: freshet_monitor::DriftMethod| {
+            serde_json::to_value(m)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let mut now: Vec<(DriftSeries, Vec<String>, f64)> = Vec::new();
         for c in &report.features {
             if let Some(d) = &c.drift {
-                let method = serde_json::to_value(d.method)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                s.drift_score
-                    .with_label_values(&[model, &c.column, &method])
-                    .set(d.score);
-                s.drift_detected
-                    .with_label_values(&[model, &c.column])
-                    .set(f64::from(u8::from(d.drifted)));
+                let labels = vec![model.to_string(), c.column.clone(), method_name(d.method)];
+                now.push((DriftSeries::Score, labels, d.score));
+                let labels = vec![model.to_string(), c.column.clone()];
+                now.push((
+                    DriftSeries::Detected,
+                    labels,
+                    f64::from(u8::from(d.drifted)),
+                ));
             }
+        }
+        let dataset = vec![model.to_string(), "dataset".to_string()];
+        now.push((
+            DriftSeries::Detected,
+            dataset,
+            f64::from(u8::from(report.dataset.drifted)),
+        ));
+        if let Some(d) = &report.prediction.drift {
+            let labels = vec![model.to_string(), method_name(d.method)];
+            now.push((DriftSeries::Prediction, labels, d.score));
+            let labels = vec![model.to_string(), "prediction".to_string()];
+            now.push((
+                DriftSeries::Detected,
+                labels,
+                f64::from(u8::from(d.drifted)),
+            ));
+        }
+        let s = &self.series;
+        let vec_of = |which: DriftSeries| match which {
+            DriftSeries::Score => &s.drift_score,
+            DriftSeries::Detected => &s.drift_detected,
+            DriftSeries::Prediction => &s.prediction_drift,
+        };
+        if let Ok(mut exported) = self.exported.lock() {
+            for (which, labels) in exported.remove(model).unwrap_or_default() {
+                let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+                let _ = vec_of(which).remove_label_values(&refs);
+            }
+            exported.insert(
+                model.to_string(),
+                now.iter().map(|(w, l, _)| (*w, l.clone())).collect(),
+            );
+        }
+        for (which, labels, value) in &now {
+            let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+            vec_of(*which).with_label_values(&refs).set(*value);
         }
         s.drift_share
             .with_label_values(&[model])
             .set(report.dataset.share);
-        s.drift_detected
-            .with_label_values(&[model, "dataset"])
-            .set(f64::from(u8::from(report.dataset.drifted)));
-        if let Some(d) = &report.prediction.drift {
-            let method = serde_json::to_value(d.method)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            s.prediction_drift
-                .with_label_values(&[model, &method])
-                .set(d.score);
-            s.drift_detected
-                .with_label_values(&[model, "prediction"])
-                .set(f64::from(u8::from(d.drifted)));
-        }
     }
 
     fn condition(&self, model: &str, kind: &str, holds: bool, summary: &str, now: i64) {

@@ -168,6 +168,17 @@ async fn drifted_traffic_is_reported_alerted_once_and_retrains_the_model() {
         metric(&text, "freshet_drift_share", &[("model", "m")]),
         Some(1.0)
     );
+    // A column whose test changed (two categories then three: z-test, then
+    // chi-square) keeps no stale series of the old one.
+    let score = |method: &str| {
+        metric(
+            &text,
+            "freshet_drift_score",
+            &[("model", "m"), ("column", "c"), ("method", method)],
+        )
+    };
+    assert_eq!(score("z_test"), None, "{text}");
+    assert!(score("chi_square").is_some(), "{text}");
 
     // Checked again and again, alerted once.
     assert!(

@@ -69,6 +69,16 @@ impl Reference {
         }
     }
 
+    /// Leave `feature` out of the tests, saying why (a time feature, whose hours and
+    /// weekdays a window of minutes cannot cover, is left out this way).
+    pub fn skip(&mut self, feature: &str, why: &'static str) {
+        for (name, data) in &mut self.features {
+            if name == feature {
+                *data = RefData::Unavailable(why);
+            }
+        }
+    }
+
     /// The feature names, in window order.
     pub fn feature_names(&self) -> impl Iterator<Item = &str> {
         self.features.iter().map(|(n, _)| n.as_str())
@@ -133,10 +143,9 @@ impl ServedWindow {
         let capacity = capacity.max(1);
         Self {
             capacity,
-            features: (0..features)
-                .map(|_| VecDeque::with_capacity(capacity))
-                .collect(),
-            prediction: VecDeque::with_capacity(capacity),
+            // Grown as rows come: the capacity may be far above what traffic fills.
+            features: (0..features).map(|_| VecDeque::new()).collect(),
+            prediction: VecDeque::new(),
             rows_seen: 0,
         }
     }

@@ -181,3 +181,13 @@ fn profiles_without_samples_are_skipped_not_failed() {
     assert_eq!(r.dataset.columns, 1, "only the tested column counts");
     assert!(!r.dataset.drifted);
 }
+
+#[test]
+fn skipped_features_say_why_and_do_not_count() {
+    let mut r = reference();
+    r.skip("country", "a time feature");
+    let current: Vec<f64> = (0..1000).map(|i| 0.5 + f64::from(i) / 1000.0).collect();
+    let rep = served_drift_default(&r, &window_of(current, &["es"], 0.5));
+    assert_eq!(rep.features[1].skipped.as_deref(), Some("a time feature"));
+    assert_eq!((rep.dataset.columns, rep.dataset.drifted_columns), (1, 1));
+}
