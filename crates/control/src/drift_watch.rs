@@ -3,11 +3,9 @@
 //! stream), the champion's rows kept in a sliding window, tested against the
 //! champion's reference profile every `every_secs`.
 
+use crate::captured::{Captured, cell};
 use freshet_core::Task;
 use freshet_core::model_spec::{FeatureKind, MonitorSpec, ResolvedFeature};
-use freshet_lake::arrow::array::{Array, Int64Array, StringArray};
-use freshet_lake::arrow::compute::cast;
-use freshet_lake::arrow::datatypes::DataType;
 use freshet_lake::arrow::record_batch::RecordBatch;
 use freshet_learn::features::Record;
 use freshet_learn::model::profile::{Observation, observe_field};
@@ -154,20 +152,6 @@ impl DriftWatch {
 /// A captured row's inputs, prediction and probabilities (JSON text).
 type CapturedRow = (Option<String>, Option<String>, Option<String>);
 
-fn text_column(b: &RecordBatch, name: &str) -> Option<StringArray> {
-    let c = cast(b.column_by_name(name)?, &DataType::Utf8).ok()?;
-    c.as_any().downcast_ref::<StringArray>().cloned()
-}
-
-fn int_column(b: &RecordBatch, name: &str) -> Option<Int64Array> {
-    let c = cast(b.column_by_name(name)?, &DataType::Int64).ok()?;
-    c.as_any().downcast_ref::<Int64Array>().cloned()
-}
-
-fn cell(a: &StringArray, i: usize) -> Option<String> {
-    (!a.is_null(i)).then(|| a.value(i).to_string())
-}
-
 /// The newest `keep` rows that `version` answered as champion, oldest first, read
 /// column by column from the end of `batches` (which are in commit order).
 fn newest_champion_rows(batches: &[RecordBatch], version: i64, keep: usize) -> Vec<CapturedRow> {
@@ -176,25 +160,19 @@ fn newest_champion_rows(batches: &[RecordBatch], version: i64, keep: usize) -> V
         if out.len() >= keep {
             break;
         }
-        let (Some(versions), Some(variants), Some(features), Some(predictions), Some(probas)) = (
-            int_column(b, "version"),
-            text_column(b, "variant"),
-            text_column(b, "features"),
-            text_column(b, "prediction"),
-            text_column(b, "probabilities"),
-        ) else {
+        let Some(c) = Captured::of(b) else {
             continue;
         };
         for i in (0..b.num_rows()).rev() {
             if out.len() >= keep {
                 break;
             }
-            let ours = !versions.is_null(i)
-                && versions.value(i) == version
-                && !variants.is_null(i)
-                && variants.value(i) == "champion";
-            if ours {
-                out.push((cell(&features, i), cell(&predictions, i), cell(&probas, i)));
+            if c.answered_by(i, Some(version), "champion") {
+                out.push((
+                    cell(&c.features, i),
+                    cell(&c.prediction, i),
+                    cell(&c.probabilities, i),
+                ));
             }
         }
     }

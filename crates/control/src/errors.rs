@@ -6,11 +6,11 @@
 //!
 //! [`absorb_predictions`]: ErrorStream::absorb_predictions
 
+use crate::captured::{Captured, cell, int_cell};
 use crate::error::Result;
 use freshet_core::Value;
 use freshet_lake::arrow::record_batch::RecordBatch;
 use freshet_lake::{Lake, Table, batch_rows};
-use freshet_serve::capture::inference_schema;
 use freshet_serve::feedback::labels_schema;
 use std::collections::{HashMap, VecDeque};
 
@@ -166,33 +166,36 @@ impl ErrorStream {
     /// Hold the champion's predictions among newly captured rows (`inference/<model>`,
     /// read by the caller) until their labels arrive.
     pub fn absorb_predictions(&mut self, batches: &[RecordBatch]) -> Result<()> {
-        let inf_schema = inference_schema();
         for b in batches {
-            for r in batch_rows(b, &inf_schema)? {
+            let Some(c) = Captured::of(b) else {
+                continue;
+            };
+            for i in 0..b.num_rows() {
                 // Only the champion's answers grade the model in production.
-                if text(&r[5]).as_deref() != Some("champion") {
+                if !c.answered_by(i, None, "champion") {
                     continue;
                 }
-                let (Some(request), row) = (text(&r[0]), int(&r[7])) else {
+                let (Some(request), Some(row), Some(version)) = (
+                    cell(&c.request_id, i),
+                    int_cell(&c.row, i),
+                    int_cell(&c.version, i),
+                ) else {
                     continue;
                 };
-                let client = text(&r[1]).map(|c| (c, row));
-                if let Some(c) = &client {
-                    self.client_to_request.insert(c.clone(), request.clone());
+                let client = cell(&c.client_request_id, i).map(|id| (id, row));
+                if let Some(id) = &client {
+                    self.client_to_request.insert(id.clone(), request.clone());
                 }
-                let key = text(&r[6]);
+                let key = cell(&c.routing_key, i);
                 if let Some(k) = &key {
                     self.key_to_request
                         .insert(k.clone(), (request.clone(), row));
                 }
-                let Value::Int(version) = r[4] else {
-                    continue;
-                };
                 self.by_request.insert(
                     (request.clone(), row),
                     Pred {
                         version,
-                        prediction: text(&r[9]).unwrap_or_else(|| "null".into()),
+                        prediction: cell(&c.prediction, i).unwrap_or_else(|| "null".into()),
                         client,
                         key,
                     },

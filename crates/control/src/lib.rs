@@ -16,6 +16,7 @@
 //! It may touch every crate to its left: core, lake, learn, registry, serve and monitor
 //! (the concept-drift detectors and the drift tests).
 
+mod captured;
 pub mod controller;
 pub mod drift_watch;
 pub mod error;
