@@ -274,18 +274,45 @@ impl ModelLoop {
         let mut errors = Default::default();
         if want_errors || champion.is_some() {
             let captured = self.read_captured().await?;
-            if want_errors {
-                self.errors.absorb_predictions(&captured)?;
-            }
-            if let Some(v) = champion {
-                self.drift.absorb(
-                    store.as_ref(),
-                    self.deps.artifacts.as_ref(),
-                    v,
-                    &captured,
-                    now_ms(),
-                );
-            }
+            // Holding every captured row for its label is CPU work proportional to
+            // traffic: it runs on the blocking pool, never on a thread that serves.
+            let mut held =
+                std::mem::replace(&mut self.errors, ErrorStream::new(&self.name, "none"));
+            let mut drift = std::mem::replace(
+                &mut self.drift,
+                DriftWatch::new(&self.name, &self.spec.monitor),
+            );
+            let (store_b, artifacts_b) = (store.clone(), self.deps.artifacts.clone());
+            let (held, drift, absorbed) = tokio::task::spawn_blocking(move || {
+                let absorbed = if want_errors {
+                    held.absorb_predictions(&captured)
+                } else {
+                    Ok(())
+                };
+                if let Some(v) = champion {
+                    drift.absorb(
+                        store_b.as_ref(),
+                        artifacts_b.as_ref(),
+                        v,
+                        &captured,
+                        now_ms(),
+                    );
+                }
+                (held, drift, absorbed)
+            })
+            .await
+            .map_err(|e| {
+                // A panic lost both: they start afresh (the detector with no history).
+                self.errors = ErrorStream::new(&self.name, &self.spec.triggers.concept_drift);
+                self.drift = DriftWatch::new(&self.name, &self.spec.monitor);
+                ControlError::Job {
+                    model: self.name.clone(),
+                    reason: format!("reading captured predictions stopped: {e}"),
+                }
+            })?;
+            self.errors = held;
+            self.drift = drift;
+            absorbed?;
             if want_errors {
                 errors = self.errors.poll_labels(&self.deps.lake).await?;
             }

@@ -42,6 +42,20 @@ pub(crate) async fn read_file(
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>> {
     let bytes = t.object_store().get(path).await?.bytes().await?;
+    // Decoding is CPU work: on the blocking pool, so a read never stalls a thread that
+    // is answering requests.
+    let (partition, schema) = (partition.clone(), schema.clone());
+    tokio::task::spawn_blocking(move || decode(bytes, &partition, &schema))
+        .await
+        .map_err(|e| LakeError::Io(std::io::Error::other(e.to_string())))?
+}
+
+/// Decode a Parquet file into batches shaped like `schema`.
+fn decode<R: deltalake::parquet::file::reader::ChunkReader + 'static>(
+    bytes: R,
+    partition: &HashMap<String, Option<String>>,
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
         .with_batch_size(64 * 1024)
         .build()?;
