@@ -6,13 +6,15 @@
 //!
 //! [`absorb_predictions`]: ErrorStream::absorb_predictions
 
-use crate::captured::{Captured, cell, int_cell};
+use crate::captured::{Captured, int_cell};
 use crate::error::Result;
 use freshet_core::Value;
+use freshet_lake::arrow::array::Array;
 use freshet_lake::arrow::record_batch::RecordBatch;
 use freshet_lake::{Lake, Table, batch_rows};
 use freshet_serve::feedback::labels_schema;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// A detector over a stream of values (here 0/1 errors).
 pub trait Detector: Send {
@@ -40,14 +42,27 @@ const MAX_EARLY_LABELS: usize = 200_000;
 /// Recent labelled predictions the accuracy is computed on.
 const ACCURACY_WINDOW: usize = 500;
 
+/// An id as held here: its 64-bit FNV-1a hash. Holding hundreds of thousands of
+/// predictions at serving rates, hashes instead of owned strings keep the join cheap;
+/// two ids of one model colliding is a one-in-10¹⁰ event at 200,000 held.
+type Id = u64;
+
+fn id(text: &str) -> Id {
+    freshet_learn::features::fnv1a(text.as_bytes())
+}
+
 struct Pred {
     /// The version that answered.
     version: i64,
-    prediction: String,
+    /// The answer as JSON, shared between predictions that gave the same one.
+    prediction: Arc<str>,
     /// The other ways a label may name this prediction, to forget them with it.
-    client: Option<(String, i64)>,
-    key: Option<String>,
+    client: Option<(Id, i64)>,
+    key: Option<Id>,
 }
+
+/// Distinct answers shared rather than copied per prediction (classes, mostly).
+const MAX_INTERNED: usize = 1_024;
 
 /// A label as read from `labels/<model>`.
 struct LabelIn {
@@ -74,10 +89,11 @@ pub struct ErrorStream {
     model: String,
     detector: Option<Box<dyn Detector>>,
     labels_seen: Option<i64>,
-    by_request: HashMap<(String, i64), Pred>,
-    client_to_request: HashMap<(String, i64), String>,
-    key_to_request: HashMap<String, (String, i64)>,
-    order: VecDeque<(String, i64)>,
+    by_request: HashMap<(Id, i64), Pred>,
+    client_to_request: HashMap<(Id, i64), Id>,
+    key_to_request: HashMap<Id, (Id, i64)>,
+    order: VecDeque<(Id, i64)>,
+    answers: HashMap<String, Arc<str>>,
     early: Vec<LabelIn>,
     recent: VecDeque<bool>,
     /// Every champion prediction labelled so far.
@@ -123,6 +139,7 @@ impl ErrorStream {
             client_to_request: HashMap::new(),
             key_to_request: HashMap::new(),
             order: VecDeque::new(),
+            answers: HashMap::new(),
             early: Vec::new(),
             recent: VecDeque::new(),
             total_labelled: 0,
@@ -175,27 +192,43 @@ impl ErrorStream {
                 if !c.answered_by(i, None, "champion") {
                     continue;
                 }
-                let (Some(request), Some(row), Some(version)) = (
-                    cell(&c.request_id, i),
-                    int_cell(&c.row, i),
-                    int_cell(&c.version, i),
-                ) else {
+                if c.request_id.is_null(i) {
+                    continue;
+                }
+                let (Some(row), Some(version)) = (int_cell(&c.row, i), int_cell(&c.version, i))
+                else {
                     continue;
                 };
-                let client = cell(&c.client_request_id, i).map(|id| (id, row));
-                if let Some(id) = &client {
-                    self.client_to_request.insert(id.clone(), request.clone());
+                let request = id(c.request_id.value(i));
+                let client = (!c.client_request_id.is_null(i))
+                    .then(|| (id(c.client_request_id.value(i)), row));
+                if let Some(k) = client {
+                    self.client_to_request.insert(k, request);
                 }
-                let key = cell(&c.routing_key, i);
-                if let Some(k) = &key {
-                    self.key_to_request
-                        .insert(k.clone(), (request.clone(), row));
+                let key = (!c.routing_key.is_null(i)).then(|| id(c.routing_key.value(i)));
+                if let Some(k) = key {
+                    self.key_to_request.insert(k, (request, row));
                 }
+                let answer = if c.prediction.is_null(i) {
+                    "null"
+                } else {
+                    c.prediction.value(i)
+                };
+                let prediction = match self.answers.get(answer) {
+                    Some(a) => a.clone(),
+                    None => {
+                        let a: Arc<str> = Arc::from(answer);
+                        if self.answers.len() < MAX_INTERNED {
+                            self.answers.insert(answer.to_string(), a.clone());
+                        }
+                        a
+                    }
+                };
                 self.by_request.insert(
-                    (request.clone(), row),
+                    (request, row),
                     Pred {
                         version,
-                        prediction: cell(&c.prediction, i).unwrap_or_else(|| "null".into()),
+                        prediction,
                         client,
                         key,
                     },
@@ -256,12 +289,9 @@ impl ErrorStream {
             } = &l;
             let row = *row;
             let target = match (&request, &client, &key) {
-                (Some(r), _, _) => Some((r.clone(), row)),
-                (None, Some(c), _) => self
-                    .client_to_request
-                    .get(&(c.clone(), row))
-                    .map(|r| (r.clone(), row)),
-                (None, None, Some(k)) => self.key_to_request.get(k).cloned(),
+                (Some(r), _, _) => Some((id(r), row)),
+                (None, Some(c), _) => self.client_to_request.get(&(id(c), row)).map(|r| (*r, row)),
+                (None, None, Some(k)) => self.key_to_request.get(&id(k)).copied(),
                 _ => None,
             };
             let Some(pred) = target.as_ref().and_then(|t| self.by_request.remove(t)) else {
@@ -295,5 +325,102 @@ impl ErrorStream {
             update.accuracy = Some(right as f64 / self.recent.len() as f64);
         }
         Ok(update)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freshet_lake::RowBatchBuilder;
+    use freshet_serve::capture::inference_schema;
+
+    /// Captured champion answers of version 1: request `r{i}`, client `c{i}`, routing
+    /// key `k{i}`, prediction `true` for even `i`.
+    fn captured(n: usize) -> RecordBatch {
+        let s = inference_schema();
+        let mut b = RowBatchBuilder::new(&s, n);
+        for i in 0..n {
+            let mut row = vec![Value::Null; s.len()];
+            row[0] = Value::Str(format!("r{i}"));
+            row[1] = Value::Str(format!("c{i}"));
+            row[4] = Value::Int(1);
+            row[5] = Value::Str("champion".into());
+            row[6] = Value::Str(format!("k{i}"));
+            row[7] = Value::Int(0);
+            row[9] = Value::Str((i % 2 == 0).to_string());
+            for (k, v) in row.iter().enumerate() {
+                b.push(k, v);
+            }
+            b.end_row();
+        }
+        b.finish().expect("batch")
+    }
+
+    #[tokio::test]
+    async fn labels_join_by_request_client_or_key_and_grade_the_champion_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = Lake::new(dir.path().to_str().expect("path")).expect("lake");
+        let mut errors = ErrorStream::new("m", "none");
+        errors.follow(Some(1));
+        errors.absorb_predictions(&[captured(6)]).expect("absorb");
+        let labels = freshet_serve::feedback::open_table(&lake, "labels/m", &labels_schema())
+            .await
+            .expect("labels table");
+        let s = labels_schema();
+        let mut b = RowBatchBuilder::new(&s, 4);
+        // One label per way of naming a prediction, and one for nothing held.
+        for (request, client, key, label) in [
+            (Some("r0"), None, None, "true"), // right
+            (None, Some("c1"), None, "true"), // wrong (r1 said false)
+            (None, None, Some("k2"), "true"), // right
+            (Some("r9"), None, None, "true"), // no such prediction: waits
+        ] {
+            let text = |t: Option<&str>| t.map_or(Value::Null, |t| Value::Str(t.into()));
+            let row = [
+                text(request),
+                text(client),
+                text(key),
+                Value::Int(0),
+                Value::Str(label.into()),
+                Value::Timestamp(0),
+                Value::Date(0),
+            ];
+            for (k, v) in row.iter().enumerate() {
+                b.push(k, v);
+            }
+            b.end_row();
+        }
+        labels
+            .append(b.finish().expect("batch"), &[])
+            .await
+            .expect("append");
+        let update = errors.poll_labels(&lake).await.expect("poll");
+        assert_eq!(update.labelled, 3);
+        assert_eq!(update.accuracy, Some(2.0 / 3.0));
+        assert_eq!(errors.champion_labelled, 3);
+        // A new champion: an old answer's label is joined but grades nobody.
+        errors.follow(Some(2));
+        let mut b = RowBatchBuilder::new(&s, 1);
+        for (k, v) in [
+            Value::Str("r3".into()),
+            Value::Null,
+            Value::Null,
+            Value::Int(0),
+            Value::Str("false".into()),
+            Value::Timestamp(1),
+            Value::Date(0),
+        ]
+        .iter()
+        .enumerate()
+        {
+            b.push(k, v);
+        }
+        b.end_row();
+        labels
+            .append(b.finish().expect("batch"), &[])
+            .await
+            .expect("append");
+        let update = errors.poll_labels(&lake).await.expect("poll");
+        assert_eq!((update.labelled, errors.champion_labelled), (0, 0));
     }
 }
