@@ -356,33 +356,21 @@ mod tests {
         b.finish().expect("batch")
     }
 
-    #[tokio::test]
-    async fn labels_join_by_request_client_or_key_and_grade_the_champion_only() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = Lake::new(dir.path().to_str().expect("path")).expect("lake");
-        let mut errors = ErrorStream::new("m", "none");
-        errors.follow(Some(1));
-        errors.absorb_predictions(&[captured(6)]).expect("absorb");
-        let labels = freshet_serve::feedback::open_table(&lake, "labels/m", &labels_schema())
-            .await
-            .expect("labels table");
+    type LabelRow<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, &'a str);
+
+    /// Labels `(request id, client id, key, label)`, row 0 each, in one commit.
+    async fn append_labels(labels: &Table, rows: &[LabelRow<'_>]) {
         let s = labels_schema();
-        let mut b = RowBatchBuilder::new(&s, 4);
-        // One label per way of naming a prediction, and one for nothing held.
-        for (request, client, key, label) in [
-            (Some("r0"), None, None, "true"), // right
-            (None, Some("c1"), None, "true"), // wrong (r1 said false)
-            (None, None, Some("k2"), "true"), // right
-            (Some("r9"), None, None, "true"), // no such prediction: waits
-        ] {
-            let text = |t: Option<&str>| t.map_or(Value::Null, |t| Value::Str(t.into()));
+        let mut b = RowBatchBuilder::new(&s, rows.len());
+        let text = |t: Option<&str>| t.map_or(Value::Null, |t| Value::Str(t.into()));
+        for (i, (request, client, key, label)) in rows.iter().enumerate() {
             let row = [
-                text(request),
-                text(client),
-                text(key),
+                text(*request),
+                text(*client),
+                text(*key),
                 Value::Int(0),
-                Value::Str(label.into()),
-                Value::Timestamp(0),
+                Value::Str((*label).into()),
+                Value::Timestamp(i as i64),
                 Value::Date(0),
             ];
             for (k, v) in row.iter().enumerate() {
@@ -394,32 +382,36 @@ mod tests {
             .append(b.finish().expect("batch"), &[])
             .await
             .expect("append");
+    }
+
+    #[tokio::test]
+    async fn labels_join_by_request_client_or_key_and_grade_the_champion_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = Lake::new(dir.path().to_str().expect("path")).expect("lake");
+        let mut errors = ErrorStream::new("m", "none");
+        errors.follow(Some(1));
+        errors.absorb_predictions(&[captured(6)]).expect("absorb");
+        let labels = freshet_serve::feedback::open_table(&lake, "labels/m", &labels_schema())
+            .await
+            .expect("labels table");
+        // One label per way of naming a prediction, and one for nothing held.
+        append_labels(
+            &labels,
+            &[
+                (Some("r0"), None, None, "true"), // right
+                (None, Some("c1"), None, "true"), // wrong (r1 said false)
+                (None, None, Some("k2"), "true"), // right
+                (Some("r9"), None, None, "true"), // no such prediction: waits
+            ],
+        )
+        .await;
         let update = errors.poll_labels(&lake).await.expect("poll");
         assert_eq!(update.labelled, 3);
         assert_eq!(update.accuracy, Some(2.0 / 3.0));
         assert_eq!(errors.champion_labelled, 3);
         // A new champion: an old answer's label is joined but grades nobody.
         errors.follow(Some(2));
-        let mut b = RowBatchBuilder::new(&s, 1);
-        for (k, v) in [
-            Value::Str("r3".into()),
-            Value::Null,
-            Value::Null,
-            Value::Int(0),
-            Value::Str("false".into()),
-            Value::Timestamp(1),
-            Value::Date(0),
-        ]
-        .iter()
-        .enumerate()
-        {
-            b.push(k, v);
-        }
-        b.end_row();
-        labels
-            .append(b.finish().expect("batch"), &[])
-            .await
-            .expect("append");
+        append_labels(&labels, &[(Some("r3"), None, None, "false")]).await;
         let update = errors.poll_labels(&lake).await.expect("poll");
         assert_eq!((update.labelled, errors.champion_labelled), (0, 0));
     }
