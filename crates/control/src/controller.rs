@@ -221,18 +221,24 @@ impl ModelLoop {
     }
 
     fn champion(&self) -> Result<Option<i64>> {
-        match self.deps.store.get_version_by_alias(&self.name, "champion") {
-            Ok(v) => Ok(Some(v.version)),
-            Err(RegistryError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let store = self.deps.store.as_ref();
+        Ok(freshet_serve::router::alias_version(
+            store, &self.name, "champion",
+        )?)
     }
 
     /// One step of the loop.
     pub async fn tick(&mut self) -> Result<Vec<LoopEvent>> {
         let mut events = Vec::new();
         let store = self.deps.store.clone();
-        let mut st = state::load(store.as_ref(), &self.name)?;
+        // The loop's and the rollout's state are both tags of the registered model:
+        // read it once a tick.
+        let tags = match store.get_registered_model(&self.name) {
+            Ok(m) => m.tags,
+            Err(RegistryError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let mut st = state::from_tags(&self.name, &tags)?;
         if let Some(job) = st.job.clone() {
             tracing::info!(model = %self.name, job = %job.id, "resuming an interrupted training job");
             events.extend(self.run(&mut st, job).await);
@@ -317,7 +323,7 @@ impl ModelLoop {
                 errors = self.errors.poll_labels(&self.deps.lake).await?;
             }
         }
-        let rollout_active = load_state(store.as_ref(), &self.name)
+        let rollout_active = freshet_serve::rollout::state_from_tags(&self.name, &tags)
             .ok()
             .flatten()
             .is_some_and(|s| s.phase.is_active());
@@ -471,53 +477,54 @@ impl ModelLoop {
     async fn run_inner(&mut self, job: &JobState) -> Result<LoopEvent> {
         let table = self.table().await?;
         let store = self.deps.store.clone();
+        // Registered before a restart: that version is judged, never trained again.
+        let registered = job::already_registered(store.as_ref(), &self.name, &job.id)?;
         let (version, metrics, train_rows, gates_report) = match self.spec.job.clone() {
             JobSpec::Builtin { window_rows, .. } => {
-                let (version, model, metrics, rows, split, train_rows) =
-                    match job::already_registered(store.as_ref(), &self.name, &job.id)? {
-                        // Registered before a restart: judge that version, don't train again.
-                        Some(v) => {
-                            let loaded = freshet_serve::loader::load_version(
-                                store.as_ref(),
-                                self.deps.artifacts.as_ref(),
-                                &self.name,
-                                v,
-                            )?;
-                            let rows = job::window(&table, &self.schema, job, window_rows).await?;
-                            let resolved_holdout = self.spec.holdout;
-                            let split =
-                                freshet_learn::train::holdout_start(rows.len(), resolved_holdout);
-                            let records: Vec<SchemaRow<'_>> = rows[split..]
-                                .iter()
-                                .map(|r| SchemaRow::new(&self.schema, r))
-                                .collect();
-                            let (_, metrics) = score_rows(&loaded.model, &records, "holdout");
-                            drop(records);
-                            (v, loaded.model, metrics, rows, split, split as u64)
-                        }
-                        None => {
-                            let c = job::run_builtin(
-                                store.clone(),
-                                self.deps.artifacts.clone(),
-                                &table,
-                                &self.schema,
-                                &self.name,
-                                &self.spec,
-                                job,
-                                window_rows,
-                            )
-                            .await?;
-                            let train_rows = c.outcome.train_rows;
-                            (
-                                c.published.version,
-                                c.outcome.model,
-                                c.outcome.metrics,
-                                c.rows,
-                                c.split,
-                                train_rows,
-                            )
-                        }
-                    };
+                let (version, model, metrics, rows, split, train_rows) = match registered {
+                    // Registered before a restart: judge that version, don't train again.
+                    Some(v) => {
+                        let loaded = freshet_serve::loader::load_version(
+                            store.as_ref(),
+                            self.deps.artifacts.as_ref(),
+                            &self.name,
+                            v,
+                        )?;
+                        let rows = job::window(&table, &self.schema, job, window_rows).await?;
+                        let resolved_holdout = self.spec.holdout;
+                        let split =
+                            freshet_learn::train::holdout_start(rows.len(), resolved_holdout);
+                        let records: Vec<SchemaRow<'_>> = rows[split..]
+                            .iter()
+                            .map(|r| SchemaRow::new(&self.schema, r))
+                            .collect();
+                        let (_, metrics) = score_rows(&loaded.model, &records, "holdout");
+                        drop(records);
+                        (v, loaded.model, metrics, rows, split, split as u64)
+                    }
+                    None => {
+                        let c = job::run_builtin(
+                            store.clone(),
+                            self.deps.artifacts.clone(),
+                            &table,
+                            &self.schema,
+                            &self.name,
+                            &self.spec,
+                            job,
+                            window_rows,
+                        )
+                        .await?;
+                        let train_rows = c.outcome.train_rows;
+                        (
+                            c.published.version,
+                            c.outcome.model,
+                            c.outcome.metrics,
+                            c.rows,
+                            c.split,
+                            train_rows,
+                        )
+                    }
+                };
                 let champion = self.champion_model(version);
                 let report = gates::judge(
                     &self.spec.gates,
@@ -530,7 +537,7 @@ impl ModelLoop {
                 (version, metrics, train_rows, report)
             }
             JobSpec::Online { holdout_rows } => {
-                match job::already_registered(store.as_ref(), &self.name, &job.id)? {
+                match registered {
                     // Registered before a restart: the snapshot's own logged metrics are
                     // all there is to judge (its answers were not kept).
                     Some(version) => {
@@ -548,21 +555,16 @@ impl ModelLoop {
                                 model: self.name.clone(),
                                 reason: "the online learner has learnt nothing yet".into(),
                             })?;
-                        let lineage = crate::publish::Lineage {
-                            table: format!("events/{}", self.spec.stream),
-                            table_uri: table.url().to_string(),
-                            version: snap.through,
-                            rows: snap.outcome.train_rows,
-                        };
+                        let lineage = job::stream_lineage(
+                            &self.spec,
+                            &table,
+                            snap.through,
+                            snap.outcome.train_rows,
+                        );
+                        let [job_id, trigger] = job::job_tags(job);
                         let tags = [
-                            Tag {
-                                key: "freshet.job_id".into(),
-                                value: job.id.clone(),
-                            },
-                            Tag {
-                                key: "freshet.trigger".into(),
-                                value: job.trigger.chars().take(250).collect(),
-                            },
+                            job_id,
+                            trigger,
                             Tag {
                                 key: THROUGH_TAG.into(),
                                 value: snap.through.to_string(),
@@ -613,7 +615,7 @@ impl ModelLoop {
                 command,
                 timeout_secs,
             } => {
-                let version = match job::already_registered(store.as_ref(), &self.name, &job.id)? {
+                let version = match registered {
                     Some(v) => v,
                     None => {
                         job::run_command(
@@ -717,11 +719,6 @@ impl ModelLoop {
             .map(|m| (m.key.clone(), m.value))
             .collect())
     }
-
-    /// The model's current controller state.
-    pub fn state(&self) -> Result<ControlState> {
-        state::load(self.deps.store.as_ref(), &self.name)
-    }
 }
 
 impl std::fmt::Debug for ModelLoop {
@@ -730,9 +727,4 @@ impl std::fmt::Debug for ModelLoop {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
-}
-
-#[allow(dead_code)]
-fn _assert_error_is_send(e: ControlError) -> Box<dyn std::error::Error + Send + Sync> {
-    Box::new(e)
 }

@@ -8,7 +8,7 @@ use freshet_core::Task;
 use freshet_core::model_spec::{FeatureKind, MonitorSpec, ResolvedFeature};
 use freshet_lake::arrow::record_batch::RecordBatch;
 use freshet_learn::features::Record;
-use freshet_learn::model::profile::{Observation, observe_field};
+use freshet_learn::model::profile::{Observation, observe_field, prediction_score};
 use freshet_monitor::served::{DriftReport, Reference, ServedWindow, served_drift};
 use freshet_registry::Store;
 use freshet_registry::artifacts::ArtifactStore;
@@ -46,11 +46,6 @@ impl DriftWatch {
             unreadable: None,
             last_test_ms: i64::MIN,
         }
-    }
-
-    /// Rows in the current window.
-    pub fn window_rows(&self) -> usize {
-        self.watched.as_ref().map_or(0, |w| w.window.len())
     }
 
     /// Follow `champion` (a new one starts an empty window against its own profile).
@@ -196,13 +191,7 @@ impl Watched {
         } else {
             proba
                 .and_then(|p| serde_json::from_str::<Vec<f64>>(p).ok())
-                .and_then(|p| {
-                    if self.binary {
-                        p.get(1).copied()
-                    } else {
-                        p.into_iter().reduce(f64::max)
-                    }
-                })
+                .and_then(|p| prediction_score(self.binary, &p))
         };
         self.window.push(observations, score);
     }

@@ -12,27 +12,14 @@ use freshet_core::Value;
 use freshet_lake::arrow::array::Array;
 use freshet_lake::arrow::record_batch::RecordBatch;
 use freshet_lake::{Lake, Table, batch_rows};
+use freshet_monitor::{DetectorState, DriftDetector};
 use freshet_serve::feedback::labels_schema;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-/// A detector over a stream of values (here 0/1 errors).
-pub trait Detector: Send {
-    /// Account for one value; `true` when a drift is detected at it.
-    fn update(&mut self, x: f64) -> bool;
-}
-
-impl Detector for freshet_monitor::Detector {
-    fn update(&mut self, x: f64) -> bool {
-        freshet_monitor::DriftDetector::update(self, x) == freshet_monitor::DetectorState::Drift
-    }
-}
-
 /// The detector a trigger names, with River's defaults (`none` gives no detector).
-pub fn detector(name: &str) -> Option<Box<dyn Detector>> {
-    freshet_monitor::DetectorConfig::default_for(name)
-        .and_then(|c| c.build().ok())
-        .map(|d| Box::new(d) as Box<dyn Detector>)
+fn detector(name: &str) -> Option<freshet_monitor::Detector> {
+    freshet_monitor::DetectorConfig::default_for(name).and_then(|c| c.build().ok())
 }
 
 /// Predictions kept waiting for their labels.
@@ -87,7 +74,7 @@ pub struct ErrorUpdate {
 /// One model's error stream.
 pub struct ErrorStream {
     model: String,
-    detector: Option<Box<dyn Detector>>,
+    detector: Option<freshet_monitor::Detector>,
     labels_seen: Option<i64>,
     by_request: HashMap<(Id, i64), Pred>,
     client_to_request: HashMap<(Id, i64), Id>,
@@ -96,8 +83,6 @@ pub struct ErrorStream {
     answers: HashMap<String, Arc<str>>,
     early: Vec<LabelIn>,
     recent: VecDeque<bool>,
-    /// Every champion prediction labelled so far.
-    pub total_labelled: u64,
     /// The champion graded now, and its predictions labelled so far.
     champion: Option<i64>,
     pub champion_labelled: u64,
@@ -142,7 +127,6 @@ impl ErrorStream {
             answers: HashMap::new(),
             early: Vec::new(),
             recent: VecDeque::new(),
-            total_labelled: 0,
             champion: None,
             champion_labelled: 0,
             labels_table: None,
@@ -308,14 +292,13 @@ impl ErrorStream {
             }
             let right = same(&pred.prediction, &l.label);
             update.labelled += 1;
-            self.total_labelled += 1;
             self.champion_labelled += 1;
             self.recent.push_back(right);
             if self.recent.len() > ACCURACY_WINDOW {
                 self.recent.pop_front();
             }
             if let Some(d) = self.detector.as_mut()
-                && d.update(if right { 0.0 } else { 1.0 })
+                && d.update(if right { 0.0 } else { 1.0 }) == DetectorState::Drift
             {
                 update.drift = true;
             }

@@ -74,6 +74,31 @@ pub fn already_registered(store: &dyn Store, model: &str, job_id: &str) -> Resul
     Ok(found.items.first().map(|v| v.version))
 }
 
+/// The tags a job's version carries: which job made it (so a restart finds it) and
+/// why it ran.
+pub fn job_tags(job: &JobState) -> [Tag; 2] {
+    [
+        Tag {
+            key: "freshet.job_id".into(),
+            value: job.id.clone(),
+        },
+        Tag {
+            key: "freshet.trigger".into(),
+            value: job.trigger.chars().take(250).collect(),
+        },
+    ]
+}
+
+/// The lineage of a version trained from the stream's table at `version`.
+pub fn stream_lineage(spec: &ModelSpec, table: &Table, version: i64, rows: u64) -> Lineage {
+    Lineage {
+        table: format!("events/{}", spec.stream),
+        table_uri: table.url().to_string(),
+        version,
+        rows,
+    }
+}
+
 /// Train the built-in learner on the window and register the version.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_builtin(
@@ -104,12 +129,7 @@ pub async fn run_builtin(
         });
     }
     let split = holdout_start(rows.len(), resolved.holdout);
-    let lineage = Lineage {
-        table: format!("events/{}", spec.stream),
-        table_uri: table.url().to_string(),
-        version: job.table_version,
-        rows: rows.len() as u64,
-    };
+    let lineage = stream_lineage(spec, table, job.table_version, rows.len() as u64);
     let (name_c, schema_c, job_c) = (name.to_string(), schema.clone(), job.clone());
     // Training is CPU work: it runs on the blocking pool, one job per model at a time.
     let (outcome, published, rows) = tokio::task::spawn_blocking(move || {
@@ -118,16 +138,7 @@ pub async fn run_builtin(
             rows.iter().map(|r| SchemaRow::new(&schema_c, r)).collect();
         let outcome = train_with_holdout(model, &records, resolved.holdout, |_| {})?;
         drop(records);
-        let tags = [
-            Tag {
-                key: "freshet.job_id".into(),
-                value: job_c.id.clone(),
-            },
-            Tag {
-                key: "freshet.trigger".into(),
-                value: job_c.trigger.chars().take(250).collect(),
-            },
-        ];
+        let tags = job_tags(&job_c);
         let now = chrono::Utc::now().timestamp_millis();
         let published = publish_tagged(
             store.as_ref(),

@@ -68,15 +68,20 @@ impl ControlState {
 /// The state of `model`; the default when it has none yet (or no registered model).
 pub fn load(store: &dyn Store, model: &str) -> Result<ControlState> {
     match store.get_registered_model(model) {
-        Ok(m) => match m.tags.iter().find(|t| t.key == TAG) {
-            Some(t) => serde_json::from_str(&t.value).map_err(|e| ControlError::BadState {
-                model: model.to_string(),
-                reason: e.to_string(),
-            }),
-            None => Ok(ControlState::default()),
-        },
+        Ok(m) => from_tags(model, &m.tags),
         Err(RegistryError::NotFound(_)) => Ok(ControlState::default()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The state held in a registered model's tags (the default without the tag).
+pub fn from_tags(model: &str, tags: &[freshet_registry::model::Tag]) -> Result<ControlState> {
+    match tags.iter().find(|t| t.key == TAG) {
+        Some(t) => serde_json::from_str(&t.value).map_err(|e| ControlError::BadState {
+            model: model.to_string(),
+            reason: e.to_string(),
+        }),
+        None => Ok(ControlState::default()),
     }
 }
 

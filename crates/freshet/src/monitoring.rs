@@ -263,16 +263,14 @@ impl Monitoring {
     }
 
     fn export_drift(&self, model: &str, report: &DriftReport) {
-        let method_name = |m: freshet_monitor::DriftMethod| {
-            serde_json::to_value(m)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        };
         let mut now: Vec<(DriftSeries, Vec<String>, f64)> = Vec::new();
         for c in &report.features {
             if let Some(d) = &c.drift {
-                let labels = vec![model.to_string(), c.column.clone(), method_name(d.method)];
+                let labels = vec![
+                    model.to_string(),
+                    c.column.clone(),
+                    d.method.name().to_string(),
+                ];
                 now.push((DriftSeries::Score, labels, d.score));
                 let labels = vec![model.to_string(), c.column.clone()];
                 now.push((
@@ -289,7 +287,7 @@ impl Monitoring {
             f64::from(u8::from(report.dataset.drifted)),
         ));
         if let Some(d) = &report.prediction.drift {
-            let labels = vec![model.to_string(), method_name(d.method)];
+            let labels = vec![model.to_string(), d.method.name().to_string()];
             now.push((DriftSeries::Prediction, labels, d.score));
             let labels = vec![model.to_string(), "prediction".to_string()];
             now.push((

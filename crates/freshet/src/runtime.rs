@@ -62,15 +62,14 @@ impl freshet_serve::service::InputProtector for StreamPii {
             if v.is_null() {
                 continue;
             }
-            *v = match (action, &self.key, &*v) {
-                (freshet_core::PiiAction::Hash, Some(k), freshet_core::Value::Str(s)) => {
-                    freshet_core::Value::Str(k.hash(s))
-                }
-                (freshet_core::PiiAction::Hash, Some(k), other) => {
-                    freshet_core::Value::Str(k.hash(&other.to_json().to_string()))
-                }
-                _ => freshet_core::Value::Str(freshet_ingest::process::pii::REDACTED.into()),
-            };
+            use freshet_ingest::process::pii::{REDACTED, protect_value};
+            // A dropped field cannot be left out of a model's input: it is redacted.
+            *v = protect_value(
+                self.key.as_ref(),
+                std::mem::replace(v, freshet_core::Value::Null),
+                Some(*action),
+            )
+            .unwrap_or_else(|| freshet_core::Value::Str(REDACTED.into()));
         }
     }
 }

@@ -39,45 +39,50 @@ pub fn holdout_start(n: usize, holdout: f64) -> usize {
 struct ClassScores {
     accuracy: Accuracy,
     log_loss: LogLoss,
+    kappa: CohensKappa,
+    /// Only for a binary task, the only one they are reported for.
+    binary: Option<BinaryScores>,
+}
+
+#[derive(Default)]
+struct BinaryScores {
     auc: RocAuc,
     precision: Precision,
     recall: Recall,
     f1: F1,
-    kappa: CohensKappa,
 }
 
 impl ClassScores {
-    fn new() -> Self {
+    fn new(binary: bool) -> Self {
         Self {
             accuracy: Accuracy::default(),
             log_loss: LogLoss::default(),
-            auc: RocAuc::default(),
-            precision: Precision::default(),
-            recall: Recall::default(),
-            f1: F1::default(),
             kappa: CohensKappa::default(),
+            binary: binary.then(BinaryScores::default),
         }
     }
 
     fn update(&mut self, y: usize, p: &ClassPrediction) {
         self.accuracy.update(y, p);
         self.log_loss.update(y, p);
-        self.auc.update(y, p);
-        self.precision.update(y, p);
-        self.recall.update(y, p);
-        self.f1.update(y, p);
         self.kappa.update(y, p);
+        if let Some(b) = &mut self.binary {
+            b.auc.update(y, p);
+            b.precision.update(y, p);
+            b.recall.update(y, p);
+            b.f1.update(y, p);
+        }
     }
 
-    fn report(&self, prefix: &str, binary: bool, out: &mut Vec<(String, f64)>) {
+    fn report(&self, prefix: &str, out: &mut Vec<(String, f64)>) {
         out.push((format!("{prefix}_accuracy"), self.accuracy.get()));
         out.push((format!("{prefix}_log_loss"), self.log_loss.get()));
         out.push((format!("{prefix}_kappa"), self.kappa.get()));
-        if binary {
-            out.push((format!("{prefix}_roc_auc"), self.auc.get()));
-            out.push((format!("{prefix}_precision"), self.precision.get()));
-            out.push((format!("{prefix}_recall"), self.recall.get()));
-            out.push((format!("{prefix}_f1"), self.f1.get()));
+        if let Some(b) = &self.binary {
+            out.push((format!("{prefix}_roc_auc"), b.auc.get()));
+            out.push((format!("{prefix}_precision"), b.precision.get()));
+            out.push((format!("{prefix}_recall"), b.recall.get()));
+            out.push((format!("{prefix}_f1"), b.f1.get()));
         }
     }
 }
@@ -116,7 +121,7 @@ enum Scores {
 impl Scores {
     fn for_task(task: Task) -> Self {
         if task.is_classification() {
-            Scores::Class(ClassScores::new())
+            Scores::Class(ClassScores::new(task == Task::Binary))
         } else {
             Scores::Reg(RegScores::new())
         }
@@ -158,9 +163,9 @@ impl Scores {
         }
     }
 
-    fn report(&self, prefix: &str, binary: bool, out: &mut Vec<(String, f64)>) {
+    fn report(&self, prefix: &str, out: &mut Vec<(String, f64)>) {
         match self {
-            Scores::Class(s) => s.report(prefix, binary, out),
+            Scores::Class(s) => s.report(prefix, out),
             Scores::Reg(s) => s.report(prefix, out),
         }
     }
@@ -174,7 +179,7 @@ pub fn score_rows<R: Record>(model: &Model, rows: &[R], prefix: &str) -> (u64, V
     let scored = rows.iter().filter(|r| scores.score(model, *r)).count() as u64;
     let mut out = Vec::new();
     if scored > 0 {
-        scores.report(prefix, model.task() == Task::Binary, &mut out);
+        scores.report(prefix, &mut out);
     }
     (scored, out)
 }
@@ -194,7 +199,7 @@ pub fn score_answers<R: Record>(
         .count() as u64;
     let mut out = Vec::new();
     if scored > 0 {
-        scores.report(prefix, model.task() == Task::Binary, &mut out);
+        scores.report(prefix, &mut out);
     }
     (scored, out)
 }
@@ -221,7 +226,6 @@ pub fn train_with_holdout<R: Record>(
 ) -> Result<TrainOutcome, ModelError> {
     let split = holdout_start(rows.len(), holdout);
     let task = model.task();
-    let binary = task == Task::Binary;
     let mut train_metrics = Vec::new();
     let (learnt, mut skipped) = if model.is_batch() {
         let train = &rows[..split];
@@ -234,7 +238,7 @@ pub fn train_with_holdout<R: Record>(
         for r in train {
             in_sample.score(&model, r);
         }
-        in_sample.report("train_in_sample", binary, &mut train_metrics);
+        in_sample.report("train_in_sample", &mut train_metrics);
         (learnt, (split as u64).saturating_sub(learnt))
     } else {
         learn_prequentially(
@@ -260,7 +264,7 @@ pub fn train_with_holdout<R: Record>(
     // Holdout first: it is the figure that decides whether a model ships.
     let mut metrics = Vec::new();
     if scored > 0 {
-        scores.report("holdout", binary, &mut metrics);
+        scores.report("holdout", &mut metrics);
     }
     metrics.append(&mut train_metrics);
     model.build_reference_profile(rows[..split].iter());
@@ -305,7 +309,7 @@ fn learn_prequentially<R: Record>(
             ),
         });
     }
-    prequential.report("train_prequential", task == Task::Binary, metrics);
+    prequential.report("train_prequential", metrics);
     Ok((learnt, skipped))
 }
 

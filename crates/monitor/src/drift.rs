@@ -88,7 +88,8 @@ impl DriftMethod {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The method's name, as it is serialised (`ks`, `chi_square`, …).
+    pub fn name(self) -> &'static str {
         match self {
             Self::Ks => "ks",
             Self::ChiSquare => "chi_square",

@@ -8,7 +8,7 @@
 //! visible. [`Capture::shutdown`] commits whatever is buffered.
 
 use freshet_core::{Field, FieldType, Schema, Value};
-use freshet_lake::{Lake, RowBatchBuilder, Table, TableOptions};
+use freshet_lake::{Lake, RowBatchBuilder, Table};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -312,12 +312,8 @@ async fn commit(
     rows: &[InferenceRow],
 ) -> Result<(), freshet_lake::LakeError> {
     if !tables.contains_key(model) {
-        let url = lake.table_url(&format!("inference/{model}"))?;
-        let opts = TableOptions {
-            partition_by: vec!["date".into()],
-            ..Default::default()
-        };
-        let t = Table::open_or_create(url, schema, &opts).await?;
+        let name = format!("inference/{model}");
+        let t = crate::feedback::open_table(lake, &name, schema).await?;
         tables.insert(model.to_string(), t);
     }
     let Some(table) = tables.get(model) else {
@@ -343,7 +339,7 @@ async fn commit(
         b.push(11, &Value::Int(r.latency_micros));
         b.push(
             12,
-            &Value::Date(r.at_micros.div_euclid(86_400_000_000) as i32),
+            &Value::Date(freshet_core::clock::micros_to_epoch_days(r.at_micros)),
         );
         b.end_row();
     }

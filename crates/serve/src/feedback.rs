@@ -159,12 +159,16 @@ pub fn labels_schema() -> Schema {
 
 /// Open (or create) one of a model's tables, `inference/<model>` or `labels/<model>`,
 /// partitioned by `date`.
-pub async fn open_table(lake: &Lake, name: &str, schema: &Schema) -> Result<Table, ServeError> {
+pub async fn open_table(
+    lake: &Lake,
+    name: &str,
+    schema: &Schema,
+) -> Result<Table, freshet_lake::LakeError> {
     let opts = TableOptions {
         partition_by: vec!["date".into()],
         ..Default::default()
     };
-    Ok(Table::open_or_create(lake.table_url(name)?, schema, &opts).await?)
+    Table::open_or_create(lake.table_url(name)?, schema, &opts).await
 }
 
 /// Commit labels to `labels/<model>`; returns the table version.
@@ -185,7 +189,7 @@ pub async fn write_labels(lake: &Lake, model: &str, rows: &[LabelRow]) -> Result
         b.push(5, &Value::Timestamp(r.at_micros));
         b.push(
             6,
-            &Value::Date(r.at_micros.div_euclid(86_400_000_000) as i32),
+            &Value::Date(freshet_core::clock::micros_to_epoch_days(r.at_micros)),
         );
         b.end_row();
     }

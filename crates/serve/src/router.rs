@@ -16,7 +16,7 @@ use freshet_learn::features::fnv1a;
 use freshet_registry::artifacts::ArtifactStore;
 use freshet_registry::models::ModelQuery;
 use freshet_registry::{RegistryError, Store};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// The alias whose version answers requests.
@@ -155,7 +155,7 @@ pub struct Endpoints {
     map: ArcSwap<HashMap<String, Arc<Endpoint>>>,
     loaded: Mutex<HashMap<(String, i64), Arc<LoadedModel>>>,
     /// Versions that failed to load, so that they are not retried on every refresh.
-    failed: Mutex<HashMap<(String, i64), String>>,
+    failed: Mutex<HashSet<(String, i64)>>,
 }
 
 impl Default for Endpoints {
@@ -172,12 +172,25 @@ impl std::fmt::Debug for Endpoints {
     }
 }
 
+/// The version an alias of `model` points at, `None` when it is not set.
+pub fn alias_version(
+    store: &dyn Store,
+    model: &str,
+    alias: &str,
+) -> Result<Option<i64>, RegistryError> {
+    match store.get_version_by_alias(model, alias) {
+        Ok(v) => Ok(Some(v.version)),
+        Err(RegistryError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 impl Endpoints {
     pub fn new() -> Self {
         Self {
             map: ArcSwap::from_pointee(HashMap::new()),
             loaded: Mutex::new(HashMap::new()),
-            failed: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashSet::new()),
         }
     }
 
@@ -232,7 +245,7 @@ impl Endpoints {
             .failed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&key)
+            .contains(&key)
         {
             return None;
         }
@@ -251,17 +264,9 @@ impl Endpoints {
                 self.failed
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, e.to_string());
+                    .insert(key);
                 None
             }
-        }
-    }
-
-    fn alias(store: &dyn Store, model: &str, alias: &str) -> Result<Option<i64>, RegistryError> {
-        match store.get_version_by_alias(model, alias) {
-            Ok(v) => Ok(Some(v.version)),
-            Err(RegistryError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
         }
     }
 
@@ -283,7 +288,7 @@ impl Endpoints {
                 ..Default::default()
             })?;
             for m in &page.items {
-                let champion = Self::alias(store, &m.name, CHAMPION)?
+                let champion = alias_version(store, &m.name, CHAMPION)?
                     .and_then(|v| self.version(store, artifacts, &m.name, v));
                 let Some(champion) = champion else {
                     if let Some(ep) = self.get(&m.name) {
@@ -291,7 +296,7 @@ impl Endpoints {
                     }
                     continue;
                 };
-                let challenger = match Self::alias(store, &m.name, CHALLENGER)? {
+                let challenger = match alias_version(store, &m.name, CHALLENGER)? {
                     Some(v) if v != champion.version => self
                         .version(store, artifacts, &m.name, v)
                         .and_then(|c| modes.mode(store, &m.name).map(|mode| (c, mode))),

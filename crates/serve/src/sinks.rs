@@ -70,8 +70,8 @@ pub fn ndjson(rows: &[InferenceRow]) -> Vec<u8> {
 #[derive(Debug)]
 pub struct Sink {
     tx: mpsc::Sender<Arc<Vec<u8>>>,
-    label: String,
-    dropped: prometheus::IntCounterVec,
+    /// This sink's series of the drop counter.
+    dropped: prometheus::IntCounter,
 }
 
 impl Sink {
@@ -85,28 +85,32 @@ impl Sink {
         let task_dropped = dropped.with_label_values(&[model, &label]);
         match spec.clone() {
             SinkSpec::Ndjson { path } => {
-                tokio::spawn(file_loop(PathBuf::from(path), rx, task_dropped));
+                tokio::spawn(file_loop(PathBuf::from(path), rx, task_dropped.clone()));
             }
             SinkSpec::Webhook {
                 url,
                 timeout_ms,
                 retries,
             } => {
-                tokio::spawn(webhook_loop(url, timeout_ms, retries, rx, task_dropped));
+                tokio::spawn(webhook_loop(
+                    url,
+                    timeout_ms,
+                    retries,
+                    rx,
+                    task_dropped.clone(),
+                ));
             }
         }
         Self {
             tx,
-            label: format!("{model}|{label}"),
-            dropped,
+            dropped: task_dropped,
         }
     }
 
     /// Queue a batch of NDJSON lines; counted as dropped when the queue is full.
     pub fn offer(&self, batch: Arc<Vec<u8>>, rows: u64) {
         if self.tx.try_send(batch).is_err() {
-            let (model, sink) = self.label.split_once('|').unwrap_or(("", &self.label));
-            self.dropped.with_label_values(&[model, sink]).inc_by(rows);
+            self.dropped.inc_by(rows);
         }
     }
 }

@@ -119,14 +119,24 @@ pub async fn run(config_path: &Path, args: ScoreArgs) -> Result<()> {
         ProgressStyle::with_template("scoring {bar:40} {pos}/{len} rows ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    // Where each kept source column goes in the output, worked out once.
+    let copy: Vec<(usize, usize)> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            out_schema
+                .index_of(&f.name)
+                .filter(|p| *p < kept)
+                .map(|p| (i, p))
+        })
+        .collect();
     let mut b = RowBatchBuilder::new(&out_schema, rows.len());
     for chunk in rows.chunks(4096) {
         let (preds, _) = predict_rows(&loaded, &schema, chunk)?;
         for (r, p) in chunk.iter().zip(&preds) {
-            for (i, f) in schema.fields().iter().enumerate() {
-                if let Some(pos) = out_schema.index_of(&f.name).filter(|p| *p < kept) {
-                    b.push(pos, r.get(i).unwrap_or(&Value::Null));
-                }
+            for &(i, pos) in &copy {
+                b.push(pos, r.get(i).unwrap_or(&Value::Null));
             }
             b.push(kept, &p.label);
             match &p.proba {

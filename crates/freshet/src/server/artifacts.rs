@@ -44,14 +44,6 @@ fn path_of(raw: &str) -> Result<ArtifactPath, MlflowError> {
     ArtifactPath::parse(raw).map_err(MlflowError::from)
 }
 
-fn internal() -> MlflowError {
-    MlflowError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "INTERNAL_ERROR",
-        message: "internal error".into(),
-    }
-}
-
 #[derive(Deserialize)]
 struct ListQuery {
     path: Option<String>,
@@ -69,7 +61,7 @@ async fn list(
     let store = s.artifacts.clone();
     let files = tokio::task::spawn_blocking(move || store.list(dir.as_ref()))
         .await
-        .map_err(|_| internal())??;
+        .map_err(|_| MlflowError::internal())??;
     Ok(Json(if files.is_empty() {
         json!({})
     } else {
@@ -107,7 +99,7 @@ async fn upload(
         store.put(&path, &mut bridge)
     })
     .await
-    .map_err(|_| internal())?;
+    .map_err(|_| MlflowError::internal())?;
     match result {
         Ok(_) => Ok(Json(json!({}))),
         Err(freshet_registry::RegistryError::Io(e))
@@ -137,7 +129,7 @@ async fn download(
     let store = s.artifacts.clone();
     let (reader, size) = tokio::task::spawn_blocking(move || store.open(&path))
         .await
-        .map_err(|_| internal())??;
+        .map_err(|_| MlflowError::internal())??;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
         let mut reader = reader;
@@ -179,6 +171,6 @@ async fn remove(
     let store = s.artifacts.clone();
     tokio::task::spawn_blocking(move || store.delete(&path))
         .await
-        .map_err(|_| internal())??;
+        .map_err(|_| MlflowError::internal())??;
     Ok(Json(json!({})))
 }

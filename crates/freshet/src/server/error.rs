@@ -151,6 +151,15 @@ pub struct MlflowError {
 }
 
 impl MlflowError {
+    /// A failure on the server's side (a task that stopped), said without detail.
+    pub fn internal() -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "INTERNAL_ERROR",
+            message: "internal error".into(),
+        }
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,

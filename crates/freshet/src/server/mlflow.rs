@@ -97,11 +97,7 @@ pub(super) async fn call<T: Send + 'static>(
     let store: Arc<dyn Store> = state.tracking.clone();
     tokio::task::spawn_blocking(move || f(store.as_ref()))
         .await
-        .map_err(|_| MlflowError {
-            status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            code: "INTERNAL_ERROR",
-            message: "internal error".into(),
-        })?
+        .map_err(|_| MlflowError::internal())?
         .map_err(MlflowError::from)
 }
 

@@ -168,17 +168,7 @@ impl PiiPolicy {
     }
 
     fn protect(&self, v: Value, action: Option<PiiAction>) -> Option<Value> {
-        match action {
-            None => Some(v),
-            Some(PiiAction::Drop) => None,
-            Some(_) if v.is_null() => Some(Value::Null),
-            Some(PiiAction::Redact) => Some(Value::Str(REDACTED.into())),
-            Some(PiiAction::Hash) => Some(match (&self.key, &v) {
-                (Some(k), Value::Str(s)) => Value::Str(k.hash(s)),
-                (Some(k), other) => Value::Str(k.hash(&other.to_json().to_string())),
-                (None, _) => Value::Str(REDACTED.into()),
-            }),
-        }
+        protect_value(self.key.as_ref(), v, action)
     }
 
     /// A JSON payload for the dead-letter table built from raw (possibly invalid)
@@ -203,6 +193,23 @@ impl PiiPolicy {
     /// Whether the field at `index` of the input schema is PII-tagged.
     pub fn is_tagged(&self, index: usize) -> bool {
         self.actions.get(index).is_some_and(Option::is_some)
+    }
+}
+
+/// One value under a PII action: kept, dropped (`None`), redacted, or hashed with
+/// `key` (redacted without a key). Null stays null. The one rule for ingest and for
+/// scoring inputs.
+pub fn protect_value(key: Option<&PiiKey>, v: Value, action: Option<PiiAction>) -> Option<Value> {
+    match action {
+        None => Some(v),
+        Some(PiiAction::Drop) => None,
+        Some(_) if v.is_null() => Some(Value::Null),
+        Some(PiiAction::Redact) => Some(Value::Str(REDACTED.into())),
+        Some(PiiAction::Hash) => Some(match (key, &v) {
+            (Some(k), Value::Str(s)) => Value::Str(k.hash(s)),
+            (Some(k), other) => Value::Str(k.hash(&other.to_json().to_string())),
+            (None, _) => Value::Str(REDACTED.into()),
+        }),
     }
 }
 

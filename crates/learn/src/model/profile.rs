@@ -219,6 +219,15 @@ impl ProfileBuilder {
     }
 }
 
+/// The score a classifier's answer is profiled (and monitored) by: the probability
+/// of class 1 (binary) or of the predicted class (multiclass), in [0, 1]; `None`
+/// without probabilities.
+pub fn prediction_score(binary: bool, proba: &[f64]) -> Option<f64> {
+    let k = crate::argmax(proba)?;
+    let shown = if binary { proba.get(1) } else { proba.get(k) };
+    Some(shown.copied().unwrap_or(0.0).clamp(0.0, 1.0))
+}
+
 /// What a profile counts of one raw field value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
@@ -478,8 +487,7 @@ impl PredictionCollector {
                     if let Some(c) = counts.get_mut(k) {
                         *c += 1;
                     }
-                    let shown = if *binary { p.get(1) } else { p.get(k) };
-                    let shown = shown.copied().unwrap_or(0.0).clamp(0.0, 1.0);
+                    let shown = prediction_score(*binary, &p).unwrap_or(0.0);
                     score.add(Some(shown));
                     let bin = (shown * BINS as f64) as usize;
                     if let Some(b) = probability.get_mut(bin.min(BINS - 1)) {

@@ -248,7 +248,7 @@ fn check_version(file: &str, found: u32, supported: u32) -> Result<(), ModelErro
 
 /// Parse a JSON file whose top level has `format_version`: the version is checked
 /// first, so a newer layout gets a version error rather than a confusing field error.
-fn parse_versioned<T: serde::de::DeserializeOwned>(
+fn parse_versioned<T: serde::de::DeserializeOwned + Versioned>(
     file: &str,
     bytes: &[u8],
     supported: u32,
@@ -256,9 +256,27 @@ fn parse_versioned<T: serde::de::DeserializeOwned>(
     parse_versioned_from(file, bytes, supported..=supported)
 }
 
+/// A document that says which layout version it is.
+pub(crate) trait Versioned {
+    fn format_version(&self) -> u32;
+}
+
+impl Versioned for Model {
+    fn format_version(&self) -> u32 {
+        self.format_version
+    }
+}
+
+impl Versioned for ReferenceProfile {
+    fn format_version(&self) -> u32 {
+        self.format_version
+    }
+}
+
 /// [`parse_versioned`] for a layout that still reads older versions (whose new fields
-/// are optional).
-fn parse_versioned_from<T: serde::de::DeserializeOwned>(
+/// are optional). The document is parsed once; only when that fails is its version
+/// probed, to tell a layout this build does not read from a corrupt file.
+fn parse_versioned_from<T: serde::de::DeserializeOwned + Versioned>(
     file: &str,
     bytes: &[u8],
     readable: std::ops::RangeInclusive<u32>,
@@ -271,9 +289,16 @@ fn parse_versioned_from<T: serde::de::DeserializeOwned>(
         file: file.to_owned(),
         reason: e.to_string(),
     };
-    let probe: Probe = serde_json::from_slice(bytes).map_err(corrupt)?;
-    if !readable.contains(&probe.format_version) {
-        check_version(file, probe.format_version, *readable.end())?;
+    let found = match serde_json::from_slice::<T>(bytes) {
+        Ok(doc) => Ok(doc),
+        Err(e) => Err((e, serde_json::from_slice::<Probe>(bytes).map_err(corrupt)?)),
+    };
+    let version = match &found {
+        Ok(doc) => doc.format_version(),
+        Err((_, probe)) => probe.format_version,
+    };
+    if !readable.contains(&version) {
+        check_version(file, version, *readable.end())?;
     }
-    serde_json::from_slice(bytes).map_err(corrupt)
+    found.map_err(|(e, _)| corrupt(e))
 }

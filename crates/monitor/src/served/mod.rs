@@ -78,11 +78,6 @@ impl Reference {
             }
         }
     }
-
-    /// The feature names, in window order.
-    pub fn feature_names(&self) -> impl Iterator<Item = &str> {
-        self.features.iter().map(|(n, _)| n.as_str())
-    }
 }
 
 fn numeric_sample(sample: &[f64]) -> RefData {

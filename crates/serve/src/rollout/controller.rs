@@ -52,11 +52,7 @@ pub struct RolloutController {
 
 /// The version an alias points at, `None` when it is not set.
 fn alias(store: &dyn Store, model: &str, name: &str) -> Result<Option<i64>> {
-    match store.get_version_by_alias(model, name) {
-        Ok(v) => Ok(Some(v.version)),
-        Err(RegistryError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(crate::router::alias_version(store, model, name)?)
 }
 
 /// Remove an alias; already absent is fine.

@@ -31,7 +31,7 @@ pub use judge::{
 };
 pub use state::{
     Decision, MAX_DECISIONS, Phase, RolloutState, Routing, STATE_FORMAT, STATE_TAG, load_state,
-    routing, save_state,
+    routing, save_state, state_from_tags,
 };
 
 #[cfg(test)]

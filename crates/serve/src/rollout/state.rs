@@ -241,9 +241,12 @@ pub fn load_state(store: &dyn Store, model: &str) -> Result<Option<RolloutState>
         }
         Err(e) => return Err(e.into()),
     };
-    registered
-        .tags
-        .iter()
+    state_from_tags(model, &registered.tags)
+}
+
+/// The rollout held in a registered model's tags, if any.
+pub fn state_from_tags(model: &str, tags: &[Tag]) -> Result<Option<RolloutState>> {
+    tags.iter()
         .find(|t| t.key == STATE_TAG)
         .map(|t| RolloutState::from_tag_value(model, &t.value))
         .transpose()

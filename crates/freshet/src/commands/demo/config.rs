@@ -6,28 +6,12 @@ use crate::cli::DemoArgs;
 use freshet_core::{FieldType, PiiAction};
 use std::fmt::Write as _;
 
-fn type_name(t: FieldType) -> &'static str {
-    match t {
-        FieldType::String => "string",
-        FieldType::Int => "int",
-        FieldType::Float => "float",
-        FieldType::Bool => "bool",
-        FieldType::Timestamp => "timestamp",
-        FieldType::Date => "date",
-    }
-}
-
 /// The YAML the demo runs with (written into its folder, so it can be reused with
 /// `freshet --config <dir>/freshet.yaml up`).
 pub fn render(stream: &Stream, args: &DemoArgs) -> String {
     let mut fields = String::new();
     for f in stream.schema.fields() {
-        let _ = write!(
-            fields,
-            "        - {{ name: {}, type: {}",
-            f.name,
-            type_name(f.ty)
-        );
+        let _ = write!(fields, "        - {{ name: {}, type: {}", f.name, f.ty);
         if f.pii == Some(PiiAction::Hash) {
             fields.push_str(", pii: hash");
         }

@@ -138,17 +138,25 @@ pub fn build(
             continue;
         };
         let mut scores = [Score::default(), Score::default(), Score::default()];
-        for (k, range) in [&before, &after, &whole].into_iter().enumerate() {
-            for i in range.clone() {
-                let Some(row) = client.rows.get(i as usize) else {
-                    continue;
-                };
-                let rec = SchemaRow::new(&client.stream.schema, row);
-                let Some(y) = loaded.model.class_index(FieldValue::from(&row[label_idx])) else {
-                    continue;
-                };
-                if let Ok(p) = loaded.model.predict_proba(&rec) {
-                    scores[k].add(y, p.get(1).copied().unwrap_or(0.0));
+        let ranges = [&before, &after, &whole];
+        // Each event is predicted once and counted in every range that holds it.
+        let first = ranges.iter().map(|r| r.start).min().unwrap_or(n);
+        let last = ranges.iter().map(|r| r.end).max().unwrap_or(n);
+        for i in first..last {
+            let Some(row) = client.rows.get(i as usize) else {
+                continue;
+            };
+            let rec = SchemaRow::new(&client.stream.schema, row);
+            let Some(y) = loaded.model.class_index(FieldValue::from(&row[label_idx])) else {
+                continue;
+            };
+            let Ok(p) = loaded.model.predict_proba(&rec) else {
+                continue;
+            };
+            let p1 = p.get(1).copied().unwrap_or(0.0);
+            for (k, range) in ranges.iter().enumerate() {
+                if range.contains(&i) {
+                    scores[k].add(y, p1);
                 }
             }
         }
