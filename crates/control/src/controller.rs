@@ -207,15 +207,7 @@ impl ModelLoop {
                 Some(latest - CAPTURE_REPLAY_COMMITS).filter(|v| *v >= 0)
             }
         };
-        let (batches, upto) = match t.read_appended(from, None).await {
-            Ok(r) => r,
-            Err(e) => {
-                // The log's JSON commits are gone (log retention): the snapshot
-                // difference reads the same rows, in no promised order.
-                tracing::debug!(model = %self.name, error = %e, "reading captured rows by snapshot");
-                t.read_since(from, None).await?
-            }
-        };
+        let (batches, upto) = t.read_new(from, None).await?;
         self.captured_seen = Some(upto);
         Ok(batches)
     }

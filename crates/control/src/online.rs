@@ -141,17 +141,7 @@ impl OnlineLearner {
             return Ok((Vec::new(), t));
         }
         // Commits, not snapshots: compaction's rewrites are not learnt twice.
-        let (batches, version) = match table.read_appended(self.through, upto).await {
-            Ok(r) => r,
-            Err(e) => {
-                // Commits or files of them are gone (log retention, vacuum): read the
-                // difference of snapshots instead — the whole table for a fresh
-                // learner; rows compaction merged with newer ones may be learnt again.
-                tracing::warn!(error = %e, through = ?self.through,
-                    "the table's commits cannot be replayed; reading snapshots instead");
-                table.read_since(self.through, upto).await?
-            }
-        };
+        let (batches, version) = table.read_new(self.through, upto).await?;
         let mut rows = Vec::new();
         for b in &batches {
             rows.extend(batch_rows(b, schema)?);

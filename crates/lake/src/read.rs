@@ -198,6 +198,26 @@ impl Table {
         Ok((out, upto))
     }
 
+    /// What a follower of the table reads next: [`read_appended`](Self::read_appended)
+    /// (each row once, in commit order), or — when the commits to replay are gone
+    /// (log retention, vacuum) — [`read_since`](Self::read_since), the same rows of an
+    /// append-only table in no promised order (a row compaction rewrote may come
+    /// again). The fallback is logged.
+    pub async fn read_new(
+        &self,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<(Vec<RecordBatch>, i64)> {
+        match self.read_appended(from, to).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                tracing::warn!(table = %self.url(), error = %e, ?from,
+                    "the table's commits cannot be replayed; reading snapshots instead");
+                self.read_since(from, to).await
+            }
+        }
+    }
+
     /// Rows of the snapshot at `version`, at most `limit`, as JSON objects.
     pub async fn head(&self, version: Option<i64>, limit: usize) -> Result<Vec<serde_json::Value>> {
         let mut rows = Vec::new();
