@@ -12,7 +12,7 @@ use crate::metrics::{
     Accuracy, ClassPrediction, ClassificationMetric, CohensKappa, F1, LogLoss, Mae, Precision, R2,
     Recall, RegressionMetric, Rmse, RocAuc,
 };
-use crate::model::{Model, ModelError, Output};
+use crate::model::{Model, ModelError, Output, ProfileBuilder};
 use freshet_core::Task;
 
 /// What a training run measured, with the trained model.
@@ -235,9 +235,17 @@ pub fn train_with_holdout<R: Record>(
         progress(split as u64);
         let learnt = model.metadata().training_rows;
         let mut in_sample = Scores::for_task(task);
+        // The fitted model answers each training row once, for its in-sample score and
+        // its reference profile alike.
+        let mut profile = ProfileBuilder::new(&model);
         for r in train {
-            in_sample.score(&model, r);
+            let answer = model.predict_output(r);
+            if let Ok(out) = &answer {
+                in_sample.score_output(&model, r, out.clone());
+            }
+            profile.observe_answer(r, answer);
         }
+        model.set_reference_profile(profile.finish());
         in_sample.report("train_in_sample", &mut train_metrics);
         (learnt, (split as u64).saturating_sub(learnt))
     } else {
@@ -267,7 +275,10 @@ pub fn train_with_holdout<R: Record>(
         scores.report("holdout", &mut metrics);
     }
     metrics.append(&mut train_metrics);
-    model.build_reference_profile(rows[..split].iter());
+    if !model.is_batch() {
+        // The online model's profile holds its answers once it learnt the whole slice.
+        model.build_reference_profile(rows[..split].iter());
+    }
     Ok(TrainOutcome {
         model,
         train_rows: learnt,

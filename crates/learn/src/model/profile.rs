@@ -192,13 +192,23 @@ impl ProfileBuilder {
 
     /// Observe one row (with its label field) and the model's answer on it.
     pub fn observe<R: Record + ?Sized>(&mut self, model: &Model, record: &R) {
+        self.observe_answer(record, model.predict_output(record));
+    }
+
+    /// [`observe`](Self::observe) with the model's answer already at hand (a caller
+    /// that scores the same rows predicts them once).
+    pub fn observe_answer<R: Record + ?Sized>(
+        &mut self,
+        record: &R,
+        answer: Result<Output, super::ModelError>,
+    ) {
         self.rows += 1;
         for (field, ty, c) in &mut self.features {
             c.add(*ty, record.field(field));
         }
         let (field, ty, c) = &mut self.label;
         c.add(*ty, record.field(field));
-        self.predictions.add(model.predict_output(record));
+        self.predictions.add(answer);
     }
 
     pub fn finish(self) -> ReferenceProfile {
