@@ -20,6 +20,10 @@ pub const DEFAULT_CANARY_STEPS: [f64; 3] = [5.0, 25.0, 50.0];
 /// Without `max_label_wait_secs`, a phase waits this many times its `min_secs` for
 /// labels before it gives up and pauses for a person.
 pub const LABEL_WAIT_FACTOR: u64 = 10;
+/// Default labels each version needs before a bake is judged.
+pub const DEFAULT_BAKE_MIN_LABELS: u64 = 200;
+/// Default longest bake, in seconds.
+pub const DEFAULT_BAKE_MAX_SECS: u64 = 900;
 
 /// The rollout of a model's new versions, under `models.<name>.rollout`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +38,9 @@ pub struct RolloutSpec {
     pub canary: CanarySpec,
     /// What the challenger must show at the end of every phase.
     pub checks: ChecksSpec,
+    /// The watch after promotion: the previous champion keeps scoring in shadow and
+    /// the new one is rolled back if it does worse on the same live labels.
+    pub bake: BakeSpec,
 }
 
 impl Default for RolloutSpec {
@@ -43,6 +50,7 @@ impl Default for RolloutSpec {
             shadow: ShadowSpec::default(),
             canary: CanarySpec::default(),
             checks: ChecksSpec::default(),
+            bake: BakeSpec::default(),
         }
     }
 }
@@ -141,6 +149,37 @@ impl Default for ChecksSpec {
     }
 }
 
+/// The bake after promotion: the new champion answers every request while the
+/// previous champion scores a mirrored copy, until both have been graded on enough
+/// live labels to compare them. Only a model the controller moves by itself (`auto`)
+/// bakes: nobody else would judge it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BakeSpec {
+    /// Whether a promotion is followed by a bake; `false` makes promotion final at once.
+    pub enabled: bool,
+    /// Labelled outcomes each of the two versions needs, counted from the bake's
+    /// start, before the bake is judged.
+    pub min_labels: NonZeroU64,
+    /// How far the new champion's label metric (accuracy) may fall below the previous
+    /// champion's on the same live labels before it is rolled back (0.02 = two points).
+    pub max_accuracy_drop: f64,
+    /// Seconds after which the bake ends as passed, saying so, when the labels have not
+    /// arrived: a model whose labels never come is not held forever.
+    pub max_secs: u64,
+}
+
+impl Default for BakeSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_labels: NonZeroU64::new(DEFAULT_BAKE_MIN_LABELS).unwrap_or(NonZeroU64::MIN),
+            max_accuracy_drop: 0.02,
+            max_secs: DEFAULT_BAKE_MAX_SECS,
+        }
+    }
+}
+
 fn default_min_requests() -> NonZeroU64 {
     NonZeroU64::new(DEFAULT_MIN_REQUESTS).unwrap_or(NonZeroU64::MIN)
 }
@@ -229,6 +268,19 @@ impl RolloutSpec {
                 "must be above 0 (or left out for 10 times the phase's min_secs)".into(),
             );
         }
+        let b = &self.bake;
+        if !(b.max_accuracy_drop.is_finite() && (0.0..=1.0).contains(&b.max_accuracy_drop)) {
+            err(
+                "bake.max_accuracy_drop",
+                "must be between 0 and 1 (previous champion's metric minus the new one's)".into(),
+            );
+        }
+        if b.max_secs == 0 {
+            err(
+                "bake.max_secs",
+                "must be above 0 (to skip the bake, set bake.enabled: false)".into(),
+            );
+        }
     }
 }
 
@@ -298,6 +350,32 @@ mod tests {
             assert!(p.contains(&want), "missing {want} in {p:?}");
         }
         assert!(!p.contains(&"models.m.rollout.canary.steps[0]"), "{p:?}");
+    }
+
+    #[test]
+    fn the_bake_has_defaults_and_checked_values() {
+        let r = parse("").expect("valid").models["m"].rollout.clone();
+        assert!(r.bake.enabled);
+        assert_eq!(r.bake.min_labels.get(), 200);
+        assert_eq!(r.bake.max_accuracy_drop, 0.02);
+        assert_eq!(r.bake.max_secs, 900);
+        let c = parse("    rollout: { bake: { min_labels: 50, max_secs: 60 } }\n").expect("valid");
+        let b = &c.models["m"].rollout.bake;
+        assert_eq!((b.min_labels.get(), b.max_secs), (50, 60));
+        assert!(b.enabled && b.max_accuracy_drop == 0.02);
+        let errs =
+            parse("    rollout: { bake: { max_accuracy_drop: 1.5, max_secs: 0 } }\n").unwrap_err();
+        assert_eq!(
+            paths(&errs),
+            [
+                "models.m.rollout.bake.max_accuracy_drop",
+                "models.m.rollout.bake.max_secs"
+            ]
+        );
+        let errs = parse("    rollout: { bake: { min_labels: 0 } }\n").unwrap_err();
+        assert_eq!(errs[0].path, "models.m.rollout.bake.min_labels", "{errs:?}");
+        let errs = parse("    rollout: { bake: { max_drop: 0.1 } }\n").unwrap_err();
+        assert_eq!(errs[0].path, "models.m.rollout.bake.max_drop", "{errs:?}");
     }
 
     #[test]

@@ -426,8 +426,9 @@ impl Runtime {
     }
 
     /// Run the rollout controller: every `interval`, each model with `rollout.auto`
-    /// and a rollout in progress is judged on what serving recorded (and on labels,
-    /// refreshed every few ticks) and moved on, rolled back or paused.
+    /// and a rollout in progress is judged on what serving recorded and on the labels
+    /// of the predictions made since its phase began (joined afresh every round while
+    /// a rollout is in progress), and moved on, rolled back or paused.
     pub fn start_rollouts(&mut self, interval: Duration) {
         let controller = Arc::new(freshet_serve::rollout::RolloutController::from_models(
             &self.config.models,
@@ -435,58 +436,71 @@ impl Runtime {
         let endpoints = self.scorer.endpoints.clone();
         let store = self.tracking.clone();
         let lake = self.lake.clone();
-        let models: Vec<String> = self.config.models.keys().cloned().collect();
+        // Only these are ever judged by the controller.
+        let models: Vec<String> = self
+            .config
+            .models
+            .iter()
+            .filter(|(_, m)| m.rollout.auto)
+            .map(|(name, _)| name.clone())
+            .collect();
         let monitoring = self.monitoring.clone();
         let mut stop = self.stop.subscribe();
         self.tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut labels = freshet_serve::evidence::LabelFigures::new();
-            let mut rounds = 0u64;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop.changed() => break,
                 }
-                // Joining labels reads two tables: every fifth round is fresh enough,
-                // and only for models with a rollout to judge.
-                if rounds.is_multiple_of(5) {
-                    labels.clear();
-                    let (st, names) = (store.clone(), models.clone());
-                    let active: Vec<String> = tokio::task::spawn_blocking(move || {
-                        names
-                            .into_iter()
-                            .filter(|m| {
-                                freshet_serve::rollout::load_state(st.as_ref(), m)
-                                    .ok()
-                                    .flatten()
-                                    .is_some_and(|s| s.phase.is_active())
-                            })
-                            .collect()
-                    })
-                    .await
-                    .unwrap_or_default();
-                    for m in &active {
-                        match freshet_serve::feedback::performance(&lake, m).await {
-                            Ok(perf) => {
-                                labels.extend(freshet_serve::evidence::label_figures(m, &perf))
-                            }
-                            Err(e) => tracing::debug!(model = %m, error = %e, "no label join yet"),
+                // The models with a rollout to judge, and when their phase began.
+                // Joining labels reads two whole tables per model: acceptable while
+                // rollouts are rare and tables small (docs/rollout.md).
+                let (st, names) = (store.clone(), models.clone());
+                let active: Vec<(String, i64)> = tokio::task::spawn_blocking(move || {
+                    names
+                        .into_iter()
+                        .filter_map(|m| {
+                            let s = freshet_serve::rollout::load_state(st.as_ref(), &m)
+                                .ok()
+                                .flatten()
+                                .filter(|s| s.phase.is_active())?;
+                            Some((m, s.phase_started_ms))
+                        })
+                        .collect()
+                })
+                .await
+                .unwrap_or_default();
+                let recent = chrono::Utc::now().timestamp_millis()
+                    - freshet_serve::evidence::LABELS_FLOWING_MS;
+                let mut labels = freshet_serve::evidence::LabelFigures::new();
+                let mut windows = HashMap::new();
+                for (m, since) in &active {
+                    match freshet_serve::feedback::performance_since(&lake, m, *since, recent).await
+                    {
+                        Ok(join) => {
+                            let (figures, window) =
+                                freshet_serve::evidence::phase_label_figures(m, *since, &join);
+                            labels.extend(figures);
+                            windows.insert(m.clone(), window);
                         }
+                        Err(e) => tracing::debug!(model = %m, error = %e, "no label join yet"),
                     }
                 }
-                rounds += 1;
-                let (c, e, s, l) = (
+                let (c, e, s, l, w) = (
                     controller.clone(),
                     endpoints.clone(),
                     store.clone(),
-                    labels.clone(),
+                    labels,
+                    windows,
                 );
                 let outcome = tokio::task::spawn_blocking(move || {
                     let now = chrono::Utc::now().timestamp_millis();
                     let source = freshet_serve::evidence::ServedEvidence {
                         endpoints: &e,
                         labels: &l,
+                        windows: &w,
                         now_ms: now,
                     };
                     c.tick_all(s.as_ref(), &source, now)

@@ -244,9 +244,48 @@ pub fn same(pred: &serde_json::Value, label: &serde_json::Value) -> bool {
     }
 }
 
-/// Join `labels/<model>` to `inference/<model>` and score each (version, variant). The
-/// newest label for a prediction wins.
+/// The label join of one rollout phase.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PhaseLabels {
+    /// Figures of the predictions captured at or after the phase's start only.
+    pub versions: Vec<VersionPerformance>,
+    /// Labels that arrived at or after the `recent` moment and graded a prediction of
+    /// the model, whenever that prediction was made: whether labels are flowing.
+    pub recent_labels: u64,
+}
+
+/// Join `labels/<model>` to `inference/<model>` and score each (version, variant) over
+/// every prediction ever captured. The newest label for a prediction wins.
 pub async fn performance(lake: &Lake, model: &str) -> Result<Vec<VersionPerformance>, ServeError> {
+    Ok(join(lake, model, None, None).await?.versions)
+}
+
+/// As [`performance`], counting only predictions captured at or after `since_ms` (a
+/// rollout phase's start, Unix ms), so that a version is judged on the same period as
+/// the one it is compared with rather than on its whole history. Also counts the
+/// labels that arrived at or after `recent_ms` and joined any prediction.
+pub async fn performance_since(
+    lake: &Lake,
+    model: &str,
+    since_ms: i64,
+    recent_ms: i64,
+) -> Result<PhaseLabels, ServeError> {
+    join(
+        lake,
+        model,
+        Some(since_ms.saturating_mul(1000)),
+        Some(recent_ms.saturating_mul(1000)),
+    )
+    .await
+}
+
+/// The join behind [`performance`] and [`performance_since`]; times in microseconds.
+async fn join(
+    lake: &Lake,
+    model: &str,
+    since_micros: Option<i64>,
+    recent_micros: Option<i64>,
+) -> Result<PhaseLabels, ServeError> {
     let inf_schema = inference_schema();
     let lab_schema = labels_schema();
     let inference = open_table(lake, &format!("inference/{model}"), &inf_schema).await?;
@@ -288,17 +327,30 @@ pub async fn performance(lake: &Lake, model: &str) -> Result<Vec<VersionPerforma
         numeric: u64,
     }
     let mut acc: HashMap<(i64, String), Acc> = HashMap::new();
+    let mut recent_labels = 0u64;
     for batch in inference.read(None).await? {
         for r in batch_rows(&batch, &inf_schema)? {
-            let version = int(&r[4]);
-            let variant = text(&r[5]).unwrap_or("champion").to_string();
             let row = int(&r[7]);
-            let a = acc.entry((version, variant)).or_default();
-            a.predictions += 1;
             let label = text(&r[0])
                 .and_then(|id| by_request.get(&(id.to_string(), row)))
                 .or_else(|| text(&r[1]).and_then(|id| by_client.get(&(id.to_string(), row))))
                 .or_else(|| text(&r[6]).and_then(|k| by_key.get(k)));
+            if let (Some((at, _)), Some(recent)) = (label, recent_micros)
+                && *at >= recent
+            {
+                recent_labels += 1;
+            }
+            let captured = match r[2] {
+                Value::Timestamp(t) => t,
+                _ => 0,
+            };
+            if since_micros.is_some_and(|since| captured < since) {
+                continue;
+            }
+            let version = int(&r[4]);
+            let variant = text(&r[5]).unwrap_or("champion").to_string();
+            let a = acc.entry((version, variant)).or_default();
+            a.predictions += 1;
             let Some((_, label)) = label else { continue };
             let (Ok(l), Ok(p)) = (
                 serde_json::from_str::<serde_json::Value>(label),
@@ -328,7 +380,10 @@ pub async fn performance(lake: &Lake, model: &str) -> Result<Vec<VersionPerforma
         })
         .collect();
     out.sort_by(|a, b| (a.version, &a.variant).cmp(&(b.version, &b.variant)));
-    Ok(out)
+    Ok(PhaseLabels {
+        versions: out,
+        recent_labels,
+    })
 }
 
 #[cfg(test)]
@@ -386,6 +441,94 @@ mod tests {
             assert!(e.contains(says), "{e}");
             assert!(!e.contains("alice@example.com"), "{e}");
         }
+    }
+
+    /// Predictions `(request id, captured at µs, version, variant, prediction)` in
+    /// `inference/m`.
+    async fn predictions(lake: &Lake, rows: &[(&str, i64, i64, &str, &str)]) {
+        let schema = inference_schema();
+        let table = open_table(lake, "inference/m", &schema).await.unwrap();
+        let mut b = RowBatchBuilder::new(&schema, rows.len());
+        for (id, at, version, variant, prediction) in rows {
+            b.push_str(0, id);
+            b.push(1, &Value::Null);
+            b.push(2, &Value::Timestamp(*at));
+            b.push_str(3, "m");
+            b.push(4, &Value::Int(*version));
+            b.push_str(5, variant);
+            b.push(6, &Value::Null);
+            b.push(7, &Value::Int(0));
+            b.push_str(8, "{}");
+            b.push_str(9, prediction);
+            b.push(10, &Value::Null);
+            b.push(11, &Value::Int(5));
+            b.push(
+                12,
+                &Value::Date(freshet_core::clock::micros_to_epoch_days(*at)),
+            );
+            b.end_row();
+        }
+        table.append(b.finish().unwrap(), &[]).await.unwrap();
+    }
+
+    fn label(id: &str, label: &str, at_micros: i64) -> LabelRow {
+        LabelRow {
+            request_id: Some(id.into()),
+            client_request_id: None,
+            key: None,
+            row: 0,
+            label: label.into(),
+            at_micros,
+        }
+    }
+
+    #[tokio::test]
+    async fn phase_figures_count_only_predictions_captured_since_the_phase_began() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path().to_str().unwrap()).unwrap();
+        const S: i64 = 1_000_000; // one second in µs
+        // Version 1 was right before the phase began (at 100 s) and wrong after it.
+        predictions(
+            &lake,
+            &[
+                ("a", 10 * S, 1, "champion", "true"),
+                ("b", 20 * S, 1, "champion", "true"),
+                ("c", 30 * S, 1, "champion", "true"),
+                ("d", 100 * S, 1, "champion", "true"),
+                ("e", 110 * S, 1, "champion", "true"),
+                ("e", 110 * S, 2, "shadow", "false"),
+            ],
+        )
+        .await;
+        let labels = [
+            label("a", "true", 50 * S),
+            label("b", "true", 50 * S),
+            label("c", "true", 50 * S),
+            label("d", "false", 120 * S),
+            label("e", "false", 120 * S),
+        ];
+        write_labels(&lake, "m", &labels).await.unwrap();
+
+        let whole = performance(&lake, "m").await.unwrap();
+        assert_eq!((whole[0].version, whole[0].labelled), (1, 5));
+        assert_eq!(whole[0].accuracy, Some(0.6));
+
+        let phase = performance_since(&lake, "m", 100_000, 115_000)
+            .await
+            .unwrap();
+        let v1 = &phase.versions[0];
+        assert_eq!((v1.version, v1.predictions, v1.labelled), (1, 2, 2));
+        assert_eq!(v1.accuracy, Some(0.0));
+        let v2 = &phase.versions[1];
+        assert_eq!((v2.version, v2.labelled, v2.accuracy), (2, 1, Some(1.0)));
+        // The labels of d and e (three predictions) arrived after 115 s; a, b, c before.
+        assert_eq!(phase.recent_labels, 3);
+        let later = performance_since(&lake, "m", 100_000, 121_000)
+            .await
+            .unwrap();
+        assert_eq!(later.recent_labels, 0, "no label arrived since");
+        let nothing = performance_since(&lake, "m", 200_000, 0).await.unwrap();
+        assert!(nothing.versions.is_empty());
     }
 
     #[test]

@@ -5,7 +5,10 @@
 use crate::cli::RolloutCommand;
 use crate::runtime::{load_config, open_tracking};
 use anyhow::Result;
-use freshet_serve::rollout::{RolloutController, RolloutState, RolloutStatus, Routing, routing};
+use freshet_core::model_spec::RolloutSpec;
+use freshet_serve::rollout::{
+    Phase, RolloutController, RolloutState, RolloutStatus, Routing, routing,
+};
 use std::path::Path;
 
 fn now_ms() -> i64 {
@@ -32,7 +35,7 @@ pub fn run(config_path: &Path, cmd: RolloutCommand) -> Result<()> {
     let state = match cmd {
         RolloutCommand::Status { model } => {
             let status = c.status(store, &model)?;
-            print_status(&model, &status, now);
+            print_status(&model, &status, c.spec(&model), now);
             return Ok(());
         }
         RolloutCommand::Start { model, version } => c.start(store, &model, version, now)?,
@@ -59,9 +62,10 @@ fn print_outcome(s: &RolloutState) {
     if let Some(d) = s.decisions.last() {
         println!("{}: {} -> {} ({})", s.model, d.from, d.to, d.reason);
     }
-    let champion = match &s.phase {
-        freshet_serve::rollout::Phase::Promoted => Some(s.candidate_version),
-        _ => s.champion_version,
+    let champion = if s.phase == Phase::Promoted || s.phase.is_baking() {
+        Some(s.candidate_version)
+    } else {
+        s.champion_version
     };
     println!(
         "  champion {}, candidate version {}, phase {}",
@@ -79,7 +83,7 @@ fn routing_text(r: Routing) -> String {
     }
 }
 
-fn print_status(model: &str, st: &RolloutStatus, now: i64) {
+fn print_status(model: &str, st: &RolloutStatus, spec: &RolloutSpec, now: i64) {
     println!("model {model}");
     println!("  champion    {}", version(st.champion));
     println!("  challenger  {}", version(st.challenger));
@@ -89,8 +93,15 @@ fn print_status(model: &str, st: &RolloutStatus, now: i64) {
         );
         return;
     };
-    if s.phase.is_active() {
-        let secs = (now - s.phase_started_ms).max(0) / 1000;
+    let secs = (now - s.phase_started_ms).max(0) / 1000;
+    if s.phase.is_baking() {
+        println!(
+            "  rollout     version {} is champion and bakes against {}: {} for {secs} s",
+            s.candidate_version,
+            version(s.champion_version),
+            s.phase
+        );
+    } else if s.phase.is_active() {
         println!(
             "  rollout     version {} against champion {}: {} for {secs} s",
             s.candidate_version,
@@ -105,11 +116,24 @@ fn print_status(model: &str, st: &RolloutStatus, now: i64) {
             when(s.phase_started_ms)
         );
     }
-    if let freshet_serve::rollout::Phase::Paused { reason, .. } = &s.phase {
+    if let Phase::Paused { reason, .. } = &s.phase {
         println!("  paused      {reason}");
     }
-    if s.phase.is_active() {
+    if s.phase.is_baking() {
+        println!(
+            "  traffic     version {} answers; {} (the previous champion) scores a mirrored copy",
+            s.candidate_version,
+            version(s.champion_version)
+        );
+        let b = &spec.bake;
+        println!(
+            "  bake        judged once both have {} labels since it began (rolled back if the accuracy drops by more than {}); passes after {} s without them",
+            b.min_labels, b.max_accuracy_drop, b.max_secs
+        );
+    } else if s.phase.is_active() {
         println!("  traffic     {}", routing_text(routing(s)));
+    }
+    if s.phase.is_active() {
         println!(
             "  controller  {}",
             if st.auto {

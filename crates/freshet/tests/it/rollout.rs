@@ -1,17 +1,21 @@
 //! Rollouts through the real serving path: the controller judges what serving recorded
 //! (and the labels fed back), and moves the registry's aliases. A challenger that is
 //! worse on labels is rolled back, an equal one goes through shadow and canary to
-//! promotion, and one whose labels never arrive pauses for a person.
+//! promotion and its bake, and one whose labels never arrive pauses for a person. A
+//! promoted version that does worse on live labels than the champion it replaced is
+//! rolled back during its bake by the server's own controller.
 
-use crate::support::{Options, TestServer};
+use crate::support::{Options, TestServer, eventually};
 use freshet_control::publish::{Lineage, publish};
 use freshet_core::model_spec::ModelSpec;
 use freshet_core::{Field, FieldType, Schema, SystemClock};
 use freshet_learn::model::{Model, ModelStamp};
 use freshet_learn::train::train_with_holdout;
-use freshet_serve::evidence::{ServedEvidence, label_figures};
+use freshet_serve::evidence::{LABELS_FLOWING_MS, ServedEvidence, phase_label_figures};
 use freshet_serve::rollout::{Phase, RolloutController, Transition, load_state};
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
 
 /// The stream, and two models whose rollouts are quick to judge.
 const CONFIG: &str = r#"  s:
@@ -125,7 +129,9 @@ async fn traffic(srv: &TestServer, model: &str, n: usize, offset: usize, labels:
     }
 }
 
-/// One controller tick on fresh evidence (labels joined once the capture committed).
+/// One controller tick on fresh evidence, as the server's rollout task takes it: the
+/// labels of the predictions made since the phase began (joined once the capture
+/// committed and `want_labels` arrived for two versions).
 async fn tick(
     srv: &TestServer,
     controller: &RolloutController,
@@ -133,22 +139,28 @@ async fn tick(
     want_labels: u64,
 ) -> Transition {
     let rt = srv.runtime();
-    let mut labels = Default::default();
+    let since = load_state(rt.tracking.as_ref(), model)
+        .unwrap()
+        .map_or(0, |s| s.phase_started_ms);
+    let (mut labels, mut window) = Default::default();
     for _ in 0..100 {
-        let perf = freshet_serve::feedback::performance(&srv.runtime().lake, model)
+        let recent = chrono::Utc::now().timestamp_millis() - LABELS_FLOWING_MS;
+        let join = freshet_serve::feedback::performance_since(&rt.lake, model, since, recent)
             .await
             .unwrap();
-        labels = label_figures(model, &perf);
+        (labels, window) = phase_label_figures(model, since, &join);
         let enough = labels.values().filter(|(n, _)| *n >= want_labels).count() >= 2;
         if want_labels == 0 || enough {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let windows = HashMap::from([(model.to_string(), window)]);
     let now = chrono::Utc::now().timestamp_millis();
     let source = ServedEvidence {
         endpoints: &rt.scorer.endpoints,
         labels: &labels,
+        windows: &windows,
         now_ms: now,
     };
     let t = controller
@@ -200,7 +212,8 @@ async fn worse_rolls_back_equal_is_promoted_and_unlabelled_pauses() {
         (Some(good), None)
     );
 
-    // An equal challenger goes shadow → canary 50% → promoted.
+    // An equal challenger goes shadow → canary 50% (where, labels flowing, it waits
+    // for its own) → promoted, and bakes against the champion it replaced.
     controller
         .start(
             store.as_ref(),
@@ -225,10 +238,10 @@ async fn worse_rolls_back_equal_is_promoted_and_unlabelled_pauses() {
             alias(&srv, "fraud", "champion"),
             alias(&srv, "fraud", "challenger")
         ),
-        (Some(equal), None)
+        (Some(equal), Some(good))
     );
     let state = load_state(store.as_ref(), "fraud").unwrap().unwrap();
-    assert_eq!(state.phase, Phase::Promoted);
+    assert_eq!(state.phase, Phase::Baking);
     // Answers now come from the promoted version.
     let r: Value = reqwest::Client::new()
         .post(format!("{}/serving-endpoints/fraud/invocations", srv.url()))
@@ -261,4 +274,89 @@ async fn worse_rolls_back_equal_is_promoted_and_unlabelled_pauses() {
         other => panic!("expected a pause, got {other:?}"),
     }
     assert_eq!(alias(&srv, "churn", "champion"), Some(c1));
+}
+
+/// A model whose shadow phase never ends on its own, so that its candidate reaches
+/// the bake only by hand, and whose bake is judged on 20 labels each.
+const BAKE_CONFIG: &str = r#"  s:
+    source: { type: http }
+    schema: { fields: [ { name: amount, type: float }, { name: merchant, type: string }, { name: is_fraud, type: bool } ] }
+models:
+  fraud:
+    stream: s
+    label: is_fraud
+    rollout:
+      shadow: { min_requests: 1000000, min_secs: 0 }
+      canary: { steps: [] }
+      checks: { max_prediction_drift: 1.0 }
+      bake: { min_labels: 20, max_secs: 600 }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_version_worse_on_live_labels_is_rolled_back_during_its_bake() {
+    let mut opts = Options::new(BAKE_CONFIG);
+    // The server's own rollout task judges the bake (every 200 ms).
+    opts.start_loops = true;
+    let srv = TestServer::start_with(opts).await;
+    let store = srv.runtime().tracking.clone();
+    let good = publish_version(&srv, "fraud", false);
+    let worse = publish_version(&srv, "fraud", true);
+    store.set_alias("fraud", "champion", good).unwrap();
+    // What `freshet rollout start` and `freshet rollout promote` do.
+    let controller = RolloutController::from_models(&srv.runtime().config.models);
+    let now = || chrono::Utc::now().timestamp_millis();
+    controller
+        .start(store.as_ref(), "fraud", worse, now())
+        .unwrap();
+    let state = controller.promote(store.as_ref(), "fraud", now()).unwrap();
+    assert_eq!(state.phase, Phase::Baking);
+    refresh(&srv);
+
+    // Users get the promoted version's answers, the previous champion scores a mirrored
+    // copy, and the truth comes back as feedback.
+    traffic(&srv, "fraud", 40, 0, true).await;
+    let rolled_back = eventually(Duration::from_secs(20), || {
+        let store = store.clone();
+        async move {
+            load_state(store.as_ref(), "fraud")
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.phase == Phase::RolledBack)
+        }
+    })
+    .await;
+    let state = load_state(store.as_ref(), "fraud").unwrap().unwrap();
+    assert!(rolled_back, "not rolled back: {state:?}");
+    assert_eq!(
+        (
+            alias(&srv, "fraud", "champion"),
+            alias(&srv, "fraud", "challenger")
+        ),
+        (Some(good), None)
+    );
+    let last = state.decisions.last().unwrap();
+    assert_eq!((last.from.as_str(), last.manual), ("baking", false));
+    assert!(
+        last.reason
+            .starts_with(&format!("bake: v{worse} scored 0.")),
+        "{}",
+        last.reason
+    );
+    assert!(
+        last.reason.contains(&format!("live labels, v{good} ")),
+        "{}",
+        last.reason
+    );
+    assert!(
+        last.reason.contains("on the same period (drop ") && last.reason.ends_with(" > 0.02)"),
+        "{}",
+        last.reason
+    );
+    assert!(
+        last.evidence
+            .as_deref()
+            .is_some_and(|e| e.contains(&format!("v{good} (shadow)"))),
+        "{last:?}"
+    );
+    srv.shutdown().await;
 }

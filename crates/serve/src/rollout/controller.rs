@@ -7,7 +7,7 @@
 //! moves are idempotent).
 
 use super::error::{Result, RolloutError};
-use super::judge::{Evidence, Transition, first_phase, next_phase, step};
+use super::judge::{BakeVerdict, Evidence, Transition, first_phase, judge_bake, next_phase, step};
 use super::state::{Phase, RolloutState, load_state, routing, save_state};
 use crate::router::{CHALLENGER, CHAMPION, Mode, ModeSource};
 use freshet_core::model_spec::{ModelSpec, RolloutSpec};
@@ -104,6 +104,14 @@ impl RolloutController {
         self.specs.get(model).unwrap_or(&self.fallback)
     }
 
+    /// Whether a promotion of this model is followed by a bake: only for a model the
+    /// controller moves by itself, since nobody else would judge the bake.
+    fn bakes(&self, model: &str) -> bool {
+        self.specs
+            .get(model)
+            .is_some_and(|s| s.auto && s.bake.enabled)
+    }
+
     /// The live aliases and the stored state.
     pub fn status(&self, store: &dyn Store, model: &str) -> Result<RolloutStatus> {
         let state = load_state(store, model)?;
@@ -175,7 +183,8 @@ impl RolloutController {
     /// Judge the model's rollout on fresh evidence and apply what follows, if the
     /// configuration declares the model with `auto` (models it does not declare are
     /// only ever moved by hand). Returns the transition taken (`Stay` when nothing
-    /// happened). The controller's clock `now_ms` overrides the evidence's.
+    /// happened; `Promote` when a bake passed, `Rollback` when it failed). The
+    /// controller's clock `now_ms` overrides the evidence's.
     pub fn tick(
         &self,
         store: &dyn Store,
@@ -189,6 +198,9 @@ impl RolloutController {
         let Some(mut state) = load_state(store, model)? else {
             return Ok(Transition::Stay);
         };
+        if state.phase == Phase::Baking {
+            return self.tick_bake(store, source, spec, state, now_ms);
+        }
         if !matches!(state.phase, Phase::Shadow | Phase::Canary { .. }) {
             return Ok(Transition::Stay);
         }
@@ -225,6 +237,77 @@ impl RolloutController {
         Ok(t)
     }
 
+    /// One tick of a bake: the serving champion is the candidate, the shadowed
+    /// challenger the previous champion; the evidence is asked for in that order.
+    fn tick_bake(
+        &self,
+        store: &dyn Store,
+        source: &dyn EvidenceSource,
+        spec: &RolloutSpec,
+        mut state: RolloutState,
+        now_ms: i64,
+    ) -> Result<Transition> {
+        let model = state.model.clone();
+        let candidate = state.candidate_version;
+        let champion = alias(store, &model, CHAMPION)?;
+        let challenger = alias(store, &model, CHALLENGER)?;
+        let moved = |name: &str, now: Option<i64>| {
+            let now = now.map_or("removed".to_string(), |v| format!("moved to version {v}"));
+            format!("the {name} alias was {now} outside the bake of version {candidate}")
+        };
+        let outside = if champion != Some(candidate) {
+            Some(moved(CHAMPION, champion))
+        } else if challenger != state.champion_version {
+            Some(moved(CHALLENGER, challenger))
+        } else {
+            None
+        };
+        if let Some(reason) = outside {
+            let t = Transition::Pause(reason);
+            self.apply(store, &mut state, t.clone(), now_ms, None, false)?;
+            return Ok(t);
+        }
+        let mut ev = match state.champion_version {
+            Some(previous) => {
+                source.evidence(&model, Some(candidate), previous, state.phase_started_ms)
+            }
+            None => Evidence::default(),
+        };
+        ev.now_ms = now_ms;
+        let summary = state
+            .champion_version
+            .map(|previous| ev.bake_summary(candidate, previous));
+        match judge_bake(spec, &state, &ev) {
+            BakeVerdict::Wait => Ok(Transition::Stay),
+            BakeVerdict::Passed(reason) => {
+                self.promote_for_good(store, &mut state, &reason, summary, false, now_ms)?;
+                Ok(Transition::Promote)
+            }
+            BakeVerdict::Failed(reason) => {
+                let t = Transition::Rollback(reason);
+                self.apply(store, &mut state, t.clone(), now_ms, summary, false)?;
+                Ok(t)
+            }
+        }
+    }
+
+    /// Make the candidate champion for good (a promotion without a bake, or the end of
+    /// one): no challenger stays.
+    fn promote_for_good(
+        &self,
+        store: &dyn Store,
+        state: &mut RolloutState,
+        reason: &str,
+        evidence: Option<String>,
+        manual: bool,
+        now_ms: i64,
+    ) -> Result<()> {
+        store.set_alias(&state.model, CHAMPION, state.candidate_version)?;
+        remove_alias(store, &state.model, CHALLENGER)?;
+        state.record(Phase::Promoted, now_ms, reason, evidence, manual);
+        save_state(store, state)
+    }
+
     /// [`tick`](Self::tick) every configured model with `auto`; a failure of one model
     /// does not stop the others.
     pub fn tick_all(
@@ -247,7 +330,9 @@ impl RolloutController {
         }
     }
 
-    /// Make the candidate champion now, whatever phase it is in.
+    /// Make the candidate champion now, whatever phase it is in. For a model that bakes
+    /// (declared with `auto` and `bake.enabled`) this starts the bake; during the bake
+    /// it ends the bake, and the promotion is final.
     pub fn promote(&self, store: &dyn Store, model: &str, now_ms: i64) -> Result<RolloutState> {
         let mut state = match load_state(store, model)? {
             Some(s) if s.phase == Phase::Promoted => {
@@ -412,15 +497,33 @@ impl RolloutController {
                 state.record(p, now_ms, "checks passed", evidence, manual);
             }
             Transition::Promote => {
-                store.set_alias(&model, CHAMPION, state.candidate_version)?;
-                remove_alias(store, &model, CHALLENGER)?;
-                let reason = if manual {
+                let evidence = if manual { None } else { evidence };
+                if state.phase.is_baking() {
+                    let reason = if manual {
+                        "promoted by hand during the bake"
+                    } else {
+                        "bake passed"
+                    };
+                    return self.promote_for_good(store, state, reason, evidence, manual, now_ms);
+                }
+                let why = if manual {
                     "promoted by hand"
                 } else {
                     "every phase passed its checks"
                 };
-                let evidence = if manual { None } else { evidence };
-                state.record(Phase::Promoted, now_ms, reason, evidence, manual);
+                // Baking against the previous champion, when there is one to compare.
+                let bake_against = state
+                    .champion_version
+                    .filter(|p| *p != state.candidate_version && self.bakes(&model));
+                let Some(previous) = bake_against else {
+                    return self.promote_for_good(store, state, why, evidence, manual, now_ms);
+                };
+                // The candidate answers from now on; the previous champion is shadowed
+                // until the bake has compared them on live labels.
+                store.set_alias(&model, CHAMPION, state.candidate_version)?;
+                store.set_alias(&model, CHALLENGER, previous)?;
+                let reason = format!("{why}; baking against version {previous}");
+                state.record(Phase::Baking, now_ms, &reason, evidence, manual);
             }
             Transition::Rollback(reason) => {
                 remove_alias(store, &model, CHALLENGER)?;

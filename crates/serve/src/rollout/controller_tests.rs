@@ -85,6 +85,7 @@ impl<F: Fn(usize) -> VariantStats> EvidenceSource for Scripted<F> {
             champion: stats(5000, 25, 10.0),
             challenger: (self.make)(n),
             now_ms: 0,
+            labels_flowing: false,
         }
     }
 }
@@ -159,6 +160,8 @@ fn mistakes_are_named() {
     c.pause(&store, "m", "lunch", T0).unwrap();
     assert!(msg(c.pause(&store, "m", "again", T0).unwrap_err()).contains("already paused (lunch)"));
     c.promote(&store, "m", T0).unwrap();
+    // The first promotion starts the bake, the second ends it.
+    c.promote(&store, "m", T0).unwrap();
     assert!(msg(c.promote(&store, "m", T0).unwrap_err()).contains("already promoted"));
 
     // No champion at all: nothing to compare with.
@@ -174,7 +177,8 @@ fn mistakes_are_named() {
 #[test]
 fn good_evidence_drives_ticks_to_promotion() {
     let store = memory();
-    let c = controller(RolloutSpec::default());
+    // Without the bake (see the bake's own tests), promotion is final at once.
+    let c = controller(no_bake());
     c.start(&store, "m", 3, T0).unwrap();
     let good = Scripted::new(|_| stats(300, 1, 10.5));
     let mut now = T0;
@@ -478,5 +482,290 @@ fn the_state_survives_a_reopen() {
     assert_eq!(
         RolloutModes.mode(&store, "m"),
         Some(crate::router::Mode::Canary { weight_pct: 5.0 })
+    );
+}
+
+fn no_bake() -> RolloutSpec {
+    let mut spec = RolloutSpec::default();
+    spec.bake.enabled = false;
+    spec
+}
+
+/// Evidence of a bake: `make(n)` gives the (candidate, previous champion) figures of
+/// the n-th call; the calls are remembered.
+struct Bake<F: Fn(usize) -> (VariantStats, VariantStats)> {
+    make: F,
+    calls: RefCell<Vec<(Option<i64>, i64, i64)>>,
+}
+
+impl<F: Fn(usize) -> (VariantStats, VariantStats)> Bake<F> {
+    fn new(make: F) -> Self {
+        Self {
+            make,
+            calls: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl<F: Fn(usize) -> (VariantStats, VariantStats)> EvidenceSource for Bake<F> {
+    fn evidence(
+        &self,
+        _model: &str,
+        champion: Option<i64>,
+        challenger: i64,
+        since: i64,
+    ) -> Evidence {
+        let n = self.calls.borrow().len();
+        self.calls.borrow_mut().push((champion, challenger, since));
+        let (candidate, previous) = (self.make)(n);
+        Evidence {
+            champion: candidate,
+            challenger: previous,
+            now_ms: 0,
+            labels_flowing: true,
+        }
+    }
+}
+
+fn labelled(labels: u64, metric: f64) -> VariantStats {
+    VariantStats {
+        labels,
+        label_metric: Some(metric),
+        ..stats(500, 0, 10.0)
+    }
+}
+
+/// Version 3 rolled out against champion 1 and promoted by the controller after its
+/// shadow phase (no canary steps): it bakes from `T0 + 11_000`.
+fn promoted_to_bake(store: &dyn Store, spec: RolloutSpec) -> RolloutController {
+    let mut spec = spec;
+    spec.canary.steps.clear();
+    let c = controller(spec);
+    c.start(store, "m", 3, T0).unwrap();
+    let good = Scripted::new(|_| stats(300, 1, 10.5));
+    assert_eq!(
+        c.tick(store, &good, "m", T0 + 11_000).unwrap(),
+        Transition::Promote
+    );
+    c
+}
+
+#[test]
+fn promotion_bakes_with_the_aliases_swapped() {
+    let store = memory();
+    let c = promoted_to_bake(&store, RolloutSpec::default());
+    // The candidate answers; the previous champion is shadowed.
+    assert_eq!(alias(&store, "champion"), Some(3));
+    assert_eq!(alias(&store, "challenger"), Some(1));
+    let s = load_state(&store, "m").unwrap().unwrap();
+    assert_eq!(s.phase, Phase::Baking);
+    assert_eq!(
+        (s.phase_started_ms, s.champion_version),
+        (T0 + 11_000, Some(1))
+    );
+    let d = s.decisions.last().unwrap();
+    assert_eq!((d.from.as_str(), d.to.as_str()), ("shadow", "baking"));
+    assert_eq!(
+        d.reason,
+        "every phase passed its checks; baking against version 1"
+    );
+    assert_eq!(routing(&s), Routing::Shadow);
+    assert_eq!(
+        RolloutModes.mode(&store, "m"),
+        Some(crate::router::Mode::Shadow)
+    );
+    // No new rollout while baking.
+    assert!(matches!(
+        c.start(&store, "m", 2, T0 + 12_000).unwrap_err(),
+        RolloutError::InProgress { version: 3, .. }
+    ));
+    // Not enough labels yet: the bake holds, asking for the candidate as champion.
+    let few = Bake::new(|_| (labelled(150, 0.5), labelled(150, 0.9)));
+    assert_eq!(
+        c.tick(&store, &few, "m", T0 + 20_000).unwrap(),
+        Transition::Stay
+    );
+    assert_eq!(few.calls.borrow()[0], (Some(3), 1, T0 + 11_000));
+    // Promoting by hand also bakes.
+    let store = memory();
+    let c = controller(RolloutSpec::default());
+    c.start(&store, "m", 2, T0).unwrap();
+    let s = c.promote(&store, "m", T0 + 1).unwrap();
+    assert_eq!(s.phase, Phase::Baking);
+    assert_eq!(
+        s.decisions.last().unwrap().reason,
+        "promoted by hand; baking against version 1"
+    );
+    assert_eq!(
+        (alias(&store, "champion"), alias(&store, "challenger")),
+        (Some(2), Some(1))
+    );
+}
+
+#[test]
+fn a_worse_bake_rolls_back_to_the_previous_champion() {
+    let store = memory();
+    let c = promoted_to_bake(&store, RolloutSpec::default());
+    let worse = Bake::new(|_| (labelled(240, 0.612), labelled(236, 0.701)));
+    let reason = match c.tick(&store, &worse, "m", T0 + 30_000).unwrap() {
+        Transition::Rollback(r) => r,
+        t => panic!("{t:?}"),
+    };
+    assert_eq!(
+        reason,
+        "bake: v3 scored 0.612 on 240 live labels, v1 0.701 on the same period (drop 0.089 > 0.02)"
+    );
+    assert_eq!(alias(&store, "champion"), Some(1));
+    assert_eq!(alias(&store, "challenger"), None);
+    let s = load_state(&store, "m").unwrap().unwrap();
+    assert_eq!(s.phase, Phase::RolledBack);
+    let d = s.decisions.last().unwrap();
+    assert_eq!((d.from.as_str(), d.to.as_str()), ("baking", "rolled back"));
+    assert_eq!(d.reason, reason);
+    assert!(!d.manual);
+    let ev = d.evidence.as_deref().unwrap();
+    assert!(
+        ev.starts_with("v3 (champion) 500 req") && ev.contains("v1 (shadow) 500 req"),
+        "{ev}"
+    );
+    assert!(ev.contains("metric 0.6120 on 240 labels"), "{ev}");
+    // Finished: nothing more happens.
+    assert_eq!(
+        c.tick(&store, &worse, "m", T0 + 40_000).unwrap(),
+        Transition::Stay
+    );
+}
+
+#[test]
+fn a_bake_that_holds_up_is_promoted_for_good() {
+    let store = memory();
+    let c = promoted_to_bake(&store, RolloutSpec::default());
+    let fine = Bake::new(|_| (labelled(240, 0.69), labelled(236, 0.70)));
+    assert_eq!(
+        c.tick(&store, &fine, "m", T0 + 30_000).unwrap(),
+        Transition::Promote
+    );
+    assert_eq!(alias(&store, "champion"), Some(3));
+    assert_eq!(alias(&store, "challenger"), None);
+    let s = load_state(&store, "m").unwrap().unwrap();
+    assert_eq!(s.phase, Phase::Promoted);
+    let d = s.decisions.last().unwrap();
+    assert!(
+        d.reason.starts_with("bake passed: v3 scored 0.690"),
+        "{}",
+        d.reason
+    );
+    assert!(d.evidence.is_some());
+    // A new rollout may start now.
+    assert!(c.start(&store, "m", 2, T0 + 40_000).is_ok());
+}
+
+#[test]
+fn a_bake_without_labels_passes_at_max_secs() {
+    let store = memory();
+    let mut spec = RolloutSpec::default();
+    spec.bake.max_secs = 60;
+    let c = promoted_to_bake(&store, spec);
+    let none = Bake::new(|_| (stats(500, 0, 10.0), stats(500, 0, 10.0)));
+    assert_eq!(
+        c.tick(&store, &none, "m", T0 + 11_000 + 59_999).unwrap(),
+        Transition::Stay
+    );
+    assert_eq!(
+        c.tick(&store, &none, "m", T0 + 11_000 + 60_000).unwrap(),
+        Transition::Promote
+    );
+    assert_eq!(
+        (alias(&store, "champion"), alias(&store, "challenger")),
+        (Some(3), None)
+    );
+    let s = load_state(&store, "m").unwrap().unwrap();
+    assert_eq!(s.phase, Phase::Promoted);
+    let reason = &s.decisions.last().unwrap().reason;
+    assert!(
+        reason.starts_with("bake ended after 60 s without enough labels"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn by_hand_during_the_bake() {
+    // Promote ends the bake for good.
+    let store = memory();
+    let c = promoted_to_bake(&store, RolloutSpec::default());
+    let s = c.promote(&store, "m", T0 + 20_000).unwrap();
+    assert_eq!(s.phase, Phase::Promoted);
+    assert_eq!(
+        s.decisions.last().unwrap().reason,
+        "promoted by hand during the bake"
+    );
+    assert_eq!(
+        (alias(&store, "champion"), alias(&store, "challenger")),
+        (Some(3), None)
+    );
+    // Rollback restores the previous champion.
+    let store = memory();
+    let c = promoted_to_bake(&store, RolloutSpec::default());
+    let s = c.rollback(&store, "m", T0 + 20_000).unwrap();
+    assert_eq!(s.phase, Phase::RolledBack);
+    assert_eq!(
+        (alias(&store, "champion"), alias(&store, "challenger")),
+        (Some(1), None)
+    );
+    // A paused bake is still a bake: promote ends it, resume returns to it.
+    let store = memory();
+    let c = promoted_to_bake(&store, RolloutSpec::default());
+    c.pause(&store, "m", "look", T0 + 20_000).unwrap();
+    let s = c.resume(&store, "m", T0 + 21_000).unwrap();
+    assert_eq!(
+        (s.phase.clone(), s.phase_started_ms),
+        (Phase::Baking, T0 + 21_000)
+    );
+    c.pause(&store, "m", "look", T0 + 22_000).unwrap();
+    c.promote(&store, "m", T0 + 23_000).unwrap();
+    assert_eq!(
+        (alias(&store, "champion"), alias(&store, "challenger")),
+        (Some(3), None)
+    );
+    // An alias moved outside the bake pauses it instead of judging another version.
+    let store = memory();
+    let c = promoted_to_bake(&store, RolloutSpec::default());
+    store.set_alias("m", "challenger", 2).unwrap();
+    let any = Bake::new(|_| (labelled(240, 0.1), labelled(240, 0.9)));
+    match c.tick(&store, &any, "m", T0 + 20_000).unwrap() {
+        Transition::Pause(r) => {
+            assert!(r.contains("challenger alias was moved to version 2"), "{r}")
+        }
+        t => panic!("{t:?}"),
+    }
+    assert!(any.calls.borrow().is_empty());
+}
+
+#[test]
+fn without_a_bake_or_auto_promotion_is_final_at_once() {
+    for spec in [
+        no_bake(),
+        RolloutSpec {
+            auto: false,
+            ..RolloutSpec::default()
+        },
+    ] {
+        let store = memory();
+        let c = controller(spec);
+        c.start(&store, "m", 2, T0).unwrap();
+        let s = c.promote(&store, "m", T0 + 1).unwrap();
+        assert_eq!(s.phase, Phase::Promoted);
+        assert_eq!(
+            (alias(&store, "champion"), alias(&store, "challenger")),
+            (Some(2), None)
+        );
+    }
+    // Nor for a model the configuration does not declare: nobody would judge its bake.
+    let store = memory();
+    let c = RolloutController::default();
+    c.start(&store, "m", 2, T0).unwrap();
+    assert_eq!(
+        c.promote(&store, "m", T0 + 1).unwrap().phase,
+        Phase::Promoted
     );
 }

@@ -54,6 +54,10 @@ pub struct Evidence {
     pub challenger: VariantStats,
     /// Unix milliseconds.
     pub now_ms: i64,
+    /// The model has received feedback labels that joined its predictions recently:
+    /// canary steps then wait for the label metric before they pass.
+    #[serde(default)]
+    pub labels_flowing: bool,
 }
 
 impl Evidence {
@@ -72,6 +76,16 @@ impl Evidence {
         }
         s
     }
+
+    /// One line for a decision of the bake, where the serving champion is the
+    /// candidate and the shadowed challenger is the previous champion.
+    pub fn bake_summary(&self, candidate: i64, previous: i64) -> String {
+        format!(
+            "v{candidate} (champion) {}; v{previous} (shadow) {}",
+            self.champion.summary(),
+            self.challenger.summary()
+        )
+    }
 }
 
 /// The outcome of judging a phase.
@@ -85,6 +99,18 @@ pub enum Verdict {
     Fail(String),
     /// Too close to call, or labels never came: a person decides.
     Inconclusive(String),
+}
+
+/// The outcome of judging the bake after a promotion; each ending says why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BakeVerdict {
+    /// Neither enough labels for both versions nor the bake's longest time yet.
+    Wait,
+    /// The candidate stays champion: not worse by more than the allowed drop, or the
+    /// labels did not come in time.
+    Passed(String),
+    /// The candidate did worse than the previous champion on the same live labels.
+    Failed(String),
 }
 
 /// What the controller does next.
@@ -117,7 +143,9 @@ pub fn next_phase(spec: &RolloutSpec, phase: &Phase) -> Option<(Phase, usize)> {
         Phase::Candidate => return first_phase(spec),
         Phase::Shadow => f64::NEG_INFINITY,
         Phase::Canary { weight_pct } => *weight_pct,
-        Phase::Promoted | Phase::RolledBack | Phase::Paused { .. } => return None,
+        Phase::Baking | Phase::Promoted | Phase::RolledBack | Phase::Paused { .. } => {
+            return None;
+        }
     };
     spec.canary
         .steps
@@ -150,7 +178,9 @@ fn near_lower(value: f64, limit: f64, margin: f64) -> bool {
 /// minimum requests (mirrored ones in shadow) and the phase has lasted its minimum
 /// time; then any failing check fails it, labels that are required but missing make it
 /// wait (and, past the label wait, inconclusive), a check within the inconclusive
-/// margin makes it inconclusive, and otherwise it passes.
+/// margin makes it inconclusive, and otherwise it passes. In a canary step labels are
+/// also awaited whenever they are flowing ([`Evidence::labels_flowing`]): users get
+/// the challenger's answers there, so its label metric is compared before it passes.
 ///
 /// Comparisons with the champion are skipped when the champion served nothing in the
 /// phase: there is nothing to compare with, and waiting would never end.
@@ -237,7 +267,8 @@ pub fn judge(spec: &RolloutSpec, phase: &Phase, phase_started_ms: i64, ev: &Evid
     if !fails.is_empty() {
         return Verdict::Fail(fails.join("; "));
     }
-    if c.require_labels && labelled.is_none() {
+    let canary_labels = ev.labels_flowing && matches!(phase, Phase::Canary { .. });
+    if (c.require_labels || canary_labels) && labelled.is_none() {
         let wait_secs = c
             .max_label_wait_secs
             .unwrap_or_else(|| min_secs.saturating_mul(LABEL_WAIT_FACTOR));
@@ -245,8 +276,13 @@ pub fn judge(spec: &RolloutSpec, phase: &Phase, phase_started_ms: i64, ev: &Evid
         if elapsed_ms < wait_ms {
             return Verdict::Wait;
         }
+        let why = if c.require_labels {
+            "labels are required"
+        } else {
+            "labels are flowing"
+        };
         return Verdict::Inconclusive(format!(
-            "labels are required but after {} s the challenger has {} and the champion {} (need {min_labels} each)",
+            "{why} but after {} s the challenger has {} and the champion {} (need {min_labels} each)",
             elapsed_ms / 1000,
             chall.labels,
             champ.labels
@@ -258,8 +294,57 @@ pub fn judge(spec: &RolloutSpec, phase: &Phase, phase_started_ms: i64, ev: &Evid
     Verdict::Pass
 }
 
+/// Judge the bake of `state` (phase [`Phase::Baking`]). In `ev` the champion is the
+/// candidate (serving) and the challenger the previous champion (shadowed), both
+/// counted from the bake's start. Once both have `bake.min_labels` labels, a drop of
+/// the candidate's label metric below the previous champion's by more than
+/// `bake.max_accuracy_drop` fails the bake and anything else passes it; without those
+/// labels by `bake.max_secs`, it passes and says so.
+pub fn judge_bake(spec: &RolloutSpec, state: &RolloutState, ev: &Evidence) -> BakeVerdict {
+    let b = &spec.bake;
+    let (candidate, previous) = (state.candidate_version, state.champion_version);
+    let Some(previous) = previous else {
+        return BakeVerdict::Passed("bake ended: no previous champion to compare with".into());
+    };
+    let (new, old) = (&ev.champion, &ev.challenger);
+    let min_labels = b.min_labels.get();
+    if let (Some(n), Some(o)) = (new.label_metric, old.label_metric)
+        && new.labels >= min_labels
+        && old.labels >= min_labels
+    {
+        let drop = o - n;
+        let figures = format!(
+            "v{candidate} scored {n:.3} on {} live labels, v{previous} {o:.3} on the same period",
+            new.labels
+        );
+        return if drop > b.max_accuracy_drop {
+            BakeVerdict::Failed(format!(
+                "bake: {figures} (drop {drop:.3} > {})",
+                b.max_accuracy_drop
+            ))
+        } else {
+            BakeVerdict::Passed(format!(
+                "bake passed: {figures} (drop {drop:.3} <= {})",
+                b.max_accuracy_drop
+            ))
+        };
+    }
+    let elapsed_ms = ev.now_ms.saturating_sub(state.phase_started_ms);
+    let max_ms = i64::try_from(b.max_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    if elapsed_ms < max_ms {
+        return BakeVerdict::Wait;
+    }
+    BakeVerdict::Passed(format!(
+        "bake ended after {} s without enough labels to compare: v{candidate} has {}, v{previous} {} (need {min_labels} each); v{candidate} stays champion",
+        elapsed_ms / 1000,
+        new.labels,
+        old.labels
+    ))
+}
+
 /// What to do next in `state` given the evidence of its current phase. Terminal and
-/// paused rollouts stay where they are: only a person moves a paused one.
+/// paused rollouts stay where they are: only a person moves a paused one. A bake that
+/// passes is a `Promote` (the promotion becomes final), one that fails a `Rollback`.
 pub fn step(spec: &RolloutSpec, state: &RolloutState, ev: &Evidence) -> Transition {
     match &state.phase {
         Phase::Candidate => match first_phase(spec) {
@@ -277,6 +362,11 @@ pub fn step(spec: &RolloutSpec, state: &RolloutState, ev: &Evidence) -> Transiti
                 Verdict::Inconclusive(r) => Transition::Pause(r),
             }
         }
+        Phase::Baking => match judge_bake(spec, state, ev) {
+            BakeVerdict::Wait => Transition::Stay,
+            BakeVerdict::Passed(_) => Transition::Promote,
+            BakeVerdict::Failed(r) => Transition::Rollback(r),
+        },
         Phase::Promoted | Phase::RolledBack | Phase::Paused { .. } => Transition::Stay,
     }
 }

@@ -34,6 +34,7 @@ fn ev(challenger: VariantStats, at_ms: i64) -> Evidence {
         champion: champion(),
         challenger,
         now_ms: at_ms,
+        labels_flowing: false,
     }
 }
 
@@ -153,6 +154,7 @@ fn a_slower_p99_rolls_back_above_the_floor_only() {
             ..challenger()
         },
         now_ms: later(),
+        labels_flowing: false,
     };
     assert_eq!(judge(&spec, &Phase::Shadow, T0, &tiny), Verdict::Pass);
 }
@@ -264,6 +266,7 @@ fn a_good_challenger_goes_through_every_step_to_promotion() {
             ..champion()
         },
         now_ms: later(),
+        labels_flowing: false,
     };
     assert_eq!(judge(&spec, &Phase::Shadow, T0, &equal), Verdict::Pass);
     // Each phase waits for its own hold: right after a step began, nothing happens.
@@ -420,6 +423,7 @@ fn no_champion_traffic_skips_the_comparisons() {
             ..challenger()
         },
         now_ms: later(),
+        labels_flowing: false,
     };
     assert_eq!(judge(&spec, &Phase::Shadow, T0, &e), Verdict::Pass);
 }
@@ -532,4 +536,167 @@ fn the_stored_state_stays_under_the_tag_limit_and_round_trips() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("freshet.rollout"), "{err}");
+}
+
+/// A bake of version 2 against version 1: the candidate serves (the evidence's
+/// champion), the previous champion is shadowed (the evidence's challenger).
+fn baking_state() -> RolloutState {
+    let mut s = RolloutState::new("m", Some(1), 2, T0);
+    s.record(Phase::Baking, T0, "promoted", None, false);
+    s
+}
+
+fn labelled(labels: u64, metric: f64) -> VariantStats {
+    VariantStats {
+        labels,
+        label_metric: Some(metric),
+        ..challenger()
+    }
+}
+
+fn bake_ev(candidate: VariantStats, previous: VariantStats, at_ms: i64) -> Evidence {
+    Evidence {
+        champion: candidate,
+        challenger: previous,
+        now_ms: at_ms,
+        labels_flowing: true,
+    }
+}
+
+#[test]
+fn a_bake_rolls_back_a_candidate_worse_on_the_same_labels() {
+    let spec = RolloutSpec::default();
+    let s = baking_state();
+    let worse = bake_ev(labelled(240, 0.612), labelled(238, 0.701), T0 + 5_000);
+    match judge_bake(&spec, &s, &worse) {
+        BakeVerdict::Failed(r) => assert_eq!(
+            r,
+            "bake: v2 scored 0.612 on 240 live labels, v1 0.701 on the same period (drop 0.089 > 0.02)"
+        ),
+        v => panic!("{v:?}"),
+    }
+    match step(&spec, &s, &worse) {
+        Transition::Rollback(r) => assert!(r.starts_with("bake: v2 scored 0.612"), "{r}"),
+        t => panic!("{t:?}"),
+    }
+    // 0.01 below the previous champion is within the 0.02 allowed.
+    let close = bake_ev(labelled(240, 0.691), labelled(238, 0.701), T0 + 5_000);
+    match judge_bake(&spec, &s, &close) {
+        BakeVerdict::Passed(r) => assert!(
+            r.starts_with("bake passed: v2 scored 0.691 on 240 live labels, v1 0.701"),
+            "{r}"
+        ),
+        v => panic!("{v:?}"),
+    }
+    assert_eq!(step(&spec, &s, &close), Transition::Promote);
+    // Better is fine too; a stricter limit fails the same figures.
+    let better = bake_ev(labelled(240, 0.80), labelled(238, 0.70), T0 + 5_000);
+    assert!(matches!(
+        judge_bake(&spec, &s, &better),
+        BakeVerdict::Passed(_)
+    ));
+    let mut strict = RolloutSpec::default();
+    strict.bake.max_accuracy_drop = 0.005;
+    assert!(matches!(
+        judge_bake(&strict, &s, &close),
+        BakeVerdict::Failed(_)
+    ));
+}
+
+#[test]
+fn a_bake_waits_for_labels_of_both_versions_then_passes_at_max_secs() {
+    let spec = RolloutSpec::default();
+    let s = baking_state();
+    // 199 of the 200 labels the previous champion needs: not judged, however bad.
+    let short = bake_ev(labelled(500, 0.1), labelled(199, 0.9), T0 + 899_999);
+    assert_eq!(judge_bake(&spec, &s, &short), BakeVerdict::Wait);
+    assert_eq!(step(&spec, &s, &short), Transition::Stay);
+    let unlabelled = bake_ev(challenger(), VariantStats::default(), T0 + 899_999);
+    assert_eq!(judge_bake(&spec, &s, &unlabelled), BakeVerdict::Wait);
+    // At max_secs (900 s) it ends as passed, saying why.
+    let late = bake_ev(labelled(500, 0.1), labelled(199, 0.9), T0 + 900_000);
+    match judge_bake(&spec, &s, &late) {
+        BakeVerdict::Passed(r) => {
+            assert!(r.contains("without enough labels"), "{r}");
+            assert!(r.contains("v2 has 500, v1 199 (need 200 each)"), "{r}");
+        }
+        v => panic!("{v:?}"),
+    }
+    assert_eq!(step(&spec, &s, &late), Transition::Promote);
+}
+
+#[test]
+fn baking_is_active_shadows_the_previous_champion_and_reads_as_baking() {
+    let s = baking_state();
+    assert!(s.phase.is_active() && s.phase.is_baking());
+    assert_eq!(s.phase.to_string(), "baking");
+    assert_eq!(routing(&s), Routing::Shadow);
+    assert_eq!(next_phase(&RolloutSpec::default(), &Phase::Baking), None);
+    let paused = Phase::Paused {
+        reason: "x".into(),
+        resume_to: Box::new(Phase::Baking),
+    };
+    assert!(paused.is_baking() && !Phase::Shadow.is_baking());
+    // The stored form round-trips.
+    let text = s.to_tag_value().unwrap();
+    assert!(text.contains(r#""phase":{"name":"baking"}"#), "{text}");
+    assert_eq!(RolloutState::from_tag_value("m", &text).unwrap(), s);
+}
+
+#[test]
+fn canary_steps_wait_for_labels_while_they_flow() {
+    let spec = RolloutSpec::default();
+    let canary = Phase::Canary { weight_pct: 5.0 };
+    // 99 of the 100 labels needed, and the challenger's metric is bad.
+    let few = VariantStats {
+        labels: 99,
+        label_metric: Some(0.5),
+        ..challenger()
+    };
+    let flowing = |c: VariantStats, at| Evidence {
+        labels_flowing: true,
+        ..ev(c, at)
+    };
+    assert_eq!(
+        judge(&spec, &canary, T0, &flowing(few.clone(), later())),
+        Verdict::Wait
+    );
+    // Without flowing labels, or in shadow, nothing changes: it passes uncompared.
+    assert_eq!(
+        judge(&spec, &canary, T0, &ev(few.clone(), later())),
+        Verdict::Pass
+    );
+    assert_eq!(
+        judge(&spec, &Phase::Shadow, T0, &flowing(few.clone(), later())),
+        Verdict::Pass
+    );
+    // Once they arrive the metric is compared: equal passes, worse fails.
+    assert_eq!(
+        judge(&spec, &canary, T0, &flowing(challenger(), later())),
+        Verdict::Pass
+    );
+    let worse = VariantStats {
+        label_metric: Some(0.5),
+        ..challenger()
+    };
+    assert!(matches!(
+        judge(&spec, &canary, T0, &flowing(worse, later())),
+        Verdict::Fail(_)
+    ));
+    // Past the label wait (10 × min_secs = 100 s) a person decides.
+    match step(
+        &spec,
+        &{
+            let mut s = shadow_state();
+            s.record(canary.clone(), T0, "checks passed", None, false);
+            s
+        },
+        &flowing(few, T0 + 100_000),
+    ) {
+        Transition::Pause(r) => assert!(
+            r.contains("labels are flowing but after 100 s the challenger has 99"),
+            "{r}"
+        ),
+        t => panic!("{t:?}"),
+    }
 }

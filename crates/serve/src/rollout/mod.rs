@@ -5,11 +5,15 @@
 //! `freshet.rollout`), so it survives restarts and every node and command sees the same:
 //!
 //! ```text
-//! candidate ─► shadow ─► canary 5% ─► canary 25% ─► canary 50% ─► promoted
-//!                 │          │            │             │
-//!                 └──────────┴─ fail ─────┴─────────────┴──► rolled_back
+//! candidate ─► shadow ─► canary 5% ─► canary 25% ─► canary 50% ─► baking ─► promoted
+//!                 │          │            │             │           │
+//!                 └──────────┴─ fail ─────┴─────────────┴───────────┴──► rolled_back
 //!                 └──────────┴─ inconclusive ───────────┴──► paused ─(resume)─► same phase
 //! ```
+//!
+//! After the last phase the candidate becomes champion and **bakes**: the previous
+//! champion (now the `challenger` alias) scores a mirrored copy of the traffic, and
+//! [`judge_bake`] rolls the candidate back if it does worse on the same live labels.
 //!
 //! Each phase holds for a minimum number of challenger requests and a minimum time,
 //! then [`judge`] compares the variants (error rate, p99 latency, prediction drift,
@@ -27,7 +31,8 @@ mod state;
 pub use controller::{EvidenceSource, RolloutController, RolloutModes, RolloutStatus};
 pub use error::{Result, RolloutError};
 pub use judge::{
-    Evidence, Transition, VariantStats, Verdict, first_phase, js_distance, judge, next_phase, step,
+    BakeVerdict, Evidence, Transition, VariantStats, Verdict, first_phase, js_distance, judge,
+    judge_bake, next_phase, step,
 };
 pub use state::{
     Decision, MAX_DECISIONS, Phase, RolloutState, Routing, STATE_FORMAT, STATE_TAG, load_state,

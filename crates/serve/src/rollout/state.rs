@@ -32,6 +32,10 @@ pub enum Phase {
     Shadow,
     /// The challenger answers this share of requests (percent).
     Canary { weight_pct: f64 },
+    /// The candidate was promoted and is champion; the previous champion (the
+    /// `challenger` alias now) scores a mirrored copy of every request until the bake
+    /// shows the candidate is not worse on live labels, or rolls it back.
+    Baking,
     /// The challenger became champion. Terminal.
     Promoted,
     /// The challenger was withdrawn and the champion restored. Terminal.
@@ -45,9 +49,19 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// Whether the rollout is still under way (a paused one is).
+    /// Whether the rollout is still under way (a paused or baking one is).
     pub fn is_active(&self) -> bool {
         !matches!(self, Phase::Promoted | Phase::RolledBack)
+    }
+
+    /// Whether this is the bake, or a pause that returns to it: the candidate is
+    /// champion already and the `challenger` alias names the previous champion.
+    pub fn is_baking(&self) -> bool {
+        match self {
+            Phase::Baking => true,
+            Phase::Paused { resume_to, .. } => resume_to.is_baking(),
+            _ => false,
+        }
     }
 }
 
@@ -57,6 +71,7 @@ impl fmt::Display for Phase {
             Phase::Candidate => f.write_str("candidate"),
             Phase::Shadow => f.write_str("shadow"),
             Phase::Canary { weight_pct } => write!(f, "canary {weight_pct}%"),
+            Phase::Baking => f.write_str("baking"),
             Phase::Promoted => f.write_str("promoted"),
             Phase::RolledBack => f.write_str("rolled back"),
             Phase::Paused { resume_to, .. } => write!(f, "paused at {resume_to}"),
@@ -90,8 +105,9 @@ pub struct RolloutState {
     /// [`STATE_FORMAT`] of the writer.
     pub format: u32,
     pub model: String,
-    /// The champion when the rollout started: what a rollback restores. `None` only for
-    /// states a hand rollback created on a model that had no champion.
+    /// The champion when the rollout started: what a rollback restores, and what the
+    /// candidate is compared with while baking. `None` only for states a hand rollback
+    /// created on a model that had no champion.
     pub champion_version: Option<i64>,
     /// The version on trial.
     pub candidate_version: i64,
@@ -130,10 +146,11 @@ impl Routing {
 
 /// The traffic the challenger gets in this state. A paused rollout falls back to
 /// shadow: nobody is watching, so no user should get the challenger's answers, but
-/// evidence keeps accumulating for the person who will look.
+/// evidence keeps accumulating for the person who will look. While baking, the
+/// challenger alias names the previous champion, which is shadowed the same way.
 pub fn routing(state: &RolloutState) -> Routing {
     match &state.phase {
-        Phase::Shadow | Phase::Paused { .. } => Routing::Shadow,
+        Phase::Shadow | Phase::Baking | Phase::Paused { .. } => Routing::Shadow,
         Phase::Canary { weight_pct } => Routing::Canary {
             weight_pct: *weight_pct,
         },
