@@ -56,6 +56,12 @@ pub enum LoopEvent {
     JobFailed {
         reason: String,
     },
+    /// A drift ended the rollout of a version trained before it: rolled back from
+    /// shadow or canary, or its bake cut short (`outcome` is the phase it ended in).
+    RolloutSuperseded {
+        version: i64,
+        outcome: String,
+    },
     /// The champion's served traffic was tested against its reference profile.
     Monitored {
         version: i64,
@@ -257,9 +263,9 @@ impl ModelLoop {
         let champion = self.champion()?;
         let has_champion = champion.is_some();
         if champion != self.champion_seen {
-            // A new champion: its errors are a new stream.
-            self.errors
-                .reset_detector(&self.spec.triggers.concept_drift);
+            // A new champion: its accuracy is counted afresh. The detector keeps its
+            // window — a champion promoted just as the data changed must not hide the
+            // change — and only a rise of the error rate counts as a drift.
             self.errors.follow(champion);
             self.champion_seen = champion;
         }
@@ -315,7 +321,7 @@ impl ModelLoop {
                 errors = self.errors.poll_labels(&self.deps.lake).await?;
             }
         }
-        let rollout_active = freshet_serve::rollout::state_from_tags(&self.name, &tags)
+        let mut rollout_active = freshet_serve::rollout::state_from_tags(&self.name, &tags)
             .ok()
             .flatten()
             .is_some_and(|s| s.phase.is_active());
@@ -347,7 +353,6 @@ impl ModelLoop {
             });
         }
         let data_drift = data_drift.filter(|_| self.spec.triggers.data_drift);
-        // While a candidate is on trial the champion's errors are already answered for.
         let drift_reason = if errors.drift {
             Some(format!(
                 "concept drift ({} on the live error stream)",
@@ -356,18 +361,48 @@ impl ModelLoop {
         } else {
             data_drift.clone()
         };
+        // A drift during a rollout is recorded too: whatever is on trial was trained
+        // before it, and the next job must learn from the new concept only.
         if let Some(reason) = drift_reason
             && has_champion
             && st.drift_at_rows.is_none()
-            && !rollout_active
         {
-            st.drift_at_rows = Some(info.rows);
+            // The detector saw the change some labelled rows ago: start the new
+            // concept there (never before the current concept's own start).
+            st.drift_at_rows = Some(
+                info.rows
+                    .saturating_sub(errors.since_change)
+                    .max(st.concept_start_rows.unwrap_or(0)),
+            );
             st.drift_reason = Some(reason.clone());
             state::save(store.as_ref(), &self.name, &st)?;
             events.push(LoopEvent::DriftDetected {
                 rows: info.rows,
-                reason,
+                reason: reason.clone(),
             });
+            // The version on trial was trained before the drift, on at most a few rows
+            // of the new concept: its rollout would only hold the retraining up.
+            let at = st.drift_at_rows.unwrap_or(info.rows);
+            if rollout_active && st.trained_rows < at + self.spec.triggers.rows_after_drift {
+                let why = format!("superseded: {reason} after this version was trained");
+                match self
+                    .deps
+                    .rollout
+                    .supersede(store.as_ref(), &self.name, &why, now_ms())
+                {
+                    Ok(Some(state)) => {
+                        rollout_active = false;
+                        events.push(LoopEvent::RolloutSuperseded {
+                            version: state.candidate_version,
+                            outcome: state.phase.to_string(),
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(model = %self.name, error = %e, "cannot end the rollout of a version trained before the drift");
+                    }
+                }
+            }
         }
         let signals = Signals {
             table_version: info.version,
@@ -379,16 +414,19 @@ impl ModelLoop {
             now_ms: now_ms(),
         };
         let due = crate::triggers::due(&self.spec.triggers, &st, &signals).or_else(|| {
-            // A trigger that fired during the last job or rollout runs now.
-            st.pending
-                .clone()
-                .filter(|_| st.trained_table_version != Some(info.version))
+            // A trigger that fired during the last job or rollout runs now — unless a
+            // drift came since, whose own trigger waits for rows of the new concept.
+            st.pending.clone().filter(|_| {
+                st.trained_table_version != Some(info.version) && st.drift_at_rows.is_none()
+            })
         });
         let Some(reason) = due else {
             return Ok(events);
         };
         if rollout_active {
-            if st.pending.as_deref() != Some(reason.as_str()) {
+            // Remembered once: the same trigger re-fires every tick with a new row
+            // count, which is no news.
+            if st.pending.is_none() {
                 st.pending = Some(reason.clone());
                 state::save(store.as_ref(), &self.name, &st)?;
                 events.push(LoopEvent::Coalesced { reason });
@@ -399,7 +437,7 @@ impl ModelLoop {
             id: uuid::Uuid::new_v4().simple().to_string(),
             trigger: reason,
             table_version: info.version,
-            skip_rows: st.drift_at_rows,
+            skip_rows: st.drift_at_rows.or(st.concept_start_rows),
             started_ms: now_ms(),
         };
         st.job = Some(job.clone());
@@ -456,10 +494,13 @@ impl ModelLoop {
         st.trained_rows = table_rows;
         st.trained_table_version = Some(job.table_version);
         st.trained_ms = now_ms();
+        if let Some(at) = st.drift_at_rows {
+            st.concept_start_rows = Some(at);
+        }
         st.drift_at_rows = None;
         st.drift_reason = None;
-        self.errors
-            .reset_detector(&self.spec.triggers.concept_drift);
+        // The detector is not reset here: the champion has not changed, and its
+        // error stream goes on (across champions too; see `tick`).
         if let Err(e) = state::save(store.as_ref(), &self.name, st) {
             tracing::error!(model = %self.name, error = %e, "cannot save the controller state");
         }
@@ -541,7 +582,7 @@ impl ModelLoop {
                         self.learn_online(job.table_version, holdout_rows).await?;
                         let snap = self
                             .online
-                            .as_ref()
+                            .as_mut()
                             .and_then(|l| l.snapshot(&self.schema))
                             .ok_or_else(|| ControlError::Job {
                                 model: self.name.clone(),

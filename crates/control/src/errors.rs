@@ -67,6 +67,12 @@ pub struct ErrorUpdate {
     pub labelled: u64,
     /// Drift detected at one of the new labels.
     pub drift: bool,
+    /// With a drift: how many of the most recent labelled outcomes the detector puts
+    /// after the change (ADWIN's window once it dropped the older part; 0 for
+    /// detectors that do not say), counted up to the end of this poll. The loop
+    /// moves its drift point back by as many rows, so the new concept's first rows
+    /// are not left out of the retraining.
+    pub since_change: u64,
     /// Accuracy over the most recent labelled champion predictions.
     pub accuracy: Option<f64>,
 }
@@ -155,13 +161,6 @@ impl ErrorStream {
             self.champion_labelled = 0;
             self.recent.clear();
         }
-    }
-
-    /// Forget the detector's history (after a retraining, the new champion starts
-    /// a new error stream).
-    pub fn reset_detector(&mut self, detector_name: &str) {
-        self.detector = detector(detector_name);
-        self.recent.clear();
     }
 
     /// Hold the champion's predictions among newly captured rows (`inference/<model>`,
@@ -297,10 +296,29 @@ impl ErrorStream {
             if self.recent.len() > ACCURACY_WINDOW {
                 self.recent.pop_front();
             }
-            if let Some(d) = self.detector.as_mut()
-                && d.update(if right { 0.0 } else { 1.0 }) == DetectorState::Drift
-            {
-                update.drift = true;
+            if let Some(d) = self.detector.as_mut() {
+                // ADWIN finds changes either way; only a rise of the error rate is a
+                // drift (a better champion taking over is not). The window's mean
+                // before the update covers both sides of the cut, after it only the
+                // newer side, so the newer side is worse exactly when the mean rose.
+                let before = match d {
+                    freshet_monitor::Detector::Adwin(a) => Some(a.estimation()),
+                    _ => None,
+                };
+                if d.update(if right { 0.0 } else { 1.0 }) == DetectorState::Drift {
+                    let (rose, since) = match d {
+                        freshet_monitor::Detector::Adwin(a) => {
+                            (before.is_none_or(|b| a.estimation() > b), a.width())
+                        }
+                        _ => (true, 0),
+                    };
+                    if rose {
+                        update.drift = true;
+                        update.since_change = since;
+                    }
+                } else if update.drift {
+                    update.since_change += 1;
+                }
             }
         }
         if !self.recent.is_empty() {

@@ -52,6 +52,11 @@ pub struct ControlState {
     /// after it so that the new version learns the new concept.
     pub drift_at_rows: Option<u64>,
     pub drift_reason: Option<String>,
+    /// Rows in the table when the concept now in force began (the last drift point a
+    /// job trained from): later jobs never reach back before it, so a retraining
+    /// after a drift does not mix the old concept back in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concept_start_rows: Option<u64>,
     pub history: Vec<JobRecord>,
 }
 

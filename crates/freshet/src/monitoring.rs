@@ -248,7 +248,9 @@ impl Monitoring {
                 let summary = format!("version {version} rejected: {}", gates.lines.join("; "));
                 self.event(model, "gated_out", &summary, now);
             }
-            LoopEvent::Trained { .. } | LoopEvent::Coalesced { .. } => {}
+            LoopEvent::Trained { .. }
+            | LoopEvent::Coalesced { .. }
+            | LoopEvent::RolloutSuperseded { .. } => {}
         }
     }
 
