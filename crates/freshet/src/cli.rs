@@ -1,10 +1,12 @@
 //! Command-line interface.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use freshet_core::config::GeneratorKind;
 use std::path::PathBuf;
 
 /// Freshet keeps machine-learning models fresh on live data: streaming ingest with
-/// in-flight cleaning, exactly-once Delta Lake landing, and (soon) the whole retraining loop.
+/// in-flight cleaning, exactly-once Delta Lake landing, retraining on drift, an
+/// MLflow-compatible registry, gated rollouts, serving and monitoring.
 #[derive(Debug, Parser)]
 #[command(name = "freshet", version, about, long_about = None)]
 pub struct Cli {
@@ -74,43 +76,82 @@ pub struct DemoArgs {
     /// Labels arrive this many events after their prediction.
     #[arg(long, default_value_t = 300)]
     pub label_delay: u64,
-    /// The event where the generator's fraud pattern changes.
+    /// The generated stream when no --data is given: card transactions whose fraud
+    /// pattern changes, or one of the concept-drift benchmarks (SEA, rotating
+    /// hyperplane, Agrawal) whose concept changes abruptly.
+    #[arg(long, default_value = "cards", value_parser = parse_generator)]
+    pub generator: GeneratorKind,
+    /// The event where the generated stream's concept changes.
     #[arg(long, default_value_t = 25_000)]
     pub drift_at: u64,
     /// Seed of the generator.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Learner of the demo model (see docs/models.md).
-    #[arg(long, default_value = "logistic_regression")]
-    pub learner: String,
-    /// Rows the first version waits for.
-    #[arg(long, default_value_t = 4_000)]
-    pub initial_rows: u64,
-    /// Rows of the new concept the retraining waits for after a drift.
-    #[arg(long, default_value_t = 4_000)]
-    pub rows_after_drift: u64,
-    /// Newest rows a training job learns from.
-    #[arg(long, default_value_t = 20_000)]
-    pub window_rows: u64,
+    /// Share of generated labels flipped at random (0 to 0.5).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_noise)]
+    pub noise: f64,
+    /// Stop after this many events (default: the stream's end, or --after-promotion
+    /// events after the new champion for a generated stream).
+    #[arg(long)]
+    pub events: Option<u64>,
+    /// Learner of the demo model (see docs/models.md). Default: logistic regression
+    /// for the card stream; for any other stream, the default of an unknown stream
+    /// (docs/loop.md, "Defaults for a stream nobody tuned for").
+    #[arg(long)]
+    pub learner: Option<String>,
+    /// Rows the first version waits for (default: 4,000 for cards, 1,000 otherwise).
+    #[arg(long)]
+    pub initial_rows: Option<u64>,
+    /// Rows of the new concept the retraining waits for after a drift (default: 4,000
+    /// for cards, 500 otherwise).
+    #[arg(long)]
+    pub rows_after_drift: Option<u64>,
+    /// Newest rows a training job learns from (default: 20,000 for cards, 5,000
+    /// otherwise).
+    #[arg(long)]
+    pub window_rows: Option<u64>,
     /// How versions are trained: `builtin` (a fresh model on the newest window) or
     /// `online` (one live model learns every row; triggers snapshot it).
-    #[arg(long, default_value = "builtin", value_parser = ["builtin", "online"])]
-    pub job: String,
-    /// Also retrain (or snapshot) after this many new rows (0: only on drift).
-    #[arg(long, default_value_t = 0)]
-    pub retrain_rows: u64,
-    /// Requests the challenger must see in shadow and in the canary step.
-    #[arg(long, default_value_t = 300)]
-    pub rollout_requests: u64,
-    /// Seconds the shadow and canary phases last at least.
-    #[arg(long, default_value_t = 2)]
-    pub rollout_secs: u64,
+    #[arg(long, value_parser = ["builtin", "online"])]
+    pub job: Option<String>,
+    /// Also retrain (or snapshot) after this many new rows; 0: only on drift
+    /// (default: 0 for cards, 1,000 otherwise).
+    #[arg(long)]
+    pub retrain_rows: Option<u64>,
+    /// Requests the challenger must see in shadow and in the canary step (default:
+    /// 300 for cards, 100 otherwise).
+    #[arg(long)]
+    pub rollout_requests: Option<u64>,
+    /// Seconds the shadow and canary phases last at least (default: 2 for cards, 1
+    /// otherwise).
+    #[arg(long)]
+    pub rollout_secs: Option<u64>,
     /// Events the client keeps sending once the new champion answers.
     #[arg(long, default_value_t = 12_000)]
     pub after_promotion: u64,
     /// Stop the client after this many seconds whatever happened.
     #[arg(long, default_value_t = 170)]
     pub max_seconds: u64,
+}
+
+fn parse_generator(s: &str) -> Result<GeneratorKind, String> {
+    match s {
+        "cards" => Ok(GeneratorKind::Cards),
+        "sea" => Ok(GeneratorKind::Sea),
+        "hyperplane" => Ok(GeneratorKind::Hyperplane),
+        "agrawal" => Ok(GeneratorKind::Agrawal),
+        other => Err(format!(
+            "unknown generator '{other}': use cards, sea, hyperplane or agrawal"
+        )),
+    }
+}
+
+fn parse_noise(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=0.5).contains(&x) => Ok(x),
+        Ok(x) => Err(format!("{x} is outside 0 to 0.5")),
+        Err(_) => Err(format!("'{s}' is not a number")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -11,5 +11,6 @@ mod file_exactly_once;
 mod follow;
 mod harness;
 mod pii_in_logs;
+mod recovery;
 mod rollout_cli;
 mod train_cli;

@@ -5,6 +5,7 @@
 use super::Timeline;
 use crate::runtime::Runtime;
 use anyhow::{Context, Result, anyhow};
+use freshet_core::config::GeneratorKind;
 use freshet_core::{Field, FieldType, Schema, Value};
 use freshet_ingest::source::generator::Generator;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -62,10 +63,12 @@ enum Source {
 }
 
 impl Stream {
-    /// Card transactions whose fraud pattern changes at `drift_at`.
-    pub fn cards(seed: u64, drift_at: u64) -> Self {
+    /// A generated stream whose concept changes abruptly at `drift_at`: card
+    /// transactions (the fraud pattern changes), SEA, the rotating hyperplane or
+    /// Agrawal's loan functions, with `noise` the share of flipped labels.
+    pub fn generated(kind: GeneratorKind, seed: u64, drift_at: u64, noise: f64) -> Self {
         let cfg = freshet_core::config::GeneratorConfig {
-            kind: freshet_core::config::GeneratorKind::Cards,
+            kind,
             seed,
             rate_per_sec: None,
             limit: None,
@@ -73,29 +76,41 @@ impl Stream {
                 at: drift_at,
                 width: 0,
             }],
-            noise: 0.0,
-            n_features: 10,
+            noise,
+            n_features: freshet_ingest::source::generator::DEFAULT_HYPERPLANE_FEATURES,
         };
         let generator = Generator::new(&cfg);
         let schema = generator.schema().clone();
-        let features = [
-            ("amount", "numeric"),
-            ("merchant_category", "categorical"),
-            ("country", "categorical"),
-            ("channel", "categorical"),
-            ("card_present", "bool"),
-            ("hour", "numeric"),
-            ("distance_from_home_km", "numeric"),
-            ("velocity_1h", "numeric"),
-            ("customer_age", "numeric"),
-            ("account_age_days", "numeric"),
-        ]
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+        // The card stream names its features (the card number and ids are not ones);
+        // the synthetic concepts use every field but the label.
+        let features = if kind == GeneratorKind::Cards {
+            [
+                ("amount", "numeric"),
+                ("merchant_category", "categorical"),
+                ("country", "categorical"),
+                ("channel", "categorical"),
+                ("card_present", "bool"),
+                ("hour", "numeric"),
+                ("distance_from_home_km", "numeric"),
+                ("velocity_1h", "numeric"),
+                ("customer_age", "numeric"),
+                ("account_age_days", "numeric"),
+            ]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+        } else {
+            Vec::new()
+        };
+        let (name, model) = match kind {
+            GeneratorKind::Cards => ("cards", "fraud"),
+            GeneratorKind::Sea => ("sea", "sea"),
+            GeneratorKind::Hyperplane => ("hyperplane", "hyperplane"),
+            GeneratorKind::Agrawal => ("agrawal", "agrawal"),
+        };
         Self {
-            name: "cards".into(),
-            model: "fraud".into(),
+            name: name.into(),
+            model: model.into(),
             label: generator.label_field().to_string(),
             schema,
             features,
@@ -173,9 +188,15 @@ impl Stream {
 
     pub fn describe(&self) -> String {
         match (&self.source, self.drift_at) {
-            (Source::Generator(_), Some(at)) => {
-                format!("card transactions (the fraud pattern changes at event {at})")
-            }
+            (Source::Generator(g), Some(at)) => match g.kind() {
+                GeneratorKind::Cards => {
+                    format!("card transactions (the fraud pattern changes at event {at})")
+                }
+                kind => format!(
+                    "the {} generator (its concept changes abruptly at event {at})",
+                    kind_name(kind)
+                ),
+            },
             (Source::Rows(r), _) => format!("a CSV stream of {} events", r.len()),
             _ => "a stream".into(),
         }
@@ -186,6 +207,16 @@ impl Stream {
             Source::Generator(g) => Some(g.row_at(i)),
             Source::Rows(rows) => usize::try_from(i).ok().and_then(|i| rows.get(i).cloned()),
         }
+    }
+}
+
+/// The generator's name as `--generator` spells it.
+pub fn kind_name(kind: GeneratorKind) -> &'static str {
+    match kind {
+        GeneratorKind::Cards => "cards",
+        GeneratorKind::Sea => "sea",
+        GeneratorKind::Hyperplane => "hyperplane",
+        GeneratorKind::Agrawal => "agrawal",
     }
 }
 
@@ -209,7 +240,7 @@ pub struct Client {
     http: reqwest::Client,
     pub stream: Stream,
     rate: u64,
-    label_delay: u64,
+    pub label_delay: u64,
     timeline: Arc<Mutex<Timeline>>,
     log: Narrator,
     /// Every event the client saw (kept for the summary).
@@ -407,12 +438,14 @@ impl Client {
     }
 
     /// Walk the stream until a version trained after the drift has been champion for
-    /// `after_promotion` events, the stream ends, or `budget` is spent.
+    /// `after_promotion` events, `max_events` were sent, the stream ends, or `budget`
+    /// is spent.
     pub async fn run(
         &mut self,
         runtime: &Runtime,
         budget: Duration,
         after_promotion: u64,
+        max_events: Option<u64>,
     ) -> Result<()> {
         let started = Instant::now();
         let bar = ProgressBar::new_spinner();
@@ -441,7 +474,11 @@ impl Client {
             }
             let mut rows = Vec::new();
             for _ in 0..batch {
-                let Some(row) = self.stream.row(i + rows.len() as u64) else {
+                let next = i + rows.len() as u64;
+                if max_events.is_some_and(|m| next >= m) {
+                    break;
+                }
+                let Some(row) = self.stream.row(next) else {
                     break;
                 };
                 rows.push(row);
@@ -464,8 +501,12 @@ impl Client {
                         .unwrap_or_else(|e| e.into_inner())
                         .drift_onset = Some((Instant::now(), idx));
                     version_at_drift = serving;
-                    self.log
-                        .say(&format!("the fraud pattern changes now (event {idx})"));
+                    let what = if self.stream.model == "fraud" {
+                        "the fraud pattern"
+                    } else {
+                        "the concept"
+                    };
+                    self.log.say(&format!("{what} changes now (event {idx})"));
                 }
                 if let (Some(v), Some("champion")) = (scored.version, scored.variant.as_deref())
                     && serving != Some(v)
@@ -478,7 +519,9 @@ impl Client {
                         && t.new_champion.is_none()
                     {
                         t.new_champion = Some((Instant::now(), idx, v));
-                        stop_at = Some(idx + after_promotion);
+                        if max_events.is_none() {
+                            stop_at = Some(idx + after_promotion);
+                        }
                     }
                 }
                 self.pending.push_back((idx, self.record(&row)));

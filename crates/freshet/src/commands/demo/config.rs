@@ -6,9 +6,59 @@ use crate::cli::DemoArgs;
 use freshet_core::{FieldType, PiiAction};
 use std::fmt::Write as _;
 
+/// The loop's settings for one demo run: what the flags say, else the defaults of
+/// the stream. The card stream keeps the settings its narrative was written for; any
+/// other stream (a CSV, a concept-drift generator) gets the defaults for a stream
+/// nobody tuned for, chosen for fast recovery from abrupt change (docs/loop.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Knobs {
+    pub learner: String,
+    pub job: String,
+    pub initial_rows: u64,
+    pub rows_after_drift: u64,
+    pub window_rows: u64,
+    pub retrain_rows: u64,
+    pub rollout_requests: u64,
+    pub rollout_secs: u64,
+    /// Canary steps in percent; empty: promotion straight after shadow, judged on
+    /// the live labels of the same requests, with the bake period as the safety net.
+    pub canary_steps: Vec<f64>,
+}
+
+impl Knobs {
+    pub fn resolve(stream: &Stream, args: &DemoArgs) -> Self {
+        let cards = stream.model == "fraud";
+        let pick = |flag: Option<u64>, cards_default: u64, other: u64| {
+            flag.unwrap_or(if cards { cards_default } else { other })
+        };
+        Self {
+            learner: args.learner.clone().unwrap_or_else(|| {
+                if cards {
+                    "logistic_regression".into()
+                } else {
+                    UNTUNED_LEARNER.into()
+                }
+            }),
+            job: args.job.clone().unwrap_or_else(|| "builtin".into()),
+            initial_rows: pick(args.initial_rows, 4_000, 1_000),
+            rows_after_drift: pick(args.rows_after_drift, 4_000, 500),
+            window_rows: pick(args.window_rows, 20_000, 5_000),
+            retrain_rows: pick(args.retrain_rows, 0, 1_000),
+            rollout_requests: pick(args.rollout_requests, 300, 100),
+            rollout_secs: pick(args.rollout_secs, 2, 1),
+            canary_steps: if cards { vec![50.0] } else { Vec::new() },
+        }
+    }
+}
+
+/// The learner of a stream nobody tuned for: gradient-boosted trees retrained on the
+/// newest rows of the current concept need no scaling and learn thresholds and
+/// interactions from a few hundred rows.
+pub const UNTUNED_LEARNER: &str = "gbt";
+
 /// The YAML the demo runs with (written into its folder, so it can be reused with
 /// `freshet --config <dir>/freshet.yaml up`).
-pub fn render(stream: &Stream, args: &DemoArgs) -> String {
+pub fn render(stream: &Stream, k: &Knobs) -> String {
     let mut fields = String::new();
     for f in stream.schema.fields() {
         let _ = write!(fields, "        - {{ name: {}, type: {}", f.name, f.ty);
@@ -65,22 +115,34 @@ models:
     job: {job}
     rollout:
       shadow: {{ min_requests: {requests}, min_secs: {secs} }}
-      canary: {{ steps: [50], min_requests: {requests}, min_secs: {secs} }}
-      checks: {{ max_prediction_drift: 1.0, min_labels: 100, max_p99_ratio: 3.0, p99_floor_ms: 5 }}
+      canary: {{ steps: [{steps}], min_requests: {requests}, min_secs: {secs} }}
+      checks: {{ max_prediction_drift: 1.0, min_labels: 100, max_p99_ratio: 3.0, p99_floor_ms: 5{require} }}
 "#,
+        steps = k
+            .canary_steps
+            .iter()
+            .map(f64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        // Without a canary, shadow must have compared the live labels.
+        require = if k.canary_steps.is_empty() {
+            ", require_labels: true, max_label_wait_secs: 60"
+        } else {
+            ""
+        },
         stream = stream.name,
         model = stream.model,
         label = stream.label,
-        learner = args.learner,
-        initial = args.initial_rows,
-        after_drift = args.rows_after_drift,
-        retrain_rows = args.retrain_rows,
-        job = if args.job == "online" {
+        learner = k.learner,
+        initial = k.initial_rows,
+        after_drift = k.rows_after_drift,
+        retrain_rows = k.retrain_rows,
+        job = if k.job == "online" {
             "{ type: online, holdout_rows: 2000 }".to_string()
         } else {
-            format!("{{ type: builtin, window_rows: {} }}", args.window_rows)
+            format!("{{ type: builtin, window_rows: {} }}", k.window_rows)
         },
-        requests = args.rollout_requests.max(1),
-        secs = args.rollout_secs,
+        requests = k.rollout_requests.max(1),
+        secs = k.rollout_secs,
     )
 }

@@ -73,9 +73,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         (Some(path), Some(label)) => Stream::csv(path, label)?,
         (Some(_), None) => bail!("--data needs --label <column>"),
         (None, Some(_)) => bail!("--label goes with --data <csv>"),
-        (None, None) => Stream::cards(args.seed, args.drift_at),
+        (None, None) => Stream::generated(args.generator, args.seed, args.drift_at, args.noise),
     };
-    let yaml = config::render(&stream, &args);
+    let knobs = config::Knobs::resolve(&stream, &args);
+    let yaml = config::render(&stream, &knobs);
     let cfg_path = args.dir.join("freshet.yaml");
     std::fs::write(&cfg_path, &yaml)?;
     let (config, base) = load_config(&cfg_path)?;
@@ -86,6 +87,24 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         stream.describe()
     );
     println!("  data and registry: {}", args.dir.display());
+    println!(
+        "  loop: {} ({} job{}), first version after {} rows, retrain {}{} rows after a drift; labels {} events late",
+        knobs.learner,
+        knobs.job,
+        if knobs.job == "builtin" {
+            format!(" on at most the newest {} rows", knobs.window_rows)
+        } else {
+            String::new()
+        },
+        knobs.initial_rows,
+        if knobs.retrain_rows > 0 {
+            format!("every {} rows and ", knobs.retrain_rows)
+        } else {
+            String::new()
+        },
+        knobs.rows_after_drift,
+        args.label_delay
+    );
     let mut runtime = Runtime::start(config, base).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -146,6 +165,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                     log.say(&format!("trigger while busy, queued: {reason}"))
                 }
                 LoopEvent::JobFailed { reason } => log.say(&format!("training failed: {reason}")),
+                LoopEvent::RolloutSuperseded { version, outcome } => log.say(&format!(
+                    "the rollout of v{version} ends ({outcome}): it was trained before the drift"
+                )),
                 LoopEvent::Monitored { version, report } => {
                     if report.dataset.drifted && t.data_drift_said != Some(*version) {
                         t.data_drift_said = Some(*version);
@@ -163,7 +185,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     };
     runtime.start_serving(Duration::from_millis(200));
     runtime.start_rollouts(Duration::from_millis(500));
-    runtime.start_loops(Duration::from_millis(500), observer)?;
+    runtime.start_loops(Duration::from_millis(250), observer)?;
 
     let mut client = Client::new(
         format!("http://{addr}"),
@@ -174,11 +196,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         log.clone(),
     );
     let budget = Duration::from_secs(args.max_seconds);
-    let outcome = client.run(&runtime, budget, args.after_promotion).await;
+    let outcome = client
+        .run(&runtime, budget, args.after_promotion, args.events)
+        .await;
     if let Err(e) = &outcome {
         log.say(&format!("the client stopped: {e:#}"));
     }
     client.finish().await;
+    log.say("every label is in; scoring each version on the whole run for the summary");
 
     let store = runtime.tracking.clone();
     let artifacts = runtime.artifacts.clone();
@@ -192,6 +217,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if let Err(e) = std::fs::write(&figures_path, format!("{figures:#}\n")) {
         log.say(&format!("cannot write {}: {e}", figures_path.display()));
     }
+    log.say("stopping the server");
     let _ = stop_server.send(());
     let _ = server.await;
     runtime.shutdown().await;

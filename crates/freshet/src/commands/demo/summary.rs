@@ -35,6 +35,10 @@ impl Score {
         self.auc.update(y, &p);
         self.n += 1;
     }
+    fn accuracy(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.acc.get())
+    }
+
     fn json(&self) -> serde_json::Value {
         if self.n == 0 {
             serde_json::json!({ "events": 0 })
@@ -50,6 +54,64 @@ impl Score {
             format!("{:>8.4} {:>7.4}", self.acc.get(), self.auc.get())
         }
     }
+}
+
+/// Events per window of the recovery figure.
+pub const RECOVERY_WINDOW: u64 = 500;
+/// How close to its best a window's accuracy must come to count as recovered.
+pub const RECOVERY_TOLERANCE: f64 = 0.02;
+
+/// When a model recovered from a drift at `onset`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recovery {
+    /// Events after the onset until the end of the first window within
+    /// [`RECOVERY_TOLERANCE`] of the best window.
+    pub events: u64,
+    /// The best window accuracy after the onset.
+    pub best: f64,
+    /// The accuracy of the window that counted as recovered.
+    pub reached: f64,
+}
+
+/// Events-to-recovery: the answers after `onset` (events before `end`) are cut into
+/// windows of `window` events from the onset; the first window whose accuracy is
+/// within [`RECOVERY_TOLERANCE`] of the best window's marks the recovery, counted to
+/// that window's end. Windows with fewer than half their events answered are
+/// skipped; `None` without any full window.
+pub fn recovery(right: &[(u64, bool)], onset: u64, end: u64, window: u64) -> Option<Recovery> {
+    let window = window.max(1);
+    let windows = end.saturating_sub(onset) / window;
+    let mut counts = vec![(0u64, 0u64); usize::try_from(windows).ok()?];
+    for (i, ok) in right {
+        if *i < onset {
+            continue;
+        }
+        let Some(slot) = usize::try_from((i - onset) / window)
+            .ok()
+            .and_then(|k| counts.get_mut(k))
+        else {
+            continue;
+        };
+        slot.0 += 1;
+        slot.1 += u64::from(*ok);
+    }
+    let acc: Vec<Option<f64>> = counts
+        .iter()
+        .map(|(n, ok)| (*n * 2 >= window).then(|| *ok as f64 / *n as f64))
+        .collect();
+    let best = acc.iter().flatten().copied().fold(f64::NAN, f64::max);
+    if best.is_nan() {
+        return None;
+    }
+    let (k, reached) = acc
+        .iter()
+        .enumerate()
+        .find_map(|(k, a)| a.filter(|a| *a >= best - RECOVERY_TOLERANCE - 1e-12).map(|a| (k, a)))?;
+    Some(Recovery {
+        events: (k as u64 + 1) * window,
+        best,
+        reached,
+    })
 }
 
 fn truthy(v: &serde_json::Value) -> Option<bool> {
@@ -132,6 +194,8 @@ pub fn build(
         .schema
         .index_of(&client.stream.label)
         .unwrap_or(0);
+    // Whether the static v1 was right on each event, for its recovery figure.
+    let mut static_right: Vec<(u64, bool)> = Vec::new();
     for v in &versions {
         let Ok(loaded) = freshet_serve::loader::load_version(store, artifacts, model, v.version)
         else {
@@ -154,6 +218,9 @@ pub fn build(
                 continue;
             };
             let p1 = p.get(1).copied().unwrap_or(0.0);
+            if v.version == 1 {
+                static_right.push((i, usize::from(p1 >= 0.5) == y));
+            }
             for (k, range) in ranges.iter().enumerate() {
                 if range.contains(&i) {
                     scores[k].add(y, p1);
@@ -203,6 +270,7 @@ pub fn build(
         .max_by_key(|c| c.to_string())
         .cloned();
     let mut served = [Score::default(), Score::default(), Score::default()];
+    let mut served_right: Vec<(u64, bool)> = Vec::new();
     for s in &client.scored {
         let Some(pred) = &s.predicted else { continue };
         let y = match truthy(&s.label) {
@@ -221,9 +289,40 @@ pub fn build(
             || truthy(pred)
                 .zip(truthy(&s.label))
                 .is_some_and(|(a, b)| a == b);
+        served_right.push((s.index, right));
         for (k, range) in [&before, &after, &whole].into_iter().enumerate() {
             if range.contains(&s.index) {
                 served[k].add_served(usize::from(y), p_pos.unwrap_or(0.0), right);
+            }
+        }
+    }
+    // No change: answer each event with the newest label known when it is asked —
+    // that of event i − delay − 1, as labels arrive `delay` events late. The same
+    // delay as the loop's, so the comparison is like for like.
+    let delay = client.label_delay;
+    let mut no_change = [Score::default(), Score::default(), Score::default()];
+    let mut no_change_right: Vec<(u64, bool)> = Vec::new();
+    for s in &client.scored {
+        let Some(known) = s.index.checked_sub(delay + 1) else {
+            continue;
+        };
+        let Some(row) = client.rows.get(known as usize) else {
+            continue;
+        };
+        let guess = row[label_idx].to_json();
+        let right = guess == s.label;
+        let y = match truthy(&s.label) {
+            Some(b) => b,
+            None => positive.as_ref() == Some(&s.label),
+        };
+        let guess_pos = match truthy(&guess) {
+            Some(b) => b,
+            None => positive.as_ref() == Some(&guess),
+        };
+        no_change_right.push((s.index, right));
+        for (k, range) in [&before, &after, &whole].into_iter().enumerate() {
+            if range.contains(&s.index) {
+                no_change[k].add_served(usize::from(y), f64::from(u8::from(guess_pos)), right);
             }
         }
     }
@@ -235,13 +334,58 @@ pub fn build(
         served[1].cell(),
         served[2].cell()
     );
+    let _ = writeln!(
+        out,
+        "  {:<44} {}  {}  {}",
+        format!("no change (labels {delay} events late)"),
+        no_change[0].cell(),
+        no_change[1].cell(),
+        no_change[2].cell()
+    );
     doc["served"] = serde_json::json!({
         "before": served[0].json(),
         "after": served[1].json(),
         "whole": served[2].json(),
     });
+    doc["no_change"] = serde_json::json!({
+        "label_delay": delay,
+        "before": no_change[0].json(),
+        "after": no_change[1].json(),
+        "whole": no_change[2].json(),
+    });
+    let static_whole = doc["versions"]
+        .as_array()
+        .and_then(|l| l.first())
+        .and_then(|v| v["whole"]["accuracy"].as_f64());
+    if let (Some(s), Some(nc)) = (served[2].accuracy(), no_change[2].accuracy()) {
+        let mut verdict = format!(
+            "\n  over the whole run the loop served {s:.4}: {:+.4} against no change",
+            s - nc
+        );
+        if let Some(v1) = static_whole {
+            verdict.push_str(&format!(", {:+.4} against leaving v1 in place", s - v1));
+        }
+        let _ = writeln!(out, "{verdict}");
+    }
     let secs =
         |a: std::time::Instant, b: std::time::Instant| b.saturating_duration_since(a).as_secs_f64();
+    if let Some((_, at)) = t.drift_onset {
+        let figure = |right: &[(u64, bool)]| match recovery(right, at, n, RECOVERY_WINDOW) {
+            Some(r) => serde_json::json!({
+                "events_to_recovery": r.events,
+                "best_window_accuracy": r.best,
+                "recovered_window_accuracy": r.reached,
+            }),
+            None => serde_json::Value::Null,
+        };
+        doc["recovery"] = serde_json::json!({
+            "window": RECOVERY_WINDOW,
+            "tolerance": RECOVERY_TOLERANCE,
+            "served": figure(&served_right),
+            "static": figure(&static_right),
+            "no_change": figure(&no_change_right),
+        });
+    }
     if let Some((onset, at)) = t.drift_onset {
         doc["drift"] = serde_json::json!({
             "onset_event": at,
@@ -267,6 +411,15 @@ pub fn build(
                 None => {
                     let _ = writeln!(out, "  onset → detection:      not detected");
                 }
+            }
+            if let Some(r) = recovery(&served_right, at, n, RECOVERY_WINDOW) {
+                let _ = writeln!(
+                    out,
+                    "  onset → recovery:       {:>5} events  (served accuracy per {RECOVERY_WINDOW} events within {:.0} points of the best it reached after the drift, {:.4})",
+                    r.events,
+                    RECOVERY_TOLERANCE * 100.0,
+                    r.best
+                );
             }
             match champion {
                 Some((c, idx, v)) => {
@@ -295,4 +448,36 @@ pub fn build(
         _ => {}
     }
     (out, doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_is_the_first_window_near_the_best() {
+        // Wrong for 1,000 events after the onset at 100, then 90% right, then 95%.
+        let mut right = Vec::new();
+        for i in 0..100 {
+            right.push((i, true));
+        }
+        for i in 100..1_100 {
+            right.push((i, false));
+        }
+        for i in 1_100..2_100 {
+            right.push((i, i % 10 != 0));
+        }
+        for i in 2_100..4_100 {
+            right.push((i, i % 20 != 0));
+        }
+        let r = recovery(&right, 100, 4_100, 500).unwrap();
+        assert!((r.best - 0.95).abs() < 1e-9, "{r:?}");
+        // 0.90 is not within 2 points of 0.95; the first 95% window ends 2,500 after.
+        assert_eq!(r.events, 2_500);
+        // A looser best: with only the 90% stretch the recovery is at 1,500.
+        let r = recovery(&right[..2_100], 100, 2_100, 500).unwrap();
+        assert_eq!(r.events, 1_500);
+        // No full window after the onset.
+        assert_eq!(recovery(&right, 4_000, 4_100, 500), None);
+    }
 }
