@@ -556,6 +556,7 @@ impl Runtime {
                 LoopEvent::Trained { .. } => "trained",
                 LoopEvent::Coalesced { .. } => "coalesced",
                 LoopEvent::JobFailed { .. } => "job_failed",
+                LoopEvent::RolloutSuperseded { .. } => "rollout_superseded",
             };
             events.with_label_values(&[model, kind]).inc();
             on_event(model, e);

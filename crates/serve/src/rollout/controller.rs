@@ -476,6 +476,38 @@ impl RolloutController {
         Ok(state)
     }
 
+    /// End a rollout whose candidate the loop knows to be stale (trained before a
+    /// drift it did not see), so the retraining can take its place: from shadow,
+    /// canary or a pause it is rolled back; during its bake it stays champion and the
+    /// bake ends, since both versions it compares predate the drift. `None` when no
+    /// rollout is in progress. Taken by the controller, with `reason` recorded.
+    pub fn supersede(
+        &self,
+        store: &dyn Store,
+        model: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Option<RolloutState>> {
+        let mut state = match load_state(store, model)? {
+            Some(s) if s.phase.is_active() => s,
+            _ => return Ok(None),
+        };
+        if state.phase.is_baking() {
+            let why = format!("bake cut short: {reason}");
+            self.promote_for_good(store, &mut state, &why, None, false, now_ms)?;
+        } else {
+            self.apply(
+                store,
+                &mut state,
+                Transition::Rollback(reason.to_string()),
+                now_ms,
+                None,
+                false,
+            )?;
+        }
+        Ok(Some(state))
+    }
+
     /// Carry out `t` on the registry and record it.
     fn apply(
         &self,
