@@ -449,14 +449,16 @@ impl Runtime {
         self.tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Per model, the phase being judged and where its label join reads from:
+            // each round reads the commits since the phase began, not whole tables.
+            let mut anchors: HashMap<String, (i64, freshet_serve::feedback::PhaseAnchor)> =
+                HashMap::new();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop.changed() => break,
                 }
                 // The models with a rollout to judge, and when their phase began.
-                // Joining labels reads two whole tables per model: acceptable while
-                // rollouts are rare and tables small (docs/rollout.md).
                 let (st, names) = (store.clone(), models.clone());
                 let active: Vec<(String, i64)> = tokio::task::spawn_blocking(move || {
                     names
@@ -476,8 +478,26 @@ impl Runtime {
                     - freshet_serve::evidence::LABELS_FLOWING_MS;
                 let mut labels = freshet_serve::evidence::LabelFigures::new();
                 let mut windows = HashMap::new();
+                anchors.retain(|m, _| active.iter().any(|(a, _)| a == m));
                 for (m, since) in &active {
-                    match freshet_serve::feedback::performance_since(&lake, m, *since, recent).await
+                    // Each phase reads the tables from where they stood when it began.
+                    let anchor = match anchors.get(m) {
+                        Some((s, a)) if s == since => *a,
+                        _ => match freshet_serve::feedback::PhaseAnchor::now(&lake, m).await {
+                            Ok(a) => {
+                                anchors.insert(m.clone(), (*since, a));
+                                a
+                            }
+                            Err(e) => {
+                                tracing::debug!(model = %m, error = %e, "no label join yet");
+                                continue;
+                            }
+                        },
+                    };
+                    match freshet_serve::feedback::performance_from(
+                        &lake, m, *since, recent, anchor,
+                    )
+                    .await
                     {
                         Ok(join) => {
                             let (figures, window) =

@@ -257,7 +257,39 @@ pub struct PhaseLabels {
 /// Join `labels/<model>` to `inference/<model>` and score each (version, variant) over
 /// every prediction ever captured. The newest label for a prediction wins.
 pub async fn performance(lake: &Lake, model: &str) -> Result<Vec<VersionPerformance>, ServeError> {
-    Ok(join(lake, model, None, None).await?.versions)
+    Ok(join(lake, model, None, None, None).await?.versions)
+}
+
+/// Commits of `inference/<model>` and `labels/<model>` read back before a
+/// [`PhaseAnchor`]: the anchor is taken a moment after the phase began, and the
+/// predictions captured and labels received in that moment must not be missed (the
+/// capture commits about once a second, feedback more often; 50 commits of each span
+/// several seconds). What was captured before the phase is then left out by its time.
+pub const ANCHOR_MARGIN_COMMITS: i64 = 50;
+
+/// Where a phase's label join starts reading both tables, so that each round reads the
+/// commits of the phase (and a margin before it) instead of the whole tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseAnchor {
+    /// Read `inference/<model>` after this version (`None`: from the start).
+    pub inference_from: Option<i64>,
+    /// Read `labels/<model>` after this version.
+    pub labels_from: Option<i64>,
+}
+
+impl PhaseAnchor {
+    /// The anchor for a phase that has just begun: the tables' current versions, less
+    /// [`ANCHOR_MARGIN_COMMITS`].
+    pub async fn now(lake: &Lake, model: &str) -> Result<Self, ServeError> {
+        let inference =
+            open_table(lake, &format!("inference/{model}"), &inference_schema()).await?;
+        let labels = open_table(lake, &format!("labels/{model}"), &labels_schema()).await?;
+        let back = |v: i64| Some(v - ANCHOR_MARGIN_COMMITS).filter(|v| *v >= 0);
+        Ok(Self {
+            inference_from: back(inference.version().await),
+            labels_from: back(labels.version().await),
+        })
+    }
 }
 
 /// As [`performance`], counting only predictions captured at or after `since_ms` (a
@@ -275,6 +307,28 @@ pub async fn performance_since(
         model,
         Some(since_ms.saturating_mul(1000)),
         Some(recent_ms.saturating_mul(1000)),
+        None,
+    )
+    .await
+}
+
+/// As [`performance_since`], reading both tables only after `anchor` (taken when the
+/// phase began): the same figures for the phase's predictions, without reading the
+/// tables' whole history every round. Labels are "flowing" when one read after the
+/// anchor that arrived at or after `recent_ms` joined a prediction read after it.
+pub async fn performance_from(
+    lake: &Lake,
+    model: &str,
+    since_ms: i64,
+    recent_ms: i64,
+    anchor: PhaseAnchor,
+) -> Result<PhaseLabels, ServeError> {
+    join(
+        lake,
+        model,
+        Some(since_ms.saturating_mul(1000)),
+        Some(recent_ms.saturating_mul(1000)),
+        Some(anchor),
     )
     .await
 }
@@ -285,16 +339,25 @@ async fn join(
     model: &str,
     since_micros: Option<i64>,
     recent_micros: Option<i64>,
+    anchor: Option<PhaseAnchor>,
 ) -> Result<PhaseLabels, ServeError> {
     let inf_schema = inference_schema();
     let lab_schema = labels_schema();
     let inference = open_table(lake, &format!("inference/{model}"), &inf_schema).await?;
     let labels = open_table(lake, &format!("labels/{model}"), &lab_schema).await?;
+    // Append-only tables: what was added after the anchor, else every row.
+    let (label_batches, inference_batches) = match anchor {
+        Some(a) => (
+            labels.read_new(a.labels_from, None).await?.0,
+            inference.read_new(a.inference_from, None).await?.0,
+        ),
+        None => (labels.read(None).await?, inference.read(None).await?),
+    };
     let mut by_request: HashMap<(String, i64), (i64, String)> = HashMap::new();
     let mut by_client: HashMap<(String, i64), (i64, String)> = HashMap::new();
     let mut by_key: HashMap<String, (i64, String)> = HashMap::new();
     let keep = |slot: Option<&(i64, String)>, at: i64| slot.is_none_or(|(t, _)| at >= *t);
-    for batch in labels.read(None).await? {
+    for batch in label_batches {
         for r in batch_rows(&batch, &lab_schema)? {
             let (row, label) = (int(&r[3]), text(&r[4]).unwrap_or("null").to_string());
             let at = match r[5] {
@@ -328,7 +391,7 @@ async fn join(
     }
     let mut acc: HashMap<(i64, String), Acc> = HashMap::new();
     let mut recent_labels = 0u64;
-    for batch in inference.read(None).await? {
+    for batch in inference_batches {
         for r in batch_rows(&batch, &inf_schema)? {
             let row = int(&r[7]);
             let label = text(&r[0])
