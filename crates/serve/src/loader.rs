@@ -3,7 +3,7 @@
 
 use crate::error::ServeError;
 use crate::formats::InputColumn;
-use freshet_core::{Field, Schema, Value};
+use freshet_core::{Field, FieldType, Schema, Value};
 use freshet_learn::model::Model;
 use freshet_registry::Store;
 use freshet_registry::artifacts::{ArtifactPath, ArtifactStore};
@@ -32,6 +32,14 @@ impl LoadedModel {
         for f in &model.spec().features {
             if !fields.iter().any(|g| g.name == f.field) {
                 fields.push(Field::new(f.field.clone(), f.field_type));
+            }
+        }
+        // Columns left out at training because they trend with arrival order are
+        // still taken (and ignored by the features): leaving one out must not break
+        // the clients that send it. They are numeric by construction.
+        for name in &model.spec().trending_excluded {
+            if !fields.iter().any(|g| &g.name == name) {
+                fields.push(Field::new(name.clone(), FieldType::Float));
             }
         }
         let classes = model.classes().iter().map(|c| c.to_value()).collect();
