@@ -382,8 +382,18 @@ impl ModelLoop {
             });
             // The version on trial was trained before the drift, on at most a few rows
             // of the new concept: its rollout would only hold the retraining up.
+            // A candidate that is itself the answer to an earlier drift stays on trial:
+            // on a stream that keeps drifting, superseding it would leave the stale
+            // champion in place for good.
             let at = st.drift_at_rows.unwrap_or(info.rows);
-            if rollout_active && st.trained_rows < at + self.spec.triggers.rows_after_drift {
+            let answers_a_drift = st
+                .history
+                .last()
+                .is_some_and(|j| j.trigger.contains("drift"));
+            if rollout_active
+                && !answers_a_drift
+                && st.trained_rows < at + self.spec.triggers.rows_after_drift
+            {
                 let why = format!("superseded: {reason} after this version was trained");
                 match self
                     .deps
