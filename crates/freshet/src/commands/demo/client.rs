@@ -263,30 +263,26 @@ async fn send_loop(
     mut rx: tokio::sync::mpsc::Receiver<(String, Vec<Json>)>,
 ) -> Result<()> {
     while let Some((events, labels)) = rx.recv().await {
-        let r = http
+        // The labelled events and their feedback go out together: each waits for its
+        // own commit, and neither needs the other.
+        let ingest = http
             .post(format!("{base}/v1/streams/{stream}/events"))
             .header("content-type", "application/x-ndjson")
             .body(events)
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            return Err(anyhow!(
-                "ingest answered {}: {}",
-                r.status(),
-                r.text().await?
-            ));
-        }
-        let r = http
+            .send();
+        let feedback = http
             .post(format!("{base}/v1/models/{model}/feedback"))
             .json(&labels)
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            return Err(anyhow!(
-                "feedback answered {}: {}",
-                r.status(),
-                r.text().await?
-            ));
+            .send();
+        let (ingested, fed) = futures::future::join(ingest, feedback).await;
+        for (what, r) in [("ingest", ingested?), ("feedback", fed?)] {
+            if !r.status().is_success() {
+                return Err(anyhow!(
+                    "{what} answered {}: {}",
+                    r.status(),
+                    r.text().await?
+                ));
+            }
         }
     }
     Ok(())
@@ -538,6 +534,13 @@ impl Client {
                 continue;
             }
             let phase = rollout_phase(runtime, &self.stream.model);
+            // The new champion is on probation while it bakes: the run goes on until
+            // the bake has decided, and `after_promotion` events after that.
+            if phase.ends_with("baking")
+                && let Some(s) = stop_at.as_mut()
+            {
+                *s = (*s).max(i + after_promotion);
+            }
             if phase != last_phase && !phase.is_empty() {
                 self.log.say(&format!("rollout: {phase}"));
                 last_phase = phase;
