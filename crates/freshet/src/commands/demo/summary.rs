@@ -103,10 +103,10 @@ pub fn recovery(right: &[(u64, bool)], onset: u64, end: u64, window: u64) -> Opt
     if best.is_nan() {
         return None;
     }
-    let (k, reached) = acc
-        .iter()
-        .enumerate()
-        .find_map(|(k, a)| a.filter(|a| *a >= best - RECOVERY_TOLERANCE - 1e-12).map(|a| (k, a)))?;
+    let (k, reached) = acc.iter().enumerate().find_map(|(k, a)| {
+        a.filter(|a| *a >= best - RECOVERY_TOLERANCE - 1e-12)
+            .map(|a| (k, a))
+    })?;
     Some(Recovery {
         events: (k as u64 + 1) * window,
         best,
