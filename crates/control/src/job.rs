@@ -7,6 +7,7 @@ use crate::state::JobState;
 use freshet_core::{ModelSpec, Schema, SystemClock, Value, system_columns as sys};
 use freshet_lake::Table;
 use freshet_learn::features::SchemaRow;
+use freshet_learn::features::trend::exclude_trending;
 use freshet_learn::model::{Model, ModelStamp};
 use freshet_learn::train::{TrainOutcome, holdout_start, train_with_holdout};
 use freshet_registry::Store;
@@ -112,7 +113,7 @@ pub async fn run_builtin(
     window_rows: u64,
 ) -> Result<Candidate> {
     let rows = window(table, schema, job, window_rows).await?;
-    let resolved = spec
+    let mut resolved = spec
         .resolve(name, schema)
         .map_err(|errs| ControlError::Config {
             model: name.to_string(),
@@ -130,12 +131,15 @@ pub async fn run_builtin(
     }
     let split = holdout_start(rows.len(), resolved.holdout);
     let lineage = stream_lineage(spec, table, job.table_version, rows.len() as u64);
-    let (name_c, schema_c, job_c) = (name.to_string(), schema.clone(), job.clone());
+    let (name_c, schema_c, job_c, spec_c) =
+        (name.to_string(), schema.clone(), job.clone(), spec.clone());
     // Training is CPU work: it runs on the blocking pool, one job per model at a time.
     let (outcome, published, rows) = tokio::task::spawn_blocking(move || {
-        let model = Model::new(&resolved, &schema_c, ModelStamp::new(&SystemClock))?;
         let records: Vec<SchemaRow<'_>> =
             rows.iter().map(|r| SchemaRow::new(&schema_c, r)).collect();
+        // Features are judged on the training rows only, never on the holdout.
+        exclude_trending(&spec_c, &mut resolved, &records[..split]);
+        let model = Model::new(&resolved, &schema_c, ModelStamp::new(&SystemClock))?;
         let outcome = train_with_holdout(model, &records, resolved.holdout, |_| {})?;
         drop(records);
         let tags = job_tags(&job_c);

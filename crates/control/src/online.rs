@@ -6,12 +6,22 @@
 //! table version it learnt through (tag `freshet.online_through`), and after a restart
 //! the learner starts again from the newest snapshot and replays the rows since, so no
 //! row is lost or learnt twice.
+//!
+//! A fresh learner (no snapshot to resume) decides its features first: it holds the
+//! stream's first [`JUDGE_ROWS`] rows without learning them, judges which numeric
+//! features trend with arrival order on them (`trending` in docs/models.md), builds its
+//! model without those, then learns the held rows in order, test-then-train, as if it
+//! had never waited. Waiting for a fixed number of rows, rather than judging whatever
+//! the first tick happened to read, makes the decision the same however the ticks fall.
+//! A snapshot due earlier decides on the rows held by then. A resumed learner keeps the
+//! features of its snapshot.
 
 use crate::error::{ControlError, Result};
 use crate::job::sort_by_arrival;
-use freshet_core::{ModelSpec, Schema, SystemClock, Value};
+use freshet_core::{ModelSpec, ResolvedModelSpec, Schema, SystemClock, Value};
 use freshet_lake::{Table, batch_rows};
 use freshet_learn::features::SchemaRow;
+use freshet_learn::features::trend::exclude_trending;
 use freshet_learn::model::{Model, ModelStamp, Output};
 use freshet_learn::train::{TrainOutcome, score_answers};
 use freshet_registry::Store;
@@ -25,6 +35,18 @@ pub const CHUNK_COMMITS: i64 = 200;
 /// The tag naming the table version a snapshot learnt through.
 pub const THROUGH_TAG: &str = "freshet.online_through";
 
+/// Rows a fresh learner holds, unlearnt, to judge which features trend with arrival
+/// order before it builds its model (the default `initial_rows`).
+pub const JUDGE_ROWS: usize = 1_000;
+
+/// A fresh learner's features, not yet decided: its spec and the rows held until then.
+#[derive(Debug)]
+struct Undecided {
+    spec: ModelSpec,
+    resolved: ResolvedModelSpec,
+    rows: Vec<Vec<Value>>,
+}
+
 /// The live learner.
 #[derive(Debug)]
 pub struct OnlineLearner {
@@ -37,6 +59,9 @@ pub struct OnlineLearner {
     keep: usize,
     /// Rows learnt since the model was created.
     pub rows_learnt: u64,
+    /// A fresh learner's first rows, held until its features are decided (`model` is
+    /// rebuilt then); `None` once they are, and for a resumed learner.
+    undecided: Option<Undecided>,
 }
 
 /// A snapshot, ready to publish and judge.
@@ -99,6 +124,7 @@ impl OnlineLearner {
                 through: Some(through),
                 recent: VecDeque::new(),
                 keep,
+                undecided: None,
             });
         }
         let resolved = spec.resolve(name, schema).map_err(|errs| {
@@ -124,6 +150,11 @@ impl OnlineLearner {
             recent: VecDeque::new(),
             keep,
             rows_learnt: 0,
+            undecided: Some(Undecided {
+                spec: spec.clone(),
+                resolved,
+                rows: Vec::new(),
+            }),
         })
     }
 
@@ -154,6 +185,42 @@ impl OnlineLearner {
     /// Learn `rows` test-then-train (CPU work: run it on the blocking pool) and record
     /// that the table was learnt through `version`.
     pub fn learn(&mut self, schema: &Schema, rows: Vec<Vec<Value>>, version: i64) {
+        self.through = Some(version);
+        let rows = match self.undecided.as_mut() {
+            Some(u) => {
+                u.rows.extend(rows);
+                if u.rows.len() < JUDGE_ROWS {
+                    return;
+                }
+                self.decide_features(schema)
+            }
+            None => rows,
+        };
+        self.learn_rows(schema, rows);
+    }
+
+    /// Judge the held rows for trending features, rebuild the model without those left
+    /// out, and hand the held rows back to be learnt. Nothing when already decided.
+    fn decide_features(&mut self, schema: &Schema) -> Vec<Vec<Value>> {
+        let Some(mut u) = self.undecided.take() else {
+            return Vec::new();
+        };
+        let records: Vec<SchemaRow<'_>> =
+            u.rows.iter().map(|r| SchemaRow::new(schema, r)).collect();
+        exclude_trending(&u.spec, &mut u.resolved, &records);
+        drop(records);
+        if !u.resolved.trending_excluded.is_empty() {
+            match Model::new(&u.resolved, schema, ModelStamp::new(&SystemClock)) {
+                Ok(m) => self.model = m,
+                // Cannot happen for a subset of a spec that built; keep every feature.
+                Err(e) => tracing::warn!(model = %u.resolved.name, error = %e,
+                    "cannot build the model without its trending features; all kept"),
+            }
+        }
+        u.rows
+    }
+
+    fn learn_rows(&mut self, schema: &Schema, rows: Vec<Vec<Value>>) {
         for row in rows {
             let rec = SchemaRow::new(schema, &row);
             let answer = self.model.predict_output(&rec).ok();
@@ -170,14 +237,18 @@ impl OnlineLearner {
                 self.recent.push_back((row, out, learnt));
             }
         }
-        self.through = Some(version);
     }
 
     /// A copy of the live model as a candidate: metrics `holdout_*` from its answers on
     /// its newest rows (each given before it learnt the row), its reference profile
-    /// from those rows.
-    pub fn snapshot(&self, schema: &Schema) -> Option<Snapshot> {
+    /// from those rows. A learner still holding its first rows decides its features on
+    /// them and learns them first.
+    pub fn snapshot(&mut self, schema: &Schema) -> Option<Snapshot> {
         let through = self.through?;
+        if self.undecided.is_some() {
+            let held = self.decide_features(schema);
+            self.learn_rows(schema, held);
+        }
         let mut model = self.model.clone();
         let all: Vec<&(Vec<Value>, Output, u64)> = self.recent.iter().collect();
         let (scored, metrics) = prequential(&model, schema, &all);
@@ -262,6 +333,7 @@ mod tests {
             recent: VecDeque::new(),
             keep,
             rows_learnt: 0,
+            undecided: None,
         }
     }
 

@@ -12,6 +12,10 @@ use freshet_registry::store::DatasetInput;
 use freshet_registry::{RegistryError, Store};
 use serde_json::{Value, json};
 
+/// The tag naming, comma-separated, the derived features a run's model left out because
+/// they trend with arrival order (docs/models.md).
+pub const TRENDING_EXCLUDED_TAG: &str = "freshet.trending_excluded";
+
 /// What a model was trained from.
 #[derive(Debug, Clone)]
 pub struct Lineage {
@@ -119,6 +123,12 @@ pub fn publish_tagged(
     started_ms: i64,
     extra: &[Tag],
 ) -> Result<Published, RegistryError> {
+    // Features left out for trending with arrival order are said on the run and the
+    // version alike.
+    let excluded = &outcome.model.spec().trending_excluded;
+    let trending = (!excluded.is_empty()).then(|| tag(TRENDING_EXCLUDED_TAG, excluded.join(",")));
+    let extra: Vec<Tag> = extra.iter().cloned().chain(trending).collect();
+    let extra = extra.as_slice();
     let experiment_id = experiment_for(store, name)?;
     let run = store.create_run(NewRun {
         experiment_id: experiment_id.clone(),

@@ -59,6 +59,12 @@ pub struct ModelSpec {
     /// out of time, in [0, 1).
     #[serde(default = "default_holdout")]
     pub holdout: f64,
+    /// What training does with numeric features whose values trend with arrival order
+    /// (timestamps or dates stored as numbers, counters, ids), which a model would
+    /// extrapolate: `exclude` (default) leaves them out with a warning, `keep` keeps
+    /// them. Features listed under `features` are always kept (docs/models.md).
+    #[serde(default, skip_serializing_if = "TrendingPolicy::is_default")]
+    pub trending: TrendingPolicy,
     /// How new versions reach production: shadow, canary steps and their checks
     /// (docs/rollout.md). Everything defaults.
     #[serde(default)]
@@ -82,6 +88,23 @@ pub struct ModelSpec {
 
 fn default_holdout() -> f64 {
     DEFAULT_HOLDOUT
+}
+
+/// What training does with a numeric feature that trends with arrival order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrendingPolicy {
+    /// Leave it out of the model's features, with a warning (unless it is listed).
+    #[default]
+    Exclude,
+    /// Keep it as a feature.
+    Keep,
+}
+
+impl TrendingPolicy {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A prediction sink: predictions as NDJSON lines, pushed after each capture commit.
@@ -473,6 +496,11 @@ pub struct ResolvedModelSpec {
     /// Defaulted when absent, so artifacts written before rollouts existed still load.
     #[serde(default)]
     pub rollout: RolloutSpec,
+    /// Derived features left out at training because their values trend with arrival
+    /// order (`trending: exclude`); empty when none were, and in specs resolved but
+    /// not yet trained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trending_excluded: Vec<String>,
 }
 
 /// One feature with its field's type and every parameter set.
@@ -648,6 +676,7 @@ impl ModelSpec {
                 learner,
                 holdout: self.holdout,
                 rollout: self.rollout.clone(),
+                trending_excluded: Vec::new(),
             }),
             _ => Err(errs),
         }

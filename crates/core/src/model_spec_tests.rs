@@ -237,3 +237,27 @@ fn resolved_spec_round_trips_through_json() {
     let back: ResolvedModelSpec = serde_json::from_str(&text).expect("parse");
     assert_eq!(back, r);
 }
+
+#[test]
+fn trending_defaults_to_exclude_and_parses_keep() {
+    let c = parse("  m: { stream: pay, label: is_fraud }\n  k: { stream: pay, label: is_fraud, trending: keep }\n")
+        .expect("valid");
+    assert_eq!(c.models["m"].trending, TrendingPolicy::Exclude);
+    assert_eq!(c.models["k"].trending, TrendingPolicy::Keep);
+    // Resolution decides nothing about trends: that needs the training rows.
+    assert!(resolve(&c, "m").trending_excluded.is_empty());
+    let errs = parse("  m: { stream: pay, label: is_fraud, trending: drop }\n").unwrap_err();
+    assert!(errs[0].path.starts_with("models.m"), "{errs:?}");
+    assert!(errs[0].message.contains("drop"), "{errs:?}");
+    // A spec with exclusions round-trips; one without writes no key.
+    let mut r = resolve(&c, "m");
+    assert!(
+        !serde_json::to_string(&r)
+            .unwrap()
+            .contains("trending_excluded")
+    );
+    r.trending_excluded = vec!["bucket".into()];
+    let back: ResolvedModelSpec =
+        serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(back, r);
+}

@@ -13,7 +13,8 @@
 //! model spec from `freshet.yaml`, the pipeline's state, the learner's state, a
 //! reference profile of the training data and metadata, and saves as an MLflow-style
 //! model directory. Predicting never mutates a learner, a pipeline or a model (shadow
-//! traffic must not change a model). Depends on `freshet-core` only.
+//! traffic must not change a model). Depends on `freshet-core` only (and `tracing`, for
+//! the warnings of [`features::trend`]).
 
 pub mod baseline;
 pub mod boosting;

@@ -9,8 +9,9 @@ use freshet_control::publish::{Lineage, publish};
 use freshet_core::SystemClock;
 use freshet_lake::{Table, TableKind, schema_of};
 use freshet_learn::features::SchemaRow;
+use freshet_learn::features::trend::exclude_trending;
 use freshet_learn::model::{Model, ModelStamp};
-use freshet_learn::train::train_with_holdout;
+use freshet_learn::train::{holdout_start, train_with_holdout};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 
@@ -87,6 +88,9 @@ pub async fn run(config_path: &Path, args: TrainArgs) -> Result<()> {
     }
     freshet_control::job::sort_by_arrival(&mut rows, &schema);
     let records: Vec<SchemaRow<'_>> = rows.iter().map(|r| SchemaRow::new(&schema, r)).collect();
+    // Features are judged on the training rows only, never on the holdout.
+    let split = holdout_start(records.len(), resolved.holdout);
+    exclude_trending(spec, &mut resolved, &records[..split]);
 
     let model = Model::new(&resolved, &schema, ModelStamp::new(&SystemClock))?;
     let bar = if args.quiet {

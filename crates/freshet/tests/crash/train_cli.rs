@@ -185,3 +185,69 @@ fn train_mistakes_are_cli_errors_naming_the_problem() {
     let (ok, out) = run(&env, &["train", "fraud", "--holdout", "1.5"]);
     assert!(!ok && out.contains("--holdout"), "{out}");
 }
+
+const TRENDING: &str = r#"
+registry: { path: data/registry.db, artifacts: data/artifacts }
+streams:
+  meter:
+    source: { type: http }
+    schema:
+      fields:
+        - { name: seq, type: int }
+        - { name: load, type: float }
+        - { name: high, type: int, min: 0, max: 1 }
+models:
+  demand: { stream: meter, label: high }
+  demand_keep: { stream: meter, label: high, trending: keep }
+"#;
+
+#[test]
+fn train_leaves_out_a_column_that_rises_with_arrival_and_says_so() {
+    let env = Env::new("", TRENDING);
+    let file = env.dir.path().join("meter.csv");
+    let mut text = String::from("seq,load,high\n");
+    for i in 0..1000 {
+        let load = ((i * 37) % 100) as f64 / 100.0;
+        text.push_str(&format!("{i},{load},{}\n", u8::from(load > 0.5)));
+    }
+    std::fs::write(&file, text).unwrap();
+    let (ok, out) = run(&env, &["ingest", "meter", file.to_str().unwrap(), "-q"]);
+    assert!(ok, "{out}");
+
+    let (ok, out) = run(&env, &["train", "demand", "-q"]);
+    assert!(ok, "{out}");
+    // One warning line names the field (the log may be coloured: no exact `field=seq`).
+    assert!(
+        out.lines().any(
+            |l| l.contains("feature trends with arrival order; left out") && l.contains("seq")
+        ),
+        "{out}"
+    );
+    let (ok, out) = run(&env, &["train", "demand_keep", "-q"]);
+    assert!(ok, "{out}");
+    assert!(!out.contains("left out"), "{out}");
+
+    let store = SqliteStore::open(&env.data.join("registry.db"), "mlflow-artifacts:").unwrap();
+    let facts = |model: &str| {
+        let v = store.get_model_version(model, 1).unwrap();
+        let run = store.get_run(&v.run_id).unwrap();
+        let tag = |tags: &[freshet_registry::model::Tag]| {
+            tags.iter()
+                .find(|t| t.key == "freshet.trending_excluded")
+                .map(|t| t.value.clone())
+        };
+        let columns = run
+            .data
+            .params
+            .iter()
+            .find(|p| p.key == "features")
+            .map(|p| p.value.clone())
+            .unwrap();
+        (tag(&v.tags), tag(&run.data.tags), columns)
+    };
+    assert_eq!(
+        facts("demand"),
+        (Some("seq".into()), Some("seq".into()), "1".into())
+    );
+    assert_eq!(facts("demand_keep"), (None, None, "2".into()));
+}

@@ -26,6 +26,7 @@ pub(crate) mod encode;
 mod record;
 #[cfg(test)]
 mod tests;
+pub mod trend;
 
 pub use encode::{Encoder, UNSEEN, fnv1a};
 pub use record::{FieldValue, Record, SchemaRow};
