@@ -1,7 +1,7 @@
 //! Feature hygiene in the loop: a column that rises with arrival order (a counter
 //! `seq`) is left out of a model trained by the built-in job and by the online job,
-//! the version says so in its tag, and its reference profile and inputs do not hold
-//! it; `trending: keep` keeps it.
+//! the version says so in its tag, its reference profile does not hold it and its
+//! answers ignore it (serving still takes the column); `trending: keep` keeps it.
 
 mod common;
 
@@ -9,6 +9,7 @@ use freshet_control::controller::{LoopDeps, LoopEvent, ModelLoop};
 use freshet_control::publish::TRENDING_EXCLUDED_TAG;
 use freshet_core::{Field, FieldType, ModelSpec, Schema, Value};
 use freshet_lake::{Lake, RowBatchBuilder, Table, TableOptions};
+use freshet_learn::features::SchemaRow;
 use freshet_registry::Store;
 use std::sync::Arc;
 
@@ -87,6 +88,8 @@ struct Registered {
     version_tag: Option<String>,
     run_tag: Option<String>,
     train_rows: u64,
+    /// The same answer for a row whatever its `seq`.
+    ignores_seq: bool,
 }
 
 fn registered(w: &World) -> Registered {
@@ -101,7 +104,13 @@ fn registered(w: &World) -> Registered {
             .map(|t| t.value.clone())
     };
     let spec = loaded.model.spec();
+    let s = schema();
+    let answer = |seq: i64| {
+        let r = vec![Value::Int(seq), Value::Float(0.7), Value::Null];
+        loaded.model.predict_proba(&SchemaRow::new(&s, &r)).unwrap()
+    };
     Registered {
+        ignores_seq: answer(0) == answer(1_000_000_000),
         features: spec.features.iter().map(|f| f.field.clone()).collect(),
         inputs: loaded
             .input
@@ -146,9 +155,11 @@ async fn the_builtin_job_leaves_a_counter_out_and_says_so() {
     assert_eq!(r.excluded, ["seq"]);
     assert_eq!(r.version_tag.as_deref(), Some("seq"));
     assert_eq!(r.run_tag.as_deref(), Some("seq"));
-    // Not an input, so neither profiled nor asked of requests.
+    // Not a feature, so not profiled; serving still takes the column (clients that
+    // send whole records keep working) and the answers ignore it.
     assert_eq!(r.profiled, ["x"]);
-    assert!(!r.inputs.contains(&"seq".to_string()), "{:?}", r.inputs);
+    assert_eq!(r.inputs, ["x", "seq"]);
+    assert!(r.ignores_seq);
 }
 
 #[tokio::test]
@@ -163,6 +174,7 @@ async fn trending_keep_keeps_the_counter() {
     assert_eq!(r.profiled, ["seq", "x"]);
     assert!(r.excluded.is_empty());
     assert_eq!((r.version_tag, r.run_tag), (None, None));
+    assert!(!r.ignores_seq);
 }
 
 #[tokio::test]
