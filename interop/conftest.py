@@ -32,6 +32,8 @@ models:
     stream: pay
     label: is_fraud
     learner: { type: logistic_regression }
+    # The loop must not train its own versions while these tests train with the CLI.
+    triggers: { initial_rows: 1000000000, concept_drift: none }
 """
 
 
