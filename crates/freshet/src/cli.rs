@@ -134,16 +134,20 @@ pub struct DemoArgs {
     pub max_seconds: u64,
 }
 
+/// The generated streams `--generator` names, one spelling each.
+pub const GENERATORS: [(&str, GeneratorKind); 4] = [
+    ("cards", GeneratorKind::Cards),
+    ("sea", GeneratorKind::Sea),
+    ("hyperplane", GeneratorKind::Hyperplane),
+    ("agrawal", GeneratorKind::Agrawal),
+];
+
 fn parse_generator(s: &str) -> Result<GeneratorKind, String> {
-    match s {
-        "cards" => Ok(GeneratorKind::Cards),
-        "sea" => Ok(GeneratorKind::Sea),
-        "hyperplane" => Ok(GeneratorKind::Hyperplane),
-        "agrawal" => Ok(GeneratorKind::Agrawal),
-        other => Err(format!(
-            "unknown generator '{other}': use cards, sea, hyperplane or agrawal"
-        )),
-    }
+    GENERATORS
+        .iter()
+        .find(|(name, _)| *name == s)
+        .map(|(_, kind)| *kind)
+        .ok_or_else(|| format!("unknown generator '{s}': use cards, sea, hyperplane or agrawal"))
 }
 
 fn parse_noise(s: &str) -> Result<f64, String> {

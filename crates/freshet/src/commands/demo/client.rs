@@ -212,12 +212,10 @@ impl Stream {
 
 /// The generator's name as `--generator` spells it.
 pub fn kind_name(kind: GeneratorKind) -> &'static str {
-    match kind {
-        GeneratorKind::Cards => "cards",
-        GeneratorKind::Sea => "sea",
-        GeneratorKind::Hyperplane => "hyperplane",
-        GeneratorKind::Agrawal => "agrawal",
-    }
+    crate::cli::GENERATORS
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map_or("generated", |(name, _)| name)
 }
 
 /// One scored event, kept for the summary.

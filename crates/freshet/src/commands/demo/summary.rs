@@ -269,14 +269,17 @@ pub fn build(
         .flat_map(|s| s.classes.iter())
         .max_by_key(|c| c.to_string())
         .cloned();
+    // A label counts as the positive class when it is truthy, or else when it is the
+    // fixed positive class.
+    let is_positive = |label: &serde_json::Value| match truthy(label) {
+        Some(b) => b,
+        None => positive.as_ref() == Some(label),
+    };
     let mut served = [Score::default(), Score::default(), Score::default()];
     let mut served_right: Vec<(u64, bool)> = Vec::new();
     for s in &client.scored {
         let Some(pred) = &s.predicted else { continue };
-        let y = match truthy(&s.label) {
-            Some(b) => b,
-            None => positive.as_ref() == Some(&s.label),
-        };
+        let y = is_positive(&s.label);
         let p_pos = match &positive {
             Some(pos) => s
                 .classes
@@ -311,14 +314,8 @@ pub fn build(
         };
         let guess = row[label_idx].to_json();
         let right = guess == s.label;
-        let y = match truthy(&s.label) {
-            Some(b) => b,
-            None => positive.as_ref() == Some(&s.label),
-        };
-        let guess_pos = match truthy(&guess) {
-            Some(b) => b,
-            None => positive.as_ref() == Some(&guess),
-        };
+        let y = is_positive(&s.label);
+        let guess_pos = is_positive(&guess);
         no_change_right.push((s.index, right));
         for (k, range) in [&before, &after, &whole].into_iter().enumerate() {
             if range.contains(&s.index) {
