@@ -23,6 +23,10 @@ use std::num::{NonZeroU32, NonZeroUsize};
 mod control;
 pub use control::{DETECTORS, GatesSpec, JobSpec, MonitorSpec, TriggersSpec, VsChampion};
 
+#[path = "model_spec_serving.rs"]
+mod serving;
+pub use serving::{LiveSpec, ServingMode};
+
 #[path = "model_spec_rollout.rs"]
 mod rollout;
 pub use rollout::{
@@ -69,6 +73,13 @@ pub struct ModelSpec {
     /// (docs/rollout.md). Everything defaults.
     #[serde(default)]
     pub rollout: RolloutSpec,
+    /// How the champion answers: `snapshot` (default) or `live`, a learner that starts
+    /// from the champion and learns each label as it arrives (docs/serving.md).
+    #[serde(default, skip_serializing_if = "ServingMode::is_default")]
+    pub serving: ServingMode,
+    /// The live learner's safety net (with `serving: live`).
+    #[serde(default, skip_serializing_if = "LiveSpec::is_default")]
+    pub live: LiveSpec,
     /// Where every prediction is pushed besides `inference/<name>` (docs/serving.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sinks: Vec<SinkSpec>,
@@ -598,6 +609,15 @@ impl ModelSpec {
             errs.push(ConfigError::new(
                 format!("{base}.job.type"),
                 "online jobs need an online learner; gbt learns in batches (use job type builtin)",
+            ));
+        }
+        self.live.validate(&format!("{base}.live"), errs);
+        if self.serving == ServingMode::Live
+            && matches!(self.learner, Some(LearnerSpec::Gbt { .. }))
+        {
+            errs.push(ConfigError::new(
+                format!("{base}.serving"),
+                "live serving needs an online learner; gbt learns in batches",
             ));
         }
         for (i, sink) in self.sinks.iter().enumerate() {

@@ -261,3 +261,30 @@ fn trending_defaults_to_exclude_and_parses_keep() {
         serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
     assert_eq!(back, r);
 }
+
+#[test]
+fn serving_defaults_to_snapshot_and_live_needs_an_online_learner() {
+    let c = parse(
+        "  m: { stream: pay, label: is_fraud }\n  l: { stream: pay, label: is_fraud, serving: live, live: { window: 300 } }\n",
+    )
+    .unwrap();
+    assert_eq!(c.models["m"].serving, ServingMode::Snapshot);
+    assert_eq!(c.models["l"].serving, ServingMode::Live);
+    assert_eq!(c.models["l"].live.window, 300);
+    assert_eq!(c.models["l"].live.min_labels, 100);
+    let errs =
+        parse("  m: { stream: pay, label: is_fraud, serving: live, learner: { type: gbt } }\n")
+            .unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.path == "models.m.serving" && e.message.contains("online learner")),
+        "{errs:?}"
+    );
+    let errs =
+        parse("  m: { stream: pay, label: is_fraud, live: { window: 10, min_labels: 20 } }\n")
+            .unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.path == "models.m.live.min_labels"),
+        "{errs:?}"
+    );
+}

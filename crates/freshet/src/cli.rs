@@ -94,6 +94,13 @@ pub struct DemoArgs {
     /// events after the new champion for a generated stream).
     #[arg(long)]
     pub events: Option<u64>,
+    /// How the champion answers: `snapshot` (the registered version) or `live` (a
+    /// learner that starts from it and learns each label as it arrives, with the
+    /// snapshot as its safety net; docs/serving.md). Live mode scores one event at a
+    /// time and hands each due label over before the next event, so the label delay is
+    /// exact; its default learner is the adaptive random forest, trained online.
+    #[arg(long, default_value = "snapshot", value_parser = ["snapshot", "live"])]
+    pub serving: String,
     /// Learner of the demo model (see docs/models.md). Default: logistic regression
     /// for the card stream; for any other stream, the default of an unknown stream
     /// (docs/loop.md, "Defaults for a stream nobody tuned for").

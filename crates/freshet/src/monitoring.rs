@@ -54,6 +54,9 @@ struct Series {
     prediction_drift: GaugeVec,
     accuracy: GaugeVec,
     alerts: IntCounterVec,
+    /// 1 while a live model's learner answers, 0 while its snapshot does.
+    live_mode: GaugeVec,
+    live_fallbacks: IntCounterVec,
 }
 
 /// Shared by the loops (writers) and the HTTP handlers (readers).
@@ -148,6 +151,23 @@ impl Monitoring {
                 &["model"],
             )?,
             alerts: alerts.clone(),
+            live_mode: gauge(
+                registry,
+                "freshet_live_mode",
+                "1 while a live model's learner answers, 0 while it has fallen back to its snapshot",
+                &["model"],
+            )?,
+            live_fallbacks: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "freshet_live_fallbacks_total",
+                        "Times a live model's safety net sent traffic back to its snapshot",
+                    ),
+                    &["model"],
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
         };
         let outbox = (!config.alerts.webhooks.is_empty()).then(|| {
             let (tx, rx) = mpsc::channel(ALERT_QUEUE);
@@ -251,6 +271,28 @@ impl Monitoring {
             LoopEvent::Trained { .. }
             | LoopEvent::Coalesced { .. }
             | LoopEvent::RolloutSuperseded { .. } => {}
+        }
+    }
+
+    /// Account for a live learner's safety net: fallbacks and resumes are alerts (one
+    /// condition, raised on a fallback and cleared on a resume).
+    pub fn observe_live(&self, model: &str, e: &freshet_serve::live::LiveEvent) {
+        use freshet_serve::live::LiveEvent;
+        let now = now_ms();
+        let summary = e.summary();
+        match e {
+            LiveEvent::FellBack { .. } => {
+                self.series.live_fallbacks.with_label_values(&[model]).inc();
+                self.series.live_mode.with_label_values(&[model]).set(0.0);
+                self.condition(model, "live_fallback", true, &summary, now);
+            }
+            LiveEvent::Resumed { .. } => {
+                self.series.live_mode.with_label_values(&[model]).set(1.0);
+                self.condition(model, "live_fallback", false, &summary, now);
+            }
+            LiveEvent::Rebased { .. } => {
+                self.series.live_mode.with_label_values(&[model]).set(1.0);
+            }
         }
     }
 
@@ -401,5 +443,11 @@ async fn deliver(
                 .with_label_values(&[&alert.model, &alert.kind, outcome])
                 .inc();
         }
+    }
+}
+
+impl freshet_serve::live::LiveObserver for Monitoring {
+    fn live_event(&self, model: &str, event: &freshet_serve::live::LiveEvent) {
+        self.observe_live(model, event);
     }
 }

@@ -104,6 +104,19 @@ pub fn open_tracking(
     Ok(Arc::new(store))
 }
 
+/// Where live learners journal what they learn: beside the registry.
+pub fn live_journal_dir(config: &FreshetConfig, base: &Path) -> PathBuf {
+    let p = Path::new(&config.registry.path);
+    let registry = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
+    registry
+        .parent()
+        .map_or_else(|| base.join("live"), |d| d.join("live"))
+}
+
 /// The schema of every stream's `events/<stream>` table as the configuration builds it
 /// (declared fields after PII and transforms, with their ranges and categories, then
 /// the system columns): what models are resolved and trained against.
@@ -291,15 +304,27 @@ impl Runtime {
                 .collect(),
             key: pii_key,
         };
+        let monitoring = Arc::new(crate::monitoring::Monitoring::new(&registry, &config)?);
+        let live_specs: HashMap<String, freshet_core::model_spec::LiveSpec> = config
+            .models
+            .iter()
+            .filter(|(_, m)| m.serving == freshet_core::model_spec::ServingMode::Live)
+            .map(|(name, m)| (name.clone(), m.live.clone()))
+            .collect();
+        let live = Arc::new(freshet_serve::live::LiveHub::new(
+            live_specs,
+            Some(live_journal_dir(&config, &base_dir)),
+            Some(monitoring.clone() as Arc<dyn freshet_serve::live::LiveObserver>),
+        ));
         let scorer = Arc::new(
             freshet_serve::service::Scorer::new(
                 Arc::new(freshet_serve::router::Endpoints::new()),
                 Some(capture.clone()),
             )
             .with_metrics(freshet_serve::metrics::ServeMetrics::new(&registry)?)
-            .with_protector(Arc::new(protector)),
+            .with_protector(Arc::new(protector))
+            .with_live(live),
         );
-        let monitoring = Arc::new(crate::monitoring::Monitoring::new(&registry, &config)?);
         let (stop, _) = watch::channel(false);
         Ok(Self {
             monitoring,

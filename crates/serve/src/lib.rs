@@ -5,7 +5,8 @@
 //! to the champion or the challenger (shadow or canary) and swaps versions without a
 //! restart, the [`rollout`] decisions that move a challenger through shadow and canary
 //! steps to promotion or rollback, and the [`capture`] of every prediction into the
-//! `inference/<model>` table.
+//! `inference/<model>` table, and [`live`] serving: a champion that learns each label
+//! as it arrives, with its snapshot as a safety net.
 //!
 //! It may touch `core`, `learn` (models score through the same feature pipeline they
 //! trained with), `registry` (aliases, versions, artifacts, rollout state) and `lake`
@@ -16,6 +17,7 @@ pub mod error;
 pub mod evidence;
 pub mod feedback;
 pub mod formats;
+pub mod live;
 pub mod loader;
 pub mod metrics;
 pub mod rollout;

@@ -43,6 +43,8 @@ pub struct Scored {
     pub request_id: String,
     pub version: i64,
     pub variant: Variant,
+    /// For a live champion: the lineage and rows learnt of the state that answered.
+    pub live: Option<crate::live::LiveStamp>,
 }
 
 /// Applies a stream's PII policy to scoring inputs, so that a model reading a hashed
@@ -61,6 +63,8 @@ pub struct Scorer {
     pub limits: Limits,
     pub metrics: Option<crate::metrics::ServeMetrics>,
     pub protector: Option<Arc<dyn InputProtector>>,
+    /// Models whose champion answers as a live learner (`serving: live`).
+    pub live: Option<Arc<crate::live::LiveHub>>,
 }
 
 fn parse(
@@ -227,6 +231,26 @@ fn capture_rows(
     }
 }
 
+/// Score rows with a live champion: the live state and the snapshot both score them;
+/// the one the safety net allows answers, and both predictions wait for the label.
+fn score_live(
+    live: &crate::live::LiveModel,
+    request_id: &str,
+    client_request_id: Option<&str>,
+    rows: &[Vec<Value>],
+) -> Result<(Vec<Prediction>, Vec<usize>, Option<crate::live::LiveStamp>), ServeError> {
+    let view = live.view();
+    let (lp, lc) = predict(&view.live, rows)?;
+    let (sp, sc) = predict(&view.snapshot, rows)?;
+    live.remember(request_id, client_request_id, rows, &lp, &sp, &view.stamp);
+    let stamp = Some(view.stamp);
+    Ok(if stamp.as_ref().is_some_and(|s| s.fallback) {
+        (sp, sc, stamp)
+    } else {
+        (lp, lc, stamp)
+    })
+}
+
 impl Scorer {
     pub fn new(endpoints: Arc<Endpoints>, capture: Option<Arc<Capture>>) -> Self {
         Self {
@@ -235,7 +259,14 @@ impl Scorer {
             limits: Limits::default(),
             metrics: None,
             protector: None,
+            live: None,
         }
+    }
+
+    /// Serve the models of `hub` live.
+    pub fn with_live(mut self, hub: Arc<crate::live::LiveHub>) -> Self {
+        self.live = Some(hub);
+        self
     }
 
     /// Apply PII policies to inputs before scoring and capture.
@@ -356,7 +387,15 @@ impl Scorer {
         let mut rows = rows;
         self.protect(model, &choice.serving, &mut rows);
         let stats = ep.stats(choice.serving.version);
-        let (preds, classes) = match predict(&choice.serving, &rows) {
+        let live = match (&self.live, choice.variant, input.version) {
+            (Some(hub), Variant::Champion, None) => hub.for_champion(model, &choice.serving),
+            _ => None,
+        };
+        let scored = match &live {
+            Some(live) => score_live(live, &request_id, req.client_request_id.as_deref(), &rows),
+            None => predict(&choice.serving, &rows).map(|(p, c)| (p, c, None)),
+        };
+        let (preds, classes, live_stamp) = match scored {
             Ok(p) => p,
             Err(e) => {
                 stats.record_error(now_micros() / 1000);
@@ -405,6 +444,7 @@ impl Scorer {
             request_id,
             version: choice.serving.version,
             variant: choice.variant,
+            live: live_stamp,
         })
     }
 

@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
         .route("/v1/models/{model}/feedback", post(feedback))
+        .route("/v1/models/{model}/live/replay", post(live_replay))
         .route("/v1/models/{model}/performance", get(performance))
         .route("/v1/models/{model}/status", get(status))
         .route("/v1/models/{model}/monitoring", get(monitoring))
@@ -53,21 +54,114 @@ fn check_model_name(model: &str) -> Result<(), ApiError> {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct FeedbackQuery {
+    /// `learned`: answer once a live champion has learnt these labels (at most 10 s).
+    #[serde(default)]
+    wait: Option<String>,
+}
+
+/// Longest a feedback call with `?wait=learned` waits for the live learner.
+const LEARN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn feedback(
     State(s): State<AppState>,
     Path(model): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<FeedbackQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_model_name(&model)?;
+    let wait = match q.wait.as_deref() {
+        None => false,
+        Some("learned") => true,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "wait: the only value is 'learned'",
+            ));
+        }
+    };
     let now = chrono::Utc::now().timestamp_micros();
     let rows = freshet_serve::feedback::parse_feedback(&body, now)?;
     let version = freshet_serve::feedback::write_labels(&s.lake, &model, &rows).await?;
+    // Labels land in the table first (nothing accepted is lost), then a live champion
+    // learns them, in the order they came.
+    let live = s.scorer.live.as_ref().and_then(|hub| hub.get(&model));
+    let matched = live.as_ref().map(|m| m.labels(&rows));
+    let mut learnt = None;
+    if let (true, Some(m)) = (wait, &live) {
+        let target = m.handed();
+        let deadline = tokio::time::Instant::now() + LEARN_WAIT;
+        while m.learnt_upto() < target && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+        }
+        learnt = Some(m.learnt_upto() >= target);
+    }
     Ok(axum::Json(serde_json::json!({
         "accepted": rows.len(),
+        "live_matched": matched,
+        "live_learnt": learnt,
         "table": format!("labels/{model}"),
         "table_version": version,
     }))
     .into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ReplayQuery {
+    lineage: String,
+    learned: u64,
+}
+
+/// Reproduce an answer of a live champion: the body is scored by the state of lineage
+/// `lineage` after `learned` rows (the `x-live-lineage` and `x-live-learned` headers
+/// of the answer), rebuilt from its base version and the live journal.
+async fn live_replay(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ReplayQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_model_name(&model)?;
+    let dir = s
+        .scorer
+        .live
+        .as_ref()
+        .and_then(|h| h.journal_dir().map(std::path::Path::to_path_buf))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "this server keeps no live journal",
+            )
+        })?;
+    let content_type = header_str(&headers, "content-type").map(str::to_string);
+    let (store, artifacts) = (s.tracking.clone(), s.artifacts.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        freshet_serve::live::replay_answer(
+            store.as_ref(),
+            artifacts.as_ref(),
+            &dir,
+            &model,
+            &q.lineage,
+            q.learned,
+            content_type.as_deref(),
+            &body,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        out,
+    )
+        .into_response())
 }
 
 async fn performance(
@@ -106,6 +200,18 @@ fn answer(s: Scored) -> Response {
         "x-model-variant",
         HeaderValue::from_static(s.variant.as_str()),
     );
+    if let Some(live) = &s.live {
+        if let Ok(v) = HeaderValue::from_str(&live.lineage) {
+            h.insert("x-live-lineage", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&live.learned.to_string()) {
+            h.insert("x-live-learned", v);
+        }
+        h.insert(
+            "x-live-mode",
+            HeaderValue::from_static(if live.fallback { "fallback" } else { "live" }),
+        );
+    }
     resp
 }
 
@@ -321,6 +427,7 @@ async fn status(
         "rollout": rollout,
         "loop": control,
         "monitoring": s.monitoring.health(&model),
+        "live": s.scorer.live.as_ref().and_then(|hub| hub.status(&model)),
         "capture": {
             "dropped": s.scorer.capture.as_ref().map_or(0, |c| c.dropped(&model)),
             "written": s.scorer.capture.as_ref().map_or(0, |c| c.written(&model)),

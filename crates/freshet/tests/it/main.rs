@@ -5,6 +5,7 @@
 mod backpressure;
 mod bad_input;
 mod idempotency;
+mod live;
 mod metrics;
 mod mlflow_api;
 mod mlflow_models;

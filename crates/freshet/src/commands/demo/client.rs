@@ -251,6 +251,9 @@ pub struct Client {
     /// their commits never slows the scoring requests down.
     outbox: Option<tokio::sync::mpsc::Sender<(String, Vec<Json>)>>,
     sender: Option<tokio::task::JoinHandle<Result<()>>>,
+    /// The champion answers live: events are scored one at a time and each due label
+    /// is learnt before the next event is scored.
+    live: bool,
 }
 
 async fn send_loop(
@@ -268,12 +271,20 @@ async fn send_loop(
             .header("content-type", "application/x-ndjson")
             .body(events)
             .send();
-        let feedback = http
-            .post(format!("{base}/v1/models/{model}/feedback"))
-            .json(&labels)
-            .send();
+        let feedback = async {
+            if labels.is_empty() {
+                return Ok(None);
+            }
+            http.post(format!("{base}/v1/models/{model}/feedback"))
+                .json(&labels)
+                .send()
+                .await
+                .map(Some)
+        };
         let (ingested, fed) = futures::future::join(ingest, feedback).await;
-        for (what, r) in [("ingest", ingested?), ("feedback", fed?)] {
+        let answers = [("ingest", Some(ingested?)), ("feedback", fed?)];
+        for (what, r) in answers {
+            let Some(r) = r else { continue };
             if !r.status().is_success() {
                 return Err(anyhow!(
                     "{what} answered {}: {}",
@@ -294,6 +305,7 @@ impl Client {
         label_delay: u64,
         timeline: Arc<Mutex<Timeline>>,
         log: Narrator,
+        live: bool,
     ) -> Self {
         let label_index = stream.schema.index_of(&stream.label).unwrap_or(0);
         let input_fields = if stream.features.is_empty() {
@@ -331,6 +343,7 @@ impl Client {
             pending: VecDeque::new(),
             label_index,
             input_fields,
+            live,
         }
     }
 
@@ -422,6 +435,27 @@ impl Client {
         if labels.is_empty() {
             return Ok(());
         }
+        if self.live {
+            // The labels are learnt before the next event is scored; the labelled
+            // events still land in the table on their own task.
+            let r = self
+                .http
+                .post(format!(
+                    "{}/v1/models/{}/feedback?wait=learned",
+                    self.base, self.stream.model
+                ))
+                .json(&labels)
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                return Err(anyhow!(
+                    "feedback answered {}: {}",
+                    r.status(),
+                    r.text().await?
+                ));
+            }
+            labels = Vec::new();
+        }
         match &self.outbox {
             Some(tx) => tx
                 .send((events, labels))
@@ -481,13 +515,25 @@ impl Client {
                 self.log.say("end of the stream");
                 break;
             }
-            let answers = futures::future::join_all(
-                rows.iter()
-                    .enumerate()
-                    .map(|(k, r)| self.score(i + k as u64, r)),
-            )
-            .await;
-            for (row, scored) in rows.into_iter().zip(answers) {
+            let answers = if self.live {
+                Vec::new()
+            } else {
+                futures::future::join_all(
+                    rows.iter()
+                        .enumerate()
+                        .map(|(k, r)| self.score(i + k as u64, r)),
+                )
+                .await
+            };
+            let mut answers = answers.into_iter();
+            for (k, row) in rows.into_iter().enumerate() {
+                let scored = match answers.next() {
+                    Some(s) => s,
+                    None => {
+                        // Live: one event at a time, its due labels learnt before the next.
+                        self.score(i + k as u64, &row).await
+                    }
+                };
                 let idx = scored.index;
                 if self.stream.drift_at == Some(idx) {
                     self.timeline
@@ -521,6 +567,9 @@ impl Client {
                 self.pending.push_back((idx, self.record(&row)));
                 self.rows.push(row);
                 self.scored.push(scored);
+                if self.live {
+                    self.deliver(self.rows.len() as u64, false).await?;
+                }
             }
             i = self.rows.len() as u64;
             ticks += 1;

@@ -23,23 +23,31 @@ pub struct Knobs {
     /// Canary steps in percent; empty: promotion straight after shadow, judged on
     /// the live labels of the same requests, with the bake period as the safety net.
     pub canary_steps: Vec<f64>,
+    /// `snapshot` or `live`.
+    pub serving: String,
 }
 
 impl Knobs {
     pub fn resolve(stream: &Stream, args: &DemoArgs) -> Self {
         let cards = stream.model == "fraud";
+        let live = args.serving == "live";
         let pick = |flag: Option<u64>, cards_default: u64, other: u64| {
             flag.unwrap_or(if cards { cards_default } else { other })
         };
         Self {
             learner: args.learner.clone().unwrap_or_else(|| {
-                if cards {
+                if live {
+                    LIVE_LEARNER.into()
+                } else if cards {
                     "logistic_regression".into()
                 } else {
                     UNTUNED_LEARNER.into()
                 }
             }),
-            job: args.job.clone().unwrap_or_else(|| "builtin".into()),
+            job: args
+                .job
+                .clone()
+                .unwrap_or_else(|| if live { "online" } else { "builtin" }.into()),
             initial_rows: pick(args.initial_rows, 4_000, 1_000),
             rows_after_drift: pick(args.rows_after_drift, 4_000, 500),
             window_rows: pick(args.window_rows, 20_000, 5_000),
@@ -47,6 +55,7 @@ impl Knobs {
             rollout_requests: pick(args.rollout_requests, 300, 100),
             rollout_secs: pick(args.rollout_secs, 2, 1),
             canary_steps: if cards { vec![50.0] } else { Vec::new() },
+            serving: args.serving.clone(),
         }
     }
 }
@@ -55,6 +64,10 @@ impl Knobs {
 /// newest rows of the current concept need no scaling and learn thresholds and
 /// interactions from a few hundred rows.
 pub const UNTUNED_LEARNER: &str = "gbt";
+
+/// The learner of a live champion: an ensemble that detects drift per tree and
+/// replaces the trees that stop working, learning every label as it comes.
+pub const LIVE_LEARNER: &str = "adaptive_random_forest";
 
 /// The YAML the demo runs with (written into its folder, so it can be reused with
 /// `freshet --config <dir>/freshet.yaml up`).
@@ -103,6 +116,7 @@ models:
     label: {label}
     task: binary
 {features}    learner: {{ type: {learner} }}
+    serving: {serving}
     holdout: 0.2
     triggers:
       concept_drift: adwin
@@ -134,6 +148,7 @@ models:
         model = stream.model,
         label = stream.label,
         learner = k.learner,
+        serving = k.serving,
         initial = k.initial_rows,
         after_drift = k.rows_after_drift,
         retrain_rows = k.retrain_rows,

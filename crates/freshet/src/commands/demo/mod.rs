@@ -105,6 +105,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         knobs.rows_after_drift,
         args.label_delay
     );
+    if knobs.serving == "live" {
+        println!(
+            "  serving: live — the champion learns each label as it arrives, its snapshot in shadow as the safety net"
+        );
+    }
     let mut runtime = Runtime::start(config, base).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -194,6 +199,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         args.label_delay,
         timeline.clone(),
         log.clone(),
+        knobs.serving == "live",
     );
     let budget = Duration::from_secs(args.max_seconds);
     let outcome = client

@@ -1,0 +1,408 @@
+//! Live serving over HTTP: a champion with `serving: live` learns each fed-back label
+//! as it arrives. These tests drive it as a client would — scoring requests, feedback,
+//! `/status`, `/metrics`, the replay endpoint — and check that no label is learnt
+//! before it arrives, that every answer can be reproduced from its base version plus
+//! the journalled labels, that a learner taught wrong labels falls back to its
+//! snapshot within the window (and comes back once it is no worse), and that scoring
+//! does not wait on learning.
+
+use crate::support::{Options, Resp, TestServer, metric};
+use freshet_control::publish::{Lineage, publish};
+use freshet_core::model_spec::ModelSpec;
+use freshet_core::{Field, FieldType, Schema, SystemClock};
+use freshet_learn::model::{Model, ModelStamp};
+use freshet_learn::train::train_with_holdout;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// `fraud` answers live; `plain` is the same model served as a snapshot.
+const CONFIG: &str = r#"  s:
+    source: { type: http }
+    schema: { fields: [ { name: amount, type: float }, { name: merchant, type: string }, { name: is_fraud, type: bool } ] }
+models:
+  fraud:
+    stream: s
+    label: is_fraud
+    serving: live
+    live: { window: 100, min_labels: 40, max_error_gap: 0.1 }
+  forest:
+    stream: s
+    label: is_fraud
+    serving: live
+  plain:
+    stream: s
+    label: is_fraud
+"#;
+
+fn schema() -> Schema {
+    Schema::new(vec![
+        Field::new("amount", FieldType::Float),
+        Field::new("merchant", FieldType::String),
+        Field::new("is_fraud", FieldType::Bool),
+    ])
+}
+
+fn truth(amount: f64) -> bool {
+    amount > 500.0
+}
+
+fn amount(i: usize) -> f64 {
+    ((i * 131) % 1000) as f64 + 0.25
+}
+
+/// Register a version of `name` trained on 600 true rows and make it the champion.
+fn champion(srv: &TestServer, name: &str, learner: Value) -> i64 {
+    let spec: ModelSpec =
+        serde_json::from_value(json!({"stream": "s", "label": "is_fraud", "learner": learner}))
+            .unwrap();
+    let resolved = spec.resolve(name, &schema()).unwrap();
+    let model = Model::new(&resolved, &schema(), ModelStamp::new(&SystemClock)).unwrap();
+    let rows: Vec<Value> = (0..600)
+        .map(|i| {
+            let a = amount(i * 7 + 3);
+            let merchant = ["grocery", "fuel", "travel"][i % 3];
+            json!({"amount": a, "merchant": merchant, "is_fraud": truth(a)})
+        })
+        .collect();
+    let outcome = train_with_holdout(model, &rows, 0.2, |_| {}).unwrap();
+    let rt = srv.runtime();
+    let lineage = Lineage {
+        table: "events/s".into(),
+        table_uri: "memory".into(),
+        version: 0,
+        rows: 600,
+    };
+    let v = publish(
+        rt.tracking.as_ref(),
+        rt.artifacts.as_ref(),
+        name,
+        &outcome,
+        &lineage,
+        0,
+    )
+    .unwrap()
+    .version;
+    rt.tracking.set_alias(name, "champion", v).unwrap();
+    rt.scorer
+        .endpoints
+        .refresh(
+            rt.tracking.as_ref(),
+            rt.artifacts.as_ref(),
+            &freshet_serve::rollout::RolloutModes,
+        )
+        .unwrap();
+    v
+}
+
+fn body(i: usize) -> Value {
+    json!({"client_request_id": format!("e{i}"), "dataframe_records": [{"amount": amount(i), "merchant": "fuel"}]})
+}
+
+async fn score(srv: &TestServer, model: &str, body: &Value) -> Resp {
+    let r = srv
+        .client
+        .post(format!(
+            "{}/serving-endpoints/{model}/invocations",
+            srv.url()
+        ))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    crate::support::into_resp(r).await
+}
+
+/// Feed labels back and wait until the live learner has learnt them.
+async fn feed(srv: &TestServer, model: &str, labels: &[Value]) -> Value {
+    let r = srv
+        .client
+        .post(format!(
+            "{}/v1/models/{model}/feedback?wait=learned",
+            srv.url()
+        ))
+        .json(&labels)
+        .send()
+        .await
+        .unwrap();
+    let r = crate::support::into_resp(r).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+fn stamp(r: &Resp) -> (String, u64, String) {
+    (
+        r.header("x-live-lineage")
+            .expect("a live answer names its lineage"),
+        r.header("x-live-learned")
+            .and_then(|v| v.parse().ok())
+            .expect("a live answer says how many rows it learnt"),
+        r.header("x-live-mode").unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_champion_learns_labels_as_they_arrive_and_every_answer_replays() {
+    let srv = TestServer::start_with(Options::new(CONFIG)).await;
+    let base = champion(
+        &srv,
+        "forest",
+        json!({"type": "adaptive_random_forest", "n_models": 5}),
+    );
+    let delay = 7;
+    let mut sent = 0u64;
+    let mut samples = Vec::new();
+    for i in 0..240 {
+        let b = body(i);
+        let r = score(&srv, "forest", &b).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-model-version"), Some(base.to_string()));
+        let (lineage, learned, mode) = stamp(&r);
+        assert_eq!(mode, "live");
+        // No label is learnt before it arrives, and each one that arrived (and was
+        // waited for) is in the state that answers.
+        assert_eq!(
+            learned, sent,
+            "event {i}: the answer had learnt {learned} rows, {sent} labels were sent"
+        );
+        if i % 37 == 5 {
+            samples.push((lineage, learned, b, r.json()));
+        }
+        if i >= delay {
+            let j = i - delay;
+            let out = feed(
+                &srv,
+                "forest",
+                &[json!({"client_request_id": format!("e{j}"), "label": truth(amount(j))})],
+            )
+            .await;
+            assert_eq!(out["live_matched"], 1);
+            assert_eq!(out["live_learnt"], true);
+            sent += 1;
+        }
+    }
+    // Reproducibility: the base version plus the journalled labels, replayed, gives
+    // the identical answer.
+    assert!(samples.len() >= 6);
+    for (lineage, learned, b, answer) in &samples {
+        let r = srv
+            .client
+            .post(format!(
+                "{}/v1/models/forest/live/replay?lineage={lineage}&learned={learned}",
+                srv.url()
+            ))
+            .json(b)
+            .send()
+            .await
+            .unwrap();
+        let r = crate::support::into_resp(r).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let replayed = r.json();
+        assert_eq!(replayed["predictions"], answer["predictions"]);
+        assert_eq!(
+            replayed["probabilities"], answer["probabilities"],
+            "learned {learned}"
+        );
+    }
+    // A replay past what the lineage learnt, or of an unknown lineage, is the
+    // caller's mistake.
+    let (lineage, _, b, _) = &samples[0];
+    for q in [
+        format!("lineage={lineage}&learned=99999"),
+        "lineage=abc123&learned=1".into(),
+    ] {
+        let r = srv
+            .client
+            .post(format!("{}/v1/models/forest/live/replay?{q}", srv.url()))
+            .json(b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{q}");
+    }
+    let st = srv.get("/v1/models/forest/status").await.json();
+    assert_eq!(st["live"]["mode"], "live", "{st}");
+    assert_eq!(st["live"]["learned"], sent);
+    assert_eq!(st["live"]["base_version"], base);
+    assert_eq!(st["live"]["scope"], "single node");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_taught_wrong_labels_falls_back_to_its_snapshot_and_comes_back() {
+    let srv = TestServer::start_with(Options::new(CONFIG)).await;
+    champion(
+        &srv,
+        "fraud",
+        json!({"type": "logistic_regression", "lr": 0.5}),
+    );
+    let window = 100;
+    // Labels come in tens: score ten events, then feed their labels back.
+    let mut i = 0usize;
+    let mut round = |flip: bool| {
+        let (start, srv) = (i, &srv);
+        i += 10;
+        async move {
+            let mut labels = Vec::new();
+            let mut modes = Vec::new();
+            for k in start..start + 10 {
+                let r = score(srv, "fraud", &body(k)).await;
+                assert_eq!(r.status, 200, "{}", r.text());
+                modes.push(stamp(&r).2);
+                labels.push(json!({"client_request_id": format!("e{k}"), "label": truth(amount(k)) != flip}));
+            }
+            feed(srv, "fraud", &labels).await;
+            modes
+        }
+    };
+    // Honest labels, then a stretch of flipped ones: the learner follows them (on
+    // those labels it looks better than the snapshot, so it keeps answering).
+    for _ in 0..10 {
+        assert!(round(false).await.iter().all(|m| m == "live"));
+    }
+    for _ in 0..40 {
+        round(true).await;
+    }
+    let st = srv.get("/v1/models/fraud/status").await.json();
+    assert_eq!(st["live"]["mode"], "live", "{st}");
+    // Honest labels again: the learner that learnt the flip is now far worse than
+    // the snapshot, and traffic falls back within one window of labels.
+    let mut fell_back_after = None;
+    for r in 1..=window / 10 {
+        round(false).await;
+        let st = srv.get("/v1/models/fraud/status").await.json();
+        if st["live"]["fallbacks"] == 1 {
+            fell_back_after = Some(r * 10);
+            break;
+        }
+    }
+    let labels =
+        fell_back_after.expect("the live learner fell back within one window of honest labels");
+    let st = srv.get("/v1/models/fraud/status").await.json();
+    assert_eq!(st["live"]["mode"], "fallback", "{st}");
+    assert!(
+        st["live"]["last_event"]
+            .as_str()
+            .unwrap()
+            .contains("fell back"),
+        "{st}"
+    );
+    let m = srv.metrics().await;
+    assert_eq!(
+        metric(&m, "freshet_live_mode", &[("model", "fraud")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&m, "freshet_live_fallbacks_total", &[("model", "fraud")]),
+        Some(1.0)
+    );
+    let alerts = srv.get("/v1/models/fraud/monitoring").await.json();
+    assert!(
+        alerts["monitoring"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "live_fallback" && a["status"] == "firing"),
+        "{alerts}"
+    );
+    // The snapshot answers now, and the restarted learner learns in its shadow. Once
+    // it is no worse over `min_labels`, it answers again.
+    assert!(
+        round(false).await.iter().all(|m| m == "fallback"),
+        "fell back after {labels} labels"
+    );
+    let mut resumed = false;
+    for _ in 0..12 {
+        round(false).await;
+        let st = srv.get("/v1/models/fraud/status").await.json();
+        if st["live"]["mode"] == "live" {
+            resumed = true;
+            assert_eq!(st["live"]["resumes"], 1);
+            break;
+        }
+    }
+    assert!(resumed, "the restarted learner answers again");
+    assert!(round(false).await.iter().all(|m| m == "live"));
+    let m = srv.metrics().await;
+    assert_eq!(
+        metric(&m, "freshet_live_mode", &[("model", "fraud")]),
+        Some(1.0)
+    );
+    srv.shutdown().await;
+}
+
+fn p99(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoring_does_not_wait_on_learning_under_a_label_flood() {
+    let srv = TestServer::start_with(Options::new(CONFIG)).await;
+    champion(
+        &srv,
+        "forest",
+        json!({"type": "adaptive_random_forest", "n_models": 5}),
+    );
+    champion(
+        &srv,
+        "plain",
+        json!({"type": "adaptive_random_forest", "n_models": 5}),
+    );
+    // Answers whose labels will flood in.
+    let flood_n = 6_000usize;
+    for chunk in 0..flood_n / 500 {
+        let records: Vec<Value> = (0..500)
+            .map(|k| json!({"amount": amount(chunk * 500 + k), "merchant": "fuel"}))
+            .collect();
+        let r = score(
+            &srv,
+            "forest",
+            &json!({"client_request_id": format!("f{chunk}"), "dataframe_records": records}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let flood = {
+        let (client, url) = (srv.client.clone(), srv.url());
+        tokio::spawn(async move {
+            for chunk in 0..flood_n / 500 {
+                let labels: Vec<Value> = (0..500)
+                    .map(|k| json!({"client_request_id": format!("f{chunk}"), "row": k, "label": truth(amount(chunk * 500 + k))}))
+                    .collect();
+                let r = client
+                    .post(format!("{url}/v1/models/forest/feedback"))
+                    .json(&labels)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+            }
+        })
+    };
+    // Live and snapshot requests interleaved, so that both see the same machine.
+    let (mut live, mut snap) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    let mut k = 0;
+    while !flood.is_finished() || k < 400 {
+        for (model, out) in [("forest", &mut live), ("plain", &mut snap)] {
+            let t = Instant::now();
+            let r = score(&srv, model, &body(10_000 + k)).await;
+            out.push(t.elapsed());
+            assert_eq!(r.status, 200);
+        }
+        k += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the flood did not end"
+        );
+    }
+    flood.await.unwrap();
+    let st = srv.get("/v1/models/forest/status").await.json();
+    assert_eq!(st["live"]["labels_matched"], flood_n as u64, "{st}");
+    let (lp, sp) = (p99(live), p99(snap));
+    eprintln!(
+        "p99 under a flood of {flood_n} labels: live {lp:?}, snapshot {sp:?} ({k} requests each)"
+    );
+    assert!(lp <= sp * 2, "live p99 {lp:?} vs snapshot p99 {sp:?}");
+    srv.shutdown().await;
+}
