@@ -352,6 +352,7 @@ impl Runtime {
             artifacts: self.artifacts.clone(),
             scorer: self.scorer.clone(),
             lake: self.lake.clone(),
+            labels: Arc::default(),
             monitoring: self.monitoring.clone(),
             ready,
         }

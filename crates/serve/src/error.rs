@@ -25,4 +25,7 @@ pub enum ServeError {
     Registry(#[from] freshet_registry::RegistryError),
     #[error(transparent)]
     Lake(#[from] freshet_lake::LakeError),
+    /// A write shared with other calls failed (its reason, as text).
+    #[error("storage: {0}")]
+    Storage(String),
 }

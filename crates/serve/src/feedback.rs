@@ -12,6 +12,7 @@ use freshet_core::{Field, FieldType, Schema, Value};
 use freshet_lake::{Lake, RowBatchBuilder, Table, TableOptions, batch_rows};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Labels one request may carry.
 pub const MAX_LABELS: usize = 100_000;
@@ -175,7 +176,106 @@ pub async fn open_table(
 pub async fn write_labels(lake: &Lake, model: &str, rows: &[LabelRow]) -> Result<i64, ServeError> {
     let schema = labels_schema();
     let table = open_table(lake, &format!("labels/{model}"), &schema).await?;
-    let mut b = RowBatchBuilder::new(&schema, rows.len());
+    append_labels(&table, &schema, rows).await
+}
+
+/// Each model's `labels/<model>` table, kept open between feedback calls (opening
+/// reads the table's log), with group commit: calls that arrive while a commit is
+/// under way are committed together in the next one, and each call answers once its
+/// own labels are committed.
+#[derive(Debug, Default)]
+pub struct LabelTables {
+    open: tokio::sync::Mutex<HashMap<String, Arc<LabelGroup>>>,
+}
+
+type Committed = tokio::sync::oneshot::Sender<Result<i64, String>>;
+
+#[derive(Debug)]
+pub struct LabelGroup {
+    table: Table,
+    queue: Mutex<LabelQueue>,
+}
+
+#[derive(Debug, Default)]
+struct LabelQueue {
+    waiting: Vec<(Vec<LabelRow>, Committed)>,
+    committing: bool,
+}
+
+impl LabelTables {
+    /// [`write_labels`] through the open table, grouped with concurrent calls.
+    ///
+    /// # Errors
+    /// The table cannot be opened or the commit fails.
+    pub async fn write(
+        &self,
+        lake: &Lake,
+        model: &str,
+        rows: &[LabelRow],
+    ) -> Result<i64, ServeError> {
+        let group = {
+            let mut open = self.open.lock().await;
+            match open.get(model) {
+                Some(g) => g.clone(),
+                None => {
+                    let table =
+                        open_table(lake, &format!("labels/{model}"), &labels_schema()).await?;
+                    let g = Arc::new(LabelGroup {
+                        table,
+                        queue: Mutex::new(LabelQueue::default()),
+                    });
+                    open.insert(model.to_string(), g.clone());
+                    g
+                }
+            }
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut q = group.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.waiting.push((rows.to_vec(), tx));
+            !std::mem::replace(&mut q.committing, true)
+        };
+        if lead {
+            // Its own task, so that a caller going away mid-commit cannot strand the
+            // calls queued behind it.
+            tokio::spawn(commit_queued(group));
+        }
+        match rx.await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(reason)) => Err(ServeError::Storage(reason)),
+            Err(_) => Err(ServeError::Storage("the label commit stopped".into())),
+        }
+    }
+}
+
+/// Commit everything queued, again and again, until the queue is empty.
+async fn commit_queued(group: Arc<LabelGroup>) {
+    let schema = labels_schema();
+    loop {
+        let batch = {
+            let mut q = group.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if q.waiting.is_empty() {
+                q.committing = false;
+                return;
+            }
+            std::mem::take(&mut q.waiting)
+        };
+        let rows: Vec<LabelRow> = batch.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
+        let result = append_labels(&group.table, &schema, &rows)
+            .await
+            .map_err(|e| e.to_string());
+        for (_, tx) in batch {
+            let _ = tx.send(result.clone());
+        }
+    }
+}
+
+async fn append_labels(
+    table: &Table,
+    schema: &Schema,
+    rows: &[LabelRow],
+) -> Result<i64, ServeError> {
+    let mut b = RowBatchBuilder::new(schema, rows.len());
     let opt = |b: &mut RowBatchBuilder, col: usize, s: &Option<String>| match s {
         Some(s) => b.push_str(col, s),
         None => b.push(col, &Value::Null),

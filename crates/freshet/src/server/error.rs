@@ -128,7 +128,7 @@ impl From<freshet_serve::ServeError> for ApiError {
             S::NotServed(_) => Self::new(StatusCode::NOT_FOUND, "not_served", e.to_string()),
             S::BadRequest(m) => Self::new(StatusCode::BAD_REQUEST, "bad_request", m),
             S::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
-            e @ (S::Load { .. } | S::Registry(_) | S::Lake(_)) => {
+            e @ (S::Load { .. } | S::Registry(_) | S::Lake(_) | S::Storage(_)) => {
                 tracing::error!(error = %e, "scoring failed on the server side");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

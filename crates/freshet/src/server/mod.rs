@@ -28,6 +28,8 @@ pub struct AppState {
     pub artifacts: Arc<dyn freshet_registry::artifacts::ArtifactStore>,
     /// The lake, for feedback labels and inference reads.
     pub lake: freshet_lake::Lake,
+    /// The label tables, kept open between feedback calls.
+    pub labels: Arc<freshet_serve::feedback::LabelTables>,
     /// Scoring against the served models.
     pub scorer: Arc<freshet_serve::service::Scorer>,
     /// Drift, live accuracy and alerts per model, from the loops.

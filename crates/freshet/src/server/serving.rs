@@ -84,11 +84,11 @@ async fn feedback(
     };
     let now = chrono::Utc::now().timestamp_micros();
     let rows = freshet_serve::feedback::parse_feedback(&body, now)?;
-    let version = freshet_serve::feedback::write_labels(&s.lake, &model, &rows).await?;
-    // Labels land in the table first (nothing accepted is lost), then a live champion
-    // learns them, in the order they came.
+    // A live champion learns the labels the moment they arrive, in the order they
+    // came; the answer still comes only once they are committed to the table.
     let live = s.scorer.live.as_ref().and_then(|hub| hub.get(&model));
     let matched = live.as_ref().map(|m| m.labels(&rows));
+    let version = s.labels.write(&s.lake, &model, &rows).await?;
     let mut learnt = None;
     if let (true, Some(m)) = (wait, &live) {
         let target = m.handed();
@@ -233,12 +233,29 @@ fn score(
     Ok(answer(s.scorer.score(model, protocol, input)?))
 }
 
+/// Longest a scoring request with `x-live-after` waits for its label to be learnt.
+const AFTER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `x-live-after: <id>`: a live champion answers only once it has learnt the label fed
+/// back for that request (read your own labels), waiting at most [`AFTER_WAIT`].
+async fn wait_after(s: &AppState, model: &str, headers: &HeaderMap) {
+    if let (Some(hub), Some(id)) = (&s.scorer.live, header_str(headers, "x-live-after"))
+        && !hub.wait_for_label(model, id, AFTER_WAIT).await
+    {
+        tracing::debug!(
+            model,
+            "x-live-after: the label was not learnt in time; answering anyway"
+        );
+    }
+}
+
 async fn invocations(
     State(s): State<AppState>,
     Path(model): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    wait_after(&s, &model, &headers).await;
     score(&s, &model, Protocol::Invocations, None, &headers, &body)
 }
 
@@ -248,6 +265,7 @@ async fn infer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    wait_after(&s, &model, &headers).await;
     score(&s, &model, Protocol::Oip, None, &headers, &body)
 }
 

@@ -406,3 +406,66 @@ async fn scoring_does_not_wait_on_learning_under_a_label_flood() {
     assert!(lp <= sp * 2, "live p99 {lp:?} vs snapshot p99 {sp:?}");
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_feedback_is_committed_together_and_x_live_after_reads_your_labels() {
+    let srv = TestServer::start_with(Options::new(CONFIG)).await;
+    champion(&srv, "fraud", json!({"type": "logistic_regression"}));
+    let n = 40;
+    for i in 0..n {
+        assert_eq!(score(&srv, "fraud", &body(i)).await.status, 200);
+    }
+    // Forty feedback calls at once, none waiting for learning: every label lands in
+    // the table (the calls share commits) and is learnt.
+    let calls = (0..n).map(|i| {
+        let (client, url) = (srv.client.clone(), srv.url());
+        async move {
+            let r = client
+                .post(format!("{url}/v1/models/fraud/feedback"))
+                .json(&json!({"client_request_id": format!("e{i}"), "label": truth(amount(i))}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.unwrap()["table_version"]
+                .as_i64()
+                .unwrap()
+        }
+    });
+    let versions = futures::future::join_all(calls).await;
+    let commits: std::collections::HashSet<i64> = versions.into_iter().collect();
+    eprintln!("{n} concurrent feedback calls, {} commits", commits.len());
+    assert_eq!(srv.count("labels/fraud").await, n as u64);
+    // A label on its way (its call not answered yet), and an answer asked to follow
+    // it: the answer waits until it is learnt.
+    assert_eq!(score(&srv, "fraud", &body(1000)).await.status, 200);
+    let label = {
+        let (client, url) = (srv.client.clone(), srv.url());
+        tokio::spawn(async move {
+            client
+                .post(format!("{url}/v1/models/fraud/feedback"))
+                .json(&json!({"client_request_id": "e1000", "label": true}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    let r = srv
+        .client
+        .post(format!("{}/serving-endpoints/fraud/invocations", srv.url()))
+        .header("x-live-after", "e1000")
+        .json(&body(1001))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(label.await.unwrap(), 200);
+    let r = crate::support::into_resp(r).await;
+    assert_eq!(
+        stamp(&r).1,
+        n as u64 + 1,
+        "the answer has learnt every label sent before it"
+    );
+    srv.shutdown().await;
+}

@@ -254,6 +254,37 @@ pub struct LiveModel {
     shared: Arc<Shared>,
     tx: Mutex<Option<mpsc::Sender<Learn>>>,
     pending: Mutex<Pending>,
+    /// Recent labels by id: the hand-off count that must be learnt for each (0: it
+    /// matched no answer, nothing to learn).
+    recent: Mutex<RecentLabels>,
+}
+
+/// Labels kept for [`LiveModel::label_learnt`].
+const RECENT_LABELS: usize = 100_000;
+
+#[derive(Debug, Default)]
+struct RecentLabels {
+    seq: HashMap<String, u64>,
+    order: VecDeque<String>,
+}
+
+impl RecentLabels {
+    fn note(&mut self, label: &LabelRow, seq: u64) {
+        let keys = [
+            label.client_request_id.as_ref().map(|c| format!("c:{c}")),
+            label.request_id.as_ref().map(|r| format!("r:{r}")),
+        ];
+        for k in keys.into_iter().flatten() {
+            if self.seq.insert(k.clone(), seq).is_none() {
+                self.order.push_back(k);
+            }
+        }
+        while self.order.len() > RECENT_LABELS {
+            if let Some(k) = self.order.pop_front() {
+                self.seq.remove(&k);
+            }
+        }
+    }
 }
 
 fn new_lineage() -> Arc<str> {
@@ -342,6 +373,7 @@ impl LiveModel {
             shared,
             tx: Mutex::new(tx),
             pending: Mutex::new(pending),
+            recent: Mutex::new(RecentLabels::default()),
         })
     }
 
@@ -415,6 +447,20 @@ impl LiveModel {
         self.shared.done.load(Ordering::Acquire)
     }
 
+    /// Whether the label fed back for `id` (a `client_request_id`, else a
+    /// `request_id`) is learnt and answering: `None` while no such label has come,
+    /// `Some(true)` once learnt (or when it matched no answer, so there is nothing to
+    /// learn).
+    pub fn label_learnt(&self, id: &str) -> Option<bool> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = recent
+            .seq
+            .get(&format!("c:{id}"))
+            .or_else(|| recent.seq.get(&format!("r:{id}")))
+            .copied()?;
+        Some(seq <= self.learnt_upto())
+    }
+
     /// Hand labels to the learner, in the order given. Returns how many matched an
     /// answer of this live model.
     pub fn labels(&self, rows: &[LabelRow]) -> usize {
@@ -422,7 +468,9 @@ impl LiveModel {
         let Some(tx) = tx else { return 0 };
         let mut matched = 0;
         let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         for l in rows {
+            recent.note(l, 0);
             let Some(a) = pending.find(l) else { continue };
             let Ok(i) = usize::try_from(l.row) else {
                 continue;
@@ -448,9 +496,11 @@ impl LiveModel {
             if tx.send(msg).is_err() {
                 break;
             }
-            self.shared.sent.fetch_add(1, Ordering::AcqRel);
+            let seq = self.shared.sent.fetch_add(1, Ordering::AcqRel) + 1;
+            recent.note(l, seq);
             matched += 1;
         }
+        drop(recent);
         drop(pending);
         self.shared
             .matched
@@ -745,6 +795,14 @@ impl LiveHub {
             first_epoch,
             pending,
         );
+        if let Some(old) = map.get(model) {
+            // Labels the old learner was handed count as learnt for `x-live-after`: the
+            // new base answers from here on.
+            let mut recent =
+                std::mem::take(&mut *old.recent.lock().unwrap_or_else(|e| e.into_inner()));
+            recent.seq.values_mut().for_each(|v| *v = 0);
+            *live.recent.lock().unwrap_or_else(|e| e.into_inner()) = recent;
+        }
         map.insert(model.to_string(), live.clone());
         drop(map);
         let e = LiveEvent::Rebased {
@@ -778,7 +836,37 @@ impl LiveHub {
     pub fn status(&self, model: &str) -> Option<LiveStatus> {
         self.get(model).map(|m| m.status())
     }
+
+    /// Wait until the label fed back for `id` is learnt and answering (see
+    /// [`LiveModel::label_learnt`]), at most `timeout`; `false` when it was not. A
+    /// label not seen at all is waited for only briefly (its call may still be on the
+    /// way), and a model that is not live is not waited for.
+    pub async fn wait_for_label(
+        &self,
+        model: &str,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> bool {
+        let started = tokio::time::Instant::now();
+        loop {
+            let Some(m) = self.get(model) else {
+                return false;
+            };
+            let state = m.label_learnt(id);
+            if state == Some(true) {
+                return true;
+            }
+            let waited = started.elapsed();
+            if waited >= timeout || (state.is_none() && waited >= UNSEEN_LABEL_WAIT) {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+        }
+    }
 }
+
+/// How long [`LiveHub::wait_for_label`] waits for a label it has not seen.
+const UNSEEN_LABEL_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Answer an invocation body as the live state `lineage` answered after learning
 /// `learned` rows: its base version from the registry plus its journal, replayed. The

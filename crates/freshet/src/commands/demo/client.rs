@@ -232,6 +232,9 @@ pub struct Scored {
     pub label: Json,
 }
 
+/// Live mode: feedback calls in flight at once.
+const MAX_INFLIGHT: usize = 64;
+
 /// The simulated client.
 pub struct Client {
     base: String,
@@ -251,9 +254,13 @@ pub struct Client {
     /// their commits never slows the scoring requests down.
     outbox: Option<tokio::sync::mpsc::Sender<(String, Vec<Json>)>>,
     sender: Option<tokio::task::JoinHandle<Result<()>>>,
-    /// The champion answers live: events are scored one at a time and each due label
-    /// is learnt before the next event is scored.
+    /// The champion answers live: events are scored one at a time, and each answer
+    /// waits (`x-live-after`) until the labels due before it are learnt.
     live: bool,
+    /// Live: the id of the newest label sent, and the feedback calls in flight.
+    after: Option<String>,
+    inflight: tokio::task::JoinSet<Result<()>>,
+    held_events: String,
 }
 
 async fn send_loop(
@@ -344,6 +351,9 @@ impl Client {
             label_index,
             input_fields,
             live,
+            after: None,
+            inflight: tokio::task::JoinSet::new(),
+            held_events: String::new(),
         }
     }
 
@@ -366,6 +376,7 @@ impl Client {
     }
 
     async fn score(&self, index: u64, row: &[Value]) -> Scored {
+        let after = if self.live { self.after.clone() } else { None };
         let body = json!({
             "client_request_id": format!("e{index}"),
             "dataframe_records": [Json::Object(self.features(row))],
@@ -376,7 +387,11 @@ impl Client {
             self.base, self.stream.model
         );
         let answer = async {
-            let r = self.http.post(&url).json(&body).send().await.ok()?;
+            let mut req = self.http.post(&url).json(&body);
+            if let Some(id) = &after {
+                req = req.header("x-live-after", id);
+            }
+            let r = req.send().await.ok()?;
             if !r.status().is_success() {
                 return None;
             }
@@ -436,26 +451,43 @@ impl Client {
             return Ok(());
         }
         if self.live {
-            // The labels are learnt before the next event is scored; the labelled
-            // events still land in the table on their own task.
-            let r = self
-                .http
-                .post(format!(
-                    "{}/v1/models/{}/feedback?wait=learned",
-                    self.base, self.stream.model
-                ))
-                .json(&labels)
-                .send()
-                .await?;
-            if !r.status().is_success() {
-                return Err(anyhow!(
-                    "feedback answered {}: {}",
-                    r.status(),
-                    r.text().await?
-                ));
+            // The labels go out at once, several calls in flight (the server commits
+            // them together); the next answer waits until the newest one is learnt.
+            self.after = labels
+                .last()
+                .and_then(|l| l["client_request_id"].as_str())
+                .map(str::to_string);
+            while self.inflight.len() >= MAX_INFLIGHT {
+                if let Some(done) = self.inflight.join_next().await {
+                    done.map_err(|e| anyhow!("a feedback call failed: {e}"))??;
+                }
             }
-            labels = Vec::new();
+            let (http, url) = (
+                self.http.clone(),
+                format!("{}/v1/models/{}/feedback", self.base, self.stream.model),
+            );
+            let body = std::mem::take(&mut labels);
+            self.inflight.spawn(async move {
+                let r = http.post(url).json(&body).send().await?;
+                if !r.status().is_success() {
+                    return Err(anyhow!(
+                        "feedback answered {}: {}",
+                        r.status(),
+                        r.text().await?
+                    ));
+                }
+                Ok(())
+            });
         }
+        if self.live {
+            // The labelled events land in the table in batches (every few ticks).
+            self.held_events.push_str(&events);
+            return Ok(());
+        }
+        self.send_events(events, labels).await
+    }
+
+    async fn send_events(&self, events: String, labels: Vec<Json>) -> Result<()> {
         match &self.outbox {
             Some(tx) => tx
                 .send((events, labels))
@@ -463,6 +495,15 @@ impl Client {
                 .map_err(|_| anyhow!("the label sender stopped")),
             None => Ok(()),
         }
+    }
+
+    /// Live: send the labelled events held back since the last call.
+    async fn flush_events(&mut self) -> Result<()> {
+        if self.held_events.is_empty() {
+            return Ok(());
+        }
+        let events = std::mem::take(&mut self.held_events);
+        self.send_events(events, Vec::new()).await
     }
 
     /// Walk the stream until a version trained after the drift has been champion for
@@ -575,6 +616,7 @@ impl Client {
             ticks += 1;
             if ticks.is_multiple_of(5) {
                 self.deliver(i, false).await?;
+                self.flush_events().await?;
             }
             bar.set_position(i);
             if !ticks.is_multiple_of(10) {
@@ -607,6 +649,17 @@ impl Client {
         if let Err(e) = self.deliver(upto, true).await {
             self.log
                 .say(&format!("could not send the last labels: {e:#}"));
+        }
+        if let Err(e) = self.flush_events().await {
+            self.log
+                .say(&format!("could not send the last events: {e:#}"));
+        }
+        while let Some(done) = self.inflight.join_next().await {
+            match done {
+                Ok(Err(e)) => self.log.say(&format!("could not send labels: {e:#}")),
+                Err(e) => self.log.say(&format!("a feedback call failed: {e}")),
+                Ok(Ok(())) => {}
+            }
         }
         self.outbox = None;
         if let Some(s) = self.sender.take() {
