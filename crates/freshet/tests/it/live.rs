@@ -7,11 +7,9 @@
 //! does not wait on learning.
 
 use crate::support::{Options, Resp, TestServer, metric};
-use freshet_control::publish::{Lineage, publish};
 use freshet_core::model_spec::ModelSpec;
 use freshet_core::{Field, FieldType, Schema, SystemClock};
 use freshet_learn::model::{Model, ModelStamp};
-use freshet_learn::train::train_with_holdout;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -64,24 +62,8 @@ fn champion(srv: &TestServer, name: &str, learner: Value) -> i64 {
             json!({"amount": a, "merchant": merchant, "is_fraud": truth(a)})
         })
         .collect();
-    let outcome = train_with_holdout(model, &rows, 0.2, |_| {}).unwrap();
+    let v = crate::support::publish_trained(srv, name, model, &rows);
     let rt = srv.runtime();
-    let lineage = Lineage {
-        table: "events/s".into(),
-        table_uri: "memory".into(),
-        version: 0,
-        rows: 600,
-    };
-    let v = publish(
-        rt.tracking.as_ref(),
-        rt.artifacts.as_ref(),
-        name,
-        &outcome,
-        &lineage,
-        0,
-    )
-    .unwrap()
-    .version;
     rt.tracking.set_alias(name, "champion", v).unwrap();
     rt.scorer
         .endpoints

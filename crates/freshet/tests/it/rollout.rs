@@ -6,11 +6,9 @@
 //! rolled back during its bake by the server's own controller.
 
 use crate::support::{Options, TestServer, eventually};
-use freshet_control::publish::{Lineage, publish};
 use freshet_core::model_spec::ModelSpec;
 use freshet_core::{Field, FieldType, Schema, SystemClock};
 use freshet_learn::model::{Model, ModelStamp};
-use freshet_learn::train::train_with_holdout;
 use freshet_serve::evidence::{LABELS_FLOWING_MS, ServedEvidence, phase_label_figures};
 use freshet_serve::rollout::{Phase, RolloutController, Transition, load_state};
 use serde_json::{Value, json};
@@ -65,24 +63,7 @@ fn publish_version(srv: &TestServer, name: &str, flip: bool) -> i64 {
         serde_json::from_value(json!({"stream": "s", "label": "is_fraud"})).unwrap();
     let resolved = spec.resolve(name, &schema()).unwrap();
     let model = Model::new(&resolved, &schema(), ModelStamp::new(&SystemClock)).unwrap();
-    let outcome = train_with_holdout(model, &rows(flip), 0.2, |_| {}).unwrap();
-    let rt = srv.runtime();
-    let lineage = Lineage {
-        table: "events/s".into(),
-        table_uri: "memory".into(),
-        version: 0,
-        rows: 600,
-    };
-    publish(
-        rt.tracking.as_ref(),
-        rt.artifacts.as_ref(),
-        name,
-        &outcome,
-        &lineage,
-        0,
-    )
-    .unwrap()
-    .version
+    crate::support::publish_trained(srv, name, model, &rows(flip))
 }
 
 fn refresh(srv: &TestServer) {

@@ -3,11 +3,9 @@
 //! an answer, and inference capture that keeps one row per prediction sent.
 
 use crate::support::TestServer;
-use freshet_control::publish::{Lineage, publish};
 use freshet_core::model_spec::ModelSpec;
 use freshet_core::{Field, FieldType, Schema, SystemClock};
 use freshet_learn::model::{Model, ModelStamp};
-use freshet_learn::train::train_with_holdout;
 use freshet_serve::router::ShadowByDefault;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -52,25 +50,7 @@ fn publish_version(srv: &TestServer, name: &str, learner: &str, flip: bool) -> i
     .unwrap();
     let resolved = spec.resolve(name, &schema()).unwrap();
     let model = Model::new(&resolved, &schema(), ModelStamp::new(&SystemClock)).unwrap();
-    let data = rows(600, flip);
-    let outcome = train_with_holdout(model, &data, 0.2, |_| {}).unwrap();
-    let rt = srv.runtime();
-    let lineage = Lineage {
-        table: "events/s".into(),
-        table_uri: "memory".into(),
-        version: 0,
-        rows: 600,
-    };
-    publish(
-        rt.tracking.as_ref(),
-        rt.artifacts.as_ref(),
-        name,
-        &outcome,
-        &lineage,
-        0,
-    )
-    .unwrap()
-    .version
+    crate::support::publish_trained(srv, name, model, &rows(600, flip))
 }
 
 fn set_alias(srv: &TestServer, name: &str, alias: &str, version: i64) {
@@ -468,24 +448,8 @@ models:
             json!({"amount": if fraud { 900.0 } else { 20.0 }, "card": card, "is_fraud": fraud})
         })
         .collect();
-    let outcome = train_with_holdout(model, &rows, 0.2, |_| {}).unwrap();
+    let v = crate::support::publish_trained(&srv, "fraud", model, &rows);
     let rt = srv.runtime();
-    let lineage = Lineage {
-        table: "events/s".into(),
-        table_uri: "memory".into(),
-        version: 0,
-        rows: 300,
-    };
-    let v = publish(
-        rt.tracking.as_ref(),
-        rt.artifacts.as_ref(),
-        "fraud",
-        &outcome,
-        &lineage,
-        0,
-    )
-    .unwrap()
-    .version;
     set_alias(&srv, "fraud", "champion", v);
 
     let raw = "4111000000000042";

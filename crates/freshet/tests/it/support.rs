@@ -449,3 +449,32 @@ pub fn captured_log() -> Vec<u8> {
         .map(|b| b.lock().unwrap_or_else(|e| e.into_inner()).clone())
         .unwrap_or_default()
 }
+
+/// Train `model` on `rows` (the newest 20% held out) and register it as a version of
+/// `name`, as the loop's built-in job does; returns the version.
+pub fn publish_trained(
+    srv: &TestServer,
+    name: &str,
+    model: freshet_learn::model::Model,
+    rows: &[serde_json::Value],
+) -> i64 {
+    let outcome = freshet_learn::train::train_with_holdout(model, rows, 0.2, |_| {})
+        .unwrap_or_else(|e| panic!("training {name}: {e}"));
+    let rt = srv.runtime();
+    let lineage = freshet_control::publish::Lineage {
+        table: "events/s".into(),
+        table_uri: "memory".into(),
+        version: 0,
+        rows: rows.len() as u64,
+    };
+    freshet_control::publish::publish(
+        rt.tracking.as_ref(),
+        rt.artifacts.as_ref(),
+        name,
+        &outcome,
+        &lineage,
+        0,
+    )
+    .unwrap_or_else(|e| panic!("publishing {name}: {e}"))
+    .version
+}
