@@ -41,6 +41,10 @@ pub enum JournalError {
     },
 }
 
+/// Journals kept per model: creating one removes the oldest beyond this many
+/// (lineage ids are time-ordered, so by name).
+pub const KEEP_LINEAGES: usize = 16;
+
 /// The first line of a journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalHeader {
@@ -125,6 +129,9 @@ impl JournalWriter {
             std::fs::create_dir_all(parent).map_err(io(&path))?;
         }
         let file = File::create(&path).map_err(io(&path))?;
+        if let Some(parent) = path.parent() {
+            prune(parent);
+        }
         let mut w = Self {
             out: BufWriter::new(file),
             path,
@@ -151,6 +158,24 @@ impl JournalWriter {
     /// The write fails.
     pub fn flush(&mut self) -> Result<(), JournalError> {
         self.out.flush().map_err(io(&self.path))
+    }
+}
+
+/// Remove the oldest journals of a model's folder beyond [`KEEP_LINEAGES`].
+fn prune(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut names: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    names.sort();
+    let excess = names.len().saturating_sub(KEEP_LINEAGES);
+    for old in names.into_iter().take(excess) {
+        if let Err(e) = std::fs::remove_file(&old) {
+            tracing::warn!(path = %old.display(), error = %e, "an old live journal cannot be removed");
+        }
     }
 }
 
@@ -287,5 +312,28 @@ mod tests {
             read(dir.path(), "m", "ff", 1),
             Err(JournalError::NoLineage(_))
         ));
+        // Only the newest journals are kept.
+        for i in 0..KEEP_LINEAGES + 3 {
+            let h = JournalHeader {
+                lineage: format!("{:04x}", 0x1000 + i),
+                ..header.clone()
+            };
+            JournalWriter::create(dir.path(), &h).unwrap();
+        }
+        let left = std::fs::read_dir(dir.path().join("m")).unwrap().count();
+        assert_eq!(left, KEEP_LINEAGES);
+        assert!(
+            read(dir.path(), "m", "0a1b", 0).is_err(),
+            "the oldest went first"
+        );
+        assert!(
+            read(
+                dir.path(),
+                "m",
+                &format!("{:04x}", 0x1000 + KEEP_LINEAGES + 2),
+                0
+            )
+            .is_ok()
+        );
     }
 }
