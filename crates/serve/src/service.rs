@@ -231,6 +231,9 @@ fn capture_rows(
     }
 }
 
+/// Predictions, their class indices, and the live stamp of the state that answered.
+type LiveScored = (Vec<Prediction>, Vec<usize>, Option<crate::live::LiveStamp>);
+
 /// Score rows with a live champion: the live state and the snapshot both score them;
 /// the one the safety net allows answers, and both predictions wait for the label.
 fn score_live(
@@ -238,7 +241,7 @@ fn score_live(
     request_id: &str,
     client_request_id: Option<&str>,
     rows: &[Vec<Value>],
-) -> Result<(Vec<Prediction>, Vec<usize>, Option<crate::live::LiveStamp>), ServeError> {
+) -> Result<LiveScored, ServeError> {
     let view = live.view();
     let (lp, lc) = predict(&view.live, rows)?;
     let (sp, sc) = predict(&view.snapshot, rows)?;

@@ -578,11 +578,11 @@ impl Learner {
             for m in batch {
                 self.one(m);
             }
-            if let Some(j) = &mut self.journal {
-                if let Err(e) = j.flush() {
-                    tracing::warn!(model = %self.name, error = %e, "live journal stops");
-                    self.journal = None;
-                }
+            if let Some(j) = &mut self.journal
+                && let Err(e) = j.flush()
+            {
+                tracing::warn!(model = %self.name, error = %e, "live journal stops");
+                self.journal = None;
             }
             self.publish();
             self.shared.done.fetch_add(n, Ordering::AcqRel);
@@ -616,11 +616,11 @@ impl Learner {
         }
         if journal::learn(&mut self.model, &self.base, &m.row, &m.label) {
             self.learned += 1;
-            if let Some(j) = &mut self.journal {
-                if let Err(e) = j.append(self.learned, &m.row, &m.label_json) {
-                    tracing::warn!(model = %self.name, error = %e, "live journal stops");
-                    self.journal = None;
-                }
+            if let Some(j) = &mut self.journal
+                && let Err(e) = j.append(self.learned, &m.row, &m.label_json)
+            {
+                tracing::warn!(model = %self.name, error = %e, "live journal stops");
+                self.journal = None;
             }
             self.counters().learned_total += 1;
         } else {
@@ -763,10 +763,10 @@ impl LiveHub {
     pub fn for_champion(&self, model: &str, champion: &Arc<LoadedModel>) -> Option<Arc<LiveModel>> {
         let spec = self.specs.get(model)?;
         let mut map = self.models.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = map.get(model) {
-            if Arc::ptr_eq(&m.base, champion) || m.base.version == champion.version {
-                return Some(m.clone());
-            }
+        if let Some(m) = map.get(model)
+            && (Arc::ptr_eq(&m.base, champion) || m.base.version == champion.version)
+        {
+            return Some(m.clone());
         }
         if champion.model.is_batch() {
             return None;

@@ -52,11 +52,11 @@ impl SafetyNet {
         self.pairs.push_back((live, snapshot));
         self.live_sum += live;
         self.snap_sum += snapshot;
-        if self.pairs.len() > self.spec.window {
-            if let Some((l, s)) = self.pairs.pop_front() {
-                self.live_sum -= l;
-                self.snap_sum -= s;
-            }
+        if self.pairs.len() > self.spec.window
+            && let Some((l, s)) = self.pairs.pop_front()
+        {
+            self.live_sum -= l;
+            self.snap_sum -= s;
         }
     }
 
