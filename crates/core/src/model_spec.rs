@@ -322,6 +322,26 @@ pub enum LearnerSpec {
         #[serde(default = "default_forest_seed")]
         seed: u64,
     },
+    /// Leveraging bagging of Hoeffding trees (River's defaults: Poisson(6) weights,
+    /// ADWIN on each tree's error, the worst tree replaced on a change).
+    LeveragingBagging {
+        /// Trees in the ensemble.
+        #[serde(default = "default_n_models")]
+        n_models: NonZeroUsize,
+        #[serde(default = "default_forest_seed")]
+        seed: u64,
+    },
+    /// Several online classifiers that all learn every example; the one with the
+    /// lowest recent prequential error answers.
+    Selector {
+        /// The members, in order of preference on ties; when absent
+        /// [`LearnerSpec::default_selector_members`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        members: Option<Vec<LearnerSpec>>,
+        /// Memory of the recent error, in examples (the newest has weight 1/window).
+        #[serde(default = "default_selector_window")]
+        window: u32,
+    },
     /// Histogram gradient-boosted trees, trained in batch on a window.
     Gbt {
         #[serde(default = "default_n_trees")]
@@ -388,6 +408,9 @@ fn default_n_models() -> NonZeroUsize {
 fn default_forest_seed() -> u64 {
     42
 }
+fn default_selector_window() -> u32 {
+    500
+}
 fn default_n_trees() -> NonZeroUsize {
     NonZeroUsize::new(100).unwrap_or(NonZeroUsize::MIN)
 }
@@ -411,6 +434,8 @@ impl LearnerSpec {
             LearnerSpec::HoeffdingTree(_) => "hoeffding_tree",
             LearnerSpec::HoeffdingAdaptiveTree(_) => "hoeffding_adaptive_tree",
             LearnerSpec::AdaptiveRandomForest { .. } => "adaptive_random_forest",
+            LearnerSpec::LeveragingBagging { .. } => "leveraging_bagging",
+            LearnerSpec::Selector { .. } => "selector",
             LearnerSpec::Gbt { .. } => "gbt",
             LearnerSpec::Majority {} => "majority",
             LearnerSpec::NoChange {} => "no_change",
@@ -424,6 +449,25 @@ impl LearnerSpec {
             Task::Regression => LearnerSpec::LinearRegression { optimizer, lr, l2 },
             _ => LearnerSpec::LogisticRegression { optimizer, lr, l2 },
         }
+    }
+
+    /// The members of a `selector` that lists none: the adaptive random forest (10
+    /// trees), the Hoeffding adaptive tree, Gaussian naive Bayes and logistic
+    /// regression, each with its defaults.
+    pub fn default_selector_members() -> Vec<LearnerSpec> {
+        vec![
+            LearnerSpec::AdaptiveRandomForest {
+                n_models: default_n_models(),
+                seed: default_forest_seed(),
+            },
+            LearnerSpec::HoeffdingAdaptiveTree(TreeSpec::default()),
+            LearnerSpec::GaussianNb {},
+            LearnerSpec::LogisticRegression {
+                optimizer: OptimizerKind::Sgd,
+                lr: None,
+                l2: 0.0,
+            },
+        ]
     }
 
     /// Whether the learner can do `task`.
@@ -480,8 +524,32 @@ impl LearnerSpec {
                     "must be between 2 and 255",
                 );
             }
+            LearnerSpec::Selector { members, window } => {
+                check(*window >= 1, "window", "must be at least 1");
+                let Some(members) = members else { return };
+                check(
+                    !members.is_empty(),
+                    "members",
+                    "must list at least one learner (or be left out for the defaults)",
+                );
+                for (i, member) in members.iter().enumerate() {
+                    let q = format!("{p}.members[{i}]");
+                    match member {
+                        LearnerSpec::Gbt { .. } => errs.push(ConfigError::new(
+                            format!("{q}.type"),
+                            "selector members learn online; gbt learns in batches",
+                        )),
+                        LearnerSpec::LinearRegression { .. } => errs.push(ConfigError::new(
+                            format!("{q}.type"),
+                            "selector members are classifiers; linear_regression is a regressor",
+                        )),
+                        _ => member.validate(&q, errs),
+                    }
+                }
+            }
             LearnerSpec::GaussianNb {}
             | LearnerSpec::AdaptiveRandomForest { .. }
+            | LearnerSpec::LeveragingBagging { .. }
             | LearnerSpec::Majority {}
             | LearnerSpec::NoChange {} => {}
         }

@@ -288,3 +288,127 @@ fn serving_defaults_to_snapshot_and_live_needs_an_online_learner() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn ensemble_learners_parse_with_their_defaults_and_name_their_problems() {
+    let c = parse(
+        r#"
+  lb: { stream: pay, label: is_fraud, learner: { type: leveraging_bagging } }
+  lb3: { stream: pay, label: bucket, learner: { type: leveraging_bagging, n_models: 3, seed: 1 } }
+  sel: { stream: pay, label: is_fraud, serving: live, learner: { type: selector } }
+  pick:
+    stream: pay
+    label: bucket
+    learner:
+      type: selector
+      window: 100
+      members:
+        - { type: leveraging_bagging }
+        - { type: hoeffding_tree, grace_period: 50 }
+        - { type: no_change }
+"#,
+    )
+    .expect("valid");
+    let m = &c.models;
+    assert_eq!(
+        m["lb"].learner,
+        Some(LearnerSpec::LeveragingBagging {
+            n_models: default_n_models(),
+            seed: 42
+        })
+    );
+    assert_eq!(
+        m["lb3"].learner.as_ref().map(LearnerSpec::name),
+        Some("leveraging_bagging")
+    );
+    assert_eq!(
+        m["sel"].learner,
+        Some(LearnerSpec::Selector {
+            members: None,
+            window: 500
+        })
+    );
+    let Some(LearnerSpec::Selector { members, window }) = &m["pick"].learner else {
+        panic!("selector")
+    };
+    assert_eq!(*window, 100);
+    let names: Vec<&str> = members.iter().flatten().map(LearnerSpec::name).collect();
+    assert_eq!(names, ["leveraging_bagging", "hoeffding_tree", "no_change"]);
+    assert_eq!(resolve(&c, "pick").task, Task::Multiclass);
+    let defaults: Vec<&str> = LearnerSpec::default_selector_members()
+        .iter()
+        .map(LearnerSpec::name)
+        .collect();
+    assert_eq!(
+        defaults,
+        [
+            "adaptive_random_forest",
+            "hoeffding_adaptive_tree",
+            "gaussian_nb",
+            "logistic_regression"
+        ]
+    );
+    // A resolved selector round-trips, members and all.
+    let r = resolve(&c, "pick");
+    let back: ResolvedModelSpec =
+        serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(back, r);
+
+    let errs = parse(
+        r#"
+  reg_lb: { stream: pay, label: amount, learner: { type: leveraging_bagging } }
+  reg_sel: { stream: pay, label: amount, learner: { type: selector } }
+  zero: { stream: pay, label: is_fraud, learner: { type: selector, window: 0 } }
+  none: { stream: pay, label: is_fraud, learner: { type: selector, members: [] } }
+  bad:
+    stream: pay
+    label: is_fraud
+    learner:
+      type: selector
+      members:
+        - { type: gbt }
+        - { type: logistic_regression, lr: -1 }
+        - { type: linear_regression }
+        - { type: selector, members: [ { type: hoeffding_tree, delta: 2 } ] }
+"#,
+    )
+    .unwrap_err();
+    let got = paths(&errs);
+    for want in [
+        "models.reg_lb.learner.type",
+        "models.reg_sel.learner.type",
+        "models.zero.learner.window",
+        "models.none.learner.members",
+        "models.bad.learner.members[0].type",
+        "models.bad.learner.members[1].lr",
+        "models.bad.learner.members[2].type",
+        "models.bad.learner.members[3].members[0].delta",
+    ] {
+        assert!(got.contains(&want), "missing {want} in {got:?}");
+    }
+    assert_eq!(errs.len(), 8, "{got:?}");
+    let gbt = errs
+        .iter()
+        .find(|e| e.path == "models.bad.learner.members[0].type")
+        .expect("gbt member");
+    assert!(gbt.message.contains("learns in batches"), "{gbt}");
+    // Unknown keys and a zero-sized ensemble are refused under the learner.
+    for (learner, key) in [
+        ("{ type: leveraging_bagging, trees: 3 }", "trees"),
+        ("{ type: leveraging_bagging, n_models: 0 }", "nonzero"),
+        (
+            "{ type: selector, members: [ { type: gaussian_nb, lr: 1 } ] }",
+            "lr",
+        ),
+    ] {
+        let errs = parse(&format!(
+            "  m: {{ stream: pay, label: is_fraud, learner: {learner} }}\n"
+        ))
+        .unwrap_err();
+        assert!(errs[0].path.starts_with("models.m.learner"), "{errs:?}");
+        assert!(
+            errs[0].message.contains(key) || errs[0].path.contains(key),
+            "{errs:?}"
+        );
+    }
+}

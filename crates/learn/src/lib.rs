@@ -2,7 +2,8 @@
 //!
 //! This room holds the learner contract ([`Classifier`], [`Regressor`]) and its
 //! implementations — online linear models, Gaussian naive Bayes, Hoeffding trees, the
-//! adaptive random [`forest`], baselines, and histogram gradient-boosted trees
+//! adaptive random [`forest`], the live path's [`ensemble`]s (leveraging bagging and a
+//! model selector), baselines, and histogram gradient-boosted trees
 //! ([`boosting`]) for retraining on a window — plus the [`metrics`], the prequential
 //! [`evaluate`] loop used for benchmarks, replay, shadow and canary alike, and
 //! [`train`]ing with an out-of-time holdout.
@@ -18,6 +19,7 @@
 
 pub mod baseline;
 pub mod boosting;
+pub mod ensemble;
 pub mod evaluate;
 pub mod features;
 pub mod forest;

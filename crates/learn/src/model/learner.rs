@@ -10,6 +10,9 @@
 use super::ModelError;
 use crate::baseline::{MajorityClass, NoChange};
 use crate::boosting::{GbtError, GbtParams, GradientBoostedTrees, Loss};
+use crate::ensemble::{
+    LeveragingBaggingClassifier, LeveragingBaggingConfig, ModelSelector, SelectorConfig,
+};
 use crate::forest::{ARFClassifier, ARFConfig};
 use crate::linear::{LinearConfig, LinearRegression, LogisticRegression, Optimizer};
 use crate::naive_bayes::GaussianNB;
@@ -35,8 +38,47 @@ pub enum LearnerState {
     Majority(MajorityClass),
     NoChange(NoChange),
     AdaptiveRandomForest(ARFClassifier),
+    LeveragingBagging(LeveragingBaggingClassifier),
+    /// Online classifiers learning side by side; the one with the lowest recent error
+    /// answers.
+    Selector(ModelSelector<SelectorMember>),
     /// Batch: fitted on a window, never one record at a time.
     Gbt(GbtLearner),
+}
+
+/// One learner of a model's [`ModelSelector`]: always an online classifier (the
+/// selector is built only from those), answering through the [`Classifier`] contract.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SelectorMember(LearnerState);
+
+impl SelectorMember {
+    /// The member's learner.
+    pub fn learner(&self) -> &LearnerState {
+        &self.0
+    }
+}
+
+impl Classifier for SelectorMember {
+    fn learn_one(&mut self, x: &[f64], y: usize) {
+        if let Some(c) = self.0.classifier_mut() {
+            c.learn_one(x, y);
+        }
+    }
+
+    fn predict_proba_one(&self, x: &[f64]) -> Vec<f64> {
+        self.0
+            .classifier()
+            .map(|c| c.predict_proba_one(x))
+            .unwrap_or_default()
+    }
+}
+
+impl ModelSelector<SelectorMember> {
+    /// Each member's `type` in the spec, in order.
+    pub fn member_names(&self) -> Vec<&'static str> {
+        self.members().map(|m| m.learner().name()).collect()
+    }
 }
 
 /// Gradient-boosted trees inside a model: the parameters (with the loss the model's
@@ -165,6 +207,50 @@ impl LearnerState {
                 };
                 LearnerState::AdaptiveRandomForest(ARFClassifier::new(config).map_err(params)?)
             }
+            LearnerSpec::LeveragingBagging { n_models, seed } => {
+                let n_models = u32::try_from(n_models.get())
+                    .ok()
+                    .and_then(NonZeroU32::new)
+                    .ok_or_else(|| ModelError::LearnerParams {
+                        learner: spec.name(),
+                        reason: format!("n_models: must be at most {}", u32::MAX),
+                    })?;
+                // Everything the spec does not carry keeps River's defaults.
+                let config = LeveragingBaggingConfig {
+                    n_models,
+                    seed: *seed,
+                    ..LeveragingBaggingConfig::default()
+                };
+                LearnerState::LeveragingBagging(
+                    LeveragingBaggingClassifier::new(config).map_err(params)?,
+                )
+            }
+            LearnerSpec::Selector { members, window } => {
+                let window = NonZeroU32::new(*window).ok_or_else(|| ModelError::LearnerParams {
+                    learner: spec.name(),
+                    reason: "window: must be at least 1".to_owned(),
+                })?;
+                let specs = members
+                    .clone()
+                    .unwrap_or_else(LearnerSpec::default_selector_members);
+                let mut built = Vec::with_capacity(specs.len());
+                for (i, member) in specs.iter().enumerate() {
+                    let state = LearnerState::new(member, task)?;
+                    if state.is_batch() || state.classifier().is_none() {
+                        return Err(ModelError::LearnerParams {
+                            learner: spec.name(),
+                            reason: format!(
+                                "members[{i}]: {} is not an online classifier",
+                                state.name()
+                            ),
+                        });
+                    }
+                    built.push(SelectorMember(state));
+                }
+                LearnerState::Selector(
+                    ModelSelector::new(built, SelectorConfig { window }).map_err(params)?,
+                )
+            }
             LearnerSpec::Gbt {
                 n_trees,
                 learning_rate,
@@ -222,6 +308,8 @@ impl LearnerState {
             LearnerState::Majority(_) => "majority",
             LearnerState::NoChange(_) => "no_change",
             LearnerState::AdaptiveRandomForest(_) => "adaptive_random_forest",
+            LearnerState::LeveragingBagging(_) => "leveraging_bagging",
+            LearnerState::Selector(_) => "selector",
             LearnerState::Gbt(_) => "gbt",
         }
     }
@@ -237,6 +325,8 @@ impl LearnerState {
             LearnerState::Majority(m) => m,
             LearnerState::NoChange(m) => m,
             LearnerState::AdaptiveRandomForest(m) => m,
+            LearnerState::LeveragingBagging(m) => m,
+            LearnerState::Selector(m) => m,
             LearnerState::Gbt(m) if m.params.loss == Loss::LogLoss => m,
             LearnerState::Gbt(_) | LearnerState::LinearRegression(_) => return None,
         })
@@ -253,6 +343,8 @@ impl LearnerState {
             LearnerState::Majority(m) => m,
             LearnerState::NoChange(m) => m,
             LearnerState::AdaptiveRandomForest(m) => m,
+            LearnerState::LeveragingBagging(m) => m,
+            LearnerState::Selector(m) => m,
             LearnerState::Gbt(_) | LearnerState::LinearRegression(_) => return None,
         })
     }

@@ -22,7 +22,7 @@ pub mod storage;
 mod tests;
 
 pub use labels::{ClassLabel, MAX_CLASSES};
-pub use learner::LearnerState;
+pub use learner::{LearnerState, SelectorMember};
 pub use profile::{ProfileBuilder, ReferenceProfile};
 
 use crate::features::{FeatureError, FeaturePipeline, FieldValue, Record};

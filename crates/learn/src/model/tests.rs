@@ -58,12 +58,14 @@ fn trained(yaml: &str) -> Model {
     m
 }
 
-const LEARNERS: [&str; 8] = [
+const LEARNERS: [&str; 10] = [
     "logistic_regression, optimizer: adam",
     "gaussian_nb",
     "hoeffding_tree, grace_period: 50",
     "hoeffding_adaptive_tree, grace_period: 50, seed: 7",
     "adaptive_random_forest, n_models: 3, seed: 7",
+    "leveraging_bagging, n_models: 3, seed: 7",
+    "selector, window: 50, members: [ { type: gaussian_nb }, { type: hoeffding_tree, grace_period: 50 } ]",
     "gbt, n_trees: 20",
     "majority",
     "no_change",
@@ -203,6 +205,99 @@ fn forest_and_boosting_are_built_from_their_specs() {
             .starts_with("learner adaptive_random_forest: n_models"),
         "{err}"
     );
+}
+
+#[test]
+fn ensembles_are_built_from_their_specs() {
+    let lb = model(
+        "{ stream: s, label: is_fraud, learner: { type: leveraging_bagging, n_models: 4, seed: 9 } }",
+    )
+    .expect("leveraging bagging");
+    let LearnerState::LeveragingBagging(bagging) = lb.learner() else {
+        panic!("{:?}", lb.learner().name())
+    };
+    let c = bagging.config();
+    // What the spec does not carry keeps River's defaults.
+    assert_eq!(
+        (c.n_models.get(), c.seed, c.w, c.adwin.delta),
+        (4, 9, 6.0, 0.002)
+    );
+    assert_eq!(bagging.trees().count(), 4);
+
+    let sel = model("{ stream: s, label: is_fraud, learner: { type: selector } }").expect("sel");
+    let LearnerState::Selector(selector) = sel.learner() else {
+        panic!("{:?}", sel.learner().name())
+    };
+    assert_eq!(
+        selector.member_names(),
+        [
+            "adaptive_random_forest",
+            "hoeffding_adaptive_tree",
+            "gaussian_nb",
+            "logistic_regression"
+        ]
+    );
+    assert_eq!(selector.config().window.get(), 500);
+    assert_eq!(selector.serving(), 0);
+    assert_eq!(selector.recent_errors(), [1.0; 4]);
+
+    // A selector learns through the model like any online learner, every member
+    // learning every record.
+    let mut sel = model(
+        "{ stream: s, label: is_fraud, learner: { type: selector, window: 20, members: [ { type: no_change }, { type: hoeffding_tree, grace_period: 20 } ] } }",
+    )
+    .expect("sel");
+    for r in rows(300) {
+        sel.learn_record(&r).expect("learn");
+    }
+    let LearnerState::Selector(selector) = sel.learner() else {
+        panic!("selector")
+    };
+    // Fraud is every fifth row, so the last label is usually wrong; the tree serves.
+    assert_eq!(selector.serving(), 1, "{:?}", selector.recent_errors());
+    let errors = selector.recent_errors();
+    assert!(errors[1] < errors[0], "{errors:?}");
+
+    // Members that are not online classifiers are refused by index.
+    for (members, bad) in [
+        (
+            "[ { type: gaussian_nb }, { type: gbt } ]",
+            "members[1]: gbt",
+        ),
+        (
+            "[ { type: linear_regression } ]",
+            "members[0]: linear_regression",
+        ),
+    ] {
+        let spec: ModelSpec = serde_yaml_ng::from_str(&format!(
+            "{{ stream: s, label: is_fraud, learner: {{ type: selector, members: {members} }} }}"
+        ))
+        .expect("yaml");
+        // Resolution only checks the task; the learn crate checks the members itself.
+        let resolved = spec.resolve("m", &schema()).expect("resolves");
+        let stamp = ModelStamp::new(&ManualClock::new(1_767_571_200_000_000));
+        let err = Model::new(&resolved, &schema(), stamp).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("learner selector: {bad}")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_selector_of_the_default_members_passes_the_classifier_conformance_suite() {
+    use crate::evaluate::conformance::{check_classifier_conformance, check_classifier_snapshot};
+    let spec = freshet_core::model_spec::LearnerSpec::Selector {
+        members: None,
+        window: 50,
+    };
+    let make = || match LearnerState::new(&spec, Task::Multiclass) {
+        Ok(LearnerState::Selector(s)) => s,
+        other => panic!("{other:?}"),
+    };
+    check_classifier_conformance(|| Box::new(make()));
+    check_classifier_snapshot(make);
 }
 
 #[test]
@@ -630,6 +725,8 @@ fn a_saved_model_keeps_learning_exactly_as_if_never_saved() {
         "{ type: hoeffding_adaptive_tree, seed: 3 }",
         "{ type: hoeffding_tree }",
         "{ type: adaptive_random_forest, n_models: 3, seed: 5 }",
+        "{ type: leveraging_bagging, n_models: 3, seed: 5 }",
+        "{ type: selector, window: 100 }",
         "{ type: logistic_regression }",
         "{ type: gaussian_nb }",
     ] {

@@ -77,7 +77,9 @@ impl HoeffdingTreeClassifier {
         Ok(Self::with_valid_config(config))
     }
 
-    fn with_valid_config(config: HoeffdingTreeConfig) -> Self {
+    /// [`Self::new`] for a configuration already validated (an ensemble checks its
+    /// tree parameters once, then grows trees without re-checking).
+    pub(crate) fn with_valid_config(config: HoeffdingTreeConfig) -> Self {
         Self {
             config,
             nodes: Arena::default(),

@@ -1,0 +1,46 @@
+//! Ensembles for the live path: leveraging bagging and a greedy model selector.
+//!
+//! - [`LeveragingBaggingClassifier`] — Bifet, Holmes & Pfahringer (2010), with the
+//!   defaults of River 0.26.1's `ensemble.LeveragingBaggingClassifier` over
+//!   `tree.HoeffdingTreeClassifier()`: 10 plain Hoeffding trees, each learning every
+//!   example with a Poisson(w = 6) weight (more weight and more diversity than the
+//!   bootstrap's Poisson(1)); an ADWIN detector (δ = 0.002) on each tree's 0/1 error;
+//!   when a detector reports that its tree's error rose, the tree with the highest
+//!   estimated error is replaced by a fresh one. Prediction sums the trees' class
+//!   probabilities. One seeded generator draws every bagging weight, so a seed fixes
+//!   the result and a serialised ensemble resumes exactly.
+//! - [`ModelSelector`] — several online classifiers that all learn every example
+//!   (test-then-train), each with an exponentially weighted recent 0/1 error; the one
+//!   with the lowest recent error answers. It is generic over its members; a model's
+//!   selector ([`crate::model::LearnerState::Selector`]) holds learners built from the
+//!   spec (by default the adaptive random forest, the Hoeffding adaptive tree,
+//!   Gaussian naive Bayes and logistic regression).
+//!
+//! Predicting never mutates either of them.
+//!
+//! ## Differences from River
+//!
+//! - Leveraging bagging implements River's default `bagging_method="bag"` only (not
+//!   `me`, `half`, `wt`, `subag`), and the trees are Freshet's Hoeffding trees (see
+//!   [`crate::tree`] for their differences).
+//! - A tree learns its Poisson draw `k` as one example of weight `k`
+//!   ([`HoeffdingTreeClassifier::learn_weighted`](crate::tree::HoeffdingTreeClassifier::learn_weighted));
+//!   River calls `learn_one` `k` times. The statistics are the same; what differs is
+//!   that River may split a leaf part way through the `k` copies and send the rest to
+//!   the new children, and its naive-Bayes-adaptive leaves score each copy.
+//! - As in River, a tree's error for its detector is measured after it learns the
+//!   example (train, then test), and a detection counts only when the detector's
+//!   estimate rose. The random numbers differ (SplitMix64 here, Python's Mersenne
+//!   Twister there), so results agree statistically, not example by example.
+//! - River 0.26.1 has no greedy selector for classifiers (only `GreedyRegressor`, and
+//!   the bandit and successive-halving selectors, which train a subset of the models
+//!   or drop models for good); its `GreedyRegressor` ranks models by their metric
+//!   since the start, ours by a recent error, so it follows changes.
+
+mod leveraging;
+mod selector;
+#[cfg(test)]
+mod tests;
+
+pub use leveraging::{LeveragingBaggingClassifier, LeveragingBaggingConfig};
+pub use selector::{ModelSelector, SelectorConfig};
