@@ -5,11 +5,17 @@
 
 use crate::cli::BenchLearnersArgs;
 use anyhow::{Context, Result, bail};
+use freshet_core::Task;
+use freshet_core::model_spec::{LearnerSpec, TreeSpec};
 use freshet_learn::Classifier;
+use freshet_learn::ensemble::{
+    LeveragingBaggingClassifier, LeveragingBaggingConfig, ModelSelector,
+};
 use freshet_learn::evaluate::prequential_classification;
 use freshet_learn::forest::{ARFClassifier, ARFConfig};
 use freshet_learn::linear::LogisticRegression;
 use freshet_learn::metrics::{Accuracy, ClassificationMetric};
+use freshet_learn::model::{LearnerState, SelectorMember};
 use freshet_learn::naive_bayes::GaussianNB;
 use freshet_learn::tree::{
     HoeffdingAdaptiveTreeClassifier, HoeffdingAdaptiveTreeConfig, HoeffdingTreeClassifier,
@@ -25,6 +31,42 @@ pub struct LearnerReport {
     pub rows: usize,
     pub accuracy: f64,
     pub rows_per_sec: f64,
+    /// For the selector: which member answered at the end, and how often it changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A learner under test: any classifier, or the selector, whose state is reported.
+enum Learner {
+    Plain(Box<dyn Classifier>),
+    Selector(Box<ModelSelector<SelectorMember>>),
+}
+
+impl Learner {
+    fn classifier_mut(&mut self) -> &mut dyn Classifier {
+        match self {
+            Learner::Plain(c) => c.as_mut(),
+            Learner::Selector(s) => s.as_mut(),
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        let Learner::Selector(s) = self else {
+            return None;
+        };
+        let names = s.member_names();
+        let errors: Vec<String> = names
+            .iter()
+            .zip(s.recent_errors())
+            .map(|(n, e)| format!("{n} {e:.3}"))
+            .collect();
+        Some(format!(
+            "serving {} at the end after {} switches; recent errors: {}",
+            names.get(s.serving()).copied().unwrap_or("?"),
+            s.n_switches(),
+            errors.join(", ")
+        ))
+    }
 }
 
 /// A labelled numeric stream: features in column order, labels as class indices in
@@ -92,7 +134,7 @@ pub fn read_stream(path: &std::path::Path, label: &str) -> Result<Stream> {
 }
 
 /// The learners with their default settings; `seed` seeds the randomised ones.
-fn learners(seed: u64) -> Result<Vec<(&'static str, Box<dyn Classifier>)>> {
+fn learners(seed: u64) -> Result<Vec<(&'static str, Learner)>> {
     let hat = HoeffdingAdaptiveTreeConfig {
         seed,
         ..HoeffdingAdaptiveTreeConfig::default()
@@ -101,7 +143,11 @@ fn learners(seed: u64) -> Result<Vec<(&'static str, Box<dyn Classifier>)>> {
         seed,
         ..ARFConfig::default()
     };
-    Ok(vec![
+    let lb = LeveragingBaggingConfig {
+        seed,
+        ..LeveragingBaggingConfig::default()
+    };
+    let plain: Vec<(&'static str, Box<dyn Classifier>)> = vec![
         (
             "logistic_regression",
             Box::new(LogisticRegression::default()),
@@ -116,7 +162,43 @@ fn learners(seed: u64) -> Result<Vec<(&'static str, Box<dyn Classifier>)>> {
             Box::new(HoeffdingAdaptiveTreeClassifier::new(hat)?),
         ),
         ("arf_10", Box::new(ARFClassifier::new(arf)?)),
-    ])
+        (
+            "leveraging_bagging_10",
+            Box::new(LeveragingBaggingClassifier::new(lb)?),
+        ),
+    ];
+    let mut out: Vec<(&'static str, Learner)> = plain
+        .into_iter()
+        .map(|(name, c)| (name, Learner::Plain(c)))
+        .collect();
+    out.push(("selector", Learner::Selector(Box::new(selector(seed)?))));
+    Ok(out)
+}
+
+/// The model selector as `learner: { type: selector }` builds it (ARF(10), Hoeffding
+/// adaptive tree, Gaussian NB, logistic regression; window 500), with `seed` for the
+/// randomised members instead of their spec defaults.
+fn selector(seed: u64) -> Result<ModelSelector<SelectorMember>> {
+    let members = LearnerSpec::default_selector_members()
+        .into_iter()
+        .map(|m| match m {
+            LearnerSpec::AdaptiveRandomForest { n_models, .. } => {
+                LearnerSpec::AdaptiveRandomForest { n_models, seed }
+            }
+            LearnerSpec::HoeffdingAdaptiveTree(t) => {
+                LearnerSpec::HoeffdingAdaptiveTree(TreeSpec { seed, ..t })
+            }
+            other => other,
+        })
+        .collect();
+    let spec = LearnerSpec::Selector {
+        members: Some(members),
+        window: 500,
+    };
+    match LearnerState::new(&spec, Task::Multiclass)? {
+        LearnerState::Selector(s) => Ok(s),
+        other => bail!("a selector spec built a {}", other.name()),
+    }
 }
 
 pub fn run(a: BenchLearnersArgs) -> Result<()> {
@@ -135,7 +217,7 @@ pub fn run(a: BenchLearnersArgs) -> Result<()> {
         {
             let mut metrics: [&mut dyn ClassificationMetric; 1] = [&mut acc];
             prequential_classification(
-                model.as_mut(),
+                model.classifier_mut(),
                 stream.rows.iter().cloned(),
                 &mut metrics,
                 0,
@@ -147,11 +229,15 @@ pub fn run(a: BenchLearnersArgs) -> Result<()> {
             rows: stream.rows.len(),
             accuracy: acc.get(),
             rows_per_sec: stream.rows.len() as f64 / secs,
+            detail: model.detail(),
         };
         println!(
             "{:<26} accuracy {:>7.4}   {:>12.0} rows/s",
             r.learner, r.accuracy, r.rows_per_sec
         );
+        if let Some(d) = &r.detail {
+            println!("{:<26} {d}", "");
+        }
         reports.push(r);
     }
     if let Some(p) = &a.json {
