@@ -18,8 +18,8 @@ use crate::tree::{MAX_CLASSES, TreeConfigError};
 pub struct LeveragingBaggingConfig {
     /// Trees in the ensemble. Default 10.
     pub n_models: NonZeroU32,
-    /// `w` of leveraging bagging: each tree learns each example with a weight drawn
-    /// from Poisson(w), finite, in (0, 100]. Default 6.
+    /// `w` of leveraging bagging: each tree learns each example `k` times, `k` drawn
+    /// from Poisson(w); finite, in (0, 100]. Default 6.
     pub w: f64,
     /// The detector on each tree's 0/1 error. Default ADWIN with δ = 0.002.
     pub adwin: AdwinConfig,
@@ -67,13 +67,14 @@ struct Member {
 }
 
 /// Leveraging bagging (Bifet, Holmes & Pfahringer, "Leveraging bagging for evolving
-/// data streams", ECML PKDD 2010) as River 0.26.1's `ensemble.LeveragingBaggingClassifier`
-/// with its defaults and Hoeffding trees: 10 trees; each learns each example with a
-/// Poisson(6) weight; then each tree's 0/1 error on that example feeds its own ADWIN
-/// (δ = 0.002). When, on an example, some detector reports a drift along which its
-/// error estimate rose, the tree whose detector estimates the highest error (the
-/// first on ties) is replaced by a fresh tree with a fresh detector. Prediction sums
-/// the trees' class probabilities and normalises.
+/// data streams", ECML PKDD 2010) as River 0.26.1's
+/// `ensemble.LeveragingBaggingClassifier` with its defaults and Hoeffding trees: 10
+/// trees; each learns each example `k` times, `k` drawn from Poisson(6); then each
+/// tree's 0/1 error on that example feeds its own ADWIN (δ = 0.002). When, on an
+/// example, some detector reports a drift along which its error estimate rose, the
+/// tree whose detector estimates the highest error (the first on ties) is replaced by
+/// a fresh tree with a fresh detector. Prediction sums the trees' class probabilities
+/// and normalises.
 ///
 /// See the [module documentation](super) for the differences from River.
 ///
@@ -170,7 +171,8 @@ fn fresh_member(config: &LeveragingBaggingConfig) -> Member {
 }
 
 impl Classifier for LeveragingBaggingClassifier {
-    /// Every tree learns `x` with a Poisson(w) weight (0 skips it), then its detector
+    /// Every tree learns `x` as many times as a Poisson(w) draw says (0 skips it), then
+    /// its detector
     /// sees whether the tree now predicts `y`; a tree that predicts nothing yet feeds
     /// its detector nothing. Labels at or above [`MAX_CLASSES`] are ignored.
     fn learn_one(&mut self, x: &[f64], y: usize) {
@@ -181,8 +183,13 @@ impl Classifier for LeveragingBaggingClassifier {
         let mut change = false;
         for member in &mut self.members {
             let k = self.rng.poisson(self.config.w);
-            if k > 0 {
-                member.tree.learn_weighted(x, y, f64::from(k));
+            // k copies of weight 1, as River does, rather than one of weight k: the
+            // statistics are the same, but a leaf may split part way through the copies
+            // and its naive-Bayes-adaptive counters score each copy, which on Elec2 is
+            // worth half a point of accuracy (0.8951 against 0.8898, 10 seeds) for
+            // 2.5 times the time.
+            for _ in 0..k {
+                member.tree.learn_weighted(x, y, 1.0);
             }
             let Some(predicted) = member.tree.predict_one(x) else {
                 continue;
