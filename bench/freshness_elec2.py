@@ -53,22 +53,22 @@ def load(path: Path):
     return xs, ys
 
 
-def no_change(ys, delay: int, start: int) -> float:
+def no_change(ys, delay: int, start: int, end: int) -> float:
     """Predict the label of event i - delay (the newest one known at event i), scored
-    from event `start` on."""
+    over events `start`..`end`."""
     first = max(start, delay)
-    hits = sum(ys[i - delay] == ys[i] for i in range(first, len(ys)))
-    return hits / (len(ys) - first)
+    hits = sum(ys[i - delay] == ys[i] for i in range(first, end))
+    return hits / (end - first)
 
 
-def river_arf(xs, ys, delay: int, start: int) -> tuple[float, float]:
+def river_arf(xs, ys, delay: int, start: int, end: int) -> tuple[float, float]:
     """Test-then-train where the label of event j is learnt just before event j + delay
-    is predicted, scored from event `start` on (it learns from event 0); returns
+    is predicted, scored over events `start`..`end` (it learns from event 0); returns
     (accuracy, seconds)."""
     model = forest.ARFClassifier(n_models=10, seed=42)
     right = seen = 0
     started = time.perf_counter()
-    for i, x in enumerate(xs):
+    for i, x in enumerate(xs[:end]):
         j = i - delay
         if j >= 0:
             model.learn_one(xs[j], ys[j])
@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--retrain-rows", type=int, default=500, help="snapshot every this many new rows")
     ap.add_argument("--initial-rows", type=int, default=500)
     ap.add_argument("--rollout-requests", type=int, default=50)
-    ap.add_argument("--max-seconds", type=int, default=600)
+    ap.add_argument("--max-seconds", type=int, default=1800)
     ap.add_argument("--keep", type=Path, help="keep the demo's folder here")
     args = ap.parse_args()
 
@@ -131,22 +131,25 @@ def main() -> None:
 
 def one_delay(args, xs, ys, d: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        out_dir = args.keep or Path(tmp) / "demo"
+        out_dir = (args.keep / f"delay-{d}") if args.keep else Path(tmp) / "demo"
         fr = run_freshet(args, out_dir, d)
     served = fr["served"]["whole"]
     static = next(v for v in fr["versions"] if v["version"] == 1)["whole"]
     first = fr["first_served"]
+    # The run may end before the stream does (its time budget): compare on the events
+    # it saw.
+    end = fr["events"]
     # Every figure over the same events: from the first one Freshet answered. River's
     # delay counts like the demo's: at delay d, event i has learnt labels up to i - d
     # (the demo's 0 is River's 1, the previous event's label).
-    arf_d, arf_d_secs = river_arf(xs, ys, max(d, 1), first)
-    arf_1, arf_1_secs = river_arf(xs, ys, 1, first)
-    nc_d, nc_1 = no_change(ys, max(d, 1), first), no_change(ys, 1, first)
+    arf_d, arf_d_secs = river_arf(xs, ys, max(d, 1), first, end)
+    arf_1, arf_1_secs = river_arf(xs, ys, 1, first, end)
+    nc_d, nc_1 = no_change(ys, max(d, 1), first, end), no_change(ys, 1, first, end)
 
     how = ("live ARF(10) learning every label, snapshots as its safety net"
            if args.serving == "live" else "online ARF(10) snapshots + rollouts")
     print(f"Elec2 freshness — {len(ys)} events replayed at up to {args.rate}/s, labels {d} events late, serving {args.serving}")
-    print(f"(every figure over events {first}..{len(ys)}: Freshet answers from event {first}, when v1 "
+    print(f"(every figure over events {first}..{end} of {len(ys)}: Freshet answers from event {first}, when v1 "
           f"is ready; {len(fr['versions'])} versions; the run took {fr['seconds']:.0f} s)\n")
     print(f"  {'':<66} {'accuracy':>9}")
     print(f"  {f'Freshet, served champion ({how})':<66} {served['accuracy']:>9.4f}")
@@ -161,6 +164,7 @@ def one_delay(args, xs, ys, d: int) -> None:
         "river_arf_delayed": arf_d, "no_change_delayed": nc_d,
         "river_arf": arf_1, "no_change": nc_1, "serving": args.serving,
         "label_delay": d, "rate": args.rate, "versions": len(fr["versions"]),
+        "first": first, "end": end,
         "seconds": fr["seconds"],
     }))
 
