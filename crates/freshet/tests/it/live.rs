@@ -8,7 +8,7 @@
 
 use crate::support::{Options, Resp, TestServer, metric};
 use freshet_core::model_spec::ModelSpec;
-use freshet_core::{Field, FieldType, Schema, SystemClock};
+use freshet_core::{Schema, SystemClock};
 use freshet_learn::model::{Model, ModelStamp};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -33,11 +33,7 @@ models:
 "#;
 
 fn schema() -> Schema {
-    Schema::new(vec![
-        Field::new("amount", FieldType::Float),
-        Field::new("merchant", FieldType::String),
-        Field::new("is_fraud", FieldType::Bool),
-    ])
+    crate::support::payments_schema()
 }
 
 fn truth(amount: f64) -> bool {

@@ -7,7 +7,7 @@
 
 use crate::support::{Options, TestServer, eventually};
 use freshet_core::model_spec::ModelSpec;
-use freshet_core::{Field, FieldType, Schema, SystemClock};
+use freshet_core::{Schema, SystemClock};
 use freshet_learn::model::{Model, ModelStamp};
 use freshet_serve::evidence::{LABELS_FLOWING_MS, ServedEvidence, phase_label_figures};
 use freshet_serve::rollout::{Phase, RolloutController, Transition, load_state};
@@ -37,11 +37,7 @@ models:
 "#;
 
 fn schema() -> Schema {
-    Schema::new(vec![
-        Field::new("amount", FieldType::Float),
-        Field::new("merchant", FieldType::String),
-        Field::new("is_fraud", FieldType::Bool),
-    ])
+    crate::support::payments_schema()
 }
 
 fn truth(amount: f64) -> bool {

@@ -15,11 +15,7 @@ const STREAMS: &str =
     "  s:\n    source: { type: http }\n    schema: { fields: [ { name: x, type: int } ] }\n";
 
 fn schema() -> Schema {
-    Schema::new(vec![
-        Field::new("amount", FieldType::Float),
-        Field::new("merchant", FieldType::String),
-        Field::new("is_fraud", FieldType::Bool),
-    ])
+    crate::support::payments_schema()
 }
 
 /// Rows where fraud is a large amount; `flip` inverts the concept (a worse model).

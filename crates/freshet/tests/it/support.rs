@@ -478,3 +478,14 @@ pub fn publish_trained(
     .unwrap_or_else(|e| panic!("publishing {name}: {e}"))
     .version
 }
+
+/// The payments stream the serving, rollout and live tests train on: `amount`,
+/// `merchant` and the label `is_fraud`.
+pub fn payments_schema() -> freshet_core::Schema {
+    use freshet_core::{Field, FieldType};
+    freshet_core::Schema::new(vec![
+        Field::new("amount", FieldType::Float),
+        Field::new("merchant", FieldType::String),
+        Field::new("is_fraud", FieldType::Bool),
+    ])
+}
