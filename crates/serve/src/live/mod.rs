@@ -18,7 +18,7 @@
 //! - When the `champion` alias moves, the new version becomes the base: a new lineage
 //!   starts from it and the old learner thread ends.
 //!
-//! Labels reach a live model through [`LiveHub::labels`] (the feedback endpoint); an
+//! Labels reach a live model through [`LiveModel::labels`] (the feedback endpoint); an
 //! answer is matched by its request id or the caller's id. Live mode is single-node:
 //! another node serves its own snapshot.
 
@@ -826,11 +826,6 @@ impl LiveHub {
             .unwrap_or_else(|e| e.into_inner())
             .get(model)
             .cloned()
-    }
-
-    /// Hand feedback labels to `model`'s live learner; how many matched an answer.
-    pub fn labels(&self, model: &str, rows: &[LabelRow]) -> usize {
-        self.get(model).map_or(0, |m| m.labels(rows))
     }
 
     pub fn status(&self, model: &str) -> Option<LiveStatus> {
