@@ -324,16 +324,23 @@ fn int(v: &Value) -> i64 {
     }
 }
 
+/// A JSON number, or a string holding one (labels arrive as either).
+pub fn number(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
 /// Whether a prediction and its label agree: their JSON values are equal, with numbers
 /// compared by value and `true`/`false` equal to `1`/`0` (labels often arrive as
 /// either). The performance view and the loop's error stream both grade by this rule.
 pub fn same(pred: &serde_json::Value, label: &serde_json::Value) -> bool {
     use serde_json::Value as J;
     let num = |v: &J| match v {
-        J::Number(n) => n.as_f64(),
         J::Bool(b) => Some(f64::from(u8::from(*b))),
-        J::String(s) => s.parse::<f64>().ok(),
-        _ => None,
+        other => number(other),
     };
     match (pred, label) {
         (J::String(a), J::String(b)) => a == b,

@@ -298,12 +298,8 @@ fn now_ms() -> i64 {
 /// Grade a prediction against a label: 0/1 for a class, absolute error for a value.
 fn error_of(pred: &Json, label: &Json, regression: bool) -> f64 {
     if regression {
-        let num = |v: &Json| match v {
-            Json::Number(n) => n.as_f64(),
-            Json::String(s) => s.parse::<f64>().ok(),
-            _ => None,
-        };
-        match (num(pred), num(label)) {
+        use crate::feedback::number;
+        match (number(pred), number(label)) {
             (Some(p), Some(y)) => (p - y).abs(),
             _ => 0.0,
         }
