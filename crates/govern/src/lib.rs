@@ -1,0 +1,18 @@
+//! Governance: who is asking, what they may do, who signed off, and what happened.
+//!
+//! This room holds [`identity`] (principals, roles, scopes and the one authorization
+//! check), [`tokens`] (API tokens: created, listed, revoked, stored hashed and compared
+//! in constant time), [`oidc`] (Bearer JWTs validated through an issuer's discovery
+//! document and JWKS), [`approvals`] (maker-checker sign-off before a version becomes
+//! champion) and the [`audit`] chain (hash-linked records, signed checkpoints, verify,
+//! export).
+//!
+//! It may touch `core` only. It sits under every stage that changes state: services call
+//! it once per change; HTTP and CLI wiring live in the binary.
+
+pub mod audit;
+pub mod error;
+pub mod identity;
+pub mod tokens;
+
+pub use error::GovernError;
