@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod error;
 pub mod identity;
+pub mod oidc;
 pub mod tokens;
 
 pub use error::GovernError;
