@@ -31,7 +31,13 @@ pub struct LoopDeps {
     pub rollout: Arc<RolloutController>,
     /// Handed to external training commands as `MLFLOW_TRACKING_URI`.
     pub tracking_uri: String,
+    /// When authentication is on: mints a short-lived token (model, job id, lifetime in
+    /// seconds) handed to the external training command as `MLFLOW_TRACKING_TOKEN`.
+    pub job_token: Option<JobTokenMinter>,
 }
+
+/// Mints a tracking token for one external job: (model, job id, lifetime seconds).
+pub type JobTokenMinter = Arc<dyn Fn(&str, &str, u64) -> Option<String> + Send + Sync>;
 
 /// Something the loop did, for logs and the demo's narrative.
 #[derive(Debug, Clone, PartialEq)]
@@ -661,6 +667,11 @@ impl ModelLoop {
                 let version = match registered {
                     Some(v) => v,
                     None => {
+                        let token = self
+                            .deps
+                            .job_token
+                            .as_ref()
+                            .and_then(|mint| mint(&self.name, &job.id, timeout_secs + 300));
                         job::run_command(
                             store.as_ref(),
                             &self.name,
@@ -669,6 +680,7 @@ impl ModelLoop {
                             table.url().as_str(),
                             job,
                             &self.deps.tracking_uri,
+                            token.as_deref(),
                         )
                         .await?
                     }

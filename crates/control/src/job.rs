@@ -170,6 +170,7 @@ pub async fn run_builtin(
 
 /// Run an external training command; it logs and registers through the MLflow API.
 /// Returns the version its run registered.
+#[allow(clippy::too_many_arguments)] // each is one fact the command is started with
 pub async fn run_command(
     store: &dyn Store,
     name: &str,
@@ -178,6 +179,7 @@ pub async fn run_command(
     table_uri: &str,
     job: &JobState,
     tracking_uri: &str,
+    tracking_token: Option<&str>,
 ) -> Result<i64> {
     let fail = |reason: String| ControlError::Job {
         model: name.to_string(),
@@ -197,7 +199,11 @@ pub async fn run_command(
     let (program, args) = command
         .split_first()
         .ok_or_else(|| fail("the job has no command".into()))?;
-    let mut child = tokio::process::Command::new(program)
+    let mut cmd = tokio::process::Command::new(program);
+    if let Some(t) = tracking_token {
+        cmd.env("MLFLOW_TRACKING_TOKEN", t);
+    }
+    let mut child = cmd
         .args(args)
         .env("FRESHET_TABLE_URI", table_uri)
         .env("FRESHET_TABLE_VERSION", job.table_version.to_string())

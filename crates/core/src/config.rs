@@ -56,6 +56,12 @@ pub struct FreshetConfig {
     /// Where monitoring alerts go (docs/monitoring.md).
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// Who may call the server (docs/governance.md).
+    #[serde(default)]
+    pub auth: crate::config_govern::AuthConfig,
+    /// The audit chain (docs/governance.md).
+    #[serde(default)]
+    pub audit: crate::config_govern::AuditSettings,
 }
 
 /// Alert webhooks: each alert is POSTed as JSON to every URL.
@@ -466,6 +472,7 @@ impl FreshetConfig {
             model.validate(name, &self.streams, &mut errs);
         }
         self.alerts.validate(&mut errs);
+        crate::config_govern::validate(&self.auth, &self.audit, &mut errs);
         errs
     }
 }

@@ -57,6 +57,79 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// API tokens: create (shown once), list, revoke. Talks to the running server with
+    /// an admin token (--token, FRESHET_TOKEN, or auth.admin_token_file).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The audit trail: verify the hash chain and its signed checkpoints, export it as
+    /// JSON lines. Reads the files directly; works while the server runs.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// How a CLI command reaches the running server.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The server's base URL (default: http:// + server.listen of the configuration).
+    #[arg(long, env = "FRESHET_URL")]
+    pub url: Option<String>,
+    /// Bearer token (default: the file auth.admin_token_file names).
+    #[arg(long, env = "FRESHET_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once; only its hash is stored.
+    Create {
+        /// A unique name (letters, digits, '-', '_', '.', '@').
+        name: String,
+        /// Roles: viewer, producer, scorer, data_scientist, approver, operator, admin.
+        #[arg(long = "role", required = true, num_args = 1..)]
+        roles: Vec<String>,
+        /// Limit the roles to these resources (globs over stream:<name>, model:<name>,
+        /// experiment:<name>); default: everything.
+        #[arg(long = "scope", num_args = 1..)]
+        scopes: Vec<String>,
+        /// Expire after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke a token by name; requests with it get 401 from then on.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every record's hash and link and every checkpoint's signature; reports the
+    /// first bad sequence number. Exits 1 when the chain does not verify.
+    Verify {
+        /// The public key file (default: audit.pub beside audit.key_file).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the records as JSON lines to stdout (or --out), from --since on.
+    Export {
+        /// RFC 3339 time, e.g. 2026-12-01T00:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod governance;
 pub mod lake_sink;
 pub mod monitoring;
 pub mod runtime;

@@ -197,6 +197,8 @@ pub struct Runtime {
     pub capture: Arc<freshet_serve::capture::Capture>,
     /// Drift, live accuracy and alerts per model.
     pub monitoring: Arc<crate::monitoring::Monitoring>,
+    /// Identity, authorization and the audit chain.
+    pub governance: Arc<freshet_govern::Governance>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -215,6 +217,7 @@ impl Runtime {
             )
         })?;
         let lake = open_lake(&config, &base_dir)?;
+        let governance = crate::governance::open(&config, &base_dir)?;
         let options = TableOptions {
             partition_by: vec![freshet_core::system_columns::INGEST_DATE.to_string()],
             checkpoint_interval: config.lake.checkpoint_interval.get(),
@@ -327,6 +330,7 @@ impl Runtime {
         );
         let (stop, _) = watch::channel(false);
         Ok(Self {
+            governance,
             monitoring,
             config,
             base_dir,
@@ -355,6 +359,7 @@ impl Runtime {
             labels: Arc::default(),
             monitoring: self.monitoring.clone(),
             ready,
+            governance: self.governance.clone(),
         }
     }
 
@@ -615,6 +620,14 @@ impl Runtime {
                 &self.config.models,
             )),
             tracking_uri: format!("http://{}", self.config.server.listen),
+            job_token: self.config.auth.enabled.then(|| {
+                let gov = self.governance.clone();
+                let mint: freshet_control::controller::JobTokenMinter =
+                    Arc::new(move |model: &str, job: &str, secs: u64| {
+                        crate::governance::mint_job_token(&gov, model, job, secs)
+                    });
+                mint
+            }),
         };
         for (name, spec) in &self.config.models {
             let Some(schema) = schemas.get(&spec.stream).map(|s| (*s).clone()) else {
@@ -702,6 +715,10 @@ impl Runtime {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while self.ingest.buffered() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A final checkpoint seals what was appended.
+        if let Err(e) = self.governance.audit().checkpoint_now() {
+            tracing::warn!(error = %e, "cannot write the closing audit checkpoint");
         }
     }
 }

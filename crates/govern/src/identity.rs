@@ -193,7 +193,11 @@ impl Grant {
             glob::Pattern::new(s).map_err(|e| {
                 GovernError::invalid(format!("{field}.scopes[{i}]"), format!("bad glob: {e}"))
             })?;
-            if s != "*" && !["stream:", "model:", "experiment:"].iter().any(|p| s.starts_with(p)) {
+            if s != "*"
+                && !["stream:", "model:", "experiment:"]
+                    .iter()
+                    .any(|p| s.starts_with(p))
+            {
                 return Err(GovernError::invalid(
                     format!("{field}.scopes[{i}]"),
                     "must be \"*\" or start with stream:, model: or experiment:",
@@ -293,7 +297,13 @@ mod tests {
         Principal {
             name: "token:t".into(),
             method: AuthMethod::Token,
-            grants: vec![Grant::new(roles.to_vec(), scopes.iter().map(|s| s.to_string()).collect()).unwrap()],
+            grants: vec![
+                Grant::new(
+                    roles.to_vec(),
+                    scopes.iter().map(|s| s.to_string()).collect(),
+                )
+                .unwrap(),
+            ],
         }
     }
 

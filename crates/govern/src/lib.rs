@@ -11,9 +11,12 @@
 //! it once per change; HTTP and CLI wiring live in the binary.
 
 pub mod audit;
+pub mod authn;
 pub mod error;
 pub mod identity;
 pub mod oidc;
+pub mod service;
 pub mod tokens;
 
 pub use error::GovernError;
+pub use service::Governance;

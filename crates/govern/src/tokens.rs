@@ -346,7 +346,9 @@ mod tests {
     #[test]
     fn created_token_authenticates_until_revoked() {
         let store = TokenStore::in_memory().unwrap();
-        let t = store.create("ci", grants(Role::Producer), None, "admin").unwrap();
+        let t = store
+            .create("ci", grants(Role::Producer), None, "admin")
+            .unwrap();
         assert!(t.token.starts_with("fst_"));
         assert!(!format!("{t:?}").contains(&t.token));
         let p = store.authenticate(&t.token).unwrap().unwrap();
@@ -366,18 +368,24 @@ mod tests {
     #[test]
     fn wrong_malformed_and_expired_tokens_are_refused() {
         let store = TokenStore::in_memory().unwrap();
-        let t = store.create("a", grants(Role::Viewer), None, "admin").unwrap();
+        let t = store
+            .create("a", grants(Role::Viewer), None, "admin")
+            .unwrap();
         let mut wrong = t.token.clone();
         let last = wrong.pop().unwrap();
         wrong.push(if last == '0' { '1' } else { '0' });
         assert_eq!(store.authenticate(&wrong).unwrap(), Err(Refused::Unknown));
         assert_eq!(store.authenticate("nope").unwrap(), Err(Refused::Malformed));
         assert_eq!(
-            store.authenticate("fst_000000000000_".to_string().as_str()).unwrap(),
+            store
+                .authenticate("fst_000000000000_".to_string().as_str())
+                .unwrap(),
             Err(Refused::Malformed)
         );
         let soon = Utc::now() + chrono::Duration::milliseconds(50);
-        let e = store.create("short", grants(Role::Viewer), Some(soon), "admin").unwrap();
+        let e = store
+            .create("short", grants(Role::Viewer), Some(soon), "admin")
+            .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(80));
         assert_eq!(store.authenticate(&e.token).unwrap(), Err(Refused::Expired));
     }
@@ -385,13 +393,20 @@ mod tests {
     #[test]
     fn names_are_unique_and_checked() {
         let store = TokenStore::in_memory().unwrap();
-        store.create("a", grants(Role::Viewer), None, "admin").unwrap();
+        store
+            .create("a", grants(Role::Viewer), None, "admin")
+            .unwrap();
         assert!(matches!(
             store.create("a", grants(Role::Viewer), None, "admin"),
             Err(GovernError::Conflict { .. })
         ));
-        let e = store.create("a b", grants(Role::Viewer), None, "admin").unwrap_err();
+        let e = store
+            .create("a b", grants(Role::Viewer), None, "admin")
+            .unwrap_err();
         assert!(e.to_string().starts_with("name:"), "{e}");
-        assert!(matches!(store.revoke("zz"), Err(GovernError::NotFound { .. })));
+        assert!(matches!(
+            store.revoke("zz"),
+            Err(GovernError::NotFound { .. })
+        ));
     }
 }

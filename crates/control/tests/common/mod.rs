@@ -20,6 +20,7 @@ pub fn deps(dir: &Path, lake: Lake) -> (Arc<dyn Store>, LoopDeps) {
             Default::default(),
         )),
         tracking_uri: "http://127.0.0.1:1".into(),
+        job_token: None,
     };
     (store, deps)
 }

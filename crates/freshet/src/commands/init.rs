@@ -24,6 +24,17 @@ registry:
   path: data/registry.db          # experiments and runs (MLflow API at /api/2.0/mlflow)
   artifacts: data/artifacts       # run files and model directories (mlflow-artifacts:/)
 
+auth:
+  enabled: true                   # every route but /healthz and /readyz needs a token
+  store: data/govern.db           # API tokens (hashed) and approvals
+  admin_token_file: .freshet/admin.token   # written 0600 by `freshet init`
+  metrics_public: true
+
+audit:                            # every change, allowed or not, in a hash chain
+  dir: data/audit
+  checkpoint_dir: data/audit-checkpoints   # signed checkpoints, kept apart
+  key_file: .freshet/audit.key
+
 pii:
   key_env: FRESHET_PII_KEY
   key_file: .freshet/pii.key
@@ -81,6 +92,12 @@ pub fn run(args: &InitArgs) -> Result<()> {
             std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))?;
         }
     }
+    let (config_model, base) = crate::runtime::load_config(&config)?;
+    let gov = crate::governance::open(&config_model, &base)?;
+    let token_file = crate::governance::admin_token_path(&config_model, &base);
+    let created = crate::governance::ensure_admin_token(&gov, &token_file, "init")?;
+    gov.audit().checkpoint_now()?;
+    drop(gov);
     let samples = dir.join("samples");
     std::fs::create_dir_all(&samples)?;
     write_new(
@@ -94,6 +111,12 @@ pub fn run(args: &InitArgs) -> Result<()> {
         key_path.display(),
         samples.join("payments.ndjson").display()
     );
+    if created {
+        println!(
+            "wrote an admin token to {} (mode 0600); the CLI uses it, clients send it as `Authorization: Bearer <token>`",
+            token_file.display()
+        );
+    }
     println!("next:");
     println!("  freshet --config {} validate", config.display());
     println!("  freshet --config {} up", config.display());

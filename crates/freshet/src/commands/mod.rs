@@ -1,5 +1,6 @@
 //! One module per command; each parses nothing itself (clap did) and calls services.
 
+mod audit;
 mod bench;
 mod bench_learners;
 mod bench_serve;
@@ -10,6 +11,7 @@ mod init;
 mod rollout;
 mod score;
 mod tables;
+mod token;
 mod train;
 mod up;
 
@@ -26,6 +28,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train::run(&cli.config, a).await,
         Command::Score(a) => score::run(&cli.config, a).await,
         Command::Rollout(c) => rollout::run(&cli.config, c),
+        Command::Token(c) => token::run(&cli.config, c).await,
+        Command::Audit(c) => audit::run(&cli.config, c),
         Command::Tables => tables::list(&cli.config).await,
         Command::Table(t) => tables::table(&cli.config, t).await,
         Command::Bench(BenchCommand::Ingest(a)) => bench::ingest(a).await,

@@ -20,6 +20,7 @@ pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    crate::governance::check_listener(&runtime.config, addr)?;
     if let Some(f) = &args.addr_file {
         std::fs::write(f, addr.to_string())
             .with_context(|| format!("cannot write {}", f.display()))?;

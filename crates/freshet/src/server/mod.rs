@@ -3,6 +3,8 @@
 
 mod artifacts;
 mod error;
+pub mod gate;
+mod govern;
 mod ingest;
 mod mlflow;
 mod mlflow_logged;
@@ -11,6 +13,7 @@ mod ops;
 mod serving;
 
 pub use error::{ApiError, MlflowError};
+pub use govern::report_json;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -35,6 +38,8 @@ pub struct AppState {
     /// Drift, live accuracy and alerts per model, from the loops.
     pub monitoring: Arc<crate::monitoring::Monitoring>,
     pub ready: Arc<AtomicBool>,
+    /// Authentication, authorization and the audit chain, in front of every route.
+    pub governance: Arc<freshet_govern::Governance>,
 }
 
 /// The whole HTTP surface.
@@ -47,6 +52,11 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(artifacts::router())
         .merge(serving::router())
         .merge(ops::router())
+        .merge(govern::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::gate,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

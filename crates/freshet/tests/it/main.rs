@@ -4,6 +4,7 @@
 
 mod backpressure;
 mod bad_input;
+mod govern;
 mod idempotency;
 mod live;
 mod metrics;

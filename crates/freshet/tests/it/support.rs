@@ -36,6 +36,8 @@ pub struct Options {
     /// Run the loop as `freshet up` does: serving refresh, rollouts and each model's
     /// controller, ticking quickly.
     pub start_loops: bool,
+    /// More top-level YAML (e.g. `auth:` and `audit:` sections).
+    pub extra_yaml: String,
 }
 
 impl Options {
@@ -48,6 +50,7 @@ impl Options {
             ack_timeout_ms: 30_000,
             start_sources: false,
             start_loops: false,
+            extra_yaml: String::new(),
         }
     }
 }
@@ -119,7 +122,9 @@ pii:
   key_version: {PII_KEY_VERSION}
 streams:
 {streams}
+{extra}
 ",
+            extra = opts.extra_yaml,
             max_body = opts.max_body_bytes,
             max_buf = opts.max_buffered_records,
             ack = opts.ack_timeout_ms,

@@ -305,6 +305,7 @@ async fn send_loop(
 }
 
 impl Client {
+    #[allow(clippy::too_many_arguments)] // the demo's knobs, each used once
     pub fn new(
         base: String,
         stream: Stream,
@@ -313,7 +314,8 @@ impl Client {
         timeline: Arc<Mutex<Timeline>>,
         log: Narrator,
         live: bool,
-    ) -> Self {
+        token: &str,
+    ) -> Result<Self> {
         let label_index = stream.schema.index_of(&stream.label).unwrap_or(0);
         let input_fields = if stream.features.is_empty() {
             stream
@@ -326,7 +328,15 @@ impl Client {
         } else {
             stream.features.iter().map(|(f, _)| f.clone()).collect()
         };
-        let http = reqwest::Client::new();
+        // Auth is on in the demo: every call carries the admin token it wrote.
+        let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .default_headers(reqwest::header::HeaderMap::from_iter([(
+                reqwest::header::AUTHORIZATION,
+                auth,
+            )]))
+            .build()?;
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let sender = tokio::spawn(send_loop(
             http.clone(),
@@ -335,7 +345,7 @@ impl Client {
             stream.model.clone(),
             rx,
         ));
-        Self {
+        Ok(Self {
             base,
             http,
             outbox: Some(tx),
@@ -354,7 +364,7 @@ impl Client {
             after: None,
             inflight: tokio::task::JoinSet::new(),
             held_events: String::new(),
-        }
+        })
     }
 
     fn features(&self, row: &[Value]) -> Map<String, Json> {

@@ -104,6 +104,14 @@ registry:
   artifacts: data/artifacts
 pii:
   key_file: pii.key
+auth:
+  enabled: true
+  store: data/govern.db
+  admin_token_file: admin.token
+audit:
+  dir: data/audit
+  checkpoint_dir: data/audit-checkpoints
+  key_file: audit.key
 streams:
   {stream}:
     source: {{ type: http }}

@@ -110,7 +110,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             "  serving: live — the champion learns each label as it arrives, its snapshot in shadow as the safety net"
         );
     }
+    let token_file = crate::governance::admin_token_path(&config, &base);
     let mut runtime = Runtime::start(config, base).await?;
+    crate::governance::ensure_admin_token(&runtime.governance, &token_file, "demo")?;
+    let token = std::fs::read_to_string(&token_file)?.trim().to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let state = runtime.app_state(Arc::new(std::sync::atomic::AtomicBool::new(false)));
@@ -200,7 +203,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         timeline.clone(),
         log.clone(),
         knobs.serving == "live",
-    );
+        &token,
+    )?;
     let budget = Duration::from_secs(args.max_seconds);
     let outcome = client
         .run(&runtime, budget, args.after_promotion, args.events)

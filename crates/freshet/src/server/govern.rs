@@ -1,0 +1,196 @@
+//! The governance API: tokens (admin), the audit trail (read and verify).
+
+use super::AppState;
+use super::error::ApiError;
+use super::gate::principal_of;
+use axum::extract::{Path, Query, State};
+use axum::http::{Extensions, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use freshet_govern::GovernError;
+use freshet_govern::identity::{Grant, Role};
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tokens", get(list_tokens).post(create_token))
+        .route("/v1/tokens/{name}", delete(revoke_token))
+        .route("/v1/audit", get(export))
+        .route("/v1/audit/verify", get(verify))
+}
+
+impl From<GovernError> for ApiError {
+    fn from(e: GovernError) -> Self {
+        match e {
+            GovernError::Invalid { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+            }
+            GovernError::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            GovernError::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            GovernError::Store(_) | GovernError::Io(_) => {
+                tracing::error!(error = %e, "governance store failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the governance store failed; see the server log",
+                )
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateToken {
+    name: String,
+    roles: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// RFC 3339 time; absent means no expiry.
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+async fn create_token(
+    State(s): State<AppState>,
+    ext: Extensions,
+    body: Result<Json<CreateToken>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let roles = body
+        .roles
+        .iter()
+        .map(|r| r.parse::<Role>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let scopes = if body.scopes.is_empty() {
+        vec!["*".to_string()]
+    } else {
+        body.scopes
+    };
+    let expires_at = body
+        .expires_at
+        .as_deref()
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        format!("expires_at: not an RFC 3339 time ({e})"),
+                    )
+                })
+        })
+        .transpose()?;
+    let grant = Grant::new(roles, scopes)?;
+    let by = principal_of(&ext);
+    let t = s
+        .governance
+        .create_token(&by, &body.name, vec![grant], expires_at)?;
+    let mut v = serde_json::to_value(&t.info).unwrap_or_default();
+    v["token"] = json!(t.token);
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn list_tokens(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let list = s.governance.list_tokens()?;
+    Ok(Json(json!({ "tokens": list })).into_response())
+}
+
+async fn revoke_token(
+    State(s): State<AppState>,
+    ext: Extensions,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let by = principal_of(&ext);
+    let t = s.governance.revoke_token(&by, &name)?;
+    Ok(Json(t).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    since: Option<String>,
+}
+
+/// The chain as JSON lines, from `since` (RFC 3339) on.
+async fn export(
+    State(s): State<AppState>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let since = q
+        .since
+        .as_deref()
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        format!("since: not an RFC 3339 time ({e})"),
+                    )
+                })
+        })
+        .transpose()?;
+    let dir = s.governance.audit_config().dir.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::new();
+        freshet_govern::audit::export_jsonl(&dir, since, &mut buf).map(|_| buf)
+    })
+    .await
+    .map_err(|_| audit_unavailable())?
+    .map_err(|e| {
+        tracing::error!(error = %e, "audit export failed");
+        audit_unavailable()
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response())
+}
+
+async fn verify(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let cfg = s.governance.audit_config().clone();
+    let key = s.governance.audit().public_key();
+    let report = tokio::task::spawn_blocking(move || {
+        freshet_govern::audit::verify(
+            &cfg.dir,
+            &cfg.checkpoint_dir,
+            &freshet_govern::audit::VerifyingKeyOrPath::Key(key),
+        )
+    })
+    .await
+    .map_err(|_| audit_unavailable())?
+    .map_err(|e| {
+        tracing::error!(error = %e, "audit verify failed");
+        audit_unavailable()
+    })?;
+    Ok(Json(report_json(&report)).into_response())
+}
+
+/// A verify report as JSON (shared by the CLI's `--json`).
+pub fn report_json(r: &freshet_govern::audit::VerifyReport) -> serde_json::Value {
+    json!({
+        "ok": r.is_ok(),
+        "records_checked": r.records_checked,
+        "last_seq": r.last_seq,
+        "segments": r.segments,
+        "checkpoints_checked": r.checkpoints_checked,
+        "last_checkpoint_seq": r.last_checkpoint_seq,
+        "first_bad": r.first_bad.as_ref().map(|b| json!({ "seq": b.seq, "reason": b.reason.to_string() })),
+        "torn_tail": r.torn_tail,
+    })
+}
+
+fn audit_unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the audit trail cannot be read now; see the server log",
+    )
+}
