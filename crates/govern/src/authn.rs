@@ -138,7 +138,9 @@ impl Authenticator {
             if !e.is_invalid_token() {
                 Unauthenticated::ProviderUnavailable(e.to_string())
             } else {
-                Unauthenticated::Refused(e.to_string())
+                // Not "bearer token …" bare: the audit redacts any value that begins
+                // like an Authorization header, which would hide why a JWT was refused.
+                Unauthenticated::Refused(format!("OIDC {e}"))
             }
         })?;
         let grants: Vec<Grant> = jwt
