@@ -62,6 +62,9 @@ pub struct FreshetConfig {
     /// The audit chain (docs/governance.md).
     #[serde(default)]
     pub audit: crate::config_govern::AuditSettings,
+    /// Which model risk tiers need maker-checker approval (docs/governance.md).
+    #[serde(default)]
+    pub approvals: crate::config_govern::ApprovalsConfig,
 }
 
 /// Alert webhooks: each alert is POSTed as JSON to every URL.

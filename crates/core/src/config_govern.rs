@@ -194,3 +194,65 @@ pub(crate) fn validate(auth: &AuthConfig, audit: &AuditSettings, errs: &mut Vec<
         ));
     }
 }
+
+/// A model's risk tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskTier {
+    #[default]
+    Low,
+    Medium,
+    High,
+}
+
+impl RiskTier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskTier::Low => "low",
+            RiskTier::Medium => "medium",
+            RiskTier::High => "high",
+        }
+    }
+}
+
+/// A model's governance facts: `models.<m>.governance`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Governance {
+    pub risk_tier: RiskTier,
+    /// Who answers for the model (a team or a person's handle, not an e-mail).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intended_use: Option<String>,
+    /// Days between reviews.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_every_days: Option<u32>,
+    /// The last review's date (YYYY-MM-DD).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_review: Option<chrono::NaiveDate>,
+}
+
+impl Governance {
+    pub fn is_default(&self) -> bool {
+        *self == Governance::default()
+    }
+}
+
+/// Which tiers need a second person's approval before a version becomes champion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalsConfig {
+    pub required_tiers: Vec<RiskTier>,
+    /// An approval is good for this many hours.
+    pub ttl_hours: u64,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self {
+            required_tiers: vec![RiskTier::High],
+            ttl_hours: 72,
+        }
+    }
+}

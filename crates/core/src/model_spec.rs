@@ -80,6 +80,13 @@ pub struct ModelSpec {
     /// The live learner's safety net (with `serving: live`).
     #[serde(default, skip_serializing_if = "LiveSpec::is_default")]
     pub live: LiveSpec,
+    /// Governance: risk tier (deciding whether promotions need a second person's
+    /// approval), owner, intended use and review cadence (docs/governance.md).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::config_govern::Governance::is_default"
+    )]
+    pub governance: crate::config_govern::Governance,
     /// Where every prediction is pushed besides `inference/<name>` (docs/serving.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sinks: Vec<SinkSpec>,

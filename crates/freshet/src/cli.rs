@@ -65,6 +65,38 @@ pub enum Command {
     /// JSON lines. Reads the files directly; works while the server runs.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Maker-checker: promotions of models whose risk tier needs it wait here until an
+    /// approver who neither asked for nor created the version approves or rejects.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// List approval requests (pending by default).
+    List {
+        /// pending, approved, rejected or all.
+        #[arg(long, default_value = "pending", value_parser = ["pending", "approved", "rejected", "all"])]
+        state: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Approve a request: the version may become champion (until the approval expires).
+    Approve {
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Reject a request: the loop rolls the rollout back.
+    Reject {
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 /// How a CLI command reaches the running server.

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use freshet_core::FreshetConfig;
 use freshet_govern::Governance;
+use freshet_govern::approvals::Approvals;
 use freshet_govern::audit::AuditConfig;
 use freshet_govern::authn::Authenticator;
 use freshet_govern::identity::{Grant, Role};
@@ -84,11 +85,30 @@ pub fn open(config: &FreshetConfig, base: &Path) -> Result<Arc<Governance>> {
         }
     };
     let authn = Authenticator::new(config.auth.enabled, Arc::new(tokens), oidc, groups(config)?);
+    let approvals = Arc::new(open_approvals(config, base)?);
     let audit = audit_config(config, base);
     let dir = audit.dir.clone();
-    let gov = Governance::open(authn, audit, config.auth.metrics_public)
+    let gov = Governance::open(authn, audit, approvals, config.auth.metrics_public)
         .with_context(|| format!("cannot open the audit chain at {}", dir.display()))?;
     Ok(Arc::new(gov))
+}
+
+/// The maker-checker approvals of a configuration (in the governance store file).
+pub fn open_approvals(config: &FreshetConfig, base: &Path) -> Result<Approvals> {
+    let path = token_store_path(config, base);
+    let tiers = config
+        .models
+        .iter()
+        .map(|(name, m)| (name.clone(), m.governance.risk_tier.as_str().to_string()));
+    let required = config
+        .approvals
+        .required_tiers
+        .iter()
+        .map(|t| t.as_str().to_string())
+        .collect();
+    let ttl = chrono::Duration::hours(config.approvals.ttl_hours.min(24 * 365) as i64);
+    Approvals::open(&path, tiers, &required, ttl)
+        .with_context(|| format!("cannot open the approvals at {}", path.display()))
 }
 
 /// Refuses to serve without authentication on anything but a loopback address, and

@@ -302,6 +302,12 @@ impl Monitoring {
         match t {
             Transition::Rollback(why) => self.event(model, "rollback", why, now),
             Transition::Pause(why) => self.event(model, "rollout_paused", why, now),
+            Transition::AwaitApproval(request) => self.event(
+                model,
+                "awaiting_approval",
+                &format!("the promotion waits for approval {request}"),
+                now,
+            ),
             Transition::Stay | Transition::Enter(_) | Transition::Promote => {}
         }
     }

@@ -461,9 +461,10 @@ impl Runtime {
     /// of the predictions made since its phase began (joined afresh every round while
     /// a rollout is in progress), and moved on, rolled back or paused.
     pub fn start_rollouts(&mut self, interval: Duration) {
-        let controller = Arc::new(freshet_serve::rollout::RolloutController::from_models(
-            &self.config.models,
-        ));
+        let controller = Arc::new(
+            freshet_serve::rollout::RolloutController::from_models(&self.config.models)
+                .with_approvals(self.governance.approvals().clone()),
+        );
         let endpoints = self.scorer.endpoints.clone();
         let store = self.tracking.clone();
         let lake = self.lake.clone();
@@ -476,6 +477,7 @@ impl Runtime {
             .map(|(name, _)| name.clone())
             .collect();
         let monitoring = self.monitoring.clone();
+        let governance = self.governance.clone();
         let mut stop = self.stop.subscribe();
         self.tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -563,6 +565,25 @@ impl Runtime {
                         Ok(t) => {
                             tracing::info!(model, transition = ?t, "rollout moved");
                             monitoring.observe_rollout(&model, &t);
+                            let (action, why) = match &t {
+                                freshet_serve::rollout::Transition::Enter(p) => ("rollout.enter", p.to_string()),
+                                freshet_serve::rollout::Transition::Promote => ("rollout.promote", String::new()),
+                                freshet_serve::rollout::Transition::Rollback(r) => ("rollout.rollback", r.clone()),
+                                freshet_serve::rollout::Transition::Pause(r) => ("rollout.pause", r.clone()),
+                                freshet_serve::rollout::Transition::AwaitApproval(r) => ("rollout.await_approval", r.clone()),
+                                freshet_serve::rollout::Transition::Stay => ("rollout.stay", String::new()),
+                            };
+                            let ev = freshet_govern::audit::AuditEvent::new(
+                                "system:rollout",
+                                action,
+                                format!("model:{model}"),
+                                uuid::Uuid::now_v7().to_string(),
+                                freshet_govern::audit::Outcome::Succeeded,
+                            )
+                            .with_detail("reason", why);
+                            if let Err(e) = governance.audit().append(ev).await {
+                                tracing::error!(model, error = %e, "cannot audit a rollout decision");
+                            }
                         }
                         Err(
                             freshet_serve::rollout::RolloutError::NoRollout(_)
@@ -595,6 +616,7 @@ impl Runtime {
         )?;
         let _ = self.registry.register(Box::new(events.clone()));
         let monitoring = self.monitoring.clone();
+        let governance = self.governance.clone();
         let on_event: LoopObserver = Arc::new(move |model: &str, e: &LoopEvent| {
             monitoring.observe_loop(model, e);
             let kind = match e {
@@ -610,15 +632,55 @@ impl Runtime {
                 LoopEvent::RolloutSuperseded { .. } => "rollout_superseded",
             };
             events.with_label_values(&[model, kind]).inc();
+            // Every decision of the loop goes into the audit chain.
+            let mut ev = freshet_govern::audit::AuditEvent::new(
+                "system:loop",
+                format!("loop.{kind}"),
+                format!("model:{model}"),
+                uuid::Uuid::now_v7().to_string(),
+                freshet_govern::audit::Outcome::Succeeded,
+            );
+            match e {
+                LoopEvent::Trained {
+                    version,
+                    trigger,
+                    table_version,
+                    ..
+                } => {
+                    ev = ev
+                        .with_detail("version", version.to_string())
+                        .with_detail("trigger", trigger.clone())
+                        .with_detail("table_version", table_version.to_string());
+                }
+                LoopEvent::DriftDetected { reason, .. } => {
+                    ev = ev.with_detail("reason", reason.clone())
+                }
+                LoopEvent::JobFailed { reason } => {
+                    ev = ev.with_detail("reason", reason.clone());
+                    ev.outcome = freshet_govern::audit::Outcome::Failed;
+                }
+                _ => {}
+            }
+            let audit = governance.audit().clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = audit.append(ev).await {
+                        tracing::error!(error = %e, "cannot audit a loop decision");
+                    }
+                });
+            } else if let Err(e) = audit.append_blocking(ev) {
+                tracing::error!(error = %e, "cannot audit a loop decision");
+            }
             on_event(model, e);
         });
         let deps = freshet_control::controller::LoopDeps {
             store: self.tracking.clone(),
             artifacts: self.artifacts.clone(),
             lake: self.lake.clone(),
-            rollout: Arc::new(freshet_serve::rollout::RolloutController::from_models(
-                &self.config.models,
-            )),
+            rollout: Arc::new(
+                freshet_serve::rollout::RolloutController::from_models(&self.config.models)
+                    .with_approvals(self.governance.approvals().clone()),
+            ),
             tracking_uri: format!("http://{}", self.config.server.listen),
             job_token: self.config.auth.enabled.then(|| {
                 let gov = self.governance.clone();

@@ -277,6 +277,14 @@ impl Principal {
             .any(|g| g.roles.iter().any(|r| r.permits(action)) && g.covers(resource))
     }
 
+    /// Whether some grant permits `action` on some resource (the service then checks
+    /// the resource itself).
+    pub fn may_somewhere(&self, action: Action) -> bool {
+        self.grants
+            .iter()
+            .any(|g| g.roles.iter().any(|r| r.permits(action)))
+    }
+
     /// Whether any grant gives `role` over `resource`.
     pub fn holds(&self, role: Role, resource: &Resource) -> bool {
         self.grants

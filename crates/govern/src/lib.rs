@@ -10,6 +10,7 @@
 //! It may touch `core` only. It sits under every stage that changes state: services call
 //! it once per change; HTTP and CLI wiring live in the binary.
 
+pub mod approvals;
 pub mod audit;
 pub mod authn;
 pub mod error;

@@ -2,18 +2,21 @@
 //! chain, the token store.
 
 use crate::GovernError;
+use crate::approvals::Approvals;
 use crate::audit::{AuditConfig, AuditError, AuditEvent, AuditLog, Outcome};
 use crate::authn::Authenticator;
 use crate::identity::{Grant, Principal};
 use crate::tokens::{NewToken, TokenInfo};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Identity, authorization and the audit, for every request and every loop decision.
 pub struct Governance {
     authn: Authenticator,
     audit: AuditLog,
     audit_config: AuditConfig,
+    approvals: Arc<Approvals>,
     metrics_public: bool,
 }
 
@@ -22,6 +25,7 @@ impl Governance {
     pub fn open(
         authn: Authenticator,
         audit_config: AuditConfig,
+        approvals: Arc<Approvals>,
         metrics_public: bool,
     ) -> Result<Self, AuditError> {
         let audit = AuditLog::open(audit_config.clone())?;
@@ -29,6 +33,7 @@ impl Governance {
             authn,
             audit,
             audit_config,
+            approvals,
             metrics_public,
         })
     }
@@ -44,6 +49,11 @@ impl Governance {
 
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// Maker-checker approvals.
+    pub fn approvals(&self) -> &Arc<Approvals> {
+        &self.approvals
     }
 
     pub fn metrics_public(&self) -> bool {

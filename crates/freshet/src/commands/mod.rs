@@ -1,5 +1,6 @@
 //! One module per command; each parses nothing itself (clap did) and calls services.
 
+mod approvals;
 mod audit;
 mod bench;
 mod bench_learners;
@@ -30,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Rollout(c) => rollout::run(&cli.config, c),
         Command::Token(c) => token::run(&cli.config, c).await,
         Command::Audit(c) => audit::run(&cli.config, c),
+        Command::Approvals(c) => approvals::run(&cli.config, c).await,
         Command::Tables => tables::list(&cli.config).await,
         Command::Table(t) => tables::table(&cli.config, t).await,
         Command::Bench(BenchCommand::Ingest(a)) => bench::ingest(a).await,

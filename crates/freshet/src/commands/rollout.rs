@@ -30,7 +30,9 @@ pub fn run(config_path: &Path, cmd: RolloutCommand) -> Result<()> {
     let (config, base) = load_config(config_path)?;
     let store = open_tracking(&config, &base)?;
     let store = store.as_ref();
-    let c = RolloutController::from_models(&config.models);
+    let c = RolloutController::from_models(&config.models).with_approvals(std::sync::Arc::new(
+        crate::governance::open_approvals(&config, &base)?,
+    ));
     let now = now_ms();
     let state = match cmd {
         RolloutCommand::Status { model } => {
@@ -39,7 +41,10 @@ pub fn run(config_path: &Path, cmd: RolloutCommand) -> Result<()> {
             return Ok(());
         }
         RolloutCommand::Start { model, version } => c.start(store, &model, version, now)?,
-        RolloutCommand::Promote { model } => c.promote(store, &model, now)?,
+        RolloutCommand::Promote { model } => {
+            let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+            c.promote_as(store, &model, now, &format!("cli:{user}"))?
+        }
         RolloutCommand::Rollback {
             model,
             to_version: Some(v),

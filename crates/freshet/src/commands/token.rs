@@ -25,7 +25,7 @@ pub fn server_client(config_path: &Path, args: &ServerArgs) -> Result<(String, O
     Ok((url.trim_end_matches('/').to_string(), token))
 }
 
-async fn call(
+pub(crate) async fn call(
     method: reqwest::Method,
     url: &str,
     token: Option<&str>,

@@ -23,6 +23,8 @@ pub enum Rule {
     /// No credentials needed.
     Open,
     Check(Action, Resource),
+    /// The action on some resource; the service checks which (approvals, per model).
+    CheckSomewhere(Action),
 }
 
 /// The rule for a request.
@@ -47,6 +49,12 @@ pub fn classify(method: &Method, path: &str, metrics_public: bool) -> Rule {
         ["v1", "models", m, "live", "replay"] => Rule::Check(Read, model(m)),
         ["v1", "models", m, "performance" | "status" | "monitoring"] => Rule::Check(Read, model(m)),
         ["v1", "tokens", ..] => Rule::Check(Manage, Resource::System),
+        ["v1", "approvals"] => Rule::Check(Read, Resource::System),
+        // Who may decide is checked per model by the approvals service (an approver
+        // scoped to `model:fraud*` decides fraud's requests only).
+        ["v1", "approvals", _, "approve" | "reject"] if method == Method::POST => {
+            Rule::CheckSomewhere(Approve)
+        }
         ["v1", "audit", ..] => Rule::Check(Read, Resource::System),
         ["serving-endpoints", m, "invocations"] => Rule::Check(Score, model(m)),
         ["v2", "models", m, .., "infer"] => Rule::Check(Score, model(m)),
@@ -156,8 +164,10 @@ pub async fn gate(State(s): State<AppState>, mut req: Request, next: Next) -> Re
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let rule = classify(&method, &path, gov.metrics_public());
-    let Rule::Check(action, resource) = rule else {
-        return next.run(req).await;
+    let (action, resource, somewhere) = match rule {
+        Rule::Open => return next.run(req).await,
+        Rule::Check(a, r) => (a, r, false),
+        Rule::CheckSomewhere(a) => (a, Resource::System, true),
     };
     let rid = request_id(&req);
     let authorization = req
@@ -197,7 +207,12 @@ pub async fn gate(State(s): State<AppState>, mut req: Request, next: Next) -> Re
             return deny(&path, status, why.message());
         }
     };
-    if !principal.may(action, &resource) {
+    let allowed = if somewhere {
+        principal.may_somewhere(action)
+    } else {
+        principal.may(action, &resource)
+    };
+    if !allowed {
         tracing::info!(principal = %principal.name, action = action.as_str(), resource = %resource, request_id = %rid, "request denied");
         let ev = event(
             &principal.name,
@@ -236,6 +251,9 @@ pub async fn gate(State(s): State<AppState>, mut req: Request, next: Next) -> Re
         let status = resp.status();
         let outcome = if status.is_success() || status.is_redirection() {
             Outcome::Succeeded
+        } else if status == StatusCode::FORBIDDEN {
+            // A service's own refusal (maker-checker, a scoped approver).
+            Outcome::Denied
         } else {
             Outcome::Failed
         };

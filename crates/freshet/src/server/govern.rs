@@ -17,6 +17,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{name}", delete(revoke_token))
+        .route("/v1/approvals", get(list_approvals))
+        .route("/v1/approvals/{id}/approve", axum::routing::post(approve))
+        .route("/v1/approvals/{id}/reject", axum::routing::post(reject))
         .route("/v1/audit", get(export))
         .route("/v1/audit/verify", get(verify))
 }
@@ -193,4 +196,90 @@ fn audit_unavailable() -> ApiError {
         "unavailable",
         "the audit trail cannot be read now; see the server log",
     )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalsQuery {
+    state: Option<String>,
+}
+
+async fn list_approvals(
+    State(s): State<AppState>,
+    Query(q): Query<ApprovalsQuery>,
+) -> Result<Response, ApiError> {
+    use freshet_govern::approvals::State as St;
+    let state = match q.state.as_deref() {
+        None | Some("all") => None,
+        Some("pending") => Some(St::Pending),
+        Some("approved") => Some(St::Approved),
+        Some("rejected") => Some(St::Rejected),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("state: '{other}' is not one of pending, approved, rejected, all"),
+            ));
+        }
+    };
+    let list = s.governance.approvals().list(state)?;
+    Ok(Json(json!({ "approvals": list })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecisionIn {
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn approve(
+    s: State<AppState>,
+    ext: Extensions,
+    id: Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    decide(s, ext, id, body, true).await
+}
+
+async fn reject(
+    s: State<AppState>,
+    ext: Extensions,
+    id: Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    decide(s, ext, id, body, false).await
+}
+
+async fn decide(
+    State(s): State<AppState>,
+    ext: Extensions,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+    approve: bool,
+) -> Result<Response, ApiError> {
+    use freshet_govern::approvals::DecisionError as D;
+    let input: DecisionIn = if body.is_empty() {
+        DecisionIn::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}"))
+        })?
+    };
+    let by = principal_of(&ext);
+    let approvals = s.governance.approvals().clone();
+    let r = tokio::task::spawn_blocking(move || {
+        approvals.decide(&id, &by, approve, input.note.as_deref())
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "task failed"))?
+    .map_err(|e| match e {
+        D::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+        D::NotApprover { .. } | D::SelfApproval { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+        }
+        D::AlreadyDecided { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+        D::Store(g) => g.into(),
+    })?;
+    Ok(Json(r).into_response())
 }

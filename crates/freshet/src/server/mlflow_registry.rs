@@ -1,12 +1,14 @@
 //! MLflow's model registry REST API: registered models (with tags and aliases) and
 //! model versions (with tags, stages and download URIs).
 
+use super::gate::principal_of;
 use super::mlflow::{PREFIXES, body, call, max_results};
 use super::{AppState, MlflowError};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
+use axum::http::Extensions;
 use axum::routing::{get, post};
 use freshet_registry::api::KeyValue;
 use freshet_registry::model::Tag;
@@ -268,9 +270,12 @@ struct AliasIn {
     version: Value,
 }
 
-async fn set_alias(State(s): State<AppState>, b: Bytes) -> Answer {
+async fn set_alias(State(s): State<AppState>, ext: Extensions, b: Bytes) -> Answer {
     let req: AliasIn = body(&b)?;
     let version = version_number(&req.version)?;
+    if req.alias == freshet_serve::router::CHAMPION {
+        approved(&s, &ext, &req.name, version).await?;
+    }
     call(&s, move |st| st.set_alias(&req.name, &req.alias, version)).await?;
     Ok(Json(json!({})))
 }
@@ -301,7 +306,59 @@ struct CreateVersion {
     tags: Vec<KeyValue>,
 }
 
-async fn create_version(State(s): State<AppState>, b: Bytes) -> Answer {
+/// Maker-checker on the MLflow ways to make a version champion (the `champion` alias,
+/// the `Production` stage): without a valid approval the request is refused with
+/// PERMISSION_DENIED and an approval request is opened for an approver to decide.
+async fn approved(
+    s: &AppState,
+    ext: &Extensions,
+    model: &str,
+    version: i64,
+) -> Result<(), MlflowError> {
+    use freshet_govern::approvals::Verdict;
+    let approvals = s.governance.approvals().clone();
+    let requester = principal_of(ext).name;
+    let (m, st) = (model.to_string(), s.tracking.clone());
+    let verdict = tokio::task::spawn_blocking(move || {
+        let v = approvals.check(&m, version)?;
+        if !matches!(v, Verdict::Missing) {
+            return Ok(v);
+        }
+        let creator = st
+            .get_model_version(&m, version)
+            .map(|v| v.user_id)
+            .unwrap_or_default();
+        approvals
+            .request(&m, version, &requester, &creator)
+            .map(Verdict::Pending)
+    })
+    .await
+    .map_err(|_| MlflowError::internal())?
+    .map_err(|e: freshet_govern::GovernError| {
+        tracing::error!(error = %e, "approvals store failed");
+        MlflowError::internal()
+    })?;
+    let denied = |message: String| MlflowError {
+        status: axum::http::StatusCode::FORBIDDEN,
+        code: "PERMISSION_DENIED",
+        message,
+    };
+    match verdict {
+        Verdict::NotRequired | Verdict::Approved(_) => Ok(()),
+        Verdict::Pending(r) => Err(denied(format!(
+            "version {version} of '{model}' needs an approval before it becomes champion ({} risk tier): request {} awaits an approver (freshet approvals approve {})",
+            r.tier, r.id, r.id
+        ))),
+        Verdict::Rejected(r) => Err(denied(format!(
+            "version {version} of '{model}' was rejected by {} (request {})",
+            r.decided_by.as_deref().unwrap_or("an approver"),
+            r.id
+        ))),
+        Verdict::Missing => Err(MlflowError::internal()),
+    }
+}
+
+async fn create_version(State(s): State<AppState>, ext: Extensions, b: Bytes) -> Answer {
     let req: CreateVersion = body(&b)?;
     let new = NewModelVersion {
         name: req.name,
@@ -311,7 +368,8 @@ async fn create_version(State(s): State<AppState>, b: Bytes) -> Answer {
         description: req.description,
         model_id: req.model_id.filter(|m| !m.is_empty()),
         tags: req.tags.into_iter().map(Into::into).collect(),
-        user_id: None,
+        // The creator, for maker-checker: who registered a version may not approve it.
+        user_id: Some(principal_of(&ext).name),
     };
     let v = call(&s, move |st| st.create_model_version(new)).await?;
     Ok(Json(json!({ "model_version": v })))
@@ -380,10 +438,13 @@ async fn download_uri(State(s): State<AppState>, RawQuery(q): RawQuery) -> Answe
     Ok(Json(json!({ "artifact_uri": uri })))
 }
 
-async fn transition_stage(State(s): State<AppState>, b: Bytes) -> Answer {
+async fn transition_stage(State(s): State<AppState>, ext: Extensions, b: Bytes) -> Answer {
     let req: VersionIn = body(&b)?;
     let version = version_number(&req.version)?;
     let stage = stages(std::slice::from_ref(&req.stage))?[0];
+    if stage == freshet_registry::models::Stage::Production {
+        approved(&s, &ext, &req.name, version).await?;
+    }
     let v = call(&s, move |st| {
         st.transition_stage(&req.name, version, stage, req.archive_existing_versions)
     })

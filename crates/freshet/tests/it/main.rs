@@ -2,6 +2,7 @@
 //! on an ephemeral port per test (see `support`), driven over HTTP and the file and
 //! generator sources, checked against what lands in the Delta tables.
 
+mod approvals;
 mod backpressure;
 mod bad_input;
 mod govern;

@@ -11,8 +11,10 @@ use super::judge::{BakeVerdict, Evidence, Transition, first_phase, judge_bake, n
 use super::state::{Phase, RolloutState, load_state, routing, save_state};
 use crate::router::{CHALLENGER, CHAMPION, Mode, ModeSource};
 use freshet_core::model_spec::{ModelSpec, RolloutSpec};
+use freshet_govern::approvals::{Approvals, Verdict};
 use freshet_registry::{RegistryError, Store};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[cfg(doc)]
 use super::state::Decision;
@@ -48,6 +50,8 @@ pub struct RolloutController {
     /// For registered models that `freshet.yaml` does not declare: they can still be
     /// rolled out by hand.
     fallback: RolloutSpec,
+    /// Maker-checker: consulted before a version becomes champion.
+    approvals: Option<Arc<Approvals>>,
 }
 
 /// The version an alias points at, `None` when it is not set.
@@ -81,12 +85,88 @@ fn invalid(model: &str, message: String) -> RolloutError {
     }
 }
 
+/// What a transition turned into once applied: a promotion the maker-checker held back
+/// is an [`AwaitApproval`](Transition::AwaitApproval) (or a rollback after a rejection).
+fn effective(t: Transition, state: &RolloutState) -> Transition {
+    if t != Transition::Promote {
+        return t;
+    }
+    match &state.phase {
+        Phase::AwaitingApproval { request } => Transition::AwaitApproval(request.clone()),
+        Phase::RolledBack => Transition::Rollback(
+            state
+                .decisions
+                .last()
+                .map_or_else(String::new, |d| d.reason.clone()),
+        ),
+        _ => t,
+    }
+}
+
 impl RolloutController {
     pub fn new(specs: BTreeMap<String, RolloutSpec>) -> Self {
         Self {
             specs,
             fallback: RolloutSpec::default(),
+            approvals: None,
         }
+    }
+
+    /// Promotions of models whose risk tier needs it wait for an approval.
+    pub fn with_approvals(mut self, approvals: Arc<Approvals>) -> Self {
+        self.approvals = Some(approvals);
+        self
+    }
+
+    /// The maker-checker check before `state`'s candidate becomes champion. `None`:
+    /// go ahead. `Some(t)`: what to do instead — park the rollout awaiting approval
+    /// (a request is opened when none is), or roll back after a rejection. A manual
+    /// promotion of a rejected version is refused.
+    fn approval_gate(
+        &self,
+        store: &dyn Store,
+        state: &RolloutState,
+        requester: &str,
+        manual: bool,
+    ) -> Result<Option<Transition>> {
+        let Some(approvals) = &self.approvals else {
+            return Ok(None);
+        };
+        let (model, version) = (&state.model, state.candidate_version);
+        let verdict = approvals
+            .check(model, version)
+            .map_err(|e| invalid(model, format!("approvals: {e}")))?;
+        let request = match verdict {
+            Verdict::NotRequired | Verdict::Approved(_) => return Ok(None),
+            Verdict::Rejected(r) if manual => {
+                return Err(invalid(
+                    model,
+                    format!(
+                        "version {version} was rejected by {} (request {}); it cannot be promoted",
+                        r.decided_by.as_deref().unwrap_or("an approver"),
+                        r.id
+                    ),
+                ));
+            }
+            Verdict::Rejected(r) => {
+                return Ok(Some(Transition::Rollback(format!(
+                    "promotion rejected by {} (request {})",
+                    r.decided_by.as_deref().unwrap_or("an approver"),
+                    r.id
+                ))));
+            }
+            Verdict::Pending(r) => r,
+            Verdict::Missing => {
+                let creator = store
+                    .get_model_version(model, version)
+                    .map(|v| v.user_id)
+                    .unwrap_or_default();
+                approvals
+                    .request(model, version, requester, &creator)
+                    .map_err(|e| invalid(model, format!("approvals: {e}")))?
+            }
+        };
+        Ok(Some(Transition::AwaitApproval(request.id)))
     }
 
     /// The rollout specs of the configured models.
@@ -201,6 +281,15 @@ impl RolloutController {
         if state.phase == Phase::Baking {
             return self.tick_bake(store, source, spec, state, now_ms);
         }
+        if matches!(state.phase, Phase::AwaitingApproval { .. }) {
+            let t = match self.approval_gate(store, &state, "system:loop", false)? {
+                None => Transition::Promote,
+                Some(Transition::AwaitApproval(_)) => return Ok(Transition::Stay),
+                Some(other) => other,
+            };
+            self.apply(store, &mut state, t.clone(), now_ms, None, false)?;
+            return Ok(t);
+        }
         if !matches!(state.phase, Phase::Shadow | Phase::Canary { .. }) {
             return Ok(Transition::Stay);
         }
@@ -234,7 +323,7 @@ impl RolloutController {
                 false,
             )?;
         }
-        Ok(t)
+        Ok(effective(t, &state))
     }
 
     /// One tick of a bake: the serving champion is the candidate, the shadowed
@@ -334,6 +423,18 @@ impl RolloutController {
     /// (declared with `auto` and `bake.enabled`) this starts the bake; during the bake
     /// it ends the bake, and the promotion is final.
     pub fn promote(&self, store: &dyn Store, model: &str, now_ms: i64) -> Result<RolloutState> {
+        self.promote_as(store, model, now_ms, "cli")
+    }
+
+    /// [`promote`](Self::promote) on behalf of `requester` (who asks for the approval
+    /// when the model's tier needs one).
+    pub fn promote_as(
+        &self,
+        store: &dyn Store,
+        model: &str,
+        now_ms: i64,
+        requester: &str,
+    ) -> Result<RolloutState> {
         let mut state = match load_state(store, model)? {
             Some(s) if s.phase == Phase::Promoted => {
                 return Err(invalid(
@@ -347,6 +448,12 @@ impl RolloutController {
             Some(s) if s.phase.is_active() => s,
             _ => return Err(RolloutError::NoRollout(model.to_string())),
         };
+        if !state.phase.is_baking()
+            && let Some(t) = self.approval_gate(store, &state, requester, true)?
+        {
+            self.apply(store, &mut state, t, now_ms, None, true)?;
+            return Ok(state);
+        }
         self.apply(
             store,
             &mut state,
@@ -528,7 +635,26 @@ impl RolloutController {
                     .map_or(0, |(_, i)| i);
                 state.record(p, now_ms, "checks passed", evidence, manual);
             }
+            Transition::AwaitApproval(request) => {
+                let reason = format!(
+                    "checks passed; the model's risk tier needs an approval (request {request})"
+                );
+                state.record(
+                    Phase::AwaitingApproval { request },
+                    now_ms,
+                    &reason,
+                    evidence,
+                    manual,
+                );
+            }
             Transition::Promote => {
+                if !manual
+                    && !state.phase.is_baking()
+                    && !matches!(state.phase, Phase::AwaitingApproval { .. })
+                    && let Some(t) = self.approval_gate(store, state, "system:loop", false)?
+                {
+                    return self.apply(store, state, t, now_ms, evidence, manual);
+                }
                 let evidence = if manual { None } else { evidence };
                 if state.phase.is_baking() {
                     let reason = if manual {

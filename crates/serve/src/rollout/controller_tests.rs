@@ -4,10 +4,12 @@
 use super::*;
 use crate::router::ModeSource;
 use freshet_core::model_spec::RolloutSpec;
+use freshet_govern::approvals::Approvals;
 use freshet_registry::models::NewModelVersion;
 use freshet_registry::{ModelStore, SqliteStore, Store};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -768,4 +770,160 @@ fn without_a_bake_or_auto_promotion_is_final_at_once() {
         c.promote(&store, "m", T0 + 1).unwrap().phase,
         Phase::Promoted
     );
+}
+
+/// Maker-checker: `m` is a high-risk model whose promotions need an approval.
+fn with_approvals(spec: RolloutSpec) -> (RolloutController, Arc<Approvals>) {
+    let required = std::collections::BTreeSet::from(["high".to_string()]);
+    let approvals = Arc::new(
+        Approvals::in_memory(
+            [("m".to_string(), "high".to_string())],
+            &required,
+            chrono::Duration::hours(1),
+        )
+        .unwrap(),
+    );
+    (
+        controller(spec).with_approvals(approvals.clone()),
+        approvals,
+    )
+}
+
+fn approver(name: &str) -> freshet_govern::identity::Principal {
+    use freshet_govern::identity::{AuthMethod, Grant, Principal, Role};
+    Principal {
+        name: name.into(),
+        method: AuthMethod::Token,
+        grants: vec![Grant::new(vec![Role::Approver], vec!["model:m".into()]).unwrap()],
+    }
+}
+
+/// Ticks with good evidence until the controller stops moving on its own.
+fn tick_until_quiet(c: &RolloutController, store: &dyn Store, now: &mut i64) -> Vec<Transition> {
+    let good = Scripted::new(|_| stats(300, 1, 10.5));
+    let mut taken = Vec::new();
+    for _ in 0..10 {
+        *now += 11_000;
+        let t = c.tick(store, &good, "m", *now).unwrap();
+        if t == Transition::Stay {
+            break;
+        }
+        taken.push(t);
+    }
+    taken
+}
+
+#[test]
+fn the_loop_waits_for_an_approval_then_promotes() {
+    let store = memory();
+    let (c, approvals) = with_approvals(no_bake());
+    c.start(&store, "m", 3, T0).unwrap();
+    let mut now = T0;
+    let taken = tick_until_quiet(&c, &store, &mut now);
+    let Some(Transition::AwaitApproval(id)) = taken.last().cloned() else {
+        panic!("expected to await approval, got {taken:?}");
+    };
+    // Parked: the champion keeps answering, the challenger is shadowed.
+    assert_eq!(alias(&store, "champion"), Some(1));
+    assert_eq!(alias(&store, "challenger"), Some(3));
+    let s = load_state(&store, "m").unwrap().unwrap();
+    assert_eq!(
+        s.phase,
+        Phase::AwaitingApproval {
+            request: id.clone()
+        }
+    );
+    assert_eq!(routing(&s), Routing::Shadow);
+    // Nothing moves while it waits.
+    assert!(tick_until_quiet(&c, &store, &mut now).is_empty());
+    let r = approvals.get(&id).unwrap().unwrap();
+    assert_eq!(r.requested_by, "system:loop");
+    approvals
+        .decide(&id, &approver("token:carol"), true, None)
+        .unwrap();
+    assert_eq!(
+        tick_until_quiet(&c, &store, &mut now),
+        [Transition::Promote]
+    );
+    assert_eq!(alias(&store, "champion"), Some(3));
+    assert_eq!(
+        load_state(&store, "m").unwrap().unwrap().phase,
+        Phase::Promoted
+    );
+}
+
+#[test]
+fn a_rejection_rolls_the_loop_back_and_rollback_never_waits() {
+    let store = memory();
+    let (c, approvals) = with_approvals(no_bake());
+    c.start(&store, "m", 3, T0).unwrap();
+    let mut now = T0;
+    let taken = tick_until_quiet(&c, &store, &mut now);
+    let Some(Transition::AwaitApproval(id)) = taken.last().cloned() else {
+        panic!("expected to await approval, got {taken:?}");
+    };
+    approvals
+        .decide(&id, &approver("token:carol"), false, Some("no"))
+        .unwrap();
+    let t = tick_until_quiet(&c, &store, &mut now);
+    assert!(
+        matches!(t.as_slice(), [Transition::Rollback(r)] if r.contains("rejected by token:carol")),
+        "{t:?}"
+    );
+    assert_eq!(alias(&store, "champion"), Some(1));
+    assert_eq!(alias(&store, "challenger"), None);
+    // A rollback by hand needs no approval, even while one is pending.
+    c.start(&store, "m", 2, now).unwrap();
+    let _ = tick_until_quiet(&c, &store, &mut now);
+    assert!(matches!(
+        load_state(&store, "m").unwrap().unwrap().phase,
+        Phase::AwaitingApproval { .. }
+    ));
+    c.rollback(&store, "m", now).unwrap();
+    assert_eq!(alias(&store, "champion"), Some(1));
+    c.rollback_to(&store, "m", 2, now).unwrap();
+    assert_eq!(
+        alias(&store, "champion"),
+        Some(2),
+        "rollback_to never waits"
+    );
+}
+
+#[test]
+fn a_promotion_by_hand_waits_too_and_the_requester_cannot_approve_it() {
+    let store = memory();
+    let (c, approvals) = with_approvals(no_bake());
+    c.start(&store, "m", 3, T0).unwrap();
+    let s = c.promote_as(&store, "m", T0 + 1, "token:alice").unwrap();
+    let Phase::AwaitingApproval { request } = s.phase.clone() else {
+        panic!("expected to await approval: {:?}", s.phase);
+    };
+    assert_eq!(alias(&store, "champion"), Some(1));
+    let own = approvals.decide(&request, &approver("token:alice"), true, None);
+    assert!(own.is_err(), "the requester may not approve");
+    approvals
+        .decide(&request, &approver("token:bob"), true, None)
+        .unwrap();
+    let s = c.promote_as(&store, "m", T0 + 2, "token:alice").unwrap();
+    assert_eq!(s.phase, Phase::Promoted);
+    assert_eq!(alias(&store, "champion"), Some(3));
+    // An expired approval does not count: a new request opens.
+    c.start(&store, "m", 2, T0 + 3).unwrap();
+    let s = c.promote_as(&store, "m", T0 + 4, "token:alice").unwrap();
+    let Phase::AwaitingApproval { request } = s.phase.clone() else {
+        panic!("{:?}", s.phase);
+    };
+    approvals
+        .decide(&request, &approver("token:bob"), true, None)
+        .unwrap();
+    approvals
+        .set_expiry(&request, chrono::Utc::now() - chrono::Duration::seconds(1))
+        .unwrap();
+    let s = c.promote_as(&store, "m", T0 + 5, "token:alice").unwrap();
+    assert!(
+        matches!(&s.phase, Phase::AwaitingApproval { request: r } if *r != request),
+        "{:?}",
+        s.phase
+    );
+    assert_eq!(alias(&store, "champion"), Some(3));
 }

@@ -122,6 +122,8 @@ pub enum Transition {
     Promote,
     Rollback(String),
     Pause(String),
+    /// Checks passed but a second person must sign the promotion off (request id).
+    AwaitApproval(String),
 }
 
 /// The phase a rollout begins with; `None` when nothing is configured (validation
@@ -143,7 +145,11 @@ pub fn next_phase(spec: &RolloutSpec, phase: &Phase) -> Option<(Phase, usize)> {
         Phase::Candidate => return first_phase(spec),
         Phase::Shadow => f64::NEG_INFINITY,
         Phase::Canary { weight_pct } => *weight_pct,
-        Phase::Baking | Phase::Promoted | Phase::RolledBack | Phase::Paused { .. } => {
+        Phase::Baking
+        | Phase::Promoted
+        | Phase::RolledBack
+        | Phase::Paused { .. }
+        | Phase::AwaitingApproval { .. } => {
             return None;
         }
     };
@@ -367,7 +373,10 @@ pub fn step(spec: &RolloutSpec, state: &RolloutState, ev: &Evidence) -> Transiti
             BakeVerdict::Passed(_) => Transition::Promote,
             BakeVerdict::Failed(r) => Transition::Rollback(r),
         },
-        Phase::Promoted | Phase::RolledBack | Phase::Paused { .. } => Transition::Stay,
+        Phase::Promoted
+        | Phase::RolledBack
+        | Phase::Paused { .. }
+        | Phase::AwaitingApproval { .. } => Transition::Stay,
     }
 }
 

@@ -46,6 +46,11 @@ pub enum Phase {
         reason: String,
         resume_to: Box<Phase>,
     },
+    /// Every check passed, but the model's risk tier needs a second person's sign-off
+    /// (maker-checker): the champion keeps answering and the challenger stays in
+    /// shadow until approval `request` is approved (then it is promoted) or rejected
+    /// (then it is rolled back).
+    AwaitingApproval { request: String },
 }
 
 impl Phase {
@@ -75,6 +80,7 @@ impl fmt::Display for Phase {
             Phase::Promoted => f.write_str("promoted"),
             Phase::RolledBack => f.write_str("rolled back"),
             Phase::Paused { resume_to, .. } => write!(f, "paused at {resume_to}"),
+            Phase::AwaitingApproval { request } => write!(f, "awaiting approval {request}"),
         }
     }
 }
@@ -150,7 +156,9 @@ impl Routing {
 /// challenger alias names the previous champion, which is shadowed the same way.
 pub fn routing(state: &RolloutState) -> Routing {
     match &state.phase {
-        Phase::Shadow | Phase::Baking | Phase::Paused { .. } => Routing::Shadow,
+        Phase::Shadow | Phase::Baking | Phase::Paused { .. } | Phase::AwaitingApproval { .. } => {
+            Routing::Shadow
+        }
         Phase::Canary { weight_pct } => Routing::Canary {
             weight_pct: *weight_pct,
         },
