@@ -1,5 +1,6 @@
 """Shared fixtures: a `freshet up` child process with an empty registry, and the MLflow
-client pointed at it."""
+client pointed at it — one without authentication (`server`) and one with it on
+(`auth_server`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -37,13 +39,16 @@ models:
 """
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def _binary() -> str:
     binary = os.environ.get("FRESHET_BIN")
     if not binary:
         pytest.fail("set FRESHET_BIN to the freshet binary")
-    d: Path = tmp_path_factory.mktemp("mlflow")
-    (d / "freshet.yaml").write_text(CONFIG)
+    return binary
+
+
+def _up(binary: str, d: Path) -> tuple[subprocess.Popen, str]:
+    """`freshet up` on d/freshet.yaml, HTTP sources only, on an ephemeral port; returns
+    the process and its base URL once /readyz answers 200."""
     addr_file = d / "addr"
     log = open(d / "server.log", "w")
     proc = subprocess.Popen(
@@ -57,9 +62,20 @@ def server(tmp_path_factory):
             raise RuntimeError((d / "server.log").read_text())
         time.sleep(0.05)
     url = f"http://{addr_file.read_text().strip()}"
-    os.environ["FRESHET_TEST_DIR"] = str(d)
     while requests.get(f"{url}/readyz").status_code != 200:
+        if time.time() > deadline or proc.poll() is not None:
+            raise RuntimeError((d / "server.log").read_text())
         time.sleep(0.05)
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    binary = _binary()
+    d: Path = tmp_path_factory.mktemp("mlflow")
+    (d / "freshet.yaml").write_text(CONFIG)
+    proc, url = _up(binary, d)
+    os.environ["FRESHET_TEST_DIR"] = str(d)
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = url
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
@@ -71,3 +87,55 @@ def server(tmp_path_factory):
         os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
+@dataclass
+class AuthServer:
+    """A running server with `auth.enabled: true` and the way to mint its tokens."""
+
+    url: str
+    dir: Path
+    config: Path
+    admin_token: str
+
+    def create_token(self, name: str, *roles: str) -> str:
+        """A new API token, made the way an operator would: `freshet token create`,
+        which reads the admin token from the file `freshet init` wrote."""
+        env = {k: v for k, v in os.environ.items() if k not in ("FRESHET_TOKEN", "FRESHET_URL")}
+        args = [_binary(), "--config", str(self.config), "token", "create", name, "--url", self.url]
+        for role in roles:
+            args += ["--role", role]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+        assert out.returncode == 0, out.stderr
+        token = out.stdout.strip()
+        assert token.startswith("fst_"), out.stdout
+        return token
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    """`freshet init`'s own configuration (authentication on, an admin token written to
+    .freshet/admin.token), served with `freshet up`, the MLflow client pointed at it and
+    no credentials set: each test sets the ones it means to use."""
+    binary = _binary()
+    d: Path = tmp_path_factory.mktemp("mlflow-auth")
+    out = subprocess.run([binary, "init", "--dir", str(d)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    config = d / "freshet.yaml"
+    assert "enabled: true" in config.read_text()
+    admin = (d / ".freshet" / "admin.token").read_text().strip()
+    proc, url = _up(binary, d)
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")}
+    os.environ["MLFLOW_TRACKING_URI"] = url
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    mlflow.set_tracking_uri(url)
+    try:
+        yield AuthServer(url=url, dir=d, config=config, admin_token=admin)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        # set_tracking_uri(None) also unsets MLFLOW_TRACKING_URI.
+        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
