@@ -2,7 +2,7 @@
 
 use crate::cli::UpArgs;
 use crate::runtime::{Runtime, load_config};
-use crate::server::serve;
+use crate::server::{serve, serve_tls, tls_config};
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +15,8 @@ pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
     }
     let listen = config.server.listen.clone();
     let max_body = config.server.max_body_bytes.get();
+    // Before anything starts: a missing or wrong certificate stops `up` at once.
+    let tls = tls_config(&config, &base)?;
     let mut runtime = Runtime::start(config, base).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -39,9 +41,12 @@ pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
             tracing::info!(model, event = ?e, "loop")
         }),
     )?;
-    tracing::info!(%addr, lake = %runtime.lake.root(), streams = runtime.config.streams.len(), "freshet is up");
+    tracing::info!(%addr, tls = if tls.is_some() { "on" } else { "off" }, lake = %runtime.lake.root(), streams = runtime.config.streams.len(), "freshet is up");
     let state = runtime.app_state(Arc::new(AtomicBool::new(false)));
-    serve(listener, state, max_body, shutdown_signal()).await?;
+    match tls {
+        Some(tls) => serve_tls(listener, tls, state, max_body, shutdown_signal()).await?,
+        None => serve(listener, state, max_body, shutdown_signal()).await?,
+    }
     tracing::info!("shutting down: committing buffered records");
     runtime.shutdown().await;
     Ok(())

@@ -20,3 +20,4 @@ mod rollout;
 mod roundtrip;
 mod serving;
 mod support;
+mod tls;

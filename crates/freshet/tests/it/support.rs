@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use freshet::runtime::{Runtime, load_config};
-use freshet::server::serve;
+use freshet::server::{serve, serve_tls, tls_config};
 use freshet_core::config::FileFormat;
 use freshet_ingest::service::IngestService;
 use freshet_ingest::source::file::{FileOptions, FileProgress, ingest_file};
@@ -38,6 +38,11 @@ pub struct Options {
     pub start_loops: bool,
     /// More top-level YAML (e.g. `auth:` and `audit:` sections).
     pub extra_yaml: String,
+    /// Serve HTTPS: PEM certificate chain and private key, written to `tls/cert.pem` and
+    /// `tls/key.pem` in the server's folder and named by `auth.tls` (relative paths, as
+    /// a user would). [`TestServer::url`] is then `https://` and the client trusts the
+    /// certificate. Not with an `auth:` section in `extra_yaml`.
+    pub tls: Option<(String, String)>,
 }
 
 impl Options {
@@ -51,6 +56,7 @@ impl Options {
             start_sources: false,
             start_loops: false,
             extra_yaml: String::new(),
+            tls: None,
         }
     }
 }
@@ -62,6 +68,8 @@ pub struct TestServer {
     pub client: reqwest::Client,
     pub ingest: Arc<IngestService>,
     pub ready: Arc<AtomicBool>,
+    /// Whether the server speaks HTTPS ([`Options::tls`]).
+    pub tls: bool,
     lake: Lake,
     runtime: Option<Runtime>,
     stop: Option<oneshot::Sender<()>>,
@@ -106,6 +114,17 @@ impl TestServer {
         init_log_capture();
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("pii.key"), PII_KEY).expect("write key");
+        let mut extra = opts.extra_yaml.clone();
+        if let Some((cert, key)) = &opts.tls {
+            assert!(
+                !extra.contains("auth:"),
+                "Options::tls writes its own auth: section"
+            );
+            std::fs::create_dir_all(dir.path().join("tls")).expect("tls dir");
+            std::fs::write(dir.path().join("tls/cert.pem"), cert).expect("write cert");
+            std::fs::write(dir.path().join("tls/key.pem"), key).expect("write key");
+            extra.push_str("\nauth:\n  tls: { cert: tls/cert.pem, key: tls/key.pem }\n");
+        }
         let yaml = format!(
             "server:
   listen: 127.0.0.1:0
@@ -124,7 +143,7 @@ streams:
 {streams}
 {extra}
 ",
-            extra = opts.extra_yaml,
+            extra = extra,
             max_body = opts.max_body_bytes,
             max_buf = opts.max_buffered_records,
             ack = opts.ack_timeout_ms,
@@ -136,6 +155,8 @@ streams:
         let (config, base) =
             load_config(&cfg_path).unwrap_or_else(|e| panic!("{e:#}\n--- config ---\n{yaml}"));
         let max_body = config.server.max_body_bytes.get();
+        // As `freshet up` does.
+        let tls = tls_config(&config, &base).unwrap_or_else(|e| panic!("auth.tls: {e:#}"));
         let mut runtime = Runtime::start(config, base)
             .await
             .unwrap_or_else(|e| panic!("runtime: {e:#}"));
@@ -156,9 +177,13 @@ streams:
         let ready = Arc::new(AtomicBool::new(false));
         let state = runtime.app_state(ready.clone());
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, state, max_body, async move {
+        let stopped = async move {
             let _ = stopped.await;
-        }));
+        };
+        let server = match tls {
+            Some(tls) => tokio::spawn(serve_tls(listener, tls, state, max_body, stopped)),
+            None => tokio::spawn(serve(listener, state, max_body, stopped)),
+        };
         // `serve` flips `ready` when it starts.
         for _ in 0..200 {
             if ready.load(Ordering::SeqCst) {
@@ -166,16 +191,19 @@ streams:
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("client");
+        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(60));
+        if let Some((cert, _)) = &opts.tls {
+            let ca = reqwest::Certificate::from_pem(cert.as_bytes()).expect("PEM certificate");
+            client = client.add_root_certificate(ca);
+        }
+        let client = client.build().expect("client");
         Self {
             dir,
             addr,
             client,
             ingest: runtime.ingest.clone(),
             ready,
+            tls: opts.tls.is_some(),
             lake: runtime.lake.clone(),
             runtime: Some(runtime),
             stop: Some(stop),
@@ -184,7 +212,8 @@ streams:
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn lake(&self) -> &Lake {
