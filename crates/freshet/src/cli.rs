@@ -69,6 +69,19 @@ pub enum Command {
     /// approver who neither asked for nor created the version approves or rejects.
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
+    /// The model inventory: owner, risk tier, intended use, review cadence, last review
+    /// and next due, with overdue reviews flagged. Reads the files; no server needed.
+    Inventory(InventoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// table (for people), csv or json.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+    pub format: String,
+    /// Only models whose review is overdue (exit 1 when there are any).
+    #[arg(long)]
+    pub overdue: bool,
 }
 
 #[derive(Debug, Subcommand)]

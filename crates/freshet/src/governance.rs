@@ -8,6 +8,7 @@ use freshet_govern::approvals::Approvals;
 use freshet_govern::audit::AuditConfig;
 use freshet_govern::authn::Authenticator;
 use freshet_govern::identity::{Grant, Role};
+use freshet_govern::inventory::InventoryStore;
 use freshet_govern::oidc::{OidcConfig, OidcVerifier};
 use freshet_govern::tokens::TokenStore;
 use std::collections::BTreeMap;
@@ -88,8 +89,21 @@ pub fn open(config: &FreshetConfig, base: &Path) -> Result<Arc<Governance>> {
     let approvals = Arc::new(open_approvals(config, base)?);
     let audit = audit_config(config, base);
     let dir = audit.dir.clone();
-    let gov = Governance::open(authn, audit, approvals, config.auth.metrics_public)
-        .with_context(|| format!("cannot open the audit chain at {}", dir.display()))?;
+    let inventory = InventoryStore::open(&store_path)
+        .with_context(|| format!("cannot open the inventory at {}", store_path.display()))?;
+    let facts = config
+        .models
+        .iter()
+        .map(|(n, m)| (n.clone(), m.governance.clone()))
+        .collect();
+    let gov = Governance::open(
+        authn,
+        audit,
+        approvals,
+        (inventory, facts),
+        config.auth.metrics_public,
+    )
+    .with_context(|| format!("cannot open the audit chain at {}", dir.display()))?;
     Ok(Arc::new(gov))
 }
 

@@ -681,7 +681,15 @@ impl Runtime {
                 freshet_serve::rollout::RolloutController::from_models(&self.config.models)
                     .with_approvals(self.governance.approvals().clone()),
             ),
-            tracking_uri: format!("http://{}", self.config.server.listen),
+            tracking_uri: format!(
+                "{}://{}",
+                if self.config.auth.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
+                self.config.server.listen
+            ),
             job_token: self.config.auth.enabled.then(|| {
                 let gov = self.governance.clone();
                 let mint: freshet_control::controller::JobTokenMinter =

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod authn;
 pub mod error;
 pub mod identity;
+pub mod inventory;
 pub mod oidc;
 pub mod service;
 pub mod tokens;

@@ -6,8 +6,10 @@ use crate::approvals::Approvals;
 use crate::audit::{AuditConfig, AuditError, AuditEvent, AuditLog, Outcome};
 use crate::authn::Authenticator;
 use crate::identity::{Grant, Principal};
+use crate::inventory::{Entry, InventoryStore, Patch};
 use crate::tokens::{NewToken, TokenInfo};
 use chrono::{DateTime, Utc};
+use freshet_core::config_govern::Governance as Facts;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -17,6 +19,8 @@ pub struct Governance {
     audit: AuditLog,
     audit_config: AuditConfig,
     approvals: Arc<Approvals>,
+    inventory: InventoryStore,
+    facts: BTreeMap<String, Facts>,
     metrics_public: bool,
 }
 
@@ -26,6 +30,7 @@ impl Governance {
         authn: Authenticator,
         audit_config: AuditConfig,
         approvals: Arc<Approvals>,
+        inventory: (InventoryStore, BTreeMap<String, Facts>),
         metrics_public: bool,
     ) -> Result<Self, AuditError> {
         let audit = AuditLog::open(audit_config.clone())?;
@@ -34,6 +39,8 @@ impl Governance {
             audit,
             audit_config,
             approvals,
+            inventory: inventory.0,
+            facts: inventory.1,
             metrics_public,
         })
     }
@@ -49,6 +56,27 @@ impl Governance {
 
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// The model inventory as of today.
+    pub fn inventory(&self) -> Result<Vec<Entry>, GovernError> {
+        self.inventory.entries(&self.facts, Utc::now().date_naive())
+    }
+
+    /// Updates a declared model's inventory facts on behalf of `by`.
+    pub fn update_inventory(
+        &self,
+        model: &str,
+        patch: &Patch,
+        by: &Principal,
+    ) -> Result<(), GovernError> {
+        if !self.facts.contains_key(model) {
+            return Err(GovernError::NotFound {
+                what: "model",
+                name: model.to_string(),
+            });
+        }
+        self.inventory.update(model, patch, &by.name)
     }
 
     /// Maker-checker approvals.

@@ -9,6 +9,7 @@ mod bench_tracking;
 mod demo;
 mod ingest;
 mod init;
+mod inventory;
 mod rollout;
 mod score;
 mod tables;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(c) => token::run(&cli.config, c).await,
         Command::Audit(c) => audit::run(&cli.config, c),
         Command::Approvals(c) => approvals::run(&cli.config, c).await,
+        Command::Inventory(a) => inventory::run(&cli.config, &a),
         Command::Tables => tables::list(&cli.config).await,
         Command::Table(t) => tables::table(&cli.config, t).await,
         Command::Bench(BenchCommand::Ingest(a)) => bench::ingest(a).await,

@@ -9,10 +9,14 @@ use std::path::Path;
 /// The server's URL and a token from the flags, the environment or the admin file.
 pub fn server_client(config_path: &Path, args: &ServerArgs) -> Result<(String, Option<String>)> {
     let (config, base) = load_config(config_path)?;
-    let url = args
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", config.server.listen));
+    let url = args.url.clone().unwrap_or_else(|| {
+        let scheme = if config.auth.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", config.server.listen)
+    });
     let token = match &args.token {
         Some(t) => Some(t.trim().to_string()),
         None => {

@@ -47,6 +47,8 @@ pub fn classify(method: &Method, path: &str, metrics_public: bool) -> Rule {
         ["v1", "streams", s, "events"] => Rule::Check(read_or(Ingest), stream(s)),
         ["v1", "models", m, "feedback"] => Rule::Check(Feedback, model(m)),
         ["v1", "models", m, "live", "replay"] => Rule::Check(Read, model(m)),
+        ["v1", "models", m, "inventory"] => Rule::Check(read_or(Manage), model(m)),
+        ["v1", "inventory"] => Rule::Check(Read, Resource::System),
         ["v1", "models", m, "performance" | "status" | "monitoring"] => Rule::Check(Read, model(m)),
         ["v1", "tokens", ..] => Rule::Check(Manage, Resource::System),
         ["v1", "approvals"] => Rule::Check(Read, Resource::System),

@@ -17,6 +17,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{name}", delete(revoke_token))
+        .route("/v1/inventory", get(inventory))
+        .route(
+            "/v1/models/{model}/inventory",
+            axum::routing::put(update_inventory),
+        )
         .route("/v1/approvals", get(list_approvals))
         .route("/v1/approvals/{id}/approve", axum::routing::post(approve))
         .route("/v1/approvals/{id}/reject", axum::routing::post(reject))
@@ -282,4 +287,49 @@ async fn decide(
         D::Store(g) => g.into(),
     })?;
     Ok(Json(r).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InventoryQuery {
+    format: Option<String>,
+}
+
+/// The model inventory as JSON (default) or CSV.
+async fn inventory(
+    State(s): State<AppState>,
+    Query(q): Query<InventoryQuery>,
+) -> Result<Response, ApiError> {
+    let entries = s.governance.inventory()?;
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(json!({ "models": entries })).into_response()),
+        Some("csv") => Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            freshet_govern::inventory::to_csv(&entries),
+        )
+            .into_response()),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("format: '{other}' is not json or csv"),
+        )),
+    }
+}
+
+async fn update_inventory(
+    State(s): State<AppState>,
+    ext: Extensions,
+    Path(model): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let patch: freshet_govern::inventory::Patch = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}")))?;
+    let by = principal_of(&ext);
+    s.governance.update_inventory(&model, &patch, &by)?;
+    let entry = s
+        .governance
+        .inventory()?
+        .into_iter()
+        .find(|e| e.model == model);
+    Ok(Json(entry).into_response())
 }

@@ -373,3 +373,131 @@ async fn mlflow_promotions_need_a_second_persons_approval() {
         && r["outcome"] == "denied"));
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inventory_lists_models_flags_overdue_reviews_and_takes_audited_updates() {
+    let mut opts = Options::new(
+        &STREAMS.replace(
+            "governance: { risk_tier: high, owner: risk-team }",
+            "governance: { risk_tier: high, owner: risk-team, review_every_days: 30, last_review: 2025-01-15 }",
+        ),
+    );
+    opts.extra_yaml = AUTH.to_string();
+    let srv = TestServer::start_with(opts).await;
+    let gov = srv.runtime().governance.clone();
+    let file = srv.dir.path().join(".freshet/admin.token");
+    freshet::governance::ensure_admin_token(&gov, &file, "test").expect("admin");
+    let admin = std::fs::read_to_string(&file)
+        .expect("read")
+        .trim()
+        .to_string();
+    let viewer = token(&srv, &admin, "vera", "viewer").await;
+    let (s, v) = send(
+        &srv,
+        &viewer,
+        reqwest::Method::GET,
+        "/v1/inventory",
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let fraud = &v["models"][0];
+    assert_eq!(fraud["model"], "fraud");
+    assert_eq!(fraud["owner"], "risk-team");
+    assert_eq!(fraud["risk_tier"], "high");
+    assert_eq!(fraud["next_review_due"], "2025-02-14");
+    assert_eq!(fraud["overdue"], true);
+    assert_eq!(v["models"][1]["risk_tier"], "low");
+    // A viewer may not change it; a bad field is named; an admin's update is audited.
+    let put = reqwest::Method::PUT;
+    let (s, _) = send(
+        &srv,
+        &viewer,
+        put.clone(),
+        "/v1/models/fraud/inventory",
+        json!({ "last_review": "2026-12-01" }),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, v) = send(
+        &srv,
+        &admin,
+        put.clone(),
+        "/v1/models/fraud/inventory",
+        json!({ "review_every_days": 0 }),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .starts_with("review_every_days"),
+        "{v}"
+    );
+    let (s, v) = send(
+        &srv,
+        &admin,
+        put.clone(),
+        "/v1/models/fraud/inventory",
+        json!({ "risk_tier": "low" }),
+    )
+    .await;
+    assert_eq!(s, 400, "the tier is set in the configuration: {v}");
+    let (s, v) = send(
+        &srv,
+        &admin,
+        put.clone(),
+        "/v1/models/nope/inventory",
+        json!({ "owner": "x" }),
+    )
+    .await;
+    assert_eq!(s, 404, "{v}");
+    let today = chrono::Utc::now().date_naive().to_string();
+    let (s, v) = send(
+        &srv,
+        &admin,
+        put.clone(),
+        "/v1/models/fraud/inventory",
+        json!({ "last_review": today, "intended_use": "card fraud, real time" }),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["overdue"], false);
+    assert_eq!(v["updated_by"], "token:admin");
+    let r = srv
+        .client
+        .get(format!("{}/v1/inventory?format=csv", srv.url()))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("csv");
+    let csv = r.text().await.expect("text");
+    assert!(csv.starts_with("model,owner,risk_tier"), "{csv}");
+    assert!(
+        csv.contains("fraud,risk-team,high,\"card fraud, real time\",30,"),
+        "{csv}"
+    );
+    let text = srv
+        .client
+        .get(format!("{}/v1/audit", srv.url()))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("audit")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"resource\":\"model:fraud\"")
+                && l.contains("\"action\":\"manage\"")
+                && l.contains("\"outcome\":\"succeeded\"")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("token:vera") && l.contains("\"outcome\":\"denied\""))
+    );
+    srv.shutdown().await;
+}
