@@ -72,6 +72,14 @@ pub struct OidcSettings {
     /// The claim whose values map to roles through `auth.groups`.
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
+    /// A token signed with a key the cache does not know refetches the JWKS at most
+    /// this often (a rotation is picked up within this time, without a restart).
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_refresh_min_interval_secs: u64,
+}
+
+fn default_jwks_refresh() -> u64 {
+    10
 }
 
 fn default_algs() -> Vec<String> {

@@ -167,13 +167,18 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write the records as JSON lines to stdout (or --out), from --since on.
+    /// Write the records as JSON lines to stdout (or --out), from --since on; or append
+    /// the records not exported yet to a Delta table (--delta), exactly once.
     Export {
         /// RFC 3339 time, e.g. 2026-12-01T00:00:00Z.
         #[arg(long)]
         since: Option<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "delta")]
         out: Option<PathBuf>,
+        /// A Delta table (folder or file:// URL), created if missing; each run appends
+        /// the records after the last one it holds.
+        #[arg(long)]
+        delta: Option<String>,
     },
 }
 

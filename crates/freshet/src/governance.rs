@@ -82,6 +82,7 @@ pub fn open(config: &FreshetConfig, base: &Path) -> Result<Arc<Governance>> {
             c.algorithms = o.algorithms.clone();
             c.leeway_secs = o.leeway_secs;
             c.roles_claim = o.roles_claim.clone();
+            c.jwks_refresh_min_interval = Duration::from_secs(o.jwks_refresh_min_interval_secs);
             Some(OidcVerifier::new(c).map_err(|e| anyhow::anyhow!("auth.oidc: {e}"))?)
         }
     };

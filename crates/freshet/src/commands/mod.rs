@@ -31,7 +31,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Score(a) => score::run(&cli.config, a).await,
         Command::Rollout(c) => rollout::run(&cli.config, c),
         Command::Token(c) => token::run(&cli.config, c).await,
-        Command::Audit(c) => audit::run(&cli.config, c),
+        Command::Audit(c) => audit::run(&cli.config, c).await,
         Command::Approvals(c) => approvals::run(&cli.config, c).await,
         Command::Inventory(a) => inventory::run(&cli.config, &a),
         Command::Tables => tables::list(&cli.config).await,

@@ -476,3 +476,68 @@ async fn auth_off_is_refused_off_loopback() {
     let lo: std::net::SocketAddr = "127.0.0.1:7070".parse().expect("addr");
     freshet::governance::check_listener(&config, lo).expect("loopback is allowed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_exports_to_delta_exactly_once_and_verifies_from_the_cli() {
+    use clap::Parser;
+    let mut opts = Options::new(STREAMS);
+    opts.extra_yaml = AUTH.to_string();
+    let srv = TestServer::start_with(opts).await;
+    let cfg = srv.dir.path().join("freshet.yaml");
+    let cfg = cfg.to_str().expect("utf-8 path").to_string();
+    let run = |args: &[&str]| {
+        let mut all = vec!["freshet", "--config", cfg.as_str()];
+        all.extend_from_slice(args);
+        freshet::commands::run(freshet::cli::Cli::parse_from(all))
+    };
+    // Three refused requests, audited.
+    for _ in 0..3 {
+        let (status, _) = call(&srv, &ROUTES[0], None).await;
+        assert_eq!(status, 401);
+    }
+    run(&["audit", "export", "--delta", "audit-delta"])
+        .await
+        .expect("export");
+    let url = url::Url::from_directory_path(
+        srv.dir
+            .path()
+            .join("audit-delta")
+            .canonicalize()
+            .expect("dir"),
+    )
+    .expect("url");
+    let rows = |url: url::Url| async move {
+        freshet_lake::Table::open(url)
+            .await
+            .expect("open")
+            .info(None)
+            .await
+            .expect("info")
+            .rows
+    };
+    assert_eq!(rows(url.clone()).await, 3);
+    // A rerun appends nothing; new records are appended once.
+    run(&["audit", "export", "--delta", "audit-delta"])
+        .await
+        .expect("export again");
+    assert_eq!(rows(url.clone()).await, 3);
+    let (status, _) = call(&srv, &ROUTES[0], None).await;
+    assert_eq!(status, 401);
+    run(&["audit", "export", "--delta", "audit-delta"])
+        .await
+        .expect("export new");
+    assert_eq!(rows(url.clone()).await, 4);
+    let head = freshet_lake::Table::open(url)
+        .await
+        .expect("open")
+        .head(None, 10)
+        .await
+        .expect("head");
+    assert!(
+        head.iter()
+            .any(|r| r["outcome"] == "unauthenticated" && r["resource"] == "stream:s")
+    );
+    // The chain verifies from the CLI, with the public key only.
+    run(&["audit", "verify"]).await.expect("verify");
+    srv.shutdown().await;
+}
