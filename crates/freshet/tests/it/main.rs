@@ -7,7 +7,6 @@ mod backpressure;
 mod bad_input;
 mod govern;
 mod idempotency;
-mod idp;
 mod live;
 mod metrics;
 mod mlflow_api;

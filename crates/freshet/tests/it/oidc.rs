@@ -6,8 +6,8 @@
 //! that is down when keys are first needed is 503; and no token text reaches the log or
 //! any file of the server.
 
-use crate::idp::{TestIdp, TestKey};
 use crate::support::{Options, TestServer, captured_log, contains_bytes, walk_files};
+use freshet_testkit::idp::{TestIdp, TestKey};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,6 @@
 //! A real OIDC provider for the tests: `oidc-provider` from npm, run by
 //! `testkit/oidc/server.js` (installed by `.ci/run`, or `npm ci --prefix testkit/oidc`).
-//! Copied from `crates/govern/tests/oidc.rs` (`mod idp`), which is written to be copied:
-//! needs `serde_json`, `reqwest` (json) and `tempfile`.
+//! Used by `crates/govern/tests/oidc.rs` and the binary's `tests/it/oidc.rs`.
 //!
 //! The provider issues JWT access tokens by `client_credentials`; each client has its
 //! groups (`freshet-admin`: freshet-admins + everyone, `freshet-viewer`: freshet-viewers,
