@@ -455,17 +455,55 @@ pub enum BenchCommand {
     Learners(BenchLearnersArgs),
     /// Closed-loop single-row scoring load against a serving endpoint (Freshet's
     /// invocations or `mlflow models serve`); bench/serve_vs_mlflow.sh compares the two.
+    /// Without --url it trains a logistic regression and serves it from its own
+    /// `freshet up` (needed for --auth on|both).
     Serve(BenchServeArgs),
+    /// Append a chain of audit records from many concurrent appenders into a temporary
+    /// folder, then time `freshet audit verify` over it.
+    Audit(BenchAuditArgs),
+}
+
+/// Authentication of the server a bench starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchAuth {
+    /// `auth.enabled: false` (requests act as admin; mutating ones are still audited).
+    Off,
+    /// `auth.enabled: true`; the client sends a least-privilege bearer token.
+    On,
+    /// Off and on interleaved, three runs each, then medians and the on/off ratio.
+    Both,
 }
 
 #[derive(Debug, Args)]
-pub struct BenchServeArgs {
-    /// Base URL of the server, e.g. http://127.0.0.1:7070.
+pub struct BenchAuditArgs {
+    /// Records in the chain.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: u64,
+    /// Concurrent appenders (each awaits its record's fsync before the next, as a
+    /// request does).
+    #[arg(long, default_value_t = 256)]
+    pub appenders: u64,
+    /// Where to write the chain (a temporary folder by default, removed afterwards).
     #[arg(long)]
-    pub url: String,
+    pub data_dir: Option<PathBuf>,
+    /// Write the figures as JSON to this file as well.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchServeArgs {
+    /// Base URL of the server, e.g. http://127.0.0.1:7070. Without it the bench starts
+    /// its own `freshet up` serving a logistic regression trained on synthetic data.
+    #[arg(long)]
+    pub url: Option<String>,
     /// Served model name (the default path is /serving-endpoints/{model}/invocations).
     #[arg(long)]
     pub model: String,
+    /// Authentication of the bench's own server (no --url): off, on (a scorer token),
+    /// or both (interleaved, three runs each).
+    #[arg(long, value_enum, default_value_t = BenchAuth::Off)]
+    pub auth: BenchAuth,
     /// Request path instead of the default, e.g. /invocations for `mlflow models serve`.
     #[arg(long)]
     pub path: Option<String>,
@@ -562,4 +600,8 @@ pub struct BenchIngestArgs {
     /// Write the report as JSON to this file as well.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Authentication of the server: off, on (a producer token), or both (interleaved,
+    /// three runs each).
+    #[arg(long, value_enum, default_value_t = BenchAuth::Off)]
+    pub auth: BenchAuth,
 }

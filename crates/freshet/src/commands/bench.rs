@@ -5,10 +5,14 @@
 //! PII-hashed), drives it from concurrent clients in this process for a fixed time, and
 //! reports records per second *landed in Delta* (counted from the table afterwards, not
 //! from the client), acknowledgement latency percentiles and the server's peak RSS.
+//! `--auth on|both` turns authentication on in the server's config and sends a producer
+//! token; the helpers for that are shared with `bench serve`.
 
-use crate::cli::BenchIngestArgs;
+use crate::cli::{BenchAuth, BenchIngestArgs};
 use anyhow::{Context, Result};
 use freshet_core::config::{GeneratorConfig, GeneratorKind};
+use freshet_govern::identity::{Grant, Role};
+use freshet_govern::tokens::TokenStore;
 use freshet_ingest::source::generator::Generator;
 use serde::Serialize;
 use std::path::Path;
@@ -19,6 +23,8 @@ use std::time::{Duration, Instant};
 /// The benchmark's findings.
 #[derive(Debug, Serialize)]
 pub struct IngestReport {
+    /// Whether the server ran with `auth.enabled: true` (the client sending a token).
+    pub auth: bool,
     pub seconds: f64,
     pub clients: usize,
     pub batch: usize,
@@ -37,52 +43,71 @@ pub struct IngestReport {
 }
 
 pub async fn ingest(a: BenchIngestArgs) -> Result<()> {
-    let tmp;
-    let dir = match &a.data_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            d.clone()
-        }
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
-    let schema = Generator::schema_for(GeneratorKind::Cards);
-    write_config(&dir, &schema, &a)?;
+    let runs = auth_runs(a.auth);
     let bodies = render_bodies(a.batch, 32);
     let record_bytes = bodies[0].len() / a.batch.max(1);
+    let bodies: Arc<Vec<bytes::Bytes>> =
+        Arc::new(bodies.into_iter().map(bytes::Bytes::from).collect());
     eprintln!(
-        "bench ingest: {} clients x {} records/request (~{record_bytes} B/record) for {} s",
-        a.clients, a.batch, a.seconds
+        "bench ingest: {} clients x {} records/request (~{record_bytes} B/record) for {} s, {} run(s)",
+        a.clients,
+        a.batch,
+        a.seconds,
+        runs.len()
     );
+    let mut reports = Vec::new();
+    for (i, &auth) in runs.iter().enumerate() {
+        let tmp;
+        let dir = match &a.data_dir {
+            Some(d) if runs.len() > 1 => d.join(format!("run{}-auth-{}", i + 1, on_off(auth))),
+            Some(d) => d.clone(),
+            None => {
+                tmp = tempfile::tempdir()?;
+                tmp.path().to_path_buf()
+            }
+        };
+        std::fs::create_dir_all(&dir)?;
+        if runs.len() > 1 {
+            println!("== run {} of {}, auth {}", i + 1, runs.len(), on_off(auth));
+        }
+        reports.push(ingest_once(&a, &dir, bodies.clone(), record_bytes, auth).await?);
+    }
+    if runs.len() > 1 {
+        let fig = |f: fn(&IngestReport) -> f64| -> Vec<(bool, f64)> {
+            reports.iter().map(|r| (r.auth, f(r))).collect()
+        };
+        print_auth_comparison(&[
+            ("records/s landed", fig(|r| r.records_per_sec)),
+            ("ack p50 ms", fig(|r| r.ack_p50_ms)),
+            ("ack p99 ms", fig(|r| r.ack_p99_ms)),
+            ("peak RSS MB", fig(|r| r.peak_rss_mb)),
+        ]);
+    }
+    if let Some(p) = &a.json {
+        let v = match reports.as_slice() {
+            [one] => serde_json::to_value(one)?,
+            all => serde_json::to_value(all)?,
+        };
+        std::fs::write(p, serde_json::to_vec_pretty(&v)?)?;
+    }
+    Ok(())
+}
 
-    let exe = std::env::current_exe()?;
-    let addr_file = dir.join("addr");
-    let log = std::fs::File::create(dir.join("server.log"))?;
-    let mut child = tokio::process::Command::new(exe)
-        .arg("--config")
-        .arg(dir.join("freshet.yaml"))
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-sources",
-            "--addr-file",
-        ])
-        .arg(&addr_file)
-        .env(
-            "FRESHET_LOG",
-            std::env::var("FRESHET_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the server")?;
-    let pid = child.id().context("server has no pid")?;
-    let addr = wait_for_addr(&addr_file).await?;
-    let url = format!("http://{addr}/v1/streams/bench/events");
+async fn ingest_once(
+    a: &BenchIngestArgs,
+    dir: &Path,
+    bodies: Arc<Vec<bytes::Bytes>>,
+    record_bytes: usize,
+    auth: bool,
+) -> Result<IngestReport> {
+    let schema = Generator::schema_for(GeneratorKind::Cards);
+    let config_file = write_config(dir, &schema, a)?;
+    let token = configure_auth(&config_file, auth, &[("bench-producer", Role::Producer)])?
+        .pop()
+        .flatten();
+    let server = Server::start(dir, &config_file).await?;
+    let pid = server.pid;
+    let url = format!("http://{}/v1/streams/bench/events", server.addr);
 
     let stop = Arc::new(AtomicBool::new(false));
     let peak_rss = Arc::new(AtomicU64::new(0));
@@ -100,9 +125,8 @@ pub async fn ingest(a: BenchIngestArgs) -> Result<()> {
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.clients)
+        .default_headers(auth_headers(token.as_deref())?)
         .build()?;
-    let bodies: Arc<Vec<bytes::Bytes>> =
-        Arc::new(bodies.into_iter().map(bytes::Bytes::from).collect());
     let started = Instant::now();
     let deadline = started + Duration::from_secs(a.seconds);
     let mut tasks = Vec::new();
@@ -152,8 +176,7 @@ pub async fn ingest(a: BenchIngestArgs) -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.await;
-    let _ = child.start_kill();
-    let _ = child.wait().await;
+    server.stop().await;
 
     let lake = freshet_lake::Lake::new(&dir.join("lake").display().to_string())?;
     let table = freshet_lake::Table::open(lake.table_url("events/bench")?).await?;
@@ -161,6 +184,7 @@ pub async fn ingest(a: BenchIngestArgs) -> Result<()> {
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| super::percentile(&lat, p);
     let report = IngestReport {
+        auth,
         seconds: elapsed,
         clients: a.clients,
         batch: a.batch,
@@ -206,13 +230,137 @@ pub async fn ingest(a: BenchIngestArgs) -> Result<()> {
             report.records_acked
         );
     }
-    if let Some(p) = &a.json {
-        std::fs::write(p, serde_json::to_vec_pretty(&report)?)?;
-    }
-    Ok(())
+    Ok(report)
 }
 
-fn write_config(dir: &Path, schema: &freshet_core::Schema, a: &BenchIngestArgs) -> Result<()> {
+/// A `freshet up` child process on an ephemeral loopback port, no sources started,
+/// logging to `server.log` in its folder (`FRESHET_BENCH_SERVER_LOG` sets the level).
+pub(super) struct Server {
+    child: tokio::process::Child,
+    pub pid: u32,
+    pub addr: String,
+}
+
+impl Server {
+    pub async fn start(dir: &Path, config_file: &Path) -> Result<Server> {
+        let addr_file = dir.join("addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = std::fs::File::create(dir.join("server.log"))?;
+        let child = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("--config")
+            .arg(config_file)
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-sources",
+                "--addr-file",
+            ])
+            .arg(&addr_file)
+            .env(
+                "FRESHET_LOG",
+                std::env::var("FRESHET_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start the server")?;
+        let pid = child.id().context("server has no pid")?;
+        let addr = wait_for_addr(&addr_file).await?;
+        Ok(Server { child, pid, addr })
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// The runs an `--auth` choice asks for, in order: `both` interleaves off and on, three
+/// runs each, so that drift in the machine's load falls on both alike.
+pub(super) fn auth_runs(mode: BenchAuth) -> Vec<bool> {
+    match mode {
+        BenchAuth::Off => vec![false],
+        BenchAuth::On => vec![true],
+        BenchAuth::Both => [false, true].repeat(3),
+    }
+}
+
+pub(super) fn on_off(auth: bool) -> &'static str {
+    if auth { "on" } else { "off" }
+}
+
+/// Authentication of a bench's generated config: appends `auth: { enabled: … }` to
+/// `config_file` and, with auth on, creates one token per `(name, role)` (a role over
+/// every resource) in the config's token store before the server starts — the server
+/// looks each request's token up there. Returns the tokens (`None` each with auth off).
+pub(super) fn configure_auth(
+    config_file: &Path,
+    on: bool,
+    tokens: &[(&str, Role)],
+) -> Result<Vec<Option<String>>> {
+    let mut text = std::fs::read_to_string(config_file)?;
+    text.push_str(&format!("auth: {{ enabled: {on} }}\n"));
+    std::fs::write(config_file, text)?;
+    if !on {
+        return Ok(vec![None; tokens.len()]);
+    }
+    let (config, base) = crate::runtime::load_config(config_file)?;
+    let store = TokenStore::open(&crate::governance::token_store_path(&config, &base))?;
+    tokens
+        .iter()
+        .map(|(name, role)| {
+            let grant = Grant::new(vec![*role], vec!["*".into()])?;
+            Ok(Some(
+                store.create(name, vec![grant], None, "system:bench")?.token,
+            ))
+        })
+        .collect()
+}
+
+/// Default headers of a bench's HTTP client: `Authorization: Bearer …` when given a token.
+pub(super) fn auth_headers(token: Option<&str>) -> Result<reqwest::header::HeaderMap> {
+    let mut h = reqwest::header::HeaderMap::new();
+    if let Some(t) = token {
+        let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))?;
+        v.set_sensitive(true);
+        h.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    Ok(h)
+}
+
+/// Prints, per figure, the median of the runs with auth off and with auth on and their
+/// ratio (on / off).
+pub(super) fn print_auth_comparison(figures: &[(&str, Vec<(bool, f64)>)]) {
+    let median = |auth: bool, runs: &[(bool, f64)]| {
+        let mut v: Vec<f64> = runs.iter().filter(|r| r.0 == auth).map(|r| r.1).collect();
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    };
+    let n = figures
+        .first()
+        .map_or(0, |f| f.1.iter().filter(|r| r.0).count());
+    println!("\nauth off vs on, median of {n} interleaved runs each:");
+    println!(
+        "{:<20} {:>12} {:>12} {:>9}",
+        "figure", "auth off", "auth on", "on/off"
+    );
+    for (name, runs) in figures {
+        let (off, on) = (median(false, runs), median(true, runs));
+        println!("{name:<20} {off:>12.2} {on:>12.2} {:>9.3}", on / off);
+    }
+}
+
+fn write_config(
+    dir: &Path,
+    schema: &freshet_core::Schema,
+    a: &BenchIngestArgs,
+) -> Result<std::path::PathBuf> {
     let fields = serde_json::to_string(schema.fields())?;
     std::fs::write(dir.join("pii.key"), "bench-key-0123456789abcdef")?;
     let mut commit = String::new();
@@ -228,8 +376,9 @@ fn write_config(dir: &Path, schema: &freshet_core::Schema, a: &BenchIngestArgs) 
          pii: {{ key_env: FRESHET_BENCH_NO_ENV, key_file: pii.key }}\n\
          streams:\n  bench:\n    source: {{ type: http }}\n    schema: {{ fields: {fields} }}\n    commit: {{ {commit} }}\n"
     );
-    std::fs::write(dir.join("freshet.yaml"), text)?;
-    Ok(())
+    let file = dir.join("freshet.yaml");
+    std::fs::write(&file, text)?;
+    Ok(file)
 }
 
 /// NDJSON bodies of card transactions from the generator (distinct records per body).

@@ -11,10 +11,15 @@
 //!
 //! The client runs on its own small runtime (`--threads`, one by default) so that it
 //! takes as little as it can of the cores it shares with the server under test.
+//!
+//! Without `--url` the bench serves its own model from a `freshet up` it starts, which
+//! `--auth on|both` needs: with auth on the config has `auth: { enabled: true }` and
+//! the load generator sends a scorer token (`bench ingest` shares these helpers).
 
-use crate::cli::BenchServeArgs;
+use crate::cli::{BenchAuth, BenchServeArgs};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use freshet_govern::identity::Role;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -63,19 +68,40 @@ pub async fn serve(a: BenchServeArgs) -> Result<()> {
     if !(a.seconds > 0.0 && a.seconds.is_finite()) {
         bail!("--seconds must be a positive number");
     }
+    let Some(base) = a.url.clone() else {
+        return own_server(a).await;
+    };
+    if a.auth != BenchAuth::Off {
+        bail!("--auth on|both needs the bench's own server: leave out --url");
+    }
+    let report = run_load(a.clone(), &base, None).await?;
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// One measured run against `base`, on the load generator's own runtime.
+async fn run_load(a: BenchServeArgs, base: &str, token: Option<String>) -> Result<ServeReport> {
     let bodies = bodies(&a)?;
     let path = a
         .path
         .clone()
         .unwrap_or_else(|| format!("/serving-endpoints/{}/invocations", a.model));
-    let url = format!("{}{}", a.url.trim_end_matches('/'), path);
+    let url = format!("{}{}", base.trim_end_matches('/'), path);
     eprintln!(
-        "bench serve: {url}, {} connections, {} s (+{} s warm-up), {} distinct bodies of ~{} B",
+        "bench serve: {url}, {} connections, {} s (+{} s warm-up), {} distinct bodies of ~{} B{}",
         a.connections,
         a.seconds,
         a.warmup,
         bodies.len(),
-        bodies.first().map_or(0, Bytes::len)
+        bodies.first().map_or(0, Bytes::len),
+        if token.is_some() {
+            ", bearer token"
+        } else {
+            ""
+        }
     );
     let threads = a.threads.max(1);
     tokio::task::spawn_blocking(move || {
@@ -84,10 +110,191 @@ pub async fn serve(a: BenchServeArgs) -> Result<()> {
             .enable_all()
             .build()
             .context("cannot start the load generator's runtime")?;
-        rt.block_on(load(a, url, bodies))
+        rt.block_on(load(a, url, bodies, token))
     })
-    .await??;
+    .await?
+}
+
+/// Rows of the bench's own model: 8 float features and a bool label.
+const OWN_ROWS: usize = 20_000;
+const OWN_COLUMNS: [&str; 8] = ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7"];
+
+/// Without `--url`: trains a logistic regression named `--model` on synthetic rows in a
+/// temporary folder, then for each run of `--auth` starts `freshet up` (the model
+/// registered, not declared, as in bench/serve_vs_mlflow.sh; capture on), sets its
+/// champion alias with an operator token and measures with a scorer token.
+async fn own_server(mut a: BenchServeArgs) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    if a.columns.is_empty() && a.body_file.is_none() {
+        a.columns = OWN_COLUMNS.iter().map(|c| c.to_string()).collect();
+    }
+    let config_file = dir.join("freshet.yaml");
+    std::fs::write(&config_file, own_config(Some(&a.model)))?;
+    write_own_data(&dir.join("bench.csv"))?;
+    eprintln!(
+        "bench serve: training {} on {OWN_ROWS} synthetic rows",
+        a.model
+    );
+    let csv = dir.join("bench.csv").display().to_string();
+    freshet_cli(&config_file, &["ingest", "bench", &csv, "--quiet"]).await?;
+    freshet_cli(&config_file, &["train", &a.model, "--quiet"]).await?;
+
+    let runs = super::bench::auth_runs(a.auth);
+    let mut reports = Vec::new();
+    for (i, &auth) in runs.iter().enumerate() {
+        std::fs::write(&config_file, own_config(None))?;
+        let mut tokens = super::bench::configure_auth(
+            &config_file,
+            auth,
+            &[
+                (&format!("bench-scorer-{i}"), Role::Scorer),
+                (&format!("bench-operator-{i}"), Role::Operator),
+            ],
+        )?
+        .into_iter();
+        let (scorer, operator) = (tokens.next().flatten(), tokens.next().flatten());
+        let server = super::bench::Server::start(dir, &config_file).await?;
+        let base = format!("http://{}", server.addr);
+        set_champion(&base, &a.model, operator.as_deref(), scorer.as_deref()).await?;
+        eprintln!(
+            "== run {} of {}, auth {} (pid {})",
+            i + 1,
+            runs.len(),
+            super::bench::on_off(auth),
+            server.pid
+        );
+        let mut run = a.clone();
+        run.server_pid = Some(server.pid);
+        let report = run_load(run, &base, scorer).await;
+        server.stop().await;
+        reports.push((auth, report?));
+    }
+    if runs.len() > 1 {
+        let fig = |f: fn(&ServeReport) -> f64| -> Vec<(bool, f64)> {
+            reports.iter().map(|(auth, r)| (*auth, f(r))).collect()
+        };
+        super::bench::print_auth_comparison(&[
+            ("requests/s", fig(|r| r.requests_per_sec)),
+            ("p50 ms", fig(|r| r.p50_ms)),
+            ("p99 ms", fig(|r| r.p99_ms)),
+            (
+                "server CPU cores",
+                fig(|r| r.server_cpu_cores.unwrap_or(f64::NAN)),
+            ),
+        ]);
+    }
+    if let Some(p) = &a.json {
+        let v: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|(auth, r)| serde_json::json!({ "auth": auth, "report": r }))
+            .collect();
+        std::fs::write(p, serde_json::to_vec_pretty(&v)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
     Ok(())
+}
+
+/// The bench's config: one HTTP stream of the synthetic rows and, for training, the
+/// model with its triggers out of reach.
+fn own_config(model: Option<&str>) -> String {
+    let mut fields: String = OWN_COLUMNS
+        .iter()
+        .map(|c| format!("        - {{ name: {c}, type: float }}\n"))
+        .collect();
+    fields.push_str("        - { name: y, type: bool, required: true }\n");
+    let mut text = format!(
+        "lake: {{ path: lake, compaction: {{ enabled: false }} }}\n\
+         registry: {{ path: registry.db }}\n\
+         streams:\n  bench:\n    source: {{ type: http }}\n    schema:\n      fields:\n{fields}"
+    );
+    if let Some(m) = model {
+        text.push_str(&format!(
+            "models:\n  {m}: {{ stream: bench, label: y, learner: {{ type: logistic_regression }}, \
+             triggers: {{ initial_rows: 1000000000000, concept_drift: none }} }}\n"
+        ));
+    }
+    text
+}
+
+/// Synthetic rows: uniform features, a label from a noisy linear score.
+fn write_own_data(path: &std::path::Path) -> Result<()> {
+    use rand::{Rng, SeedableRng};
+    use std::fmt::Write;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let w = [1.5, -2.0, 0.7, 0.0, 1.0, -0.5, 0.3, 0.0];
+    let mut out = format!("{},y\n", OWN_COLUMNS.join(","));
+    for _ in 0..OWN_ROWS {
+        let x: Vec<f64> = (0..8).map(|_| rng.random_range(-3.0..3.0)).collect();
+        let score: f64 =
+            x.iter().zip(w).map(|(x, w)| x * w).sum::<f64>() + rng.random_range(-1.0..1.0);
+        for v in &x {
+            write!(out, "{v:.6},")?;
+        }
+        out.push_str(if score > 0.0 { "true\n" } else { "false\n" });
+    }
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+/// Runs this binary with `args` against `config_file`, failing with its output.
+async fn freshet_cli(config_file: &std::path::Path, args: &[&str]) -> Result<()> {
+    let out = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("--config")
+        .arg(config_file)
+        .args(args)
+        .env("FRESHET_LOG", "warn")
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!(
+            "freshet {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Points the `champion` alias at version 1 (the operator's token) and waits until the
+/// model is ready to serve (the scorer's).
+async fn set_champion(
+    base: &str,
+    model: &str,
+    operator: Option<&str>,
+    scorer: Option<&str>,
+) -> Result<()> {
+    let admin = reqwest::Client::builder()
+        .default_headers(super::bench::auth_headers(operator)?)
+        .build()?;
+    let r = admin
+        .post(format!("{base}/api/2.0/mlflow/registered-models/alias"))
+        .json(&serde_json::json!({ "name": model, "alias": "champion", "version": "1" }))
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!(
+            "setting the champion answered {}: {}",
+            r.status(),
+            r.text().await?
+        );
+    }
+    let client = reqwest::Client::builder()
+        .default_headers(super::bench::auth_headers(scorer)?)
+        .build()?;
+    for _ in 0..400 {
+        let ready = client
+            .get(format!("{base}/v2/models/{model}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the server did not serve {model} within 20 s (see server.log)")
 }
 
 /// The request bodies: the file's, or single-row `dataframe_records` bodies with
@@ -125,14 +332,21 @@ struct Sampler {
     processes: AtomicU64,
 }
 
-async fn load(a: BenchServeArgs, url: String, bodies: Vec<Bytes>) -> Result<ServeReport> {
+async fn load(
+    a: BenchServeArgs,
+    url: String,
+    bodies: Vec<Bytes>,
+    token: Option<String>,
+) -> Result<ServeReport> {
     let bodies = Arc::new(bodies);
     let content_type = a.content_type.clone();
+    let headers = super::bench::auth_headers(token.as_deref())?;
     let mut clients = Vec::with_capacity(a.connections);
     for _ in 0..a.connections {
         clients.push(
             reqwest::Client::builder()
                 .http1_only()
+                .default_headers(headers.clone())
                 .pool_max_idle_per_host(1)
                 .tcp_nodelay(true)
                 .timeout(Duration::from_secs(30))
@@ -299,10 +513,6 @@ async fn load(a: BenchServeArgs, url: String, bodies: Vec<Bytes>) -> Result<Serv
         first_failure,
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
-    if let Some(p) = &a.json {
-        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
     if report.requests == 0 {
         bail!(
             "no request succeeded: {}",

@@ -3,6 +3,7 @@
 mod approvals;
 mod audit;
 mod bench;
+mod bench_audit;
 mod bench_learners;
 mod bench_serve;
 mod bench_tracking;
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Tracking(a)) => bench_tracking::tracking(a).await,
         Command::Bench(BenchCommand::Learners(a)) => bench_learners::run(a),
         Command::Bench(BenchCommand::Serve(a)) => bench_serve::serve(a).await,
+        Command::Bench(BenchCommand::Audit(a)) => bench_audit::run(a).await,
     }
 }
 

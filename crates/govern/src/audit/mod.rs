@@ -81,6 +81,7 @@ mod read;
 mod record;
 mod segments;
 mod verify;
+pub mod workload;
 
 #[cfg(test)]
 mod tests;

@@ -803,23 +803,11 @@ fn audit_bench() {
         let mut cfg = config(&dir);
         cfg.checkpoint_every = 10_000;
         let log = AuditLog::open(cfg).unwrap();
-        let start = Instant::now();
-        rt.block_on(async {
-            let mut tasks = Vec::new();
-            for t in 0..appenders {
-                let log = log.clone();
-                tasks.push(tokio::spawn(async move {
-                    for i in 0..per {
-                        log.append(event(t * 1_000_000 + i)).await.unwrap();
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await.unwrap();
-            }
-        });
-        let secs = start.elapsed().as_secs_f64();
         let n = appenders * per;
+        let start = Instant::now();
+        rt.block_on(workload::append_concurrently(&log, appenders, n))
+            .unwrap();
+        let secs = start.elapsed().as_secs_f64();
         eprintln!(
             "append: {appenders:>2} appenders, {n} records in {secs:.2} s = {:.0} records/s, {:.1} us/record/appender",
             n as f64 / secs,
@@ -831,21 +819,8 @@ fn audit_bench() {
     let cfg = config(&tmp.path().join("million"));
     let log = AuditLog::open(cfg.clone()).unwrap();
     let start = Instant::now();
-    rt.block_on(async {
-        let mut tasks = Vec::new();
-        for t in 0..256u64 {
-            let log = log.clone();
-            tasks.push(tokio::spawn(async move {
-                let n = 1_000_000 / 256 + u64::from(t < 1_000_000 % 256);
-                for i in 0..n {
-                    log.append(event(t * 10_000 + i)).await.unwrap();
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
+    rt.block_on(workload::append_concurrently(&log, 256, 1_000_000))
+        .unwrap();
     let write_secs = start.elapsed().as_secs_f64();
     log.close().unwrap();
     let bytes: u64 = list_segments(&cfg.dir)
