@@ -361,6 +361,22 @@ pub enum LearnerSpec {
         #[serde(default = "default_max_bins")]
         max_bins: usize,
     },
+    /// Gradient-boosted trees made online (classification): refitted every
+    /// `refit_every` labels on the newest `window` rows, and on the rows since the
+    /// change as soon as its own error drifts (ADWIN). Learns a new concept from a
+    /// few hundred rows; a selector member by default.
+    WindowedGbt {
+        /// Newest labelled rows kept and fitted on.
+        #[serde(default = "default_windowed_window")]
+        window: u32,
+        /// Labels between two refits.
+        #[serde(default = "default_refit_every")]
+        refit_every: u32,
+        #[serde(default = "default_windowed_trees")]
+        n_trees: NonZeroUsize,
+        #[serde(default = "default_windowed_depth")]
+        max_depth: NonZeroUsize,
+    },
     /// Baseline: the most frequent class so far.
     Majority {},
     /// Baseline: the last label seen.
@@ -418,6 +434,18 @@ fn default_forest_seed() -> u64 {
 fn default_selector_window() -> u32 {
     500
 }
+fn default_windowed_window() -> u32 {
+    2_000
+}
+fn default_refit_every() -> u32 {
+    100
+}
+fn default_windowed_trees() -> NonZeroUsize {
+    NonZeroUsize::new(50).unwrap_or(NonZeroUsize::MIN)
+}
+fn default_windowed_depth() -> NonZeroUsize {
+    NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN)
+}
 fn default_n_trees() -> NonZeroUsize {
     NonZeroUsize::new(100).unwrap_or(NonZeroUsize::MIN)
 }
@@ -444,6 +472,7 @@ impl LearnerSpec {
             LearnerSpec::LeveragingBagging { .. } => "leveraging_bagging",
             LearnerSpec::Selector { .. } => "selector",
             LearnerSpec::Gbt { .. } => "gbt",
+            LearnerSpec::WindowedGbt { .. } => "windowed_gbt",
             LearnerSpec::Majority {} => "majority",
             LearnerSpec::NoChange {} => "no_change",
         }
@@ -459,8 +488,8 @@ impl LearnerSpec {
     }
 
     /// The members of a `selector` that lists none: the adaptive random forest (10
-    /// trees), the Hoeffding adaptive tree, Gaussian naive Bayes and logistic
-    /// regression, each with its defaults.
+    /// trees), the Hoeffding adaptive tree, Gaussian naive Bayes, logistic regression
+    /// and windowed gradient-boosted trees, each with its defaults.
     pub fn default_selector_members() -> Vec<LearnerSpec> {
         vec![
             LearnerSpec::AdaptiveRandomForest {
@@ -473,6 +502,12 @@ impl LearnerSpec {
                 optimizer: OptimizerKind::Sgd,
                 lr: None,
                 l2: 0.0,
+            },
+            LearnerSpec::WindowedGbt {
+                window: default_windowed_window(),
+                refit_every: default_refit_every(),
+                n_trees: default_windowed_trees(),
+                max_depth: default_windowed_depth(),
             },
         ]
     }
@@ -530,6 +565,14 @@ impl LearnerSpec {
                     "max_bins",
                     "must be between 2 and 255",
                 );
+            }
+            LearnerSpec::WindowedGbt {
+                window,
+                refit_every,
+                ..
+            } => {
+                check(*window >= 100, "window", "must be at least 100 rows");
+                check(*refit_every >= 1, "refit_every", "must be at least 1");
             }
             LearnerSpec::Selector { members, window } => {
                 check(*window >= 1, "window", "must be at least 1");

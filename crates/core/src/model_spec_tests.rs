@@ -345,7 +345,8 @@ fn ensemble_learners_parse_with_their_defaults_and_name_their_problems() {
             "adaptive_random_forest",
             "hoeffding_adaptive_tree",
             "gaussian_nb",
-            "logistic_regression"
+            "logistic_regression",
+            "windowed_gbt"
         ]
     );
     // A resolved selector round-trips, members and all.
@@ -410,5 +411,40 @@ fn ensemble_learners_parse_with_their_defaults_and_name_their_problems() {
             errs[0].message.contains(key) || errs[0].path.contains(key),
             "{errs:?}"
         );
+    }
+}
+
+#[test]
+fn windowed_gbt_defaults_and_mistakes() {
+    let c =
+        parse("  w: { stream: pay, label: is_fraud, learner: { type: windowed_gbt } }\n").unwrap();
+    let Some(LearnerSpec::WindowedGbt {
+        window,
+        refit_every,
+        n_trees,
+        max_depth,
+    }) = &c.models["w"].learner
+    else {
+        panic!("windowed_gbt")
+    };
+    assert_eq!(
+        (*window, *refit_every, n_trees.get(), max_depth.get()),
+        (2_000, 100, 50, 4)
+    );
+    let errs = parse(
+        r#"
+  small: { stream: pay, label: is_fraud, learner: { type: windowed_gbt, window: 50 } }
+  never: { stream: pay, label: is_fraud, learner: { type: windowed_gbt, refit_every: 0 } }
+  reg: { stream: pay, label: amount, learner: { type: windowed_gbt } }
+"#,
+    )
+    .unwrap_err();
+    let got = paths(&errs);
+    for want in [
+        "models.small.learner.window",
+        "models.never.learner.refit_every",
+        "models.reg.learner.type",
+    ] {
+        assert!(got.contains(&want), "missing {want} in {got:?}");
     }
 }

@@ -65,6 +65,7 @@ mod model;
 mod params;
 mod split;
 mod tree;
+mod windowed;
 
 pub use binning::BinMapper;
 pub use data::{Columns, MAX_CLASSES};
@@ -72,6 +73,7 @@ pub use error::GbtError;
 pub use model::{GradientBoostedTrees, ValidSet};
 pub use params::{GbtParams, Loss};
 pub use tree::{Node, Tree};
+pub use windowed::{WindowedBooster, WindowedBoosterConfig};
 
 #[cfg(test)]
 mod tests;

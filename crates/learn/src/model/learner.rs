@@ -9,7 +9,9 @@
 
 use super::ModelError;
 use crate::baseline::{MajorityClass, NoChange};
-use crate::boosting::{GbtError, GbtParams, GradientBoostedTrees, Loss};
+use crate::boosting::{
+    GbtError, GbtParams, GradientBoostedTrees, Loss, WindowedBooster, WindowedBoosterConfig,
+};
 use crate::ensemble::{
     LeveragingBaggingClassifier, LeveragingBaggingConfig, ModelSelector, SelectorConfig,
 };
@@ -44,6 +46,8 @@ pub enum LearnerState {
     Selector(ModelSelector<SelectorMember>),
     /// Batch: fitted on a window, never one record at a time.
     Gbt(GbtLearner),
+    /// Boosted trees refitted online on the newest rows (a classifier).
+    WindowedGbt(WindowedBooster),
 }
 
 /// One learner of a model's [`ModelSelector`]: always an online classifier (the
@@ -251,6 +255,31 @@ impl LearnerState {
                     ModelSelector::new(built, SelectorConfig { window }).map_err(params)?,
                 )
             }
+            LearnerSpec::WindowedGbt {
+                window,
+                refit_every,
+                n_trees,
+                max_depth,
+            } => {
+                let defaults = WindowedBoosterConfig::default();
+                let config = WindowedBoosterConfig {
+                    params: GbtParams {
+                        n_trees: n_trees.get(),
+                        max_depth: max_depth.get(),
+                        ..defaults.params
+                    },
+                    window: *window as usize,
+                    refit_every: *refit_every as usize,
+                    min_rows: defaults.min_rows.min(*window as usize),
+                    adwin: defaults.adwin,
+                };
+                LearnerState::WindowedGbt(WindowedBooster::new(config).map_err(|e| {
+                    ModelError::LearnerParams {
+                        learner: spec.name(),
+                        reason: e.to_string(),
+                    }
+                })?)
+            }
             LearnerSpec::Gbt {
                 n_trees,
                 learning_rate,
@@ -311,6 +340,7 @@ impl LearnerState {
             LearnerState::LeveragingBagging(_) => "leveraging_bagging",
             LearnerState::Selector(_) => "selector",
             LearnerState::Gbt(_) => "gbt",
+            LearnerState::WindowedGbt(_) => "windowed_gbt",
         }
     }
 
@@ -327,6 +357,7 @@ impl LearnerState {
             LearnerState::AdaptiveRandomForest(m) => m,
             LearnerState::LeveragingBagging(m) => m,
             LearnerState::Selector(m) => m,
+            LearnerState::WindowedGbt(m) => m,
             LearnerState::Gbt(m) if m.params.loss == Loss::LogLoss => m,
             LearnerState::Gbt(_) | LearnerState::LinearRegression(_) => return None,
         })
@@ -345,6 +376,7 @@ impl LearnerState {
             LearnerState::AdaptiveRandomForest(m) => m,
             LearnerState::LeveragingBagging(m) => m,
             LearnerState::Selector(m) => m,
+            LearnerState::WindowedGbt(m) => m,
             LearnerState::Gbt(_) | LearnerState::LinearRegression(_) => return None,
         })
     }
