@@ -221,12 +221,14 @@ pub struct DemoArgs {
     /// learner that starts from it and learns each label as it arrives, with the
     /// snapshot as its safety net; docs/serving.md). Live mode scores one event at a
     /// time and hands each due label over before the next event, so the label delay is
-    /// exact; its default learner is the adaptive random forest, trained online.
-    #[arg(long, default_value = "snapshot", value_parser = ["snapshot", "live"])]
-    pub serving: String,
-    /// Learner of the demo model (see docs/models.md). Default: logistic regression
-    /// for the card stream; for any other stream, the default of an unknown stream
-    /// (docs/loop.md, "Defaults for a stream nobody tuned for").
+    /// exact. Default: live for the concept-drift generators, snapshot otherwise.
+    #[arg(long, value_parser = ["snapshot", "live"])]
+    pub serving: Option<String>,
+    /// Learner of the demo model: a `type` (see docs/models.md) or a whole inline
+    /// spec, e.g. `'{type: windowed_gbt, n_trees: 100}'`. Default: logistic
+    /// regression for the card stream (the adaptive random forest when live); for any
+    /// other stream, the default of an unknown stream (docs/loop.md, "Defaults for a
+    /// stream nobody tuned for").
     #[arg(long)]
     pub learner: Option<String>,
     /// Rows the first version waits for (default: 4,000 for cards, 1,000 otherwise).

@@ -6,10 +6,11 @@
 //! labels 50 and 300 events late, at 300 events a second (the pace of the issue's
 //! report). Over the run, what was served must score at least the no-change baseline
 //! at the same label delay, and at least what v1 left in place would have, less the
-//! bake's margin; the events to recovery are printed (the 2,000 at delay 50
-//! is not asserted: these defaults do not reach it yet). Elec2 runs with the README's
-//! own command and must beat both outright. The runs go one after another in one
-//! test, so they do not compete for the two cores with each other.
+//! bake's margin. The events to recovery are printed; at delay 50 they must stay within
+//! [`RECOVERY_GUARD`] (the target is [`RECOVERY_LIMIT`], which the defaults
+//! reach on two of the three streams; see docs/benchmarks.md). Elec2 runs with the
+//! README's own command and must beat both outright. The runs go one after another in
+//! one test, so they do not compete for the two cores with each other.
 
 use crate::harness::BIN;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,10 @@ const DRIFT_AT: u64 = 3_000;
 const EVENTS: u64 = 13_000;
 const RATE: u64 = 300;
 const RECOVERY_LIMIT: u64 = 2_000;
+/// What a run at delay 50 must recover within: the target plus two 500-event windows
+/// of slack, a guard against regressions rather than the target itself (one window's
+/// accuracy moves by a point or two between runs).
+const RECOVERY_GUARD: u64 = 3_000;
 /// The bake's default `max_accuracy_drop`.
 const BAKE_MARGIN: f64 = 0.02;
 
@@ -105,12 +110,9 @@ fn the_defaults_recover_from_abrupt_change_on_untuned_streams() {
                     "{generator} delay {delay}: served {served:.4} < no change {no_change:.4}"
                 ));
             }
-            // Recovery within RECOVERY_LIMIT events at delay 50 is the target and
-            // is not met by these defaults yet (docs/benchmarks.md): it is reported, and
-            // a run must at least recover before the stream ends.
-            if delay == 50 && recovered.is_none() {
+            if delay == 50 && recovered.is_none_or(|r| r > RECOVERY_GUARD) {
                 failures.push(format!(
-                    "{generator} delay {delay}: no recovery figure (target {RECOVERY_LIMIT} events)\n{text}"
+                    "{generator} delay {delay}: recovery {recovered:?} events, beyond the guard of {RECOVERY_GUARD} (target {RECOVERY_LIMIT})\n{text}"
                 ));
             }
         }

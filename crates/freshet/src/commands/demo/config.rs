@@ -30,14 +30,28 @@ pub struct Knobs {
 impl Knobs {
     pub fn resolve(stream: &Stream, args: &DemoArgs) -> Self {
         let cards = stream.model == "fraud";
-        let live = args.serving == "live";
+        // A generated concept-drift stream defaults to a live champion. A CSV replay
+        // keeps snapshots: live answers go one event at a time so that the label delay
+        // is exact, a few hundred events a second in this client, too slow for a
+        // 45,000-row file at the default 1,500 a second.
+        let serving = args.serving.clone().unwrap_or_else(|| {
+            if cards || args.data.is_some() {
+                "snapshot"
+            } else {
+                "live"
+            }
+            .into()
+        });
+        let live = serving == "live";
         let pick = |flag: Option<u64>, cards_default: u64, other: u64| {
             flag.unwrap_or(if cards { cards_default } else { other })
         };
         Self {
             learner: args.learner.clone().unwrap_or_else(|| {
-                if live {
+                if live && cards {
                     LIVE_LEARNER.into()
+                } else if live {
+                    UNTUNED_LIVE_LEARNER.into()
                 } else if cards {
                     "logistic_regression".into()
                 } else {
@@ -49,13 +63,26 @@ impl Knobs {
                 .clone()
                 .unwrap_or_else(|| if live { "online" } else { "builtin" }.into()),
             initial_rows: pick(args.initial_rows, 4_000, 1_000),
-            rows_after_drift: pick(args.rows_after_drift, 4_000, 500),
+            // A live champion adapts by itself; its snapshot is the safety net, and a
+            // promoted snapshot restarts the live state from it. So after a drift the
+            // snapshot waits until the live learner has a full window of the new
+            // concept (its boosted member keeps 2,000 rows), and a periodic one is
+            // rarer: a restart in the middle of a recovery would undo it.
+            rows_after_drift: pick(
+                args.rows_after_drift,
+                4_000,
+                if live { LIVE_ROWS_AFTER_DRIFT } else { 500 },
+            ),
             window_rows: pick(args.window_rows, 20_000, 5_000),
-            retrain_rows: pick(args.retrain_rows, 0, 1_000),
+            retrain_rows: pick(
+                args.retrain_rows,
+                0,
+                if live { LIVE_RETRAIN_ROWS } else { 1_000 },
+            ),
             rollout_requests: pick(args.rollout_requests, 300, 100),
             rollout_secs: pick(args.rollout_secs, 2, 1),
             canary_steps: if cards { vec![50.0] } else { Vec::new() },
-            serving: args.serving.clone(),
+            serving,
         }
     }
 }
@@ -65,9 +92,21 @@ impl Knobs {
 /// interactions from a few hundred rows.
 pub const UNTUNED_LEARNER: &str = "gbt";
 
-/// The learner of a live champion: an ensemble that detects drift per tree and
-/// replaces the trees that stop working, learning every label as it comes.
+/// Rows of the new concept a live champion's snapshot waits for after a drift.
+pub const LIVE_ROWS_AFTER_DRIFT: u64 = 2_000;
+/// Rows between two periodic snapshots of a live champion.
+pub const LIVE_RETRAIN_ROWS: u64 = 5_000;
+
+/// The learner of a live champion on the card stream: an ensemble that detects drift
+/// per tree and replaces the trees that stop working, learning every label as it comes.
 pub const LIVE_LEARNER: &str = "adaptive_random_forest";
+
+/// The learner of a live champion on a stream nobody tuned for: the model selector,
+/// whose members (an adaptive random forest, an adaptive tree, naive Bayes, logistic
+/// regression and boosted trees refitted on the rows since the change) all learn every
+/// label, the one with the lowest recent error answering. No single learner wins on
+/// every stream; the selector follows whichever does on this one.
+pub const UNTUNED_LIVE_LEARNER: &str = "selector";
 
 /// The YAML the demo runs with (written into its folder, so it can be reused with
 /// `freshet --config <dir>/freshet.yaml up`).
@@ -123,7 +162,7 @@ models:
     stream: {stream}
     label: {label}
     task: binary
-{features}    learner: {{ type: {learner} }}
+{features}    learner: {learner}
     serving: {serving}
     holdout: 0.2
     triggers:
@@ -155,7 +194,12 @@ models:
         stream = stream.name,
         model = stream.model,
         label = stream.label,
-        learner = k.learner,
+        // A bare name is the learner's type; an inline mapping is the whole spec.
+        learner = if k.learner.trim_start().starts_with('{') {
+            k.learner.clone()
+        } else {
+            format!("{{ type: {} }}", k.learner)
+        },
         serving = k.serving,
         initial = k.initial_rows,
         after_drift = k.rows_after_drift,

@@ -62,7 +62,7 @@ pub const RECOVERY_WINDOW: u64 = 500;
 pub const RECOVERY_TOLERANCE: f64 = 0.02;
 
 /// When a model recovered from a drift at `onset`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Recovery {
     /// Events after the onset until the end of the first window within
     /// [`RECOVERY_TOLERANCE`] of the best window.
@@ -71,6 +71,8 @@ pub struct Recovery {
     pub best: f64,
     /// The accuracy of the window that counted as recovered.
     pub reached: f64,
+    /// Every window's accuracy after the onset, in order (`None`: too few answers).
+    pub windows: Vec<Option<f64>>,
 }
 
 /// Events-to-recovery: the answers after `onset` (events before `end`) are cut into
@@ -111,6 +113,7 @@ pub fn recovery(right: &[(u64, bool)], onset: u64, end: u64, window: u64) -> Opt
         events: (k as u64 + 1) * window,
         best,
         reached,
+        windows: acc,
     })
 }
 
@@ -372,6 +375,7 @@ pub fn build(
                 "events_to_recovery": r.events,
                 "best_window_accuracy": r.best,
                 "recovered_window_accuracy": r.reached,
+                "window_accuracy": r.windows,
             }),
             None => serde_json::Value::Null,
         };
