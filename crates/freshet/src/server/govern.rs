@@ -82,21 +82,7 @@ async fn create_token(
     } else {
         body.scopes
     };
-    let expires_at = body
-        .expires_at
-        .as_deref()
-        .map(|t| {
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        format!("expires_at: not an RFC 3339 time ({e})"),
-                    )
-                })
-        })
-        .transpose()?;
+    let expires_at = rfc3339("expires_at", body.expires_at.as_deref())?;
     let grant = Grant::new(roles, scopes)?;
     let by = principal_of(&ext);
     let t = s
@@ -133,21 +119,7 @@ async fn export(
     State(s): State<AppState>,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let since = q
-        .since
-        .as_deref()
-        .map(|t| {
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        format!("since: not an RFC 3339 time ({e})"),
-                    )
-                })
-        })
-        .transpose()?;
+    let since = rfc3339("since", q.since.as_deref())?;
     let dir = s.governance.audit_config().dir.clone();
     let out = tokio::task::spawn_blocking(move || {
         let mut buf = Vec::new();
@@ -332,4 +304,24 @@ async fn update_inventory(
         .into_iter()
         .find(|e| e.model == model);
     Ok(Json(entry).into_response())
+}
+
+/// An optional RFC 3339 time from the request; a 400 naming `field` if it is not one.
+fn rfc3339(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    value
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        format!("{field}: not an RFC 3339 time ({e})"),
+                    )
+                })
+        })
+        .transpose()
 }
