@@ -86,7 +86,7 @@ def run_freshet(args, out_dir: Path, delay: int) -> dict:
         args.freshet, "demo",
         "--data", str(args.elec2), "--label", "class",
         "--dir", str(out_dir),
-        "--learner", "adaptive_random_forest",
+        "--learner", args.learner,
         "--job", "online",
         "--retrain-rows", str(args.retrain_rows),
         "--initial-rows", str(args.initial_rows),
@@ -117,6 +117,8 @@ def main() -> None:
     ap.add_argument("--label-delay", default="50",
                     help="events between a prediction and its label; a comma list runs each")
     ap.add_argument("--serving", choices=["snapshot", "live"], default="snapshot")
+    ap.add_argument("--learner", default="adaptive_random_forest",
+                    help="the Freshet learner (a type, or an inline spec); River's side stays ARF(10)")
     ap.add_argument("--retrain-rows", type=int, default=500, help="snapshot every this many new rows")
     ap.add_argument("--initial-rows", type=int, default=500)
     ap.add_argument("--rollout-requests", type=int, default=50)
@@ -146,8 +148,9 @@ def one_delay(args, xs, ys, d: int) -> None:
     arf_1, arf_1_secs = river_arf(xs, ys, 1, first, end)
     nc_d, nc_1 = no_change(ys, max(d, 1), first, end), no_change(ys, 1, first, end)
 
-    how = ("live ARF(10) learning every label, snapshots as its safety net"
-           if args.serving == "live" else "online ARF(10) snapshots + rollouts")
+    name = "ARF(10)" if args.learner == "adaptive_random_forest" else args.learner
+    how = (f"live {name} learning every label, snapshots as its safety net"
+           if args.serving == "live" else f"online {name} snapshots + rollouts")
     print(f"Elec2 freshness — {len(ys)} events replayed at up to {args.rate}/s, labels {d} events late, serving {args.serving}")
     print(f"(every figure over events {first}..{end} of {len(ys)}: Freshet answers from event {first}, when v1 "
           f"is ready; {len(fr['versions'])} versions; the run took {fr['seconds']:.0f} s)\n")
