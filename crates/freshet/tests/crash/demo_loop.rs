@@ -9,6 +9,7 @@ use std::process::Command;
 
 #[test]
 fn drift_is_detected_retrained_gated_and_promoted_without_a_person() {
+    let _demo = crate::harness::one_demo_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("demo");
     let out = Command::new(BIN)
@@ -84,6 +85,7 @@ fn drift_is_detected_retrained_gated_and_promoted_without_a_person() {
 /// what was served beats the static first version over the run.
 #[test]
 fn a_csv_stream_runs_the_loop_with_an_online_learner() {
+    let _demo = crate::harness::one_demo_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("flip.csv");
     let mut text = String::from("x,kind,y\n");

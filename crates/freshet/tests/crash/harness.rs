@@ -14,6 +14,15 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_freshet");
 
+/// Held by every test that runs `freshet demo`: a demo replays its stream in real time
+/// and its loop must keep pace, so two at once on a small machine starve each other
+/// (a live demo alone takes both cores of the CI machine). Other tests still run
+/// beside one.
+pub fn one_demo_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static DEMO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DEMO.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A PII hashing key (hex of 32 bytes); it lives in a key file beside the config.
 pub const PII_KEY: &str = "5f1d3c2b9a8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a392817060504";
 

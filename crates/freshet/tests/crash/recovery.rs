@@ -66,6 +66,7 @@ fn whole(figures: &serde_json::Value) -> (f64, f64, f64) {
 
 #[test]
 fn the_defaults_recover_from_abrupt_change_on_untuned_streams() {
+    let _demo = crate::harness::one_demo_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     let mut table = String::new();
@@ -125,6 +126,7 @@ fn the_defaults_recover_from_abrupt_change_on_untuned_streams() {
 /// README's command, nothing else.
 #[test]
 fn elec2_with_the_readme_command_beats_standing_still() {
+    let _demo = crate::harness::one_demo_at_a_time();
     let data = std::env::var_os("FRESHET_ELEC2")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
