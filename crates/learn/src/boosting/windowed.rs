@@ -185,8 +185,11 @@ impl Classifier for WindowedBooster {
             self.rows.pop_front();
         }
         self.since_fit += 1;
+        // The first fit comes as soon as `min_rows` are in; a fit the booster refused
+        // is tried again at the usual cadence, not on every label.
+        let first = self.fitted.is_none() && self.rows.len() == self.config.min_rows;
         if self.rows.len() >= self.config.min_rows
-            && (self.fitted.is_none() || self.since_fit >= self.config.refit_every)
+            && (first || self.since_fit >= self.config.refit_every)
         {
             self.refit();
         }
