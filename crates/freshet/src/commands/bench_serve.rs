@@ -14,7 +14,7 @@
 //!
 //! Without `--url` the bench serves its own model from a `freshet up` it starts, which
 //! `--auth on|both` needs: with auth on the config has `auth: { enabled: true }` and
-//! the load generator sends a scorer token (`bench ingest` shares these helpers).
+//! the load generator sends a scorer token (the helpers are in `bench_shared`).
 
 use crate::cli::{BenchAuth, BenchServeArgs};
 use anyhow::{Context, Result, bail};
@@ -140,11 +140,11 @@ async fn own_server(mut a: BenchServeArgs) -> Result<()> {
     freshet_cli(&config_file, &["ingest", "bench", &csv, "--quiet"]).await?;
     freshet_cli(&config_file, &["train", &a.model, "--quiet"]).await?;
 
-    let runs = super::bench::auth_runs(a.auth);
+    let runs = super::bench_shared::auth_runs(a.auth);
     let mut reports = Vec::new();
     for (i, &auth) in runs.iter().enumerate() {
         std::fs::write(&config_file, own_config(None))?;
-        let mut tokens = super::bench::configure_auth(
+        let mut tokens = super::bench_shared::configure_auth(
             &config_file,
             auth,
             &[
@@ -154,14 +154,14 @@ async fn own_server(mut a: BenchServeArgs) -> Result<()> {
         )?
         .into_iter();
         let (scorer, operator) = (tokens.next().flatten(), tokens.next().flatten());
-        let server = super::bench::Server::start(dir, &config_file).await?;
+        let server = super::bench_shared::Server::start(dir, &config_file).await?;
         let base = format!("http://{}", server.addr);
         set_champion(&base, &a.model, operator.as_deref(), scorer.as_deref()).await?;
         eprintln!(
             "== run {} of {}, auth {} (pid {})",
             i + 1,
             runs.len(),
-            super::bench::on_off(auth),
+            super::bench_shared::on_off(auth),
             server.pid
         );
         let mut run = a.clone();
@@ -174,7 +174,7 @@ async fn own_server(mut a: BenchServeArgs) -> Result<()> {
         let fig = |f: fn(&ServeReport) -> f64| -> Vec<(bool, f64)> {
             reports.iter().map(|(auth, r)| (*auth, f(r))).collect()
         };
-        super::bench::print_auth_comparison(&[
+        super::bench_shared::print_auth_comparison(&[
             ("requests/s", fig(|r| r.requests_per_sec)),
             ("p50 ms", fig(|r| r.p50_ms)),
             ("p99 ms", fig(|r| r.p99_ms)),
@@ -266,7 +266,7 @@ async fn set_champion(
     scorer: Option<&str>,
 ) -> Result<()> {
     let admin = reqwest::Client::builder()
-        .default_headers(super::bench::auth_headers(operator)?)
+        .default_headers(super::bench_shared::auth_headers(operator)?)
         .build()?;
     let r = admin
         .post(format!("{base}/api/2.0/mlflow/registered-models/alias"))
@@ -281,7 +281,7 @@ async fn set_champion(
         );
     }
     let client = reqwest::Client::builder()
-        .default_headers(super::bench::auth_headers(scorer)?)
+        .default_headers(super::bench_shared::auth_headers(scorer)?)
         .build()?;
     for _ in 0..400 {
         let ready = client
@@ -340,7 +340,7 @@ async fn load(
 ) -> Result<ServeReport> {
     let bodies = Arc::new(bodies);
     let content_type = a.content_type.clone();
-    let headers = super::bench::auth_headers(token.as_deref())?;
+    let headers = super::bench_shared::auth_headers(token.as_deref())?;
     let mut clients = Vec::with_capacity(a.connections);
     for _ in 0..a.connections {
         clients.push(

@@ -6,6 +6,7 @@ mod bench;
 mod bench_audit;
 mod bench_learners;
 mod bench_serve;
+mod bench_shared;
 mod bench_tracking;
 mod demo;
 mod ingest;
