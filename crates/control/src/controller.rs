@@ -381,6 +381,7 @@ impl ModelLoop {
                     .max(st.concept_start_rows.unwrap_or(0)),
             );
             st.drift_reason = Some(reason.clone());
+            st.drift_retries = 0;
             state::save(store.as_ref(), &self.name, &st)?;
             events.push(LoopEvent::DriftDetected {
                 rows: info.rows,
@@ -510,11 +511,33 @@ impl ModelLoop {
         st.trained_rows = table_rows;
         st.trained_table_version = Some(job.table_version);
         st.trained_ms = now_ms();
-        if let Some(at) = st.drift_at_rows {
+        let rejected = matches!(&event, LoopEvent::Trained { gates, .. } if !gates.passed);
+        let answered = st.drift_reason.take();
+        if let Some(at) = st.drift_at_rows.take() {
             st.concept_start_rows = Some(at);
         }
-        st.drift_at_rows = None;
-        st.drift_reason = None;
+        match answered {
+            // The answer to a drift failed its gates: too few rows of the new concept,
+            // or the drift point placed among the old one. Left there, the stale
+            // champion would serve until the next drift; train again once as many
+            // rows again have come, on those rows only (the new concept for sure).
+            Some(why) if rejected && st.drift_retries < state::MAX_DRIFT_RETRIES => {
+                st.drift_retries += 1;
+                let why = why
+                    .split(" (retry ")
+                    .next()
+                    .unwrap_or(why.as_str())
+                    .to_string();
+                st.drift_at_rows = Some(table_rows);
+                st.drift_reason = Some(format!(
+                    "{why} (retry {} of {}: the last answer failed the gates)",
+                    st.drift_retries,
+                    state::MAX_DRIFT_RETRIES
+                ));
+                tracing::info!(model = %self.name, retry = st.drift_retries, from_rows = table_rows, "drift answer rejected; training again on newer rows");
+            }
+            _ => st.drift_retries = 0,
+        }
         // The detector is not reset here: the champion has not changed, and its
         // error stream goes on (across champions too; see `tick`).
         if let Err(e) = state::save(store.as_ref(), &self.name, st) {

@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 pub const TAG: &str = "freshet.control";
 /// Jobs remembered in the state (older ones are in the registry's runs).
 const HISTORY: usize = 12;
+/// How often a rejected answer to one drift is trained again.
+pub const MAX_DRIFT_RETRIES: u32 = 3;
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
 
 /// A training job: persisted before it runs, so that a restart runs it again on the
 /// same pinned table version instead of losing or repeating it.
@@ -57,6 +63,11 @@ pub struct ControlState {
     /// after a drift does not mix the old concept back in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concept_start_rows: Option<u64>,
+    /// Retrainings after the current drift whose candidates the gates rejected. A
+    /// rejected answer to a drift is retried on rows of the new concept only, up to
+    /// [`MAX_DRIFT_RETRIES`] times; a new drift starts the count again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drift_retries: u32,
     pub history: Vec<JobRecord>,
 }
 

@@ -39,21 +39,24 @@ fn drift_is_detected_retrained_gated_and_promoted_without_a_person() {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{text}\n{err}");
-    for expected in [
-        "first champion",
-        "the fraud pattern changes now (event 8000)",
-        "concept drift (adwin on the live error stream) detected",
-        "rollout: v2 shadow",
-        "rollout: v2 canary 50%",
-        "rollout: v2 promoted",
-        "onset → new champion:",
-    ] {
-        assert!(text.contains(expected), "missing '{expected}' in:\n{text}");
-    }
-    // The registry agrees: the champion was retrained after the drift and passed its gates.
+    // The registry says which version answered the drift: the first answer may fail
+    // its gates (trained on too few rows of the new pattern) and be trained again.
     let store = SqliteStore::open(&run.join("data/registry.db"), "mlflow-artifacts:").unwrap();
     let champion = store.get_version_by_alias("fraud", "champion").unwrap();
-    assert!(champion.version >= 2, "{text}");
+    let v = champion.version;
+    assert!(v >= 2, "{text}");
+    for expected in [
+        "first champion".to_string(),
+        "the fraud pattern changes now (event 8000)".into(),
+        "concept drift (adwin on the live error stream) detected".into(),
+        format!("rollout: v{v} shadow"),
+        format!("rollout: v{v} canary 50%"),
+        format!("rollout: v{v} promoted"),
+        "onset → new champion:".into(),
+    ] {
+        assert!(text.contains(&expected), "missing '{expected}' in:\n{text}");
+    }
+    // The champion was retrained after the drift and passed its gates.
     let tag = |k: &str| {
         champion
             .tags
@@ -76,7 +79,7 @@ fn drift_is_detected_retrained_gated_and_promoted_without_a_person() {
             .and_then(|v| v["after"]["roc_auc"].as_f64())
             .unwrap_or(0.0)
     };
-    assert!(after_auc(2) > after_auc(1), "{figures:#}");
+    assert!(after_auc(v) > after_auc(1), "{figures:#}");
     assert!(figures["drift"]["new_champion_secs"].as_f64().is_some());
 }
 
