@@ -51,14 +51,14 @@ impl Stream {
         let s = schema();
         let mut b = RowBatchBuilder::new(&s, n);
         for i in 0..n {
-            let large = (i as u64 + salt) % 2 == 0;
+            let large = (i as u64 + salt).is_multiple_of(2);
             let amount = if large { 900.0 } else { 30.0 } + ((i * 7) % 11) as f64;
             let fraud = match concept {
                 Concept::Large => large,
                 Concept::Small => !large,
                 Concept::Noise => {
                     let x = (i as u64 + 1000 * salt).wrapping_mul(6_364_136_223_846_793_005);
-                    (x >> 33) % 2 == 0
+                    (x >> 33).is_multiple_of(2)
                 }
             };
             b.push(0, &Value::Float(amount));
