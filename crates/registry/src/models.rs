@@ -152,6 +152,16 @@ pub struct RegisteredModel {
     pub latest_versions: Vec<ModelVersion>,
 }
 
+/// One move of an alias.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AliasChange {
+    pub alias: String,
+    /// The version it points at from then on; `None`: the alias was removed.
+    pub version: Option<i64>,
+    /// When (Unix ms); `None` when it was set before the registry kept this history.
+    pub at_ms: Option<i64>,
+}
+
 /// One numbered version of a registered model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelVersion {

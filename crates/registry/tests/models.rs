@@ -152,6 +152,69 @@ fn aliases_move_and_follow_renames() {
 }
 
 #[test]
+fn every_alias_move_is_kept_in_order_whichever_way_it_was_made() {
+    let s = store();
+    s.create_registered_model("m", &[], None).unwrap();
+    for src in ["a", "b", "c"] {
+        version(&s, "m", &format!("mlflow-artifacts:/{src}"));
+    }
+    let before = chrono::Utc::now().timestamp_millis();
+    s.set_alias("m", "champion", 1).unwrap();
+    // Setting it where it already is moves nothing.
+    s.set_alias("m", "champion", 1).unwrap();
+    s.set_alias("m", "challenger", 2).unwrap();
+    s.set_alias("m", "champion", 2).unwrap();
+    s.delete_alias("m", "challenger").unwrap();
+    s.set_alias("m", "champion", 3).unwrap();
+    // Deleting the version takes its alias with it: that is a move too.
+    s.delete_model_version("m", 3).unwrap();
+    s.rename_registered_model("m", "n").unwrap();
+    let after = chrono::Utc::now().timestamp_millis();
+
+    let h = s.alias_history("n").unwrap();
+    let moves: Vec<(&str, Option<i64>)> = h.iter().map(|c| (c.alias.as_str(), c.version)).collect();
+    assert_eq!(
+        moves,
+        [
+            ("champion", Some(1)),
+            ("challenger", Some(2)),
+            ("champion", Some(2)),
+            ("challenger", None),
+            ("champion", Some(3)),
+            ("champion", None),
+        ]
+    );
+    let times: Vec<i64> = h.iter().map(|c| c.at_ms.unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert!(times[0] >= before - 1 && times[5] <= after + 1, "{times:?}");
+    assert!(
+        s.alias_history("m").unwrap().is_empty(),
+        "renamed with the model"
+    );
+}
+
+#[test]
+fn aliases_set_before_the_history_was_kept_are_known_without_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    {
+        let s = SqliteStore::open(&path, "mlflow-artifacts:").unwrap();
+        s.create_registered_model("m", &[], None).unwrap();
+        version(&s, "m", "mlflow-artifacts:/a");
+        s.set_alias("m", "champion", 1).unwrap();
+    }
+    // An older registry: the alias is there, its history is not.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE model_alias_history;")
+        .unwrap();
+    drop(conn);
+    let s = SqliteStore::open(&path, "mlflow-artifacts:").unwrap();
+    let h = s.alias_history("m").unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!((h[0].version, h[0].at_ms), (Some(1), None));
+}
+
+#[test]
 fn stages_and_latest_versions() {
     let s = store();
     s.create_registered_model("m", &[], None).unwrap();

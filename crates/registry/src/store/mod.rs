@@ -7,8 +7,8 @@ mod sqlite_models;
 use crate::error::Result;
 use crate::model::{Experiment, Metric, NewRun, Page, Param, Run, RunInfo, RunUpdate, Tag};
 use crate::models::{
-    LoggedModel, LoggedModelStatus, ModelQuery, ModelVersion, NewLoggedModel, NewModelVersion,
-    RegisteredModel, Stage,
+    AliasChange, LoggedModel, LoggedModelStatus, ModelQuery, ModelVersion, NewLoggedModel,
+    NewModelVersion, RegisteredModel, Stage,
 };
 
 /// A run search.
@@ -150,6 +150,9 @@ pub trait ModelStore: Send + Sync {
     fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()>;
     fn delete_alias(&self, name: &str, alias: &str) -> Result<()>;
     fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion>;
+    /// Every move of the model's aliases, oldest first (removals too), whichever way
+    /// they were made; kept after the versions they name are deleted.
+    fn alias_history(&self, name: &str) -> Result<Vec<AliasChange>>;
     /// The newest version per stage (of `stages`, or of every stage when empty).
     fn get_latest_versions(&self, name: &str, stages: &[Stage]) -> Result<Vec<ModelVersion>>;
 

@@ -76,6 +76,45 @@ CREATE TABLE IF NOT EXISTS registered_model_aliases (
     PRIMARY KEY (name, alias),
     FOREIGN KEY (name, version) REFERENCES model_versions(name, version) ON UPDATE CASCADE ON DELETE CASCADE
 );
+-- Every move of an alias, kept by triggers so that no path (the API, the loop, a
+-- deleted version taking its aliases with it) can leave it out: which version was
+-- champion at any time. `version` NULL: the alias was removed; `at_ms` NULL: it was
+-- set before this history was kept. Rows outlive the versions they name.
+CREATE TABLE IF NOT EXISTS model_alias_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER, at_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS model_alias_history_by_model ON model_alias_history(name, seq);
+CREATE TRIGGER IF NOT EXISTS model_alias_set AFTER INSERT ON registered_model_aliases
+WHEN NEW.version IS NOT (SELECT h.version FROM model_alias_history h
+    WHERE h.name = NEW.name AND h.alias = NEW.alias ORDER BY h.seq DESC LIMIT 1)
+BEGIN
+    INSERT INTO model_alias_history (name, alias, version, at_ms) VALUES
+        (NEW.name, NEW.alias, NEW.version,
+         CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER));
+END;
+CREATE TRIGGER IF NOT EXISTS model_alias_moved AFTER UPDATE OF version ON registered_model_aliases
+WHEN NEW.version IS NOT OLD.version
+BEGIN
+    INSERT INTO model_alias_history (name, alias, version, at_ms) VALUES
+        (NEW.name, NEW.alias, NEW.version,
+         CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER));
+END;
+CREATE TRIGGER IF NOT EXISTS model_alias_removed AFTER DELETE ON registered_model_aliases
+BEGIN
+    INSERT INTO model_alias_history (name, alias, version, at_ms) VALUES
+        (OLD.name, OLD.alias, NULL,
+         CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER));
+END;
+CREATE TRIGGER IF NOT EXISTS model_alias_history_renamed AFTER UPDATE OF name ON registered_models
+BEGIN
+    UPDATE model_alias_history SET name = NEW.name WHERE name = OLD.name;
+END;
+-- Aliases set before the history was kept: known to hold now, since unknown.
+INSERT INTO model_alias_history (name, alias, version, at_ms)
+    SELECT a.name, a.alias, a.version, NULL FROM registered_model_aliases a
+    WHERE NOT EXISTS (SELECT 1 FROM model_alias_history h
+        WHERE h.name = a.name AND h.alias = a.alias);
 "#;
 
 fn not_found_model(name: &str) -> RegistryError {
@@ -819,6 +858,23 @@ impl ModelStore for SqliteStore {
             params![name, alias],
         )?;
         touch_model(&conn, name)
+    }
+
+    fn alias_history(&self, name: &str) -> Result<Vec<AliasChange>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT alias, version, at_ms FROM model_alias_history WHERE name = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map([name], |r| {
+                Ok(AliasChange {
+                    alias: r.get(0)?,
+                    version: r.get(1)?,
+                    at_ms: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
