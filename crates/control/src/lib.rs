@@ -11,10 +11,12 @@
 //! out-of-time holdout, a latency budget), and the hand-over of a passing candidate to
 //! the rollout controller. Its state lives in the registry (the registered model's tag
 //! `freshet.control`), so a restart resumes a job where it stopped and never trains the
-//! same trigger twice.
+//! same trigger twice. It also answers [`lineage`] queries from the records the loop
+//! keeps (runs, table versions, alias history, captured predictions, approvals).
 //!
-//! It may touch every crate to its left: core, lake, learn, registry, serve and monitor
-//! (the concept-drift detectors and the drift tests).
+//! It may touch every crate to its left: core, govern (approvals and lineage's rules),
+//! lake, learn, registry, serve and monitor (the concept-drift detectors and the drift
+//! tests).
 
 mod captured;
 pub mod controller;
@@ -23,6 +25,7 @@ pub mod error;
 pub mod errors;
 pub mod gates;
 pub mod job;
+pub mod lineage;
 pub mod online;
 pub mod publish;
 pub mod state;

@@ -72,6 +72,63 @@ pub enum Command {
     /// The model inventory: owner, risk tier, intended use, review cadence, last review
     /// and next due, with overdue reviews flagged. Reads the files; no server needed.
     Inventory(InventoryArgs),
+    /// Lineage, both ways: from a prediction or a model version up to its run, table
+    /// version and sources; from a table version down to the versions trained on it,
+    /// when they served and the predictions they made; which version was champion at a
+    /// time. Asks the running server (a viewer token is enough).
+    #[command(subcommand)]
+    Lineage(LineageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LineageCommand {
+    /// A model version: its run, the table version and sources it learnt from, the
+    /// periods it served and the predictions it made.
+    Version {
+        model: String,
+        version: i64,
+        #[command(flatten)]
+        out: LineageOut,
+    },
+    /// A prediction, by the request id the server answered with (or the client's own
+    /// id): the version that answered and that version's lineage.
+    Request {
+        id: String,
+        /// Look in this model's captured predictions only (faster; needed when the
+        /// token reads only some models).
+        #[arg(long)]
+        model: Option<String>,
+        #[command(flatten)]
+        out: LineageOut,
+    },
+    /// A version of a stream's table (events/<stream>): every model version whose
+    /// training window held rows of that commit.
+    Table {
+        stream: String,
+        version: i64,
+        #[command(flatten)]
+        out: LineageOut,
+    },
+    /// Which version an alias (champion by default) named at a time.
+    Champion {
+        model: String,
+        /// RFC 3339 time, e.g. 2026-12-01T09:30:00Z (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long, default_value = "champion")]
+        alias: String,
+        #[command(flatten)]
+        out: LineageOut,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LineageOut {
+    /// text (for people) or json (the API's answer).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]

@@ -360,6 +360,7 @@ impl Runtime {
             monitoring: self.monitoring.clone(),
             ready,
             governance: self.governance.clone(),
+            models: self.config.models.keys().cloned().collect(),
         }
     }
 

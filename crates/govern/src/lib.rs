@@ -4,8 +4,9 @@
 //! check), [`tokens`] (API tokens: created, listed, revoked, stored hashed and compared
 //! in constant time), [`oidc`] (Bearer JWTs validated through an issuer's discovery
 //! document and JWKS), [`approvals`] (maker-checker sign-off before a version becomes
-//! champion) and the [`audit`] chain (hash-linked records, signed checkpoints, verify,
-//! export).
+//! champion), the [`audit`] chain (hash-linked records, signed checkpoints, verify,
+//! export), [`lineage`]'s rules (alias periods, the champion at a time) and the model
+//! [`inventory`].
 //!
 //! It may touch `core` only. It sits under every stage that changes state: services call
 //! it once per change; HTTP and CLI wiring live in the binary.
@@ -16,6 +17,7 @@ pub mod authn;
 pub mod error;
 pub mod identity;
 pub mod inventory;
+pub mod lineage;
 pub mod oidc;
 pub mod service;
 pub mod tokens;

@@ -12,6 +12,7 @@ mod demo;
 mod ingest;
 mod init;
 mod inventory;
+mod lineage;
 mod rollout;
 mod score;
 mod tables;
@@ -36,6 +37,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audit(c) => audit::run(&cli.config, c).await,
         Command::Approvals(c) => approvals::run(&cli.config, c).await,
         Command::Inventory(a) => inventory::run(&cli.config, &a),
+        Command::Lineage(c) => lineage::run(&cli.config, c).await,
         Command::Tables => tables::list(&cli.config).await,
         Command::Table(t) => tables::table(&cli.config, t).await,
         Command::Bench(BenchCommand::Ingest(a)) => bench::ingest(a).await,

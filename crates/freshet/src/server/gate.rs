@@ -58,6 +58,10 @@ pub fn classify(method: &Method, path: &str, metrics_public: bool) -> Rule {
             Rule::CheckSomewhere(Approve)
         }
         ["v1", "audit", ..] => Rule::Check(Read, Resource::System),
+        // Lineage of one model reads that model; across models (a request id of any
+        // model, the versions trained on a table) it reads everything.
+        ["v1", "lineage", "models", m, ..] => Rule::Check(Read, model(m)),
+        ["v1", "lineage", ..] => Rule::Check(Read, Resource::System),
         ["serving-endpoints", m, "invocations"] => Rule::Check(Score, model(m)),
         ["v2", "models", m, .., "infer"] => Rule::Check(Score, model(m)),
         ["v2", "models", m, ..] => Rule::Check(Read, model(m)),

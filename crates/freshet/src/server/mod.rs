@@ -6,6 +6,7 @@ mod error;
 pub mod gate;
 mod govern;
 mod ingest;
+mod lineage;
 mod mlflow;
 mod mlflow_logged;
 mod mlflow_registry;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Authentication, authorization and the audit chain, in front of every route.
     pub governance: Arc<freshet_govern::Governance>,
+    /// The declared models (lineage looks for a request id in their captures).
+    pub models: Vec<String>,
 }
 
 /// The whole HTTP surface.
@@ -63,6 +66,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(serving::router())
         .merge(ops::router())
         .merge(govern::router())
+        .merge(lineage::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::gate,

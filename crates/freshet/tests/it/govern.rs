@@ -135,6 +135,18 @@ const ROUTES: &[Route] = &[
         body: None,
         allowed: ALL,
     },
+    Route {
+        method: "GET",
+        path: "/v1/lineage/models/m/champion",
+        body: None,
+        allowed: ALL,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/lineage/streams/s/versions/0",
+        body: None,
+        allowed: ALL,
+    },
 ];
 
 /// Every file under `dir` that holds state a denied request must not touch (the lake,

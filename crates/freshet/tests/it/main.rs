@@ -7,6 +7,7 @@ mod backpressure;
 mod bad_input;
 mod govern;
 mod idempotency;
+mod lineage;
 mod live;
 mod metrics;
 mod mlflow_api;
