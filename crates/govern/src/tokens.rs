@@ -7,6 +7,12 @@
 //! stored lets anyone rebuild a token. The same token is accepted as an HTTP Basic
 //! password with the token's name as the user name (the MLflow client's
 //! `MLFLOW_TRACKING_USERNAME`/`PASSWORD`).
+//!
+//! A verified token's row (its hash, name, grants, expiry) is kept in memory for
+//! [`CACHE_TTL`], so a request costs a hash and a constant-time compare, not a SQLite
+//! lookup: the secret is still checked on every request and the expiry against the
+//! clock. A revocation through this store (the server's API, hence the CLI) takes
+//! effect at once; one made by another process on the same file, within the TTL.
 
 use crate::GovernError;
 use crate::identity::{AuthMethod, Grant, Principal};
@@ -14,8 +20,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 /// What is known of a token, never its secret.
@@ -73,9 +81,28 @@ impl Refused {
     }
 }
 
+/// How long a token's row is trusted without reading it again.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Rows kept at most; past that the cache starts over (it never grows with junk:
+/// only tokens whose row exists are kept).
+const CACHE_MAX: usize = 10_000;
+
+/// A token's row as read, and when.
+#[derive(Clone)]
+struct Row {
+    stored: Vec<u8>,
+    name: String,
+    grants: Vec<Grant>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked: bool,
+    read_at: Instant,
+}
+
 /// The token table, in the governance SQLite file.
 pub struct TokenStore {
     conn: Mutex<Connection>,
+    cache: RwLock<HashMap<String, Row>>,
+    ttl: Duration,
 }
 
 const PREFIX: &str = "fst_";
@@ -111,7 +138,64 @@ impl TokenStore {
         )?;
         Ok(TokenStore {
             conn: Mutex::new(conn),
+            cache: RwLock::new(HashMap::new()),
+            ttl: CACHE_TTL,
         })
+    }
+
+    /// The same store trusting rows read for `ttl` (zero: read on every request).
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The row of token `id`: from the cache while fresh, else from SQLite.
+    fn row(&self, id: &str) -> Result<Option<Row>, GovernError> {
+        if let Some(r) = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .filter(|r| r.read_at.elapsed() < self.ttl)
+        {
+            return Ok(Some(r.clone()));
+        }
+        let row = {
+            let conn = self.lock();
+            let mut stmt = conn.prepare_cached(
+                "SELECT secret_sha256, name, grants, expires_at, revoked_at FROM tokens WHERE id = ?1",
+            )?;
+            stmt.query_row([id], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .optional()?
+        };
+        let Some((stored, name, grants, expires_at, revoked_at)) = row else {
+            return Ok(None);
+        };
+        let row = Row {
+            stored,
+            name,
+            grants: serde_json::from_str(&grants)
+                .map_err(|e| GovernError::invalid("tokens.grants", e.to_string()))?,
+            expires_at: expires_at.as_deref().map(parse_time).transpose()?,
+            revoked: revoked_at.is_some(),
+            read_at: Instant::now(),
+        };
+        if !self.ttl.is_zero() {
+            let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(id.to_string(), row.clone());
+        }
+        Ok(Some(row))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -202,6 +286,11 @@ impl TokenStore {
             "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
             params![name, Utc::now().to_rfc3339()],
         )?;
+        // At once on this store: no request after this line sees the token alive.
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, r| r.name != name);
         conn.query_row(
             "SELECT id, name, grants, created_at, created_by, expires_at, revoked_at
              FROM tokens WHERE name = ?1",
@@ -245,45 +334,25 @@ impl TokenStore {
         if id.len() != 12 || secret.len() != 64 {
             return Ok(Err(Refused::Malformed));
         }
-        let row = {
-            let conn = self.lock();
-            let mut stmt = conn.prepare_cached(
-                "SELECT secret_sha256, name, grants, expires_at, revoked_at FROM tokens WHERE id = ?1",
-            )?;
-            stmt.query_row([id], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            })
-            .optional()?
-        };
-        let Some((stored, name, grants, expires_at, revoked_at)) = row else {
+        let Some(row) = self.row(id)? else {
             return Ok(Err(Refused::Unknown));
         };
         let presented = Sha256::digest(secret.as_bytes());
-        let secret_ok: bool = presented.as_slice().ct_eq(stored.as_slice()).into();
-        let user_ok = user.is_none_or(|u| u.as_bytes().ct_eq(name.as_bytes()).into());
+        let secret_ok: bool = presented.as_slice().ct_eq(row.stored.as_slice()).into();
+        let user_ok = user.is_none_or(|u| u.as_bytes().ct_eq(row.name.as_bytes()).into());
         if !(secret_ok && user_ok) {
             return Ok(Err(Refused::Unknown));
         }
-        if revoked_at.is_some() {
+        if row.revoked {
             return Ok(Err(Refused::Revoked));
         }
-        if let Some(e) = expires_at.as_deref().map(parse_time).transpose()?
-            && Utc::now() >= e
-        {
+        if row.expires_at.is_some_and(|e| Utc::now() >= e) {
             return Ok(Err(Refused::Expired));
         }
-        let grants: Vec<Grant> = serde_json::from_str(&grants)
-            .map_err(|e| GovernError::invalid("tokens.grants", e.to_string()))?;
         Ok(Ok(Principal {
-            name: format!("token:{name}"),
+            name: format!("token:{}", row.name),
             method,
-            grants,
+            grants: row.grants,
         }))
     }
 }
@@ -388,6 +457,34 @@ mod tests {
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(80));
         assert_eq!(store.authenticate(&e.token).unwrap(), Err(Refused::Expired));
+    }
+
+    #[test]
+    fn a_revocation_by_another_process_holds_within_the_cache_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("govern.db");
+        let ttl = std::time::Duration::from_millis(200);
+        let server = TokenStore::open(&path).unwrap().with_cache_ttl(ttl);
+        let t = server
+            .create("ci", grants(Role::Producer), None, "admin")
+            .unwrap();
+        assert!(server.authenticate(&t.token).unwrap().is_ok());
+        // Another process on the same file revokes it.
+        TokenStore::open(&path).unwrap().revoke("ci").unwrap();
+        std::thread::sleep(ttl + std::time::Duration::from_millis(50));
+        assert_eq!(
+            server.authenticate(&t.token).unwrap(),
+            Err(Refused::Revoked)
+        );
+        // The secret is checked on every request, cached or not.
+        let again = server
+            .create("b", grants(Role::Viewer), None, "admin")
+            .unwrap();
+        assert!(server.authenticate(&again.token).unwrap().is_ok());
+        let mut wrong = again.token.clone();
+        let last = wrong.pop().unwrap();
+        wrong.push(if last == '0' { '1' } else { '0' });
+        assert_eq!(server.authenticate(&wrong).unwrap(), Err(Refused::Unknown));
     }
 
     #[test]
