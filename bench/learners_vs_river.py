@@ -56,6 +56,7 @@ def river_models():
         "leveraging_bagging_10": lambda seed=42: ensemble.LeveragingBaggingClassifier(
             model=tree.HoeffdingTreeClassifier(), n_models=10, seed=seed
         ),
+        "srp_10": lambda seed=42: ensemble.SRPClassifier(n_models=10, seed=seed),
     }
 
 

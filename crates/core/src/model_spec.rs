@@ -338,6 +338,18 @@ pub enum LearnerSpec {
         #[serde(default = "default_forest_seed")]
         seed: u64,
     },
+    /// Streaming random patches: Hoeffding trees, each on its own random 60% of the
+    /// features and Poisson(6) sample, replaced on drift (River's defaults).
+    StreamingRandomPatches {
+        /// Trees in the ensemble.
+        #[serde(default = "default_n_models")]
+        n_models: NonZeroUsize,
+        #[serde(default = "default_forest_seed")]
+        seed: u64,
+        /// Share of the features each tree sees, in (0, 1].
+        #[serde(default = "default_subspace_size")]
+        subspace_size: f64,
+    },
     /// Several online classifiers that all learn every example; the one with the
     /// lowest recent prequential error answers.
     Selector {
@@ -428,6 +440,10 @@ fn default_tau() -> f64 {
 fn default_n_models() -> NonZeroUsize {
     NonZeroUsize::new(10).unwrap_or(NonZeroUsize::MIN)
 }
+fn default_subspace_size() -> f64 {
+    0.6
+}
+
 fn default_forest_seed() -> u64 {
     42
 }
@@ -470,6 +486,7 @@ impl LearnerSpec {
             LearnerSpec::HoeffdingAdaptiveTree(_) => "hoeffding_adaptive_tree",
             LearnerSpec::AdaptiveRandomForest { .. } => "adaptive_random_forest",
             LearnerSpec::LeveragingBagging { .. } => "leveraging_bagging",
+            LearnerSpec::StreamingRandomPatches { .. } => "streaming_random_patches",
             LearnerSpec::Selector { .. } => "selector",
             LearnerSpec::Gbt { .. } => "gbt",
             LearnerSpec::WindowedGbt { .. } => "windowed_gbt",
@@ -596,6 +613,13 @@ impl LearnerSpec {
                         _ => member.validate(&q, errs),
                     }
                 }
+            }
+            LearnerSpec::StreamingRandomPatches { subspace_size, .. } => {
+                check(
+                    *subspace_size > 0.0 && *subspace_size <= 1.0,
+                    "subspace_size",
+                    "must be in (0, 1]",
+                );
             }
             LearnerSpec::GaussianNb {}
             | LearnerSpec::AdaptiveRandomForest { .. }

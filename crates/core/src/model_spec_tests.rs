@@ -398,6 +398,10 @@ fn ensemble_learners_parse_with_their_defaults_and_name_their_problems() {
         ("{ type: leveraging_bagging, trees: 3 }", "trees"),
         ("{ type: leveraging_bagging, n_models: 0 }", "nonzero"),
         (
+            "{ type: streaming_random_patches, subspace_size: 1.5 }",
+            "subspace_size",
+        ),
+        (
             "{ type: selector, members: [ { type: gaussian_nb, lr: 1 } ] }",
             "lr",
         ),

@@ -9,7 +9,7 @@ use freshet_core::Task;
 use freshet_core::model_spec::{LearnerSpec, TreeSpec};
 use freshet_learn::Classifier;
 use freshet_learn::ensemble::{
-    LeveragingBaggingClassifier, LeveragingBaggingConfig, ModelSelector,
+    LeveragingBaggingClassifier, LeveragingBaggingConfig, ModelSelector, SRPClassifier, SRPConfig,
 };
 use freshet_learn::evaluate::prequential_classification;
 use freshet_learn::forest::{ARFClassifier, ARFConfig};
@@ -147,6 +147,10 @@ fn learners(seed: u64) -> Result<Vec<(&'static str, Learner)>> {
         seed,
         ..LeveragingBaggingConfig::default()
     };
+    let srp = SRPConfig {
+        seed,
+        ..SRPConfig::default()
+    };
     let plain: Vec<(&'static str, Box<dyn Classifier>)> = vec![
         (
             "logistic_regression",
@@ -166,6 +170,7 @@ fn learners(seed: u64) -> Result<Vec<(&'static str, Learner)>> {
             "leveraging_bagging_10",
             Box::new(LeveragingBaggingClassifier::new(lb)?),
         ),
+        ("srp_10", Box::new(SRPClassifier::new(srp)?)),
     ];
     let mut out: Vec<(&'static str, Learner)> = plain
         .into_iter()

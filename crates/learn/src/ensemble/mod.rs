@@ -1,4 +1,5 @@
-//! Ensembles for the live path: leveraging bagging and a greedy model selector.
+//! Ensembles for the live path: leveraging bagging, streaming random patches and a
+//! greedy model selector.
 //!
 //! - [`LeveragingBaggingClassifier`] — Bifet, Holmes & Pfahringer (2010), with the
 //!   defaults of River 0.26.1's `ensemble.LeveragingBaggingClassifier` over
@@ -11,6 +12,12 @@
 //!   Prediction sums the trees' class probabilities. One seeded generator draws every
 //!   bagging weight, so a seed fixes the result and a serialised ensemble resumes
 //!   exactly.
+//! - [`SRPClassifier`] — streaming random patches (Gomes, Read & Bifet 2019) with the
+//!   defaults of River 0.26.1's `ensemble.SRPClassifier`: 10 Hoeffding trees, each on
+//!   its own random 60% of the features and its own Poisson(6) sample, each with an
+//!   ADWIN warning detector that starts a background tree on a new subset and an ADWIN
+//!   drift detector that swaps it in; votes weighted by each tree's accuracy since it
+//!   started.
 //! - [`ModelSelector`] — several online classifiers that all learn every example
 //!   (test-then-train), each with an exponentially weighted recent 0/1 error; the one
 //!   with the lowest recent error answers. It is generic over its members; a model's
@@ -29,6 +36,11 @@
 //!   example (train, then test), and a detection counts only when the detector's
 //!   estimate rose. The random numbers differ (SplitMix64 here, Python's Mersenne
 //!   Twister there), so results agree statistically, not example by example.
+//! - SRP: for up to 20 features River takes the first `n_models` feature combinations
+//!   in lexicographic order (so with 8 features and subsets of 5, every member shares
+//!   the first three features); ours draws each subset at random and redraws a
+//!   duplicate, so the members differ more. Like our adaptive random forest (and unlike
+//!   River), a member not scored yet does not vote.
 //! - River 0.26.1 has no greedy selector for classifiers (only `GreedyRegressor`, and
 //!   the bandit and successive-halving selectors, which train a subset of the models
 //!   or drop models for good); its `GreedyRegressor` ranks models by their metric
@@ -36,8 +48,10 @@
 
 mod leveraging;
 mod selector;
+mod srp;
 #[cfg(test)]
 mod tests;
 
 pub use leveraging::{LeveragingBaggingClassifier, LeveragingBaggingConfig};
 pub use selector::{ModelSelector, SelectorConfig};
+pub use srp::{SRPClassifier, SRPConfig, TrainingMethod};

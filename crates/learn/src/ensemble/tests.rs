@@ -349,3 +349,129 @@ fn the_selector_refuses_no_members_and_ignores_out_of_range_labels() {
         "a window of 0 is refused"
     );
 }
+
+#[test]
+fn srp_defaults_are_river_defaults_and_bad_values_name_the_field() {
+    let c = SRPConfig::default();
+    assert_eq!(c.n_models.get(), 10);
+    assert_eq!(c.subspace_size, 0.6);
+    assert_eq!(c.training_method, TrainingMethod::Patches);
+    assert_eq!(c.lambda, 6.0);
+    assert_eq!(c.drift_detector.as_ref().map(|d| d.delta), Some(1e-5));
+    assert_eq!(c.warning_detector.as_ref().map(|d| d.delta), Some(1e-4));
+    assert_eq!((c.tree.grace_period.get(), c.tree.delta), (50, 0.01));
+    for (bad, field) in [
+        (
+            SRPConfig {
+                subspace_size: 0.0,
+                ..SRPConfig::default()
+            },
+            "subspace_size",
+        ),
+        (
+            SRPConfig {
+                lambda: f64::NAN,
+                ..SRPConfig::default()
+            },
+            "lambda",
+        ),
+    ] {
+        let e = SRPClassifier::new(bad).unwrap_err().to_string();
+        assert!(e.contains(field), "{e}");
+    }
+}
+
+#[test]
+fn srp_members_see_distinct_subsets_or_every_feature_when_resampling() {
+    let data = flip_stream(1, 10, 8, 10);
+    let mut srp = SRPClassifier::default();
+    srp.learn_one(&data[0].0, data[0].1);
+    let subsets = srp.subspaces();
+    assert_eq!(subsets.len(), 10);
+    let mut distinct: Vec<Vec<usize>> = subsets.iter().map(|s| s.clone().unwrap()).collect();
+    assert!(
+        distinct.iter().all(|s| s.len() == 5),
+        "round(0.6 × 8) = 5: {distinct:?}"
+    );
+    assert!(distinct.iter().flatten().all(|&i| i < 8));
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 10, "{subsets:?}");
+
+    let mut bagging = SRPClassifier::new(SRPConfig {
+        training_method: TrainingMethod::Resampling,
+        ..SRPConfig::default()
+    })
+    .unwrap();
+    bagging.learn_one(&data[0].0, data[0].1);
+    assert!(bagging.subspaces().iter().all(Option::is_none));
+    // Two features: a 60% subset would be one feature, raised to two = all of them.
+    let mut two = SRPClassifier::default();
+    two.learn_one(&[0.1, 0.2], 1);
+    assert!(two.subspaces().iter().all(Option::is_none));
+}
+
+#[test]
+fn srp_recovers_after_an_abrupt_flip_and_beats_a_single_tree() {
+    // The class depends on four of six features, inverted half way: every member's
+    // subset (four features) holds at least two of them.
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let data: Vec<(Vec<f64>, usize)> = (0..8000)
+        .map(|t| {
+            let x: Vec<f64> = (0..6).map(|_| rng.random::<f64>()).collect();
+            let y = usize::from((x[0] + x[1] + x[2] + x[3] > 2.0) == (t < 4000));
+            (x, y)
+        })
+        .collect();
+    let mut srp = SRPClassifier::default();
+    let srp_hits = hits(&mut srp, &data);
+    let mut tree = crate::tree::HoeffdingTreeClassifier::default();
+    let tree_hits = hits(&mut tree, &data);
+    let before = accuracy(&srp_hits[2000..4000]);
+    let after = |h: &[bool]| accuracy(&h[6000..]);
+    assert!(
+        after(&srp_hits) > before - 0.05,
+        "{} vs {before}",
+        after(&srp_hits)
+    );
+    assert!(
+        after(&srp_hits) > after(&tree_hits),
+        "{} vs {}",
+        after(&srp_hits),
+        after(&tree_hits)
+    );
+    assert!(srp.n_drifts_detected() >= 1);
+}
+
+#[test]
+fn a_seed_fixes_srp_and_a_restored_one_resumes_identically() {
+    let data = flip_stream(4, 3000, 5, 1500);
+    let run = |seed: u64| {
+        let mut m = SRPClassifier::new(SRPConfig {
+            seed,
+            ..SRPConfig::default()
+        })
+        .unwrap();
+        (hits(&mut m, &data), m.subspaces())
+    };
+    assert_eq!(run(1), run(1));
+    assert_ne!(run(1).1, run(2).1);
+
+    let mut model = SRPClassifier::default();
+    for (x, y) in &data[..1200] {
+        model.learn_one(x, *y);
+    }
+    let json = serde_json::to_string(&model).unwrap();
+    let mut restored: SRPClassifier = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        hits(&mut model, &data[1200..]),
+        hits(&mut restored, &data[1200..])
+    );
+    assert_eq!(format!("{model:?}"), format!("{restored:?}"));
+}
+
+#[test]
+fn srp_passes_the_classifier_conformance_suite() {
+    check_classifier_conformance(|| Box::new(SRPClassifier::default()));
+    check_classifier_snapshot(SRPClassifier::default);
+}

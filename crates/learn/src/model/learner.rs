@@ -13,7 +13,8 @@ use crate::boosting::{
     GbtError, GbtParams, GradientBoostedTrees, Loss, WindowedBooster, WindowedBoosterConfig,
 };
 use crate::ensemble::{
-    LeveragingBaggingClassifier, LeveragingBaggingConfig, ModelSelector, SelectorConfig,
+    LeveragingBaggingClassifier, LeveragingBaggingConfig, ModelSelector, SRPClassifier, SRPConfig,
+    SelectorConfig,
 };
 use crate::forest::{ARFClassifier, ARFConfig};
 use crate::linear::{LinearConfig, LinearRegression, LogisticRegression, Optimizer};
@@ -41,6 +42,7 @@ pub enum LearnerState {
     NoChange(NoChange),
     AdaptiveRandomForest(ARFClassifier),
     LeveragingBagging(LeveragingBaggingClassifier),
+    StreamingRandomPatches(SRPClassifier),
     /// Online classifiers learning side by side; the one with the lowest recent error
     /// answers.
     Selector(ModelSelector<SelectorMember>),
@@ -229,6 +231,27 @@ impl LearnerState {
                     LeveragingBaggingClassifier::new(config).map_err(params)?,
                 )
             }
+            LearnerSpec::StreamingRandomPatches {
+                n_models,
+                seed,
+                subspace_size,
+            } => {
+                let n_models = u32::try_from(n_models.get())
+                    .ok()
+                    .and_then(NonZeroU32::new)
+                    .ok_or_else(|| ModelError::LearnerParams {
+                        learner: spec.name(),
+                        reason: format!("n_models: must be at most {}", u32::MAX),
+                    })?;
+                // Everything the spec does not carry keeps River's defaults.
+                let config = SRPConfig {
+                    n_models,
+                    seed: *seed,
+                    subspace_size: *subspace_size,
+                    ..SRPConfig::default()
+                };
+                LearnerState::StreamingRandomPatches(SRPClassifier::new(config).map_err(params)?)
+            }
             LearnerSpec::Selector { members, window } => {
                 let window = NonZeroU32::new(*window).ok_or_else(|| ModelError::LearnerParams {
                     learner: spec.name(),
@@ -338,6 +361,7 @@ impl LearnerState {
             LearnerState::NoChange(_) => "no_change",
             LearnerState::AdaptiveRandomForest(_) => "adaptive_random_forest",
             LearnerState::LeveragingBagging(_) => "leveraging_bagging",
+            LearnerState::StreamingRandomPatches(_) => "streaming_random_patches",
             LearnerState::Selector(_) => "selector",
             LearnerState::Gbt(_) => "gbt",
             LearnerState::WindowedGbt(_) => "windowed_gbt",
@@ -356,6 +380,7 @@ impl LearnerState {
             LearnerState::NoChange(m) => m,
             LearnerState::AdaptiveRandomForest(m) => m,
             LearnerState::LeveragingBagging(m) => m,
+            LearnerState::StreamingRandomPatches(m) => m,
             LearnerState::Selector(m) => m,
             LearnerState::WindowedGbt(m) => m,
             LearnerState::Gbt(m) if m.params.loss == Loss::LogLoss => m,
@@ -375,6 +400,7 @@ impl LearnerState {
             LearnerState::NoChange(m) => m,
             LearnerState::AdaptiveRandomForest(m) => m,
             LearnerState::LeveragingBagging(m) => m,
+            LearnerState::StreamingRandomPatches(m) => m,
             LearnerState::Selector(m) => m,
             LearnerState::WindowedGbt(m) => m,
             LearnerState::Gbt(_) | LearnerState::LinearRegression(_) => return None,

@@ -58,13 +58,14 @@ fn trained(yaml: &str) -> Model {
     m
 }
 
-const LEARNERS: [&str; 10] = [
+const LEARNERS: [&str; 11] = [
     "logistic_regression, optimizer: adam",
     "gaussian_nb",
     "hoeffding_tree, grace_period: 50",
     "hoeffding_adaptive_tree, grace_period: 50, seed: 7",
     "adaptive_random_forest, n_models: 3, seed: 7",
     "leveraging_bagging, n_models: 3, seed: 7",
+    "streaming_random_patches, n_models: 3, seed: 7",
     "selector, window: 50, members: [ { type: gaussian_nb }, { type: hoeffding_tree, grace_period: 50 } ]",
     "gbt, n_trees: 20",
     "majority",
@@ -205,6 +206,25 @@ fn forest_and_boosting_are_built_from_their_specs() {
             .starts_with("learner adaptive_random_forest: n_models"),
         "{err}"
     );
+}
+
+#[test]
+fn streaming_random_patches_is_built_from_its_spec() {
+    let m = model(
+        "{ stream: s, label: is_fraud, learner: { type: streaming_random_patches, n_models: 4, seed: 9, subspace_size: 0.5 } }",
+    )
+    .expect("srp");
+    let LearnerState::StreamingRandomPatches(srp) = m.learner() else {
+        panic!("{:?}", m.learner().name())
+    };
+    let c = srp.config();
+    // What the spec does not carry keeps River's defaults.
+    assert_eq!(
+        (c.n_models.get(), c.seed, c.subspace_size, c.lambda),
+        (4, 9, 0.5, 6.0)
+    );
+    assert_eq!(m.learner().name(), "streaming_random_patches");
+    assert!(!m.is_batch());
 }
 
 #[test]
@@ -727,6 +747,7 @@ fn a_saved_model_keeps_learning_exactly_as_if_never_saved() {
         "{ type: hoeffding_tree }",
         "{ type: adaptive_random_forest, n_models: 3, seed: 5 }",
         "{ type: leveraging_bagging, n_models: 3, seed: 5 }",
+        "{ type: streaming_random_patches, n_models: 3, seed: 5 }",
         "{ type: selector, window: 100 }",
         "{ type: logistic_regression }",
         "{ type: gaussian_nb }",
