@@ -182,13 +182,19 @@ pub fn compile(target: Target, filter: &str) -> Result<SqlFilter> {
                 i += 1;
                 out.params.push(SqlValue::Text(key.clone()));
                 out.params.push(SqlValue::Text(v.clone()));
-                let cmp = string_comparison(&op)?.replace("{col}", "t.value");
+                // MLflow: a model or version without the tag is "not equal" to any
+                // value (every MLflow 3 client filters with
+                // `tag.mlflow.prompt.is_prompt != 'true'`, which untagged models pass).
+                let negated = op == "!=" && target != Target::LoggedModels;
+                let cmp =
+                    string_comparison(if negated { "=" } else { &op })?.replace("{col}", "t.value");
+                let exists = if negated { "NOT EXISTS" } else { "EXISTS" };
                 match target {
                     Target::RegisteredModels => format!(
-                        "EXISTS (SELECT 1 FROM registered_model_tags t WHERE t.name = rm.name AND t.key = ? AND {cmp})"
+                        "{exists} (SELECT 1 FROM registered_model_tags t WHERE t.name = rm.name AND t.key = ? AND {cmp})"
                     ),
                     Target::ModelVersions => format!(
-                        "EXISTS (SELECT 1 FROM model_version_tags t WHERE t.name = mv.name AND t.version = mv.version AND t.key = ? AND {cmp})"
+                        "{exists} (SELECT 1 FROM model_version_tags t WHERE t.name = mv.name AND t.version = mv.version AND t.key = ? AND {cmp})"
                     ),
                     Target::LoggedModels => format!(
                         "EXISTS (SELECT 1 FROM logged_model_tags t WHERE t.model_id = lm.model_id AND t.key = ? AND {cmp})"

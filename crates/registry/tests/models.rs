@@ -310,3 +310,55 @@ fn sources_outside_the_store_are_refused() {
         Err(RegistryError::NotFound(_))
     ));
 }
+
+#[test]
+fn a_missing_tag_is_not_equal_to_any_value_as_in_mlflow() {
+    let s = store();
+    s.create_registered_model("plain", &[], None).unwrap();
+    s.create_registered_model("prompt", &[tag("mlflow.prompt.is_prompt", "true")], None)
+        .unwrap();
+    s.create_registered_model("other", &[tag("mlflow.prompt.is_prompt", "false")], None)
+        .unwrap();
+    let names = |filter: &str| -> Vec<String> {
+        let mut n: Vec<String> = s
+            .search_registered_models(&ModelQuery {
+                filter: filter.into(),
+                max_results: 100,
+                ..Default::default()
+            })
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        n.sort();
+        n
+    };
+    // The filter every MLflow 3 client adds to search_registered_models().
+    assert_eq!(
+        names("tags.`mlflow.prompt.is_prompt` != 'true'"),
+        ["other", "plain"]
+    );
+    assert_eq!(names("tags.`mlflow.prompt.is_prompt` = 'true'"), ["prompt"]);
+    assert_eq!(
+        names("tags.`mlflow.prompt.is_prompt` != 'true' AND name = 'plain'"),
+        ["plain"]
+    );
+
+    version(&s, "plain", "mlflow-artifacts:/a");
+    s.set_model_version_tag("plain", 1, &tag("mlflow.prompt.is_prompt", "true"))
+        .unwrap();
+    version(&s, "plain", "mlflow-artifacts:/b");
+    let versions: Vec<i64> = s
+        .search_model_versions(&ModelQuery {
+            filter: "name = 'plain' AND tags.`mlflow.prompt.is_prompt` != 'true'".into(),
+            max_results: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .items
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(versions, [2]);
+}
