@@ -230,6 +230,12 @@ pub struct SetExperimentTag {
     pub value: String,
 }
 
+#[derive(Debug, Deserialize)]
+pub struct DeleteExperimentTag {
+    pub experiment_id: String,
+    pub key: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct SearchExperiments {
     #[serde(default)]

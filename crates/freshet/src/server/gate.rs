@@ -114,7 +114,10 @@ fn is_mlflow(path: &str) -> bool {
 }
 
 fn deny(path: &str, status: StatusCode, message: String) -> Response {
-    let mut resp = if is_mlflow(path) {
+    let mut resp = if path.starts_with("/v2/") {
+        // The Open Inference Protocol's error shape.
+        (status, axum::Json(json!({ "error": message }))).into_response()
+    } else if is_mlflow(path) {
         let code = if status == StatusCode::UNAUTHORIZED {
             "UNAUTHENTICATED"
         } else if status == StatusCode::FORBIDDEN {

@@ -22,7 +22,7 @@ type Answer = Result<Json<Value>, MlflowError>;
 pub(super) const PREFIXES: [&str; 2] = ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"];
 
 pub fn router() -> Router<AppState> {
-    let mut r = Router::new();
+    let mut r = Router::new().route("/version", get(version));
     for p in PREFIXES {
         r = r
             .route(&format!("{p}/experiments/create"), post(create_experiment))
@@ -44,6 +44,10 @@ pub fn router() -> Router<AppState> {
             .route(
                 &format!("{p}/experiments/set-experiment-tag"),
                 post(set_experiment_tag),
+            )
+            .route(
+                &format!("{p}/experiments/delete-experiment-tag"),
+                post(delete_experiment_tag),
             )
             .route(&format!("{p}/runs/create"), post(create_run))
             .route(&format!("{p}/runs/get"), get(get_run))
@@ -224,6 +228,23 @@ async fn set_experiment_tag(State(s): State<AppState>, b: Bytes) -> Answer {
                 value: req.value,
             },
         )
+    })
+    .await?;
+    Ok(Json(json!({})))
+}
+
+/// The MLflow release whose REST API Freshet answers as (what `mlflow server` gives
+/// at `GET /version`); the interop tests run that release's client.
+pub const MLFLOW_API_VERSION: &str = "3.17.2";
+
+async fn version() -> &'static str {
+    MLFLOW_API_VERSION
+}
+
+async fn delete_experiment_tag(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: DeleteExperimentTag = body(&b)?;
+    call(&s, move |st| {
+        st.delete_experiment_tag(&req.experiment_id, &req.key)
     })
     .await?;
     Ok(Json(json!({})))

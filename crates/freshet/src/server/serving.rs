@@ -13,8 +13,7 @@ use freshet_serve::formats::render_oip_metadata;
 use freshet_serve::service::{Protocol, ScoreInput, Scored};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/serving-endpoints/{model}/invocations", post(invocations))
+    let oip = Router::new()
         .route("/v2/models/{model}/infer", post(infer))
         .route(
             "/v2/models/{model}/versions/{version}/infer",
@@ -28,11 +27,41 @@ pub fn router() -> Router<AppState> {
         .route("/v2/models/{model}/ready", get(model_ready))
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
+        .layer(axum::middleware::map_response(oip_error_body));
+    Router::new()
+        .route("/serving-endpoints/{model}/invocations", post(invocations))
+        .merge(oip)
         .route("/v1/models/{model}/feedback", post(feedback))
         .route("/v1/models/{model}/live/replay", post(live_replay))
         .route("/v1/models/{model}/performance", get(performance))
         .route("/v1/models/{model}/status", get(status))
         .route("/v1/models/{model}/monitoring", get(monitoring))
+}
+
+/// Open Inference Protocol errors read `{"error": "<message>"}`, the spec's shape
+/// (Triton's and KServe's clients read that field as a string).
+async fn oip_error_body(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    };
+    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string));
+    let Some(message) = message else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({ "error": message }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// Model names become table names; keep them to what a table path can hold.

@@ -182,7 +182,7 @@ async fn every_format_scores_and_every_mistake_is_a_clear_400() {
     )
     .await;
     assert_eq!(s, 404, "{}", String::from_utf8_lossy(&b));
-    let (s, _, _) = post(
+    let (s, _, b) = post(
         &c,
         format!("{}/v2/models/fraud/versions/99/infer", srv.url()),
         j,
@@ -190,6 +190,25 @@ async fn every_format_scores_and_every_mistake_is_a_clear_400() {
     )
     .await;
     assert_eq!(s, 400);
+    // The Open Inference Protocol's error body: `{"error": "<message>"}`.
+    let e = json_of(&b);
+    assert!(
+        e["error"].as_str().is_some_and(|m| m.contains("version")),
+        "{e}"
+    );
+    let (s, _, b) = post(
+        &c,
+        format!("{}/v2/models/nope/infer", srv.url()),
+        j,
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(s, 404);
+    assert!(
+        json_of(&b)["error"].is_string(),
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

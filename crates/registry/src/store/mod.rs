@@ -51,6 +51,8 @@ pub trait TrackingStore: Send + Sync {
     fn delete_experiment(&self, experiment_id: &str) -> Result<()>;
     fn restore_experiment(&self, experiment_id: &str) -> Result<()>;
     fn set_experiment_tag(&self, experiment_id: &str, tag: &Tag) -> Result<()>;
+    /// Removes the tag `key`; `NotFound` when the experiment or the tag is not there.
+    fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()>;
 
     fn create_run(&self, new: NewRun) -> Result<Run>;
     fn get_run(&self, run_id: &str) -> Result<Run>;

@@ -490,6 +490,26 @@ impl TrackingStore for SqliteStore {
         Ok(())
     }
 
+    fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()> {
+        let id = parse_experiment_id(experiment_id)?;
+        let conn = self.conn();
+        if read_experiment(&conn, id)?.is_none() {
+            return Err(RegistryError::NotFound(format!(
+                "No Experiment with id={experiment_id} exists"
+            )));
+        }
+        let n = conn.execute(
+            "DELETE FROM experiment_tags WHERE experiment_id = ?1 AND key = ?2",
+            params![id, key],
+        )?;
+        if n == 0 {
+            return Err(RegistryError::NotFound(format!(
+                "No tag with name: {key} in experiment with id {experiment_id}"
+            )));
+        }
+        Ok(())
+    }
+
     fn create_run(&self, new: NewRun) -> Result<Run> {
         for t in &new.tags {
             limits::check_tag(t)?;

@@ -1,0 +1,60 @@
+"""MLflow REST parity as the real client notices it (issue 15): registered-model search
+with the filter every MLflow 3 client adds, `GET /version`, deleting an experiment tag —
+and the Open Inference Protocol's error body on `/v2`. Written from MLflow's documented
+behaviour: a model without a tag is "not equal" to any value of it."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+import requests
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+
+def test_search_registered_models_finds_untagged_models_with_the_clients_filter(server):
+    client = MlflowClient()
+    client.create_registered_model("parity-plain")
+    client.create_registered_model("parity-tagged", tags={"team": "risk"})
+    # The client adds ``tag.`mlflow.prompt.is_prompt` != 'true'`` to every search.
+    found = {m.name for m in client.search_registered_models()}
+    assert {"parity-plain", "parity-tagged"} <= found
+    assert [m.name for m in client.search_registered_models("name = 'parity-plain'")] == ["parity-plain"]
+    assert [m.name for m in client.search_registered_models("tags.team = 'risk'")] == ["parity-tagged"]
+    assert [m.name for m in mlflow.search_registered_models(filter_string="name LIKE 'parity-%'")] == [
+        "parity-plain",
+        "parity-tagged",
+    ]
+    # A prompt (registered over REST: the client refuses to make one a model) is left
+    # out, as MLflow does.
+    r = requests.post(
+        f"{server}/api/2.0/mlflow/registered-models/create",
+        json={"name": "parity-prompt", "tags": [{"key": "mlflow.prompt.is_prompt", "value": "true"}]},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    assert "parity-prompt" not in {m.name for m in client.search_registered_models()}
+
+
+def test_version_names_the_mlflow_release_served(server):
+    r = requests.get(f"{server}/version", timeout=10)
+    assert r.status_code == 200
+    assert r.text == mlflow.__version__
+
+
+def test_an_experiment_tag_is_deleted_and_a_missing_one_is_not_found(server):
+    client = MlflowClient()
+    exp = client.create_experiment("parity-tags", tags={"a": "1", "b": "2"})
+    client.delete_experiment_tag(exp, "a")
+    assert client.get_experiment(exp).tags == {"b": "2"}
+    with pytest.raises(MlflowException) as e:
+        client.delete_experiment_tag(exp, "a")
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert "No tag with name: a" in e.value.message
+
+
+def test_open_inference_protocol_errors_use_the_specs_body(server):
+    r = requests.post(f"{server}/v2/models/not-served/infer", json={"inputs": []}, timeout=10)
+    assert r.status_code == 404
+    body = r.json()
+    assert isinstance(body["error"], str) and "not-served" in body["error"], body
