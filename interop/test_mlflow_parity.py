@@ -58,3 +58,22 @@ def test_open_inference_protocol_errors_use_the_specs_body(server):
     assert r.status_code == 404
     body = r.json()
     assert isinstance(body["error"], str) and "not-served" in body["error"], body
+
+
+def test_experiment_search_takes_filter_and_order_and_lists_newest_first(server):
+    import time
+
+    client = MlflowClient()
+    client.create_experiment("parity-search-a")
+    time.sleep(0.01)
+    client.create_experiment("parity-search-b", tags={"team": "risk"})
+    names = lambda **kw: [e.name for e in client.search_experiments(**kw)]  # noqa: E731
+    assert names(filter_string="name LIKE 'parity-search-%'") == ["parity-search-b", "parity-search-a"]
+    assert names(filter_string="name LIKE 'parity-search-%'", order_by=["name ASC"]) == [
+        "parity-search-a",
+        "parity-search-b",
+    ]
+    assert names(filter_string="tags.team = 'risk'") == ["parity-search-b"]
+    with pytest.raises(MlflowException) as e:
+        client.search_experiments(filter_string="owner = 'x'")
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"

@@ -244,6 +244,10 @@ pub struct SearchExperiments {
     pub page_token: Option<String>,
     #[serde(default)]
     pub view_type: Option<String>,
+    #[serde(default)]
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub order_by: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,6 +20,8 @@ pub enum Target {
     ModelVersions,
     /// `logged_models lm`
     LoggedModels,
+    /// `experiments e`
+    Experiments,
 }
 
 enum Column {
@@ -59,6 +61,10 @@ fn column(target: Target, id: &str) -> Result<Column> {
         (Target::LoggedModels, "creation_timestamp" | "creation_time") => {
             Column::Number("lm.creation_time")
         }
+        (Target::Experiments, "name") => Column::Text("e.name"),
+        (Target::Experiments, "experiment_id") => Column::Number("e.experiment_id"),
+        (Target::Experiments, "creation_time") => Column::Number("e.creation_time"),
+        (Target::Experiments, "last_update_time") => Column::Number("e.last_update_time"),
         (_, other) => {
             let allowed = match target {
                 Target::RegisteredModels => "name, tags.<key>",
@@ -67,6 +73,9 @@ fn column(target: Target, id: &str) -> Result<Column> {
                 }
                 Target::LoggedModels => {
                     "name, model_id, model_type, source_run_id, status, creation_timestamp, tags.<key>, params.<key>"
+                }
+                Target::Experiments => {
+                    "name, experiment_id, creation_time, last_update_time, tags.<key>"
                 }
             };
             return Err(invalid(format!(
@@ -185,7 +194,8 @@ pub fn compile(target: Target, filter: &str) -> Result<SqlFilter> {
                 // MLflow: a model or version without the tag is "not equal" to any
                 // value (every MLflow 3 client filters with
                 // `tag.mlflow.prompt.is_prompt != 'true'`, which untagged models pass).
-                let negated = op == "!=" && target != Target::LoggedModels;
+                let negated = op == "!="
+                    && matches!(target, Target::RegisteredModels | Target::ModelVersions);
                 let cmp =
                     string_comparison(if negated { "=" } else { &op })?.replace("{col}", "t.value");
                 let exists = if negated { "NOT EXISTS" } else { "EXISTS" };
@@ -198,6 +208,10 @@ pub fn compile(target: Target, filter: &str) -> Result<SqlFilter> {
                     ),
                     Target::LoggedModels => format!(
                         "EXISTS (SELECT 1 FROM logged_model_tags t WHERE t.model_id = lm.model_id AND t.key = ? AND {cmp})"
+                    ),
+                    // MLflow joins experiment tags: `!=` needs the tag to be there.
+                    Target::Experiments => format!(
+                        "EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id AND t.key = ? AND {cmp})"
                     ),
                 }
             }
@@ -252,6 +266,10 @@ pub fn order_by(target: Target, terms: &[String]) -> Result<String> {
             (Target::LoggedModels, "name") => "lm.name",
             (Target::LoggedModels, "creation_timestamp" | "creation_time") => "lm.creation_time",
             (Target::LoggedModels, "last_updated_timestamp") => "lm.last_update_time",
+            (Target::Experiments, "name") => "e.name",
+            (Target::Experiments, "experiment_id") => "e.experiment_id",
+            (Target::Experiments, "creation_time") => "e.creation_time",
+            (Target::Experiments, "last_update_time") => "e.last_update_time",
             _ => return Err(invalid(format!("Invalid order_by clause '{term}'"))),
         };
         parts.push(format!("{col} {dir}"));
@@ -260,6 +278,11 @@ pub fn order_by(target: Target, terms: &[String]) -> Result<String> {
         Target::RegisteredModels => "rm.name ASC".into(),
         Target::ModelVersions => "mv.name ASC, mv.version DESC".into(),
         Target::LoggedModels => "lm.creation_time DESC, lm.model_id ASC".into(),
+        // MLflow's default (newest first), its tie-breaker always last.
+        Target::Experiments if terms.is_empty() => {
+            "e.creation_time DESC, e.experiment_id ASC".into()
+        }
+        Target::Experiments => "e.experiment_id ASC".into(),
     });
     Ok(parts.join(", "))
 }

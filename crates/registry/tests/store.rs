@@ -105,6 +105,80 @@ fn experiments_lifecycle() {
 }
 
 #[test]
+fn experiment_search_filters_orders_newest_first_and_pages() {
+    let s = store();
+    let tag = |k: &str, v: &str| Tag {
+        key: k.into(),
+        value: v.into(),
+    };
+    std::thread::sleep(std::time::Duration::from_millis(3));
+    for (i, team) in ["risk", "growth", "risk"].iter().enumerate() {
+        s.create_experiment(&format!("fraud-{i}"), None, &[tag("team", team)])
+            .unwrap();
+        // Creation times a millisecond apart at least, as a user's would be.
+        std::thread::sleep(std::time::Duration::from_millis(3));
+    }
+    let names = |filter: &str, order: &[&str]| -> Vec<String> {
+        let order: Vec<String> = order.iter().map(|o| o.to_string()).collect();
+        s.search_experiments(ViewType::ActiveOnly, filter, &order, 100, None)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|e| e.name)
+            .collect()
+    };
+    // MLflow's default order: newest first (the default experiment is the oldest).
+    assert_eq!(names("", &[]), ["fraud-2", "fraud-1", "fraud-0", "Default"]);
+    assert_eq!(
+        names("name LIKE 'fraud-%'", &["name ASC"]),
+        ["fraud-0", "fraud-1", "fraud-2"]
+    );
+    assert_eq!(
+        names("tags.team = 'risk'", &["name DESC"]),
+        ["fraud-2", "fraud-0"]
+    );
+    assert_eq!(
+        names("tags.team != 'risk'", &[]),
+        ["fraud-1"],
+        "a missing tag does not match"
+    );
+    assert_eq!(names("experiment_id = '0'", &[]), ["Default"]);
+    let t0 = s.get_experiment_by_name("fraud-1").unwrap().creation_time;
+    assert_eq!(
+        names(&format!("creation_time > {t0}"), &["creation_time ASC"]),
+        ["fraud-2"]
+    );
+    for (bad, says) in [
+        ("owner = 'x'", "unknown key 'owner'"),
+        ("name > 'a'", "Invalid comparator"),
+    ] {
+        let e = s
+            .search_experiments(ViewType::All, bad, &[], 10, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+    let e = s
+        .search_experiments(ViewType::All, "", &["owner".to_string()], 10, None)
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::InvalidParameter(_)), "{e}");
+    // Pages in the search's order.
+    let first = s
+        .search_experiments(ViewType::All, "", &[], 2, None)
+        .unwrap();
+    let second = s
+        .search_experiments(ViewType::All, "", &[], 2, first.next_page_token.as_deref())
+        .unwrap();
+    let paged: Vec<String> = first
+        .items
+        .into_iter()
+        .chain(second.items)
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(paged, ["fraud-2", "fraud-1", "fraud-0", "Default"]);
+}
+
+#[test]
 fn runs_follow_mlflow_semantics() {
     let s = store();
     let exp = s.create_experiment("e", None, &[]).unwrap();

@@ -186,7 +186,13 @@ async fn search_experiments_with(s: AppState, req: SearchExperiments) -> Answer 
     let view = view(req.view_type.as_deref())?;
     let n = max_results(req.max_results, 1000, 50_000)?;
     let page = call(&s, move |st| {
-        st.list_experiments(view, n, req.page_token.as_deref())
+        st.search_experiments(
+            view,
+            req.filter.as_deref().unwrap_or(""),
+            &req.order_by,
+            n,
+            req.page_token.as_deref(),
+        )
     })
     .await?;
     let mut out =

@@ -47,6 +47,17 @@ pub trait TrackingStore: Send + Sync {
         max_results: usize,
         page_token: Option<&str>,
     ) -> Result<Page<Experiment>>;
+    /// MLflow's experiment search: `filter` on `name`, `experiment_id`,
+    /// `creation_time`, `last_update_time` and `tags.<key>`; `order_by` on the same
+    /// attributes (newest first when empty, `experiment_id` always the tie-breaker).
+    fn search_experiments(
+        &self,
+        view: ViewType,
+        filter: &str,
+        order_by: &[String],
+        max_results: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page<Experiment>>;
     fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()>;
     fn delete_experiment(&self, experiment_id: &str) -> Result<()>;
     fn restore_experiment(&self, experiment_id: &str) -> Result<()>;

@@ -431,6 +431,42 @@ impl TrackingStore for SqliteStore {
         })
     }
 
+    fn search_experiments(
+        &self,
+        view: ViewType,
+        filter: &str,
+        order_by: &[String],
+        max_results: usize,
+        page_token: Option<&str>,
+    ) -> Result<Page<Experiment>> {
+        use crate::search_models::{Target, compile, order_by as order};
+        let f = compile(Target::Experiments, filter)?;
+        let order = order(Target::Experiments, order_by)?;
+        let offset = parse_token(page_token)?;
+        let conn = self.reader();
+        let sql = format!(
+            "SELECT e.experiment_id FROM experiments e WHERE e.{} AND {} ORDER BY {order} LIMIT {} OFFSET {offset}",
+            view_clause(view),
+            f.sql,
+            max_results
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let ids: Vec<i64> = stmt
+            .query_map(rusqlite::params_from_iter(&f.params), |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(e) = read_experiment(&conn, id)? {
+                items.push(e);
+            }
+        }
+        let next_page_token = next_token(offset, items.len(), max_results);
+        Ok(Page {
+            items,
+            next_page_token,
+        })
+    }
+
     fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()> {
         limits::check_experiment_name(new_name)?;
         let id = parse_experiment_id(experiment_id)?;
