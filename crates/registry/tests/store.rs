@@ -169,6 +169,8 @@ fn experiment_search_filters_orders_newest_first_and_pages() {
     let second = s
         .search_experiments(ViewType::All, "", &[], 2, first.next_page_token.as_deref())
         .unwrap();
+    // As in MLflow, the last page has no token (no empty page to ask for).
+    assert_eq!(second.next_page_token, None);
     let paged: Vec<String> = first
         .items
         .into_iter()
@@ -176,6 +178,7 @@ fn experiment_search_filters_orders_newest_first_and_pages() {
         .map(|e| e.name)
         .collect();
     assert_eq!(paged, ["fraud-2", "fraud-1", "fraud-0", "Default"]);
+    assert!(first.next_page_token.is_some());
 }
 
 #[test]

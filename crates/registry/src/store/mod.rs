@@ -228,10 +228,20 @@ pub(crate) fn parse_token(token: Option<&str>) -> Result<usize> {
     }
 }
 
-pub(crate) fn next_token(offset: usize, got: usize, asked: usize) -> Option<String> {
-    if got == asked && asked > 0 {
-        offset.checked_add(got).map(|n| format!("o{n}"))
+/// The token of the page after `offset`, given rows fetched with `LIMIT asked + 1`
+/// (see [`look_ahead`]): the extra row, trimmed from `rows`, only says there is more.
+/// Like MLflow, the last page has no token.
+pub(crate) fn next_token<T>(rows: &mut Vec<T>, offset: usize, asked: usize) -> Option<String> {
+    let more = rows.len() > asked;
+    rows.truncate(asked);
+    if more && asked > 0 {
+        offset.checked_add(asked).map(|n| format!("o{n}"))
     } else {
         None
     }
+}
+
+/// The `LIMIT` that fetches one row past the page, to know whether another follows.
+pub(crate) fn look_ahead(asked: usize) -> usize {
+    asked.saturating_add(1)
 }

@@ -1,7 +1,7 @@
 //! The SQLite tracking store: WAL journal, one writer connection behind a mutex, a
 //! busy timeout for other processes, every multi-row change in one transaction.
 
-use super::{RunQuery, TrackingStore, ViewType, next_token, parse_token};
+use super::{RunQuery, TrackingStore, ViewType, look_ahead, next_token, parse_token};
 use crate::error::{RegistryError, Result};
 use crate::limits;
 use crate::model::*;
@@ -415,16 +415,19 @@ impl TrackingStore for SqliteStore {
             view_clause(view)
         );
         let mut stmt = conn.prepare(&sql)?;
-        let ids: Vec<i64> = stmt
-            .query_map(params![max_results as i64, offset as i64], |r| r.get(0))?
+        let mut ids: Vec<i64> = stmt
+            .query_map(
+                params![look_ahead(max_results) as i64, offset as i64],
+                |r| r.get(0),
+            )?
             .collect::<rusqlite::Result<_>>()?;
+        let next_page_token = next_token(&mut ids, offset, max_results);
         let mut items = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(e) = read_experiment(&conn, id)? {
                 items.push(e);
             }
         }
-        let next_page_token = next_token(offset, items.len(), max_results);
         Ok(Page {
             items,
             next_page_token,
@@ -448,19 +451,19 @@ impl TrackingStore for SqliteStore {
             "SELECT e.experiment_id FROM experiments e WHERE e.{} AND {} ORDER BY {order} LIMIT {} OFFSET {offset}",
             view_clause(view),
             f.sql,
-            max_results
+            look_ahead(max_results)
         );
         let mut stmt = conn.prepare(&sql)?;
-        let ids: Vec<i64> = stmt
+        let mut ids: Vec<i64> = stmt
             .query_map(rusqlite::params_from_iter(&f.params), |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
+        let next_page_token = next_token(&mut ids, offset, max_results);
         let mut items = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(e) = read_experiment(&conn, id)? {
                 items.push(e);
             }
         }
-        let next_page_token = next_token(offset, items.len(), max_results);
         Ok(Page {
             items,
             next_page_token,
@@ -665,15 +668,17 @@ impl TrackingStore for SqliteStore {
         );
         let mut values = filter.params;
         values.extend(order.params);
-        values.push(rusqlite::types::Value::Integer(q.max_results as i64));
+        values.push(rusqlite::types::Value::Integer(
+            look_ahead(q.max_results) as i64
+        ));
         values.push(rusqlite::types::Value::Integer(offset as i64));
         let conn = self.reader();
         let mut stmt = conn.prepare(&sql)?;
-        let run_ids: Vec<String> = stmt
+        let mut run_ids: Vec<String> = stmt
             .query_map(rusqlite::params_from_iter(values), |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
+        let next_page_token = next_token(&mut run_ids, offset, q.max_results);
         let items = read_runs(&conn, &run_ids)?;
-        let next_page_token = next_token(offset, items.len(), q.max_results);
         Ok(Page {
             items,
             next_page_token,
@@ -790,9 +795,14 @@ impl TrackingStore for SqliteStore {
              SELECT value, is_nan, timestamp, step, seq FROM metrics_log WHERE run_rowid = ?1 AND key_id = ?2
              ORDER BY 4, 3, 5 LIMIT ?3 OFFSET ?4",
         )?;
-        let items: Vec<Metric> = stmt
+        let mut items: Vec<Metric> = stmt
             .query_map(
-                params![run_rowid, key_id, max_results as i64, offset as i64],
+                params![
+                    run_rowid,
+                    key_id,
+                    look_ahead(max_results) as i64,
+                    offset as i64
+                ],
                 |r| {
                     let nan: bool = r.get(1)?;
                     Ok(Metric {
@@ -804,7 +814,7 @@ impl TrackingStore for SqliteStore {
                 },
             )?
             .collect::<rusqlite::Result<_>>()?;
-        let next_page_token = next_token(offset, items.len(), max_results);
+        let next_page_token = next_token(&mut items, offset, max_results);
         Ok(Page {
             items,
             next_page_token,

@@ -2,7 +2,7 @@
 //! tags, in the same database (and behind the same single writer) as the runs.
 
 use super::sqlite::{SqliteStore, active_run, now_ms};
-use super::{DatasetInput, ModelStore, next_token, parse_token};
+use super::{DatasetInput, ModelStore, look_ahead, next_token, parse_token};
 use crate::error::{RegistryError, Result};
 use crate::model::{Page, Param, Tag};
 use crate::models::*;
@@ -631,16 +631,18 @@ impl ModelStore for SqliteStore {
             "SELECT lm.model_id FROM logged_models lm
              WHERE lm.experiment_id IN ({marks}) AND lm.lifecycle_stage = 'active' AND {}
              ORDER BY {order} LIMIT {} OFFSET {offset}",
-            filter.sql, q.max_results
+            filter.sql,
+            look_ahead(q.max_results)
         ))?;
         let mut args: Vec<rusqlite::types::Value> = ids
             .iter()
             .map(|i| rusqlite::types::Value::Integer(*i))
             .collect();
         args.extend(filter.params);
-        let found: Vec<String> = stmt
+        let mut found: Vec<String> = stmt
             .query_map(rusqlite::params_from_iter(&args), |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
+        let next_page_token = next_token(&mut found, offset, q.max_results);
         let mut items = Vec::with_capacity(found.len());
         for id in &found {
             if let Some(m) = read_logged_model(&conn, id)? {
@@ -648,7 +650,7 @@ impl ModelStore for SqliteStore {
             }
         }
         Ok(Page {
-            next_page_token: next_token(offset, found.len(), q.max_results),
+            next_page_token,
             items,
         })
     }
@@ -801,11 +803,13 @@ impl ModelStore for SqliteStore {
         let conn = self.reader();
         let mut stmt = conn.prepare(&format!(
             "SELECT rm.name FROM registered_models rm WHERE {} ORDER BY {order} LIMIT {} OFFSET {offset}",
-            filter.sql, q.max_results
+            filter.sql,
+            look_ahead(q.max_results)
         ))?;
-        let names: Vec<String> = stmt
+        let mut names: Vec<String> = stmt
             .query_map(rusqlite::params_from_iter(&filter.params), |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
+        let next_page_token = next_token(&mut names, offset, q.max_results);
         let mut items = Vec::with_capacity(names.len());
         for n in &names {
             if let Some(m) = read_registered(&conn, n)? {
@@ -813,7 +817,7 @@ impl ModelStore for SqliteStore {
             }
         }
         Ok(Page {
-            next_page_token: next_token(offset, names.len(), q.max_results),
+            next_page_token,
             items,
         })
     }
@@ -1011,14 +1015,16 @@ impl ModelStore for SqliteStore {
         let conn = self.reader();
         let mut stmt = conn.prepare(&format!(
             "SELECT {VERSION_COLUMNS} FROM model_versions mv WHERE {} ORDER BY {order} LIMIT {} OFFSET {offset}",
-            filter.sql, q.max_results
+            filter.sql,
+            look_ahead(q.max_results)
         ))?;
         let mut items: Vec<ModelVersion> = stmt
             .query_map(rusqlite::params_from_iter(&filter.params), version_from_row)?
             .collect::<rusqlite::Result<_>>()?;
+        let next_page_token = next_token(&mut items, offset, q.max_results);
         fill_versions(&conn, &mut items)?;
         Ok(Page {
-            next_page_token: next_token(offset, items.len(), q.max_results),
+            next_page_token,
             items,
         })
     }
