@@ -77,3 +77,41 @@ def test_experiment_search_takes_filter_and_order_and_lists_newest_first(server)
     with pytest.raises(MlflowException) as e:
         client.search_experiments(filter_string="owner = 'x'")
     assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_a_runs_and_a_versions_files_through_mlflows_own_routes(server):
+    client = MlflowClient()
+    exp = client.create_experiment("parity-artifacts")
+    run = client.create_run(exp)
+    client.log_text(run.info.run_id, "trained on synthetic data\n", "docs/notes.txt")
+    client.log_text(run.info.run_id, "{}", "conf.json")
+
+    r = requests.get(f"{server}/api/2.0/mlflow/artifacts/list", params={"run_id": run.info.run_id}, timeout=10)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["root_uri"] == run.info.artifact_uri
+    assert [(f["path"], f["is_dir"]) for f in body["files"]] == [("conf.json", False), ("docs", True)]
+    r = requests.get(
+        f"{server}/api/2.0/mlflow/artifacts/list", params={"run_id": run.info.run_id, "path": "docs"}, timeout=10
+    )
+    assert r.json()["files"] == [{"path": "docs/notes.txt", "is_dir": False, "file_size": 26}]
+
+    r = requests.get(f"{server}/get-artifact", params={"run_id": run.info.run_id, "path": "docs/notes.txt"}, timeout=10)
+    assert (r.status_code, r.text) == (200, "trained on synthetic data\n")
+    r = requests.get(f"{server}/get-artifact", params={"run_id": run.info.run_id, "path": "../../x"}, timeout=10)
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE", r.text
+
+    client.create_registered_model("parity-files")
+    mv = client.create_model_version("parity-files", f"runs:/{run.info.run_id}/docs", run_id=run.info.run_id)
+    r = requests.get(
+        f"{server}/model-versions/get-artifact",
+        params={"name": "parity-files", "version": mv.version, "path": "notes.txt"},
+        timeout=10,
+    )
+    assert (r.status_code, r.text) == (200, "trained on synthetic data\n")
+    r = requests.get(
+        f"{server}/model-versions/get-artifact",
+        params={"name": "parity-files", "version": "99", "path": "notes.txt"},
+        timeout=10,
+    )
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST", r.text

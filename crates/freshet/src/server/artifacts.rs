@@ -30,14 +30,157 @@ const MAX_UPLOAD_BYTES: u64 = 8 << 30;
 const CHUNK: usize = 256 << 10;
 
 pub fn router() -> Router<AppState> {
-    let mut r = Router::new();
+    let mut r = Router::new()
+        // MLflow's own routes for a run's and a version's files, beside the proxy.
+        .route("/get-artifact", get(run_artifact))
+        .route("/model-versions/get-artifact", get(version_artifact));
     for p in PREFIXES {
         r = r.route(p, get(list)).route(
             &format!("{p}/{{*path}}"),
             get(download).put(upload).delete(remove),
         );
     }
+    for p in ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"] {
+        r = r.route(&format!("{p}/artifacts/list"), get(list_run_artifacts));
+    }
     r
+}
+
+/// Where a run's (or version's) files are in the artifact store: the path under the
+/// store of its `mlflow-artifacts:/…` URI.
+fn store_root(uri: &str) -> Result<String, MlflowError> {
+    uri.strip_prefix("mlflow-artifacts:/")
+        .or_else(|| uri.strip_prefix("mlflow-artifacts:"))
+        .map(|p| p.trim_matches('/').to_string())
+        .ok_or_else(|| {
+            MlflowError::invalid(format!(
+                "The artifacts of '{uri}' are not kept by this server"
+            ))
+        })
+}
+
+/// `rel` under `root`, refusing a path that climbs out of it.
+fn under(root: &str, rel: Option<&str>) -> Result<Option<ArtifactPath>, MlflowError> {
+    let rel = rel.unwrap_or("").trim_matches('/');
+    if rel.split('/').any(|seg| seg == "..") {
+        return Err(MlflowError::invalid(format!(
+            "Invalid path '{rel}': '..' is not allowed"
+        )));
+    }
+    let full = match (root.is_empty(), rel.is_empty()) {
+        (true, true) => return Ok(None),
+        (true, false) => rel.to_string(),
+        (false, true) => root.to_string(),
+        (false, false) => format!("{root}/{rel}"),
+    };
+    path_of(&full).map(Some)
+}
+
+#[derive(Deserialize)]
+struct RunFiles {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    path: Option<String>,
+}
+
+async fn run_root(s: &AppState, q: &RunFiles) -> Result<(String, String), MlflowError> {
+    let Some(run_id) = q.run_id.clone().or_else(|| q.run_uuid.clone()) else {
+        return Err(MlflowError::invalid(
+            "Missing value for required parameter 'run_id'.",
+        ));
+    };
+    let store = s.tracking.clone();
+    let run = tokio::task::spawn_blocking(move || store.get_run(&run_id))
+        .await
+        .map_err(|_| MlflowError::internal())??;
+    let uri = run.info.artifact_uri.clone();
+    Ok((store_root(&uri)?, uri))
+}
+
+/// `GET /api/2.0/mlflow/artifacts/list`: a run's files under `path`, with paths from
+/// the run's artifact root, as MLflow answers (one page: a directory is listed whole).
+async fn list_run_artifacts(
+    State(s): State<AppState>,
+    q: Result<Query<RunFiles>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, MlflowError> {
+    let Query(q) = q.map_err(|e| MlflowError::invalid(format!("Invalid query: {e}")))?;
+    let (root, uri) = run_root(&s, &q).await?;
+    let rel = q
+        .path
+        .as_deref()
+        .unwrap_or("")
+        .trim_matches('/')
+        .to_string();
+    let dir = under(&root, Some(&rel))?;
+    let store = s.artifacts.clone();
+    let files = tokio::task::spawn_blocking(move || store.list(dir.as_ref()))
+        .await
+        .map_err(|_| MlflowError::internal())??;
+    let files: Vec<serde_json::Value> = files
+        .into_iter()
+        .map(|f| {
+            let path = if rel.is_empty() {
+                f.path
+            } else {
+                format!("{rel}/{}", f.path)
+            };
+            let mut v = json!({ "path": path, "is_dir": f.is_dir });
+            if let Some(n) = f.file_size {
+                v["file_size"] = json!(n);
+            }
+            v
+        })
+        .collect();
+    let mut out = json!({ "root_uri": uri });
+    if !files.is_empty() {
+        out["files"] = json!(files);
+    }
+    Ok(Json(out))
+}
+
+/// `GET /get-artifact?run_id=…&path=…`: one file of a run.
+async fn run_artifact(
+    State(s): State<AppState>,
+    q: Result<Query<RunFiles>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, MlflowError> {
+    let Query(q) = q.map_err(|e| MlflowError::invalid(format!("Invalid query: {e}")))?;
+    let (root, _) = run_root(&s, &q).await?;
+    let Some(path) = under(&root, q.path.as_deref())? else {
+        return Err(MlflowError::invalid(
+            "Missing value for required parameter 'path'.",
+        ));
+    };
+    stream_file(&s, path).await
+}
+
+#[derive(Deserialize)]
+struct VersionFile {
+    name: String,
+    version: String,
+    path: String,
+}
+
+/// `GET /model-versions/get-artifact?name=…&version=…&path=…`: one file of a version.
+async fn version_artifact(
+    State(s): State<AppState>,
+    q: Result<Query<VersionFile>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, MlflowError> {
+    let Query(q) = q.map_err(|e| MlflowError::invalid(format!("Invalid query: {e}")))?;
+    let version: i64 = q.version.parse().map_err(|_| {
+        MlflowError::invalid(format!("Invalid version '{}': not a number", q.version))
+    })?;
+    let store = s.tracking.clone();
+    let name = q.name.clone();
+    let mv = tokio::task::spawn_blocking(move || store.get_model_version(&name, version))
+        .await
+        .map_err(|_| MlflowError::internal())??;
+    let root = store_root(&mv.storage_location)?;
+    let Some(path) = under(&root, Some(&q.path))? else {
+        return Err(MlflowError::invalid(
+            "Missing value for required parameter 'path'.",
+        ));
+    };
+    stream_file(&s, path).await
 }
 
 fn path_of(raw: &str) -> Result<ArtifactPath, MlflowError> {
@@ -125,7 +268,11 @@ async fn download(
     State(s): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Response, MlflowError> {
-    let path = path_of(&raw)?;
+    stream_file(&s, path_of(&raw)?).await
+}
+
+/// The file at `path`, streamed from the artifact store.
+async fn stream_file(s: &AppState, path: ArtifactPath) -> Result<Response, MlflowError> {
     let store = s.artifacts.clone();
     let (reader, size) = tokio::task::spawn_blocking(move || store.open(&path))
         .await
