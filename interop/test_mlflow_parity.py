@@ -115,3 +115,17 @@ def test_a_runs_and_a_versions_files_through_mlflows_own_routes(server):
         timeout=10,
     )
     assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST", r.text
+
+
+def test_what_freshet_does_not_serve_answers_in_mlflows_error_shape(server):
+    for method, path in [
+        ("POST", "/api/2.0/mlflow/traces"),
+        ("GET", "/api/2.0/mlflow/gateway/routes"),
+        ("POST", "/api/3.0/mlflow/traces/search"),
+    ]:
+        r = requests.request(method, f"{server}{path}", json={}, timeout=10)
+        assert r.status_code == 501, (path, r.status_code, r.text)
+        assert r.json()["error_code"] == "NOT_IMPLEMENTED", r.text
+    with pytest.raises(MlflowException) as e:
+        mlflow.search_traces(locations=["0"])
+    assert "not implemented" in str(e.value).lower() or e.value.error_code == "NOT_IMPLEMENTED"

@@ -23,6 +23,20 @@ pub(super) const PREFIXES: [&str; 2] = ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow
 
 pub fn router() -> Router<AppState> {
     let mut r = Router::new().route("/version", get(version));
+    // Whatever else MLflow serves under its prefixes (traces, the gateway, prompts,
+    // evaluation datasets, scorers, …) answers in MLflow's error shape, not with a bare
+    // 404 page a client cannot read.
+    for p in [
+        "/api/2.0/mlflow",
+        "/ajax-api/2.0/mlflow",
+        "/api/3.0/mlflow",
+        "/ajax-api/3.0/mlflow",
+    ] {
+        r = r.route(
+            &format!("{p}/{{*rest}}"),
+            axum::routing::any(not_implemented),
+        );
+    }
     for p in PREFIXES {
         r = r
             .route(&format!("{p}/experiments/create"), post(create_experiment))
@@ -237,6 +251,17 @@ async fn set_experiment_tag(State(s): State<AppState>, b: Bytes) -> Answer {
     })
     .await?;
     Ok(Json(json!({})))
+}
+
+async fn not_implemented(uri: axum::http::Uri) -> MlflowError {
+    MlflowError {
+        status: axum::http::StatusCode::NOT_IMPLEMENTED,
+        code: "NOT_IMPLEMENTED",
+        message: format!(
+            "{} is not implemented by Freshet (docs/tracking.md lists what is)",
+            uri.path()
+        ),
+    }
 }
 
 /// The MLflow release whose REST API Freshet answers as (what `mlflow server` gives
