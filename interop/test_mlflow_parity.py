@@ -129,3 +129,36 @@ def test_what_freshet_does_not_serve_answers_in_mlflows_error_shape(server):
     with pytest.raises(MlflowException) as e:
         mlflow.search_traces(locations=["0"])
     assert "not implemented" in str(e.value).lower() or e.value.error_code == "NOT_IMPLEMENTED"
+
+
+def test_a_logged_models_metrics_inputs_outputs_and_versions_are_linked(server):
+    import json
+
+    from mlflow.entities import LoggedModelInput, LoggedModelOutput
+
+    client = MlflowClient()
+    exp = client.create_experiment("parity-logged")
+    run = client.create_run(exp)
+    run_id = run.info.run_id
+    model = client.create_logged_model(experiment_id=exp, name="scorer", source_run_id=run_id)
+    client.log_metric(run_id, "auc", 0.91, step=1, model_id=model.model_id)
+    client.log_metric(run_id, "loss", 0.4)  # a run metric only
+    got = client.get_logged_model(model.model_id)
+    assert [(m.key, m.value, m.step, m.run_id) for m in got.metrics] == [("auc", 0.91, 1, run_id)]
+    assert client.get_run(run_id).data.metrics == {"auc": 0.91, "loss": 0.4}
+
+    reader = client.create_run(exp)
+    client.log_inputs(reader.info.run_id, models=[LoggedModelInput(model.model_id)])
+    client.log_outputs(run_id, models=[LoggedModelOutput(model.model_id, step=1)])
+    assert [m.model_id for m in client.get_run(reader.info.run_id).inputs.model_inputs] == [model.model_id]
+    outputs = client.get_run(run_id).outputs.model_outputs
+    assert [(o.model_id, o.step) for o in outputs] == [(model.model_id, 1)]
+
+    client.create_registered_model("parity-logged")
+    v = client.create_model_version("parity-logged", f"models:/{model.model_id}", model_id=model.model_id)
+    tag = client.get_logged_model(model.model_id).tags["mlflow.modelVersions"]
+    assert json.loads(tag) == [{"name": "parity-logged", "version": int(v.version)}]
+    with pytest.raises(MlflowException) as e:
+        client.log_metric(run_id, "f1", 0.5, model_id="m-does-not-exist")
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert "f1" not in client.get_run(run_id).data.metrics, "nothing is written on a refusal"

@@ -200,6 +200,9 @@ pub struct MetricIn {
     pub timestamp: Option<i64>,
     #[serde(default)]
     pub step: Option<i64>,
+    /// MLflow 3: the logged model the metric is about (it shows on that model too).
+    #[serde(default)]
+    pub model_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,6 +292,8 @@ pub struct LogMetric {
     pub timestamp: Option<i64>,
     #[serde(default)]
     pub step: Option<i64>,
+    #[serde(default)]
+    pub model_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,6 +348,40 @@ pub struct GetHistory {
     pub max_results: Option<i64>,
     #[serde(default)]
     pub page_token: Option<String>,
+}
+
+/// The metrics of `input` that name a logged model, with the model, converted as
+/// [`metrics_from`] does.
+pub fn model_metrics_from(
+    input: &[MetricIn],
+    now_ms: i64,
+) -> Result<Vec<(String, Metric)>, crate::RegistryError> {
+    input
+        .iter()
+        .filter_map(|m| {
+            m.model_id
+                .clone()
+                .filter(|id| !id.is_empty())
+                .map(|id| (id, m))
+        })
+        .map(|(id, m)| {
+            let value = m.value.to_f64().ok_or_else(|| {
+                crate::RegistryError::InvalidParameter(format!(
+                    "Got invalid value for metric '{}'",
+                    m.key
+                ))
+            })?;
+            Ok((
+                id,
+                Metric {
+                    key: m.key.clone(),
+                    value,
+                    timestamp: m.timestamp.unwrap_or(now_ms),
+                    step: m.step.unwrap_or(0),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Convert request metrics, filling MLflow's defaults (timestamp now, step 0).

@@ -315,15 +315,35 @@ async fn get_run(
 ) -> Answer {
     let Query(q) = q.map_err(|e| MlflowError::invalid(format!("Invalid query: {e}")))?;
     let id = query_run_id(q.run_id, q.run_uuid)?;
-    let (run, datasets) = call(&s, move |st| {
+    let (run, datasets, models) = call(&s, move |st| {
         let run = st.get_run(&id)?;
         let datasets = st.run_dataset_inputs(&id)?;
-        Ok((run, datasets))
+        let models = st.run_models(&id)?;
+        Ok((run, datasets, models))
     })
     .await?;
+    let freshet_registry::store::RunModels {
+        inputs: model_inputs,
+        outputs: model_outputs,
+    } = models;
     let mut out = json!({ "run": api::RunOut::from(&run) });
-    if !datasets.is_empty() {
-        out["run"]["inputs"] = super::mlflow_logged::inputs_json(&datasets);
+    if !datasets.is_empty() || !model_inputs.is_empty() {
+        let mut inputs = super::mlflow_logged::inputs_json(&datasets);
+        if !model_inputs.is_empty() {
+            inputs["model_inputs"] = model_inputs
+                .iter()
+                .map(|m| json!({ "model_id": m }))
+                .collect();
+        }
+        out["run"]["inputs"] = inputs;
+    }
+    if !model_outputs.is_empty() {
+        out["run"]["outputs"] = json!({
+            "model_outputs": model_outputs
+                .iter()
+                .map(|(m, step)| json!({ "model_id": m, "step": step }))
+                .collect::<Vec<_>>()
+        });
     }
     Ok(Json(out))
 }
@@ -360,16 +380,25 @@ async fn restore_run(State(s): State<AppState>, b: Bytes) -> Answer {
 
 async fn log_metric(State(s): State<AppState>, b: Bytes) -> Answer {
     let req: LogMetric = body(&b)?;
-    let metrics = api::metrics_from(
-        vec![MetricIn {
-            key: req.key,
-            value: req.value,
-            timestamp: req.timestamp,
-            step: req.step,
-        }],
-        now_ms(),
-    )?;
-    call(&s, move |st| st.log_batch(&req.run_id, &metrics, &[], &[])).await?;
+    let input = vec![MetricIn {
+        key: req.key,
+        value: req.value,
+        timestamp: req.timestamp,
+        step: req.step,
+        model_id: req.model_id,
+    }];
+    let now = now_ms();
+    let on_models = api::model_metrics_from(&input, now)?;
+    let metrics = api::metrics_from(input, now)?;
+    call(&s, move |st| {
+        // Every named model exists before anything is written.
+        for (id, _) in &on_models {
+            st.get_logged_model(id)?;
+        }
+        st.log_batch(&req.run_id, &metrics, &[], &[])?;
+        st.log_logged_model_metrics(&req.run_id, &on_models)
+    })
+    .await?;
     Ok(Json(json!({})))
 }
 
@@ -401,11 +430,18 @@ async fn delete_tag(State(s): State<AppState>, b: Bytes) -> Answer {
 
 async fn log_batch(State(s): State<AppState>, b: Bytes) -> Answer {
     let req: LogBatch = body(&b)?;
-    let metrics = api::metrics_from(req.metrics, now_ms())?;
+    let now = now_ms();
+    let on_models = api::model_metrics_from(&req.metrics, now)?;
+    let metrics = api::metrics_from(req.metrics, now)?;
     let params: Vec<_> = req.params.into_iter().map(Into::into).collect();
     let tags: Vec<Tag> = req.tags.into_iter().map(Into::into).collect();
     call(&s, move |st| {
-        st.log_batch(&req.run_id, &metrics, &params, &tags)
+        // Every named model exists before anything is written.
+        for (id, _) in &on_models {
+            st.get_logged_model(id)?;
+        }
+        st.log_batch(&req.run_id, &metrics, &params, &tags)?;
+        st.log_logged_model_metrics(&req.run_id, &on_models)
     })
     .await?;
     Ok(Json(json!({})))

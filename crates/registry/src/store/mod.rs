@@ -11,6 +11,14 @@ use crate::models::{
     NewModelVersion, RegisteredModel, Stage,
 };
 
+/// The logged models a run read and produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunModels {
+    pub inputs: Vec<String>,
+    /// With the step each was produced at.
+    pub outputs: Vec<(String, i64)>,
+}
+
 /// A run search.
 #[derive(Debug, Clone, Default)]
 pub struct RunQuery {
@@ -134,6 +142,11 @@ pub trait ModelStore: Send + Sync {
     ) -> Result<Page<LoggedModel>>;
     /// Record that a run produced these models (`step` each).
     fn log_run_outputs(&self, run_id: &str, models: &[(String, i64)]) -> Result<()>;
+    /// Metrics a run logged about logged models (`(model_id, metric)`); they show on
+    /// each model. `NotFound` for a model that does not exist.
+    fn log_logged_model_metrics(&self, run_id: &str, metrics: &[(String, Metric)]) -> Result<()>;
+    /// The models a run read and the models it produced (with their step).
+    fn run_models(&self, run_id: &str) -> Result<RunModels>;
     /// Record what a run read: datasets (lineage, e.g. a Delta table at a version) and
     /// models.
     fn log_run_inputs(

@@ -4,7 +4,7 @@
 use super::sqlite::{SqliteStore, active_run, now_ms};
 use super::{DatasetInput, ModelStore, look_ahead, next_token, parse_token};
 use crate::error::{RegistryError, Result};
-use crate::model::{Page, Param, Tag};
+use crate::model::{Metric, Page, Param, Tag};
 use crate::models::*;
 use crate::search_models::{self, Target};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -31,6 +31,12 @@ CREATE TABLE IF NOT EXISTS run_outputs (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     model_id TEXT NOT NULL, step INTEGER NOT NULL, PRIMARY KEY (run_id, model_id)
 );
+CREATE TABLE IF NOT EXISTS logged_model_metrics (
+    model_id TEXT NOT NULL REFERENCES logged_models(model_id) ON DELETE CASCADE,
+    run_id TEXT NOT NULL, key TEXT NOT NULL, value REAL, is_nan INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL, step INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logged_model_metrics_by_model ON logged_model_metrics(model_id, key);
 CREATE TABLE IF NOT EXISTS run_model_inputs (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     model_id TEXT NOT NULL, PRIMARY KEY (run_id, model_id)
@@ -116,6 +122,10 @@ INSERT INTO model_alias_history (name, alias, version, at_ms)
     WHERE NOT EXISTS (SELECT 1 FROM model_alias_history h
         WHERE h.name = a.name AND h.alias = a.alias);
 "#;
+
+/// The logged-model tag listing the versions registered from it (MLflow's
+/// `mlflow.modelVersions`: a JSON list of `{"name", "version"}`).
+pub const MODEL_VERSIONS_TAG: &str = "mlflow.modelVersions";
 
 fn not_found_model(name: &str) -> RegistryError {
     RegistryError::NotFound(format!("Registered Model with name={name} not found"))
@@ -233,14 +243,27 @@ fn read_logged_model(conn: &Connection, model_id: &str) -> Result<Option<LoggedM
         value: t.value,
     })
     .collect();
-    // Metrics logged by runs against this model (MLflow 3 `log_metric(..., model_id=)`)
-    // are not tracked separately yet; the source run carries them.
+    // Metrics runs logged against this model (MLflow 3 `log_metric(..., model_id=)`).
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, value, is_nan, timestamp, step, run_id FROM logged_model_metrics
+         WHERE model_id = ?1 ORDER BY key, step, timestamp, rowid",
+    )?;
+    let metrics = stmt
+        .query_map([model_id], |r| {
+            let nan: bool = r.get(2)?;
+            Ok(LoggedModelMetric {
+                key: r.get(0)?,
+                value: if nan { f64::NAN } else { r.get(1)? },
+                timestamp: r.get(3)?,
+                step: r.get(4)?,
+                run_id: r.get(5)?,
+                model_id: model_id.to_string(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
     Ok(Some(LoggedModel {
         info,
-        data: LoggedModelData {
-            params,
-            metrics: Vec::new(),
-        },
+        data: LoggedModelData { params, metrics },
     }))
 }
 
@@ -655,6 +678,49 @@ impl ModelStore for SqliteStore {
         })
     }
 
+    fn log_logged_model_metrics(&self, run_id: &str, metrics: &[(String, Metric)]) -> Result<()> {
+        if metrics.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (model_id, m) in metrics {
+            logged_model_exists(&tx, model_id)?;
+            let nan = m.value.is_nan();
+            tx.execute(
+                "INSERT INTO logged_model_metrics VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    model_id,
+                    run_id,
+                    m.key,
+                    (!nan).then_some(m.value),
+                    nan,
+                    m.timestamp,
+                    m.step
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn run_models(&self, run_id: &str) -> Result<super::RunModels> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT model_id FROM run_model_inputs WHERE run_id = ?1 ORDER BY model_id",
+        )?;
+        let inputs = stmt
+            .query_map([run_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT model_id, step FROM run_outputs WHERE run_id = ?1 ORDER BY step, model_id",
+        )?;
+        let outputs = stmt
+            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(super::RunModels { inputs, outputs })
+    }
+
     fn log_run_outputs(&self, run_id: &str, models: &[(String, i64)]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -965,6 +1031,31 @@ impl ModelStore for SqliteStore {
             tx.execute(
                 "INSERT OR REPLACE INTO model_version_tags VALUES (?1, ?2, ?3, ?4)",
                 params![new.name, version, tag.key, tag.value],
+            )?;
+        }
+        if !model_id.is_empty() {
+            // As mlflow server does: the logged model lists the versions made from it.
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM logged_model_tags WHERE model_id = ?1 AND key = ?2",
+                    params![model_id, MODEL_VERSIONS_TAG],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let mut list: Vec<serde_json::Value> = existing
+                .and_then(|v| serde_json::from_str(&v).ok())
+                .unwrap_or_default();
+            let entry = serde_json::json!({ "name": new.name, "version": version });
+            if !list.contains(&entry) {
+                list.push(entry);
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO logged_model_tags VALUES (?1, ?2, ?3)",
+                params![
+                    model_id,
+                    MODEL_VERSIONS_TAG,
+                    serde_json::Value::Array(list).to_string()
+                ],
             )?;
         }
         tx.commit()?;
