@@ -162,3 +162,41 @@ def test_a_logged_models_metrics_inputs_outputs_and_versions_are_linked(server):
         client.log_metric(run_id, "f1", 0.5, model_id="m-does-not-exist")
     assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
     assert "f1" not in client.get_run(run_id).data.metrics, "nothing is written on a refusal"
+
+
+def test_bulk_metric_history_over_several_runs(server):
+    client = MlflowClient()
+    exp = client.create_experiment("parity-bulk")
+    runs = [client.create_run(exp).info.run_id for _ in range(2)]
+    for i, run_id in enumerate(runs):
+        for step in range(3):
+            client.log_metric(run_id, "loss", 1.0 / (step + 1 + i), step=step)
+    r = requests.get(
+        f"{server}/ajax-api/2.0/mlflow/metrics/get-history-bulk",
+        params=[("run_id", runs[0]), ("run_id", runs[1]), ("metric_key", "loss")],
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    points = [(m["run_id"], m["step"], m["value"]) for m in r.json()["metrics"]]
+    assert points == [(run, s, 1.0 / (s + 1 + i)) for i, run in enumerate(runs) for s in range(3)]
+    r = requests.get(f"{server}/ajax-api/2.0/mlflow/metrics/get-history-bulk", params={"metric_key": "loss"}, timeout=10)
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE", r.text
+
+
+def test_search_datasets_lists_what_an_experiments_runs_read(server):
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    client = MlflowClient()
+    exp = client.create_experiment("parity-datasets")
+    run = client.create_run(exp)
+    ds = Dataset(name="events/cards", digest="v7", source_type="delta_table", source="{}")
+    client.log_inputs(
+        run.info.run_id, datasets=[DatasetInput(ds, tags=[InputTag("mlflow.data.context", "training")])]
+    )
+    r = requests.post(
+        f"{server}/ajax-api/2.0/mlflow/experiments/search-datasets", json={"experiment_ids": [exp]}, timeout=10
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["dataset_summaries"] == [
+        {"experiment_id": exp, "name": "events/cards", "digest": "v7", "context": "training"}
+    ]

@@ -94,7 +94,10 @@ fn mlflow(method: &Method, rest: &[&str]) -> Rule {
     use Action::*;
     let read = method == Method::GET
         || rest.last().is_some_and(|l| {
-            matches!(*l, "search" | "get-history" | "get-latest-versions" | "get")
+            matches!(
+                *l,
+                "search" | "search-datasets" | "get-history" | "get-latest-versions" | "get"
+            )
         });
     if read {
         return Rule::Check(Read, Resource::System);

@@ -63,6 +63,10 @@ pub fn router() -> Router<AppState> {
                 &format!("{p}/experiments/delete-experiment-tag"),
                 post(delete_experiment_tag),
             )
+            .route(
+                &format!("{p}/experiments/search-datasets"),
+                post(search_datasets),
+            )
             .route(&format!("{p}/runs/create"), post(create_run))
             .route(&format!("{p}/runs/get"), get(get_run))
             .route(&format!("{p}/runs/update"), post(update_run))
@@ -74,7 +78,11 @@ pub fn router() -> Router<AppState> {
             .route(&format!("{p}/runs/delete-tag"), post(delete_tag))
             .route(&format!("{p}/runs/log-batch"), post(log_batch))
             .route(&format!("{p}/runs/search"), post(search_runs))
-            .route(&format!("{p}/metrics/get-history"), get(get_history));
+            .route(&format!("{p}/metrics/get-history"), get(get_history))
+            .route(
+                &format!("{p}/metrics/get-history-bulk"),
+                get(get_history_bulk),
+            );
     }
     r
 }
@@ -272,6 +280,24 @@ async fn version() -> &'static str {
     MLFLOW_API_VERSION
 }
 
+#[derive(serde::Deserialize)]
+struct SearchDatasets {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+}
+
+/// `POST experiments/search-datasets`: the datasets runs of these experiments read.
+async fn search_datasets(State(s): State<AppState>, b: Bytes) -> Answer {
+    let req: SearchDatasets = body(&b)?;
+    if req.experiment_ids.is_empty() {
+        return Err(MlflowError::invalid(
+            "Missing value for required parameter 'experiment_ids'.",
+        ));
+    }
+    let found = call(&s, move |st| st.dataset_summaries(&req.experiment_ids)).await?;
+    Ok(Json(json!({ "dataset_summaries": found })))
+}
+
 async fn delete_experiment_tag(State(s): State<AppState>, b: Bytes) -> Answer {
     let req: DeleteExperimentTag = body(&b)?;
     call(&s, move |st| {
@@ -466,6 +492,62 @@ async fn search_runs(
         next_page_token: page.next_page_token,
     };
     Ok(Json(out).into_response())
+}
+
+/// The most runs one bulk history request may name (MLflow's limit).
+const MAX_BULK_RUNS: usize = 100;
+
+/// `GET metrics/get-history-bulk?run_id=…&run_id=…&metric_key=…[&max_results=…]`: one
+/// metric's history over several runs, each point with its run (what MLflow's UI and
+/// tools call to chart runs side by side).
+async fn get_history_bulk(
+    State(s): State<AppState>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<axum::response::Response, MlflowError> {
+    let mut run_ids = Vec::new();
+    let (mut key, mut limit) = (None, None);
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "run_id" | "run_uuid" => run_ids.push(v.into_owned()),
+            "metric_key" => key = Some(v.into_owned()),
+            "max_results" => {
+                limit = Some(v.parse::<i64>().map_err(|_| {
+                    MlflowError::invalid(format!("Invalid value '{v}' for parameter 'max_results'"))
+                })?)
+            }
+            _ => {}
+        }
+    }
+    let key = key.ok_or_else(|| {
+        MlflowError::invalid("Missing value for required parameter 'metric_key'.")
+    })?;
+    if run_ids.is_empty() {
+        return Err(MlflowError::invalid(
+            "GetMetricHistoryBulk request must specify at least one run_id.",
+        ));
+    }
+    if run_ids.len() > MAX_BULK_RUNS {
+        return Err(MlflowError::invalid(format!(
+            "GetMetricHistoryBulk request cannot specify more than {MAX_BULK_RUNS} run_ids. Received {} run_ids.",
+            run_ids.len()
+        )));
+    }
+    let n = max_results(limit, 25_000, 25_000)?;
+    let points = call(&s, move |st| {
+        let mut out = Vec::new();
+        for id in &run_ids {
+            let page = st.get_metric_history(id, &key, n, None)?;
+            for m in &page.items {
+                let mut v = serde_json::to_value(api::MetricOut::from(m)).unwrap_or_default();
+                v["run_id"] = json!(id);
+                out.push(v);
+            }
+        }
+        out.truncate(n);
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(json!({ "metrics": points })).into_response())
 }
 
 async fn get_history(

@@ -11,6 +11,16 @@ use crate::models::{
     NewModelVersion, RegisteredModel, Stage,
 };
 
+/// One dataset some runs of an experiment read (MLflow's `DatasetSummary`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DatasetSummary {
+    pub experiment_id: String,
+    pub name: String,
+    pub digest: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub context: String,
+}
+
 /// The logged models a run read and produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunModels {
@@ -157,6 +167,9 @@ pub trait ModelStore: Send + Sync {
     ) -> Result<()>;
     /// The datasets a run read, oldest first.
     fn run_dataset_inputs(&self, run_id: &str) -> Result<Vec<DatasetInput>>;
+    /// The distinct datasets runs of these experiments read (at most 1,000), with the
+    /// context each was read in (`mlflow.data.context`: training, evaluation, …).
+    fn dataset_summaries(&self, experiment_ids: &[String]) -> Result<Vec<DatasetSummary>>;
 
     fn create_registered_model(
         &self,

@@ -769,6 +769,51 @@ impl ModelStore for SqliteStore {
         Ok(())
     }
 
+    fn dataset_summaries(&self, experiment_ids: &[String]) -> Result<Vec<super::DatasetSummary>> {
+        let ids: Vec<i64> = experiment_ids
+            .iter()
+            .filter_map(|e| e.parse().ok())
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; ids.len()].join(",");
+        let conn = self.reader();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT DISTINCT r.experiment_id, d.name, d.digest, d.tags
+             FROM run_dataset_inputs d JOIN runs r ON r.run_id = d.run_id
+             WHERE r.experiment_id IN ({marks}) AND r.lifecycle_stage = 'active'
+             ORDER BY r.experiment_id, d.name, d.digest LIMIT 1000"
+        ))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(&ids), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out: Vec<super::DatasetSummary> = Vec::new();
+        for row in rows {
+            let (experiment_id, name, digest, tags) = row?;
+            let tags: Vec<Tag> = serde_json::from_str(&tags).unwrap_or_default();
+            let summary = super::DatasetSummary {
+                experiment_id: experiment_id.to_string(),
+                name,
+                digest,
+                context: tags
+                    .into_iter()
+                    .find(|t| t.key == "mlflow.data.context")
+                    .map(|t| t.value)
+                    .unwrap_or_default(),
+            };
+            if !out.contains(&summary) {
+                out.push(summary);
+            }
+        }
+        Ok(out)
+    }
+
     fn run_dataset_inputs(&self, run_id: &str) -> Result<Vec<DatasetInput>> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
