@@ -225,18 +225,11 @@ impl Classifier for LeveragingBaggingClassifier {
         if self.n_classes == 0 {
             return Vec::new();
         }
-        let mut votes = vec![0.0; self.n_classes];
-        for member in &self.members {
-            for (v, p) in votes.iter_mut().zip(member.tree.predict_proba_one(x)) {
-                *v += p;
-            }
-        }
-        let total: f64 = votes.iter().sum();
-        if total > 0.0 && total.is_finite() {
-            votes.iter_mut().for_each(|v| *v /= total);
-            votes
-        } else {
-            vec![1.0 / self.n_classes as f64; self.n_classes]
-        }
+        let probas: Vec<(f64, Vec<f64>)> = self
+            .members
+            .iter()
+            .map(|m| (1.0, m.tree.predict_proba_one(x)))
+            .collect();
+        super::vote::vote(&probas, self.n_classes, false)
     }
 }

@@ -51,6 +51,7 @@ mod selector;
 mod srp;
 #[cfg(test)]
 mod tests;
+pub(crate) mod vote;
 
 pub use leveraging::{LeveragingBaggingClassifier, LeveragingBaggingConfig};
 pub use selector::{ModelSelector, SelectorConfig};

@@ -168,20 +168,6 @@ impl Classifier for ARFClassifier {
             .map(|m| (m.accuracy(), m.tree.predict_proba_one(x)))
             .filter(|(_, p)| !p.is_empty())
             .collect();
-        let weighted = self.config.weighted_vote && probas.iter().any(|(w, _)| *w > 0.0);
-        let mut votes = vec![0.0; self.n_classes];
-        for (w, p) in &probas {
-            let w = if weighted { *w } else { 1.0 };
-            for (v, q) in votes.iter_mut().zip(p) {
-                *v += w * q;
-            }
-        }
-        let total: f64 = votes.iter().sum();
-        if total > 0.0 && total.is_finite() {
-            votes.iter_mut().for_each(|v| *v /= total);
-            votes
-        } else {
-            vec![1.0 / self.n_classes as f64; self.n_classes]
-        }
+        crate::ensemble::vote::vote(&probas, self.n_classes, self.config.weighted_vote)
     }
 }

@@ -198,13 +198,7 @@ impl LearnerState {
             LearnerSpec::Majority {} => LearnerState::Majority(MajorityClass::default()),
             LearnerSpec::NoChange {} => LearnerState::NoChange(NoChange::default()),
             LearnerSpec::AdaptiveRandomForest { n_models, seed } => {
-                let n_models = u32::try_from(n_models.get())
-                    .ok()
-                    .and_then(NonZeroU32::new)
-                    .ok_or_else(|| ModelError::LearnerParams {
-                        learner: spec.name(),
-                        reason: format!("n_models: must be at most {}", u32::MAX),
-                    })?;
+                let n_models = ensemble_size(spec, *n_models)?;
                 // Everything the spec does not carry keeps River's defaults.
                 let config = ARFConfig {
                     n_models,
@@ -214,13 +208,7 @@ impl LearnerState {
                 LearnerState::AdaptiveRandomForest(ARFClassifier::new(config).map_err(params)?)
             }
             LearnerSpec::LeveragingBagging { n_models, seed } => {
-                let n_models = u32::try_from(n_models.get())
-                    .ok()
-                    .and_then(NonZeroU32::new)
-                    .ok_or_else(|| ModelError::LearnerParams {
-                        learner: spec.name(),
-                        reason: format!("n_models: must be at most {}", u32::MAX),
-                    })?;
+                let n_models = ensemble_size(spec, *n_models)?;
                 // Everything the spec does not carry keeps River's defaults.
                 let config = LeveragingBaggingConfig {
                     n_models,
@@ -236,13 +224,7 @@ impl LearnerState {
                 seed,
                 subspace_size,
             } => {
-                let n_models = u32::try_from(n_models.get())
-                    .ok()
-                    .and_then(NonZeroU32::new)
-                    .ok_or_else(|| ModelError::LearnerParams {
-                        learner: spec.name(),
-                        reason: format!("n_models: must be at most {}", u32::MAX),
-                    })?;
+                let n_models = ensemble_size(spec, *n_models)?;
                 // Everything the spec does not carry keeps River's defaults.
                 let config = SRPConfig {
                     n_models,
@@ -428,6 +410,20 @@ impl LearnerState {
 
 /// The spec's `lr` replaces the optimizer's step size (FTRL's `alpha`); everything
 /// else keeps the learner's defaults.
+/// A spec's `n_models` as an ensemble takes it.
+fn ensemble_size(
+    spec: &LearnerSpec,
+    n_models: std::num::NonZeroUsize,
+) -> Result<NonZeroU32, ModelError> {
+    u32::try_from(n_models.get())
+        .ok()
+        .and_then(NonZeroU32::new)
+        .ok_or_else(|| ModelError::LearnerParams {
+            learner: spec.name(),
+            reason: format!("n_models: must be at most {}", u32::MAX),
+        })
+}
+
 fn linear_config(kind: OptimizerKind, lr: Option<f64>, l2: f64) -> LinearConfig {
     let mut optimizer = match kind {
         OptimizerKind::Sgd => Optimizer::default(),
