@@ -214,6 +214,18 @@ impl LineageService {
         Ok(periods)
     }
 
+    /// The rows a version's training window held (train, holdout and rows without a
+    /// usable label, from its run's params); `None` when its run does not say.
+    fn window_of(&self, mv: &freshet_registry::models::ModelVersion) -> Option<u64> {
+        let run = self.store.get_run(&mv.run_id).ok()?;
+        let rows: Vec<u64> = ["train_rows", "holdout_rows", "skipped_rows"]
+            .iter()
+            .filter_map(|k| run.data.params.iter().find(|p| p.key == *k))
+            .filter_map(|p| p.value.parse().ok())
+            .collect();
+        (!rows.is_empty()).then(|| rows.iter().sum())
+    }
+
     async fn open(&self, name: &str) -> Result<Option<Table>> {
         let url = self.lake.table_url(name)?;
         match Table::open(url).await {
@@ -226,27 +238,27 @@ impl LineageService {
     /// `model`'s version `version`, up (run, table, sources) and down (periods,
     /// predictions).
     pub async fn version(&self, model: &str, version: i64) -> Result<VersionLineage> {
+        let mut preds = self.predictions_of(model).await?;
+        self.version_with(model, version, &mut preds).await
+    }
+
+    /// [`version`](Self::version) with `model`'s predictions already counted.
+    async fn version_with(
+        &self,
+        model: &str,
+        version: i64,
+        preds: &mut BTreeMap<i64, Predictions>,
+    ) -> Result<VersionLineage> {
         let mv = self.store.get_model_version(model, version)?;
         let run = (!mv.run_id.is_empty())
             .then(|| self.store.get_run(&mv.run_id).ok())
             .flatten();
-        let param = |k: &str| -> Option<u64> {
-            run.as_ref()?
-                .data
-                .params
-                .iter()
-                .find(|p| p.key == k)
-                .and_then(|p| p.value.parse().ok())
-        };
         let trained_on = match (
             tag(&mv.tags, "freshet.table"),
             tag(&mv.tags, "freshet.table_version").and_then(|v| v.parse::<i64>().ok()),
         ) {
             (Some(table), Some(tv)) => {
-                let window = ["train_rows", "holdout_rows", "skipped_rows"]
-                    .iter()
-                    .filter_map(|k| param(k))
-                    .sum::<u64>();
+                let window = self.window_of(&mv).unwrap_or(0);
                 Some(self.trained_on(&table, tv, window).await?)
             }
             _ => None,
@@ -256,7 +268,10 @@ impl LineageService {
             .into_iter()
             .filter(|p| p.version == version)
             .collect();
-        let predictions = self.predictions(model, version).await?;
+        let predictions = preds.remove(&version).unwrap_or_else(|| Predictions {
+            table: format!("inference/{model}"),
+            ..Default::default()
+        });
         Ok(VersionLineage {
             model: model.to_string(),
             version,
@@ -317,12 +332,10 @@ impl LineageService {
         })
     }
 
-    async fn predictions(&self, model: &str, version: i64) -> Result<Predictions> {
+    /// Every version's predictions in `model`'s captures, in one scan.
+    async fn predictions_of(&self, model: &str) -> Result<BTreeMap<i64, Predictions>> {
         let name = format!("inference/{model}");
-        let mut out = Predictions {
-            table: name.clone(),
-            ..Default::default()
-        };
+        let mut out: BTreeMap<i64, Predictions> = BTreeMap::new();
         let Some(t) = self.open(&name).await? else {
             return Ok(out);
         };
@@ -332,20 +345,24 @@ impl LineageService {
         {
             let (v, variant, ts) = (ints(&b, 0)?, strings(&b, 1)?, ints(&b, 2)?);
             for i in 0..b.num_rows() {
-                if v.is_null(i) || v.value(i) != version {
+                if v.is_null(i) {
                     continue;
                 }
-                out.rows += 1;
+                let p = out.entry(v.value(i)).or_insert_with(|| Predictions {
+                    table: name.clone(),
+                    ..Default::default()
+                });
+                p.rows += 1;
                 let var = if variant.is_null(i) {
                     "unknown"
                 } else {
                     variant.value(i)
                 };
-                *out.by_variant.entry(var.to_string()).or_insert(0) += 1;
+                *p.by_variant.entry(var.to_string()).or_insert(0) += 1;
                 if !ts.is_null(i) {
                     let ms = ts.value(i) / 1000;
-                    out.first_ms = Some(out.first_ms.map_or(ms, |f| f.min(ms)));
-                    out.last_ms = Some(out.last_ms.map_or(ms, |l| l.max(ms)));
+                    p.first_ms = Some(p.first_ms.map_or(ms, |f| f.min(ms)));
+                    p.last_ms = Some(p.last_ms.map_or(ms, |l| l.max(ms)));
                 }
             }
         }
@@ -453,6 +470,8 @@ impl LineageService {
             .find(|c| c.version == table_version)
             .and_then(|c| c.timestamp_ms);
         let mut versions = Vec::new();
+        let mut preds: BTreeMap<String, BTreeMap<i64, Predictions>> = BTreeMap::new();
+        let mut rows_of: BTreeMap<i64, u64> = BTreeMap::new();
         let mut page: Option<String> = None;
         loop {
             let found = self.store.search_model_versions(&ModelQuery {
@@ -467,19 +486,30 @@ impl LineageService {
                 else {
                     continue;
                 };
-                if tv < table_version {
+                if tv < table_version || rows_at <= rows_before {
                     continue;
                 }
-                let lineage = self.version(&mv.name, mv.version).await?;
                 // The window is the newest rows of its own table version: does it
-                // reach back to the rows this commit added?
-                let reaches = lineage
-                    .trained_on
-                    .as_ref()
-                    .is_some_and(|o| o.table_rows.saturating_sub(o.window_rows) < rows_at);
-                if reaches && rows_at > rows_before {
-                    versions.push(lineage);
+                // reach back to the rows this commit added? (Decided before the
+                // sources and predictions are read.)
+                let rows_then = match rows_of.get(&tv) {
+                    Some(n) => *n,
+                    None => {
+                        let n = t.info(Some(tv)).await?.rows;
+                        rows_of.insert(tv, n);
+                        n
+                    }
+                };
+                let window = self.window_of(mv).unwrap_or(rows_then).min(rows_then);
+                if rows_then.saturating_sub(window) >= rows_at {
+                    continue;
                 }
+                if !preds.contains_key(&mv.name) {
+                    let p = self.predictions_of(&mv.name).await?;
+                    preds.insert(mv.name.clone(), p);
+                }
+                let model_preds = preds.entry(mv.name.clone()).or_default();
+                versions.push(self.version_with(&mv.name, mv.version, model_preds).await?);
             }
             page = found.next_page_token;
             if page.is_none() {

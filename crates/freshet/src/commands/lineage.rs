@@ -109,21 +109,12 @@ pub async fn run(config_path: &Path, cmd: LineageCommand) -> Result<()> {
                 );
             } else {
                 println!(
-                    "{} of {} at {}: v{} (from {} to {}{})",
+                    "{} of {} at {}: v{} ({})",
                     s(&v["alias"]),
                     s(&v["model"]),
                     time(&v["at_ms"]),
                     p["version"],
-                    time(&p["from_ms"]),
-                    if p["to_ms"].is_null() {
-                        "now".to_string()
-                    } else {
-                        time(&p["to_ms"])
-                    },
-                    p["approved_by"]
-                        .as_str()
-                        .map(|a| format!(", approved by {a}"))
-                        .unwrap_or_default()
+                    span(p)
                 );
             }
         }
@@ -152,6 +143,23 @@ fn time(v: &Value) -> String {
         .and_then(chrono::DateTime::from_timestamp_millis)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// A period for people: `from T1 to T2, approved by X` (`to now` while it lasts).
+fn span(p: &Value) -> String {
+    format!(
+        "from {} to {}{}",
+        time(&p["from_ms"]),
+        if p["to_ms"].is_null() {
+            "now".to_string()
+        } else {
+            time(&p["to_ms"])
+        },
+        p["approved_by"]
+            .as_str()
+            .map(|a| format!(", approved by {a}"))
+            .unwrap_or_default()
+    )
 }
 
 fn print_version(v: &Value, pad: &str) {
@@ -195,20 +203,7 @@ fn print_version(v: &Value, pad: &str) {
         println!("{pad}  never named by an alias");
     }
     for p in &served {
-        println!(
-            "{pad}  {} from {} to {}{}",
-            s(&p["alias"]),
-            time(&p["from_ms"]),
-            if p["to_ms"].is_null() {
-                "now".to_string()
-            } else {
-                time(&p["to_ms"])
-            },
-            p["approved_by"]
-                .as_str()
-                .map(|a| format!(" (approved by {a})"))
-                .unwrap_or_default()
-        );
+        println!("{pad}  {} {}", s(&p["alias"]), span(p));
     }
     let p = &v["predictions"];
     println!(

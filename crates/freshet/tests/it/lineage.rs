@@ -352,7 +352,10 @@ async fn lineage_leads_from_a_prediction_to_its_data_and_from_data_to_every_answ
         "{text}"
     );
     assert!(text.contains("500 rows from http"), "{text}");
-    assert!(text.contains("(approved by token:carol)"), "{text}");
+    assert!(
+        text.contains("champion from ") && text.contains(", approved by token:carol"),
+        "{text}"
+    );
     let text = cli(&["champion", "fraud"]);
     assert!(
         text.contains("champion of fraud at ") && text.contains(&format!(": v{v1} ")),

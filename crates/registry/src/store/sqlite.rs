@@ -408,30 +408,8 @@ impl TrackingStore for SqliteStore {
         max_results: usize,
         page_token: Option<&str>,
     ) -> Result<Page<Experiment>> {
-        let offset = parse_token(page_token)?;
-        let conn = self.reader();
-        let sql = format!(
-            "SELECT experiment_id FROM experiments WHERE {} ORDER BY experiment_id LIMIT ?1 OFFSET ?2",
-            view_clause(view)
-        );
-        let mut stmt = conn.prepare(&sql)?;
-        let mut ids: Vec<i64> = stmt
-            .query_map(
-                params![look_ahead(max_results) as i64, offset as i64],
-                |r| r.get(0),
-            )?
-            .collect::<rusqlite::Result<_>>()?;
-        let next_page_token = next_token(&mut ids, offset, max_results);
-        let mut items = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(e) = read_experiment(&conn, id)? {
-                items.push(e);
-            }
-        }
-        Ok(Page {
-            items,
-            next_page_token,
-        })
+        let by_id = ["experiment_id ASC".to_string()];
+        self.search_experiments(view, "", &by_id, max_results, page_token)
     }
 
     fn search_experiments(
