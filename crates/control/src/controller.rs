@@ -523,17 +523,9 @@ impl ModelLoop {
             // rows again have come, on those rows only (the new concept for sure).
             Some(why) if rejected && st.drift_retries < state::MAX_DRIFT_RETRIES => {
                 st.drift_retries += 1;
-                let why = why
-                    .split(" (retry ")
-                    .next()
-                    .unwrap_or(why.as_str())
-                    .to_string();
                 st.drift_at_rows = Some(table_rows);
-                st.drift_reason = Some(format!(
-                    "{why} (retry {} of {}: the last answer failed the gates)",
-                    st.drift_retries,
-                    state::MAX_DRIFT_RETRIES
-                ));
+                // The drift's own reason; the trigger says which retry this is.
+                st.drift_reason = Some(why);
                 tracing::info!(model = %self.name, retry = st.drift_retries, from_rows = table_rows, "drift answer rejected; training again on newer rows");
             }
             _ => st.drift_retries = 0,

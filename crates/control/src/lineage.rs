@@ -216,8 +216,8 @@ impl LineageService {
 
     /// The rows a version's training window held (train, holdout and rows without a
     /// usable label, from its run's params); `None` when its run does not say.
-    fn window_of(&self, mv: &freshet_registry::models::ModelVersion) -> Option<u64> {
-        let run = self.store.get_run(&mv.run_id).ok()?;
+    fn window_of(run: Option<&freshet_registry::model::Run>) -> Option<u64> {
+        let run = run?;
         let rows: Vec<u64> = ["train_rows", "holdout_rows", "skipped_rows"]
             .iter()
             .filter_map(|k| run.data.params.iter().find(|p| p.key == *k))
@@ -258,7 +258,7 @@ impl LineageService {
             tag(&mv.tags, "freshet.table_version").and_then(|v| v.parse::<i64>().ok()),
         ) {
             (Some(table), Some(tv)) => {
-                let window = self.window_of(&mv).unwrap_or(0);
+                let window = Self::window_of(run.as_ref()).unwrap_or(0);
                 Some(self.trained_on(&table, tv, window).await?)
             }
             _ => None,
@@ -500,7 +500,10 @@ impl LineageService {
                         n
                     }
                 };
-                let window = self.window_of(mv).unwrap_or(rows_then).min(rows_then);
+                let run = self.store.get_run(&mv.run_id).ok();
+                let window = Self::window_of(run.as_ref())
+                    .unwrap_or(rows_then)
+                    .min(rows_then);
                 if rows_then.saturating_sub(window) >= rows_at {
                     continue;
                 }

@@ -35,8 +35,17 @@ pub fn due(spec: &TriggersSpec, state: &ControlState, s: &Signals) -> Option<Str
     if let Some(at) = state.drift_at_rows {
         let after = s.table_rows.saturating_sub(at);
         if after >= spec.rows_after_drift {
-            let why = state.drift_reason.clone().unwrap_or_else(|| "drift".into());
-            return Some(format!("{why}; {after} rows since"));
+            let why = state.drift_reason.as_deref().unwrap_or("drift");
+            let retry = if state.drift_retries > 0 {
+                format!(
+                    " (retry {} of {}: the last answer failed the gates)",
+                    state.drift_retries,
+                    crate::state::MAX_DRIFT_RETRIES
+                )
+            } else {
+                String::new()
+            };
+            return Some(format!("{why}{retry}; {after} rows since"));
         }
         // Waiting for the new concept: other triggers would train on the old one.
         return None;

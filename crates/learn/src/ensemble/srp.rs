@@ -128,10 +128,10 @@ impl Patch {
     }
 }
 
-/// `x` as the member sees it.
-fn project(x: &[f64], features: &Option<Vec<usize>>) -> Vec<f64> {
+/// `x` as the member sees it (borrowed when it sees every feature).
+fn project<'a>(x: &'a [f64], features: &Option<Vec<usize>>) -> std::borrow::Cow<'a, [f64]> {
     match features {
-        None => x.to_vec(),
+        None => std::borrow::Cow::Borrowed(x),
         Some(f) => f
             .iter()
             .map(|&i| x.get(i).copied().unwrap_or(0.0))
