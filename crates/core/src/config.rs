@@ -265,6 +265,9 @@ pub enum SourceConfig {
     },
     /// A built-in synthetic stream.
     Generator(GeneratorConfig),
+    /// Kafka topics, exactly once into the table (each partition's offset is a Delta
+    /// `txn` written with its rows).
+    Kafka(crate::config_connect::KafkaSourceConfig),
 }
 
 fn default_poll_ms() -> NonZeroU64 {
@@ -488,9 +491,13 @@ impl StreamConfig {
             }
             (_, None) => errs.push(ConfigError::new(
                 format!("{base}.schema"),
-                "required for http and file sources",
+                "required for http, file and kafka sources",
             )),
             _ => {}
+        }
+        if let (SourceConfig::Kafka(k), Some(schema)) = (&self.source, &self.schema) {
+            let fields: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
+            crate::config_connect::validate_kafka(k, &format!("{base}.source"), &fields, errs);
         }
         if let SourceConfig::File {
             path, format: None, ..

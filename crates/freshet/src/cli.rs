@@ -520,6 +520,20 @@ pub enum BenchCommand {
     /// Append a chain of audit records from many concurrent appenders into a temporary
     /// folder, then time `freshet audit verify` over it.
     Audit(BenchAuditArgs),
+    /// Print the ingest bench's records (card transactions from the generator) as
+    /// NDJSON on stdout, to feed other systems (bench/kafka_ingest.py produces them to
+    /// Kafka); --schema-out writes the stream's schema fields as JSON.
+    Records(BenchRecordsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRecordsArgs {
+    /// Records to print.
+    #[arg(long, default_value_t = 100_000)]
+    pub count: usize,
+    /// Write the schema's fields (a JSON list, usable as `schema: { fields: ... }`) here.
+    #[arg(long)]
+    pub schema_out: Option<PathBuf>,
 }
 
 /// Authentication of the server a bench starts.

@@ -154,10 +154,11 @@ pub fn open_artifacts(
 /// Run a source until it finishes or `stop` turns true; when it fails (a commit that
 /// could not be written, say) restart it after a pause. A restarted source resumes from
 /// the position its table holds, so the retry neither loses nor repeats records.
-async fn supervise<F, Fut>(name: String, stop: watch::Receiver<bool>, run: F)
+async fn supervise<F, Fut, E>(name: String, stop: watch::Receiver<bool>, run: F)
 where
     F: Fn(watch::Receiver<bool>) -> Fut,
-    Fut: std::future::Future<Output = Result<(), freshet_ingest::IngestError>>,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
     let mut pause = Duration::from_millis(500);
     loop {
@@ -199,6 +200,9 @@ pub struct Runtime {
     pub monitoring: Arc<crate::monitoring::Monitoring>,
     /// Identity, authorization and the audit chain.
     pub governance: Arc<freshet_govern::Governance>,
+    /// Whether connector sources reach their brokers (`/readyz`).
+    pub sources: freshet_ingest::health::SourceHealth,
+    kafka_metrics: freshet_connect::kafka::KafkaMetrics,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -328,9 +332,12 @@ impl Runtime {
             .with_protector(Arc::new(protector))
             .with_live(live),
         );
+        let kafka_metrics = freshet_connect::kafka::KafkaMetrics::new(&registry)?;
         let (stop, _) = watch::channel(false);
         Ok(Self {
             governance,
+            sources: Default::default(),
+            kafka_metrics,
             monitoring,
             config,
             base_dir,
@@ -359,6 +366,7 @@ impl Runtime {
             labels: Arc::default(),
             monitoring: self.monitoring.clone(),
             ready,
+            sources: self.sources.clone(),
             governance: self.governance.clone(),
             models: self.config.models.keys().cloned().collect(),
         }
@@ -387,7 +395,7 @@ impl Runtime {
                                 )
                                 .await?;
                                 tracing::info!(stream = %name, position = pos, "generator stopped");
-                                Ok(())
+                                Ok::<(), freshet_ingest::IngestError>(())
                             }
                         })));
                 }
@@ -417,9 +425,30 @@ impl Runtime {
                         async move {
                             let p = freshet_ingest::source::file::ingest_file(&svc, &name, &path, &opts, stop, &|_| {}).await?;
                             tracing::info!(stream = %name, offset = p.offset, accepted = p.accepted, "file source done");
-                            Ok(())
+                            Ok::<(), freshet_ingest::IngestError>(())
                         }
                     })));
+                }
+                SourceConfig::Kafka(k) => {
+                    let (svc, name, k, stop) = (
+                        self.ingest.clone(),
+                        name.clone(),
+                        k.clone(),
+                        self.stop.subscribe(),
+                    );
+                    let (health, metrics) = (self.sources.clone(), self.kafka_metrics.clone());
+                    self.tasks
+                        .push(tokio::spawn(supervise(name.clone(), stop, move |stop| {
+                            freshet_connect::kafka::run_kafka(
+                                svc.clone(),
+                                name.clone(),
+                                k.clone(),
+                                freshet_connect::kafka::KafkaOptions::default(),
+                                health.clone(),
+                                metrics.clone(),
+                                stop,
+                            )
+                        })));
                 }
                 SourceConfig::Http {} => {}
             }

@@ -13,6 +13,7 @@
 pub mod batch;
 pub mod decode;
 pub mod error;
+pub mod health;
 pub mod metrics;
 pub mod pipeline;
 pub mod process;

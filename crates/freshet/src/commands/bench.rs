@@ -12,7 +12,7 @@ use super::bench_shared::{
     Server, auth_headers, auth_runs, configure_auth, on_off, print_auth_comparison,
 };
 use crate::cli::BenchIngestArgs;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use freshet_core::config::{GeneratorConfig, GeneratorKind};
 use freshet_govern::identity::Role;
 use freshet_ingest::source::generator::Generator;
@@ -260,9 +260,33 @@ fn write_config(
     Ok(file)
 }
 
-/// NDJSON bodies of card transactions from the generator (distinct records per body).
-fn render_bodies(batch: usize, count: usize) -> Vec<String> {
-    let cfg = GeneratorConfig {
+/// `freshet bench records`: the bench's records as NDJSON on stdout.
+pub fn records(a: crate::cli::BenchRecordsArgs) -> Result<()> {
+    use std::io::Write;
+    if let Some(path) = &a.schema_out {
+        let schema = Generator::schema_for(GeneratorKind::Cards);
+        std::fs::write(path, serde_json::to_string(schema.fields())?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut g = Generator::new(&bench_generator());
+    let names: Vec<String> = g.schema().fields().iter().map(|f| f.name.clone()).collect();
+    for _ in 0..a.count {
+        let Some(row) = g.next_row() else { break };
+        let obj: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .cloned()
+            .zip(row.iter().map(freshet_core::Value::to_json))
+            .collect();
+        serde_json::to_writer(&mut out, &obj)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn bench_generator() -> GeneratorConfig {
+    GeneratorConfig {
         kind: GeneratorKind::Cards,
         seed: 7,
         rate_per_sec: None,
@@ -270,8 +294,12 @@ fn render_bodies(batch: usize, count: usize) -> Vec<String> {
         drift: Vec::new(),
         noise: 0.0,
         n_features: 10,
-    };
-    let mut g = Generator::new(&cfg);
+    }
+}
+
+/// NDJSON bodies of card transactions from the generator (distinct records per body).
+fn render_bodies(batch: usize, count: usize) -> Vec<String> {
+    let mut g = Generator::new(&bench_generator());
     let names: Vec<String> = g.schema().fields().iter().map(|f| f.name.clone()).collect();
     (0..count)
         .map(|_| {

@@ -45,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Learners(a)) => bench_learners::run(a),
         Command::Bench(BenchCommand::Serve(a)) => bench_serve::serve(a).await,
         Command::Bench(BenchCommand::Audit(a)) => bench_audit::run(a).await,
+        Command::Bench(BenchCommand::Records(a)) => bench::records(a),
     }
 }
 
@@ -77,6 +78,7 @@ fn validate(path: &std::path::Path) -> Result<()> {
             freshet_core::config::SourceConfig::Http {} => "http",
             freshet_core::config::SourceConfig::File { .. } => "file",
             freshet_core::config::SourceConfig::Generator(_) => "generator",
+            freshet_core::config::SourceConfig::Kafka(_) => "kafka",
         };
         println!(
             "  {name}: {kind} source, {} transform(s)",

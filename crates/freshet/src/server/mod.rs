@@ -49,6 +49,8 @@ pub struct AppState {
     /// Drift, live accuracy and alerts per model, from the loops.
     pub monitoring: Arc<crate::monitoring::Monitoring>,
     pub ready: Arc<AtomicBool>,
+    /// Whether connector sources reach their brokers.
+    pub sources: freshet_ingest::health::SourceHealth,
     /// Authentication, authorization and the audit chain, in front of every route.
     pub governance: Arc<freshet_govern::Governance>,
     /// The declared models (lineage looks for a request id in their captures).

@@ -20,12 +20,23 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready when the server listens and every connector source reaches its brokers. The
+/// body says which source is not, and why (never a credential or a record).
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready")
+    let listening = s.ready.load(Ordering::SeqCst);
+    let sources = s.sources.snapshot();
+    let ok = listening && sources.values().all(|v| v.status == "up");
+    let status = if ok {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if ok { "ready" } else { "not ready" },
+        "listening": listening,
+        "sources": sources,
+    });
+    (status, axum::Json(body))
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {

@@ -1,0 +1,146 @@
+"""Kafka -> Delta throughput of Freshet's Kafka source.
+
+    python bench/kafka_ingest.py [--records 1000000] [--partitions 4] [--runs 3]
+
+Starts the tansu broker (interop/kafka_broker.py, same machine), produces the ingest
+bench's records (`freshet bench records`: card transactions, 16 fields, ~360 bytes of
+JSON, the card number PII-hashed, every field validated) with confluent-kafka, then for
+each run starts a fresh `freshet up` (new lake, new consumer group) reading the topic
+from the start, and times how fast the rows land. Throughput is rows committed
+(`freshet_records_out_total`, sampled every 50 ms) between the first commit and the last
+divided by that time; the run fails unless the Delta table then holds exactly
+--records rows. Reports each run and the median. The binary is $FRESHET_BIN (default:
+the workspace's debug build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from deltalake import DeltaTable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
+from kafka_broker import Broker  # noqa: E402
+
+OUT = re.compile(r'^freshet_records_out_total\{stream="cards"\} (\d+)', re.M)
+
+
+def binary() -> str:
+    if b := os.environ.get("FRESHET_BIN"):
+        return b
+    target = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache/freshet-target")
+    return str(Path(target) / "debug" / "freshet")
+
+
+def committed(url: str) -> int:
+    m = OUT.search(requests.get(f"{url}/metrics", timeout=5).text)
+    return int(m.group(1)) if m else 0
+
+
+def one_run(root: Path, bootstrap: str, fields: str, n: int, k: int) -> dict:
+    (root / "pii.key").write_text("bench-key-0123456789abcdef")
+    (root / "freshet.yaml").write_text(
+        "lake: { path: lake, compaction: { enabled: false } }\n"
+        "pii: { key_env: FRESHET_BENCH_NO_ENV, key_file: pii.key }\n"
+        "streams:\n  cards:\n"
+        f"    source: {{ type: kafka, brokers: '{bootstrap}', topics: [cards], group: bench-{k} }}\n"
+        f"    schema: {{ fields: {fields} }}\n"
+    )
+    addr = root / "addr"
+    log = open(root / "server.log", "w")
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [binary(), "--config", str(root / "freshet.yaml"), "up", "--listen", "127.0.0.1:0",
+         "--addr-file", str(addr)],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        while not (addr.exists() and addr.read_text().strip()):
+            if proc.poll() is not None:
+                raise RuntimeError((root / "server.log").read_text())
+            time.sleep(0.02)
+        url = f"http://{addr.read_text().strip()}"
+        first_t = first_c = None
+        deadline = time.perf_counter() + 600
+        while True:
+            c = committed(url)
+            t = time.perf_counter()
+            if c > 0 and first_t is None:
+                first_t, first_c = t, c
+            if c >= n:
+                break
+            if t > deadline or proc.poll() is not None:
+                raise RuntimeError(f"only {c} of {n} rows after 600 s:\n" + (root / "server.log").read_text()[-3000:])
+            time.sleep(0.05)
+        total = t - started
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    rows = DeltaTable(str(root / "lake/events/cards")).to_pyarrow_table(columns=["transaction_id"]).num_rows
+    if rows != n:
+        raise RuntimeError(f"the table holds {rows} rows, produced {n}")
+    steady = (n - first_c) / (t - first_t) if t > first_t else float("nan")
+    return {"records_per_s": round(steady), "seconds_first_to_last": round(t - first_t, 2),
+            "seconds_from_start": round(total, 2), "first_commit_rows": first_c}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        schema = tmp / "schema.json"
+        data = tmp / "cards.ndjson"
+        with open(data, "wb") as out:
+            subprocess.run([binary(), "bench", "records", "--count", str(a.records), "--schema-out", str(schema)],
+                           stdout=out, check=True)
+        broker = Broker(tmp)
+        try:
+            admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+            for f in admin.create_topics([NewTopic("cards", num_partitions=a.partitions, replication_factor=1)]).values():
+                f.result(30)
+            p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20, "batch.size": 1 << 20,
+                          "queue.buffering.max.messages": 500_000})
+            t0 = time.perf_counter()
+            with open(data, "rb") as f:
+                for line in f:
+                    while True:
+                        try:
+                            p.produce("cards", value=line.rstrip(b"\n"))
+                            break
+                        except BufferError:
+                            p.poll(0.05)
+            assert p.flush(120) == 0
+            produced_s = time.perf_counter() - t0
+            print(f"produced {a.records} records in {produced_s:.1f} s ({a.records / produced_s:,.0f}/s)", flush=True)
+            runs = []
+            for k in range(a.runs):
+                root = tmp / f"run{k}"
+                root.mkdir()
+                r = one_run(root, broker.bootstrap, schema.read_text(), a.records, k)
+                print(json.dumps(r), flush=True)
+                runs.append(r)
+        finally:
+            broker.stop()
+    med = statistics.median(r["records_per_s"] for r in runs)
+    print(json.dumps({"records": a.records, "partitions": a.partitions, "median_records_per_s": round(med),
+                      "runs": runs}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+//! Connectors: the streams Freshet's users already run, as sources of the ingest
+//! pipeline.
+//!
+//! This room holds the Kafka source ([`kafka`]): a consumer per stream whose every
+//! partition's position is a Delta `txn` written in the same commit as its rows, so a
+//! crash, a restart or a rebalance neither loses nor duplicates a record. It reaches
+//! the lake only through `freshet-ingest` (the [`freshet_ingest::IngestService`] and
+//! its sink) and reports broker reachability to [`freshet_ingest::health`]. The
+//! client library (rdkafka, with a bundled librdkafka) stays in this crate.
+
+pub mod error;
+pub mod kafka;
+
+pub use error::ConnectError;
