@@ -55,7 +55,7 @@ def one_run(root: Path, bootstrap: str, fields: str, n: int, k: int) -> dict:
         "lake: { path: lake, compaction: { enabled: false } }\n"
         "pii: { key_env: FRESHET_BENCH_NO_ENV, key_file: pii.key }\n"
         "streams:\n  cards:\n"
-        f"    source: {{ type: kafka, brokers: '{bootstrap}', topics: [cards], group: bench-{k} }}\n"
+        f"    source: {{ type: kafka, brokers: '{bootstrap}', topics: [cards], group: bench-{k}, options: {{ max.partition.fetch.bytes: '16777216', fetch.max.bytes: '67108864' }} }}\n"
         f"    schema: {{ fields: {fields} }}\n"
     )
     addr = root / "addr"
@@ -109,7 +109,7 @@ def main() -> None:
         with open(data, "wb") as out:
             subprocess.run([binary(), "bench", "records", "--count", str(a.records), "--schema-out", str(schema)],
                            stdout=out, check=True)
-        broker = Broker(tmp)
+        broker = Broker(tmp, relayed=False)
         try:
             admin = AdminClient({"bootstrap.servers": broker.bootstrap})
             for f in admin.create_topics([NewTopic("cards", num_partitions=a.partitions, replication_factor=1)]).values():

