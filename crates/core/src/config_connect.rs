@@ -117,25 +117,7 @@ pub fn validate_kafka(
     fields: &[&str],
     errs: &mut Vec<ConfigError>,
 ) {
-    let brokers: Vec<&str> = k.brokers.split(',').map(str::trim).collect();
-    if k.brokers.trim().is_empty() {
-        errs.push(ConfigError::new(
-            format!("{base}.brokers"),
-            "must name at least one broker as host:port",
-        ));
-    } else {
-        for b in brokers {
-            let ok = b
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-            if !ok {
-                errs.push(ConfigError::new(
-                    format!("{base}.brokers"),
-                    format!("'{b}' is not host:port"),
-                ));
-            }
-        }
-    }
+    validate_brokers(&k.brokers, &format!("{base}.brokers"), errs);
     if k.topics.is_empty() {
         errs.push(ConfigError::new(
             format!("{base}.topics"),
@@ -143,18 +125,7 @@ pub fn validate_kafka(
         ));
     }
     for (i, t) in k.topics.iter().enumerate() {
-        let legal = !t.is_empty()
-            && t.len() <= 249
-            && t != "."
-            && t != ".."
-            && t.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !legal {
-            errs.push(ConfigError::new(
-                format!("{base}.topics[{i}]"),
-                format!("'{t}' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)"),
-            ));
-        }
+        validate_topic(t, &format!("{base}.topics[{i}]"), errs);
     }
     if k.group.trim().is_empty() {
         errs.push(ConfigError::new(
@@ -186,14 +157,115 @@ pub fn validate_kafka(
             ));
         }
     }
-    for key in k.options.keys() {
+    validate_options(&k.options, base, errs);
+}
+
+fn validate_brokers(brokers: &str, path: &str, errs: &mut Vec<ConfigError>) {
+    if brokers.trim().is_empty() {
+        errs.push(ConfigError::new(
+            path,
+            "must name at least one broker as host:port",
+        ));
+        return;
+    }
+    for b in brokers.split(',').map(str::trim) {
+        let ok = b
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            errs.push(ConfigError::new(path, format!("'{b}' is not host:port")));
+        }
+    }
+}
+
+fn validate_topic(t: &str, path: &str, errs: &mut Vec<ConfigError>) {
+    let legal = !t.is_empty()
+        && t.len() <= 249
+        && t != "."
+        && t != ".."
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !legal {
+        errs.push(ConfigError::new(
+            path,
+            format!("'{t}' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)"),
+        ));
+    }
+}
+
+fn validate_options(options: &BTreeMap<String, String>, base: &str, errs: &mut Vec<ConfigError>) {
+    for key in options.keys() {
         if RESERVED_OPTIONS.contains(&key.as_str()) {
             errs.push(ConfigError::new(
                 format!("{base}.options.{key}"),
-                "is set by Freshet (positions live in the Delta table); remove it",
+                "is set by Freshet; remove it",
             ));
         }
     }
+}
+
+/// A topic a model scores: each event on `input` is scored by whatever the model's
+/// router serves, and the answer goes to `output` with the event's key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BindSpec {
+    Kafka(KafkaBindSpec),
+}
+
+/// Scoring a Kafka topic into another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaBindSpec {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// The topic of events to score (one JSON object per message, the model's columns).
+    pub input: String,
+    /// The topic answers go to, keyed as their event.
+    pub output: String,
+    /// Consumer group; its committed offsets are the binding's position.
+    pub group: String,
+    /// Where a group without a committed offset starts (default `latest`: only new events).
+    #[serde(default = "latest")]
+    pub start: StartPosition,
+    /// Read exactly these partitions (manual assignment) instead of the group's.
+    #[serde(default)]
+    pub partitions: Option<Vec<i32>>,
+    /// Extra librdkafka settings for the consumer and producer.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+fn latest() -> StartPosition {
+    StartPosition::Latest
+}
+
+/// Check a binding; `base` is its key path (`models.<name>.bind[i]`).
+pub fn validate_bind(b: &BindSpec, base: &str, errs: &mut Vec<ConfigError>) {
+    let BindSpec::Kafka(k) = b;
+    validate_brokers(&k.brokers, &format!("{base}.brokers"), errs);
+    validate_topic(&k.input, &format!("{base}.input"), errs);
+    validate_topic(&k.output, &format!("{base}.output"), errs);
+    if k.input == k.output {
+        errs.push(ConfigError::new(
+            format!("{base}.output"),
+            "must differ from input (answers would be scored again)",
+        ));
+    }
+    if k.group.trim().is_empty() {
+        errs.push(ConfigError::new(
+            format!("{base}.group"),
+            "must not be empty",
+        ));
+    }
+    if let Some(ps) = &k.partitions
+        && (ps.is_empty() || ps.iter().any(|p| *p < 0))
+    {
+        errs.push(ConfigError::new(
+            format!("{base}.partitions"),
+            "must list partitions (0 or more each), or be left out to follow the group",
+        ));
+    }
+    validate_options(&k.options, base, errs);
 }
 
 /// librdkafka settings Freshet owns: changing them would break exactly-once.

@@ -90,6 +90,9 @@ pub struct ModelSpec {
     /// Where every prediction is pushed besides `inference/<name>` (docs/serving.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sinks: Vec<SinkSpec>,
+    /// Topics whose events the model scores, answering on another topic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bind: Vec<crate::config_connect::BindSpec>,
     /// When the model retrains (docs/loop.md).
     #[serde(default)]
     pub triggers: TriggersSpec,
@@ -764,6 +767,9 @@ impl ModelSpec {
         }
         for (i, sink) in self.sinks.iter().enumerate() {
             sink.validate(&format!("{base}.sinks[{i}]"), errs);
+        }
+        for (i, b) in self.bind.iter().enumerate() {
+            crate::config_connect::validate_bind(b, &format!("{base}.bind[{i}]"), errs);
         }
         let Some(stream) = streams.get(&self.stream) else {
             errs.push(ConfigError::new(

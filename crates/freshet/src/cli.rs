@@ -365,7 +365,7 @@ pub struct UpArgs {
     /// Write the bound address to this file once listening (for scripts and tests).
     #[arg(long)]
     pub addr_file: Option<PathBuf>,
-    /// Do not start generator and file sources (HTTP only).
+    /// Do not start generator, file and Kafka sources, nor topic bindings (HTTP only).
     #[arg(long)]
     pub no_sources: bool,
 }

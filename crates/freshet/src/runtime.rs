@@ -455,6 +455,35 @@ impl Runtime {
         }
     }
 
+    /// Score the topics models are bound to (`models.<name>.bind`), answering on their
+    /// output topics; reported in `/readyz` as `<model>:<input>-><output>`.
+    pub fn start_bindings(&mut self) {
+        for (model, spec) in &self.config.models {
+            for b in &spec.bind {
+                let freshet_core::config_connect::BindSpec::Kafka(k) = b;
+                let name = freshet_connect::kafka::bind::binding_name(model, k);
+                let (scorer, model, k, health, stop) = (
+                    self.scorer.clone(),
+                    model.clone(),
+                    k.clone(),
+                    self.sources.clone(),
+                    self.stop.subscribe(),
+                );
+                self.tasks
+                    .push(tokio::spawn(supervise(name, stop, move |stop| {
+                        freshet_connect::kafka::bind::run_binding(
+                            scorer.clone(),
+                            model.clone(),
+                            k.clone(),
+                            freshet_connect::kafka::bind::BindOptions::default(),
+                            health.clone(),
+                            stop,
+                        )
+                    })));
+            }
+        }
+    }
+
     /// Keep the served models in line with the registry's aliases: a moved `champion`
     /// or `challenger` alias is served within `interval`, without a restart.
     pub fn start_serving(&mut self, interval: Duration) {

@@ -9,6 +9,7 @@
 //! not follow on from the table) is refused by the sink, never written twice. Offsets
 //! committed to the group are a hint for lag tools only.
 
+pub mod bind;
 pub mod decode;
 
 use crate::error::ConnectError;

@@ -1,0 +1,148 @@
+"""A model bound to Kafka topics: events in, answers out, against a real broker (tansu)
+with confluent-kafka as the independent producer and consumer of answers.
+
+Two versions are trained with `freshet train`; version 1 is champion while the first
+half of the events flows, then the champion alias moves to version 2 mid-stream. Every
+event must be answered (at least once) on the output topic with its key and the
+headers naming its request; the answers switch version with the alias and no event is
+lost across the swap; a poison event gets an error answer; every scored event is
+captured in `inference/fraud`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from deltalake import DeltaTable
+
+from kafka_broker import Broker
+from test_kafka import Freshet
+
+
+def config(bootstrap: str) -> str:
+    return f"""\
+lake: {{ path: lake, compaction: {{ enabled: false }} }}
+registry: {{ path: registry.db }}
+streams:
+  pay:
+    source: {{ type: http }}
+    schema:
+      fields:
+        - {{ name: amount, type: float }}
+        - {{ name: merchant, type: string }}
+        - {{ name: is_fraud, type: bool }}
+models:
+  fraud:
+    stream: pay
+    label: is_fraud
+    learner: {{ type: logistic_regression }}
+    triggers: {{ initial_rows: 1000000000, concept_drift: none }}
+    bind:
+      - {{ type: kafka, brokers: "{bootstrap}", input: payments, output: payments-scored,
+          group: fraud-scorer, start: earliest }}
+"""
+
+
+def cli(root: Path, *args: str) -> str:
+    binary = os.environ.get("FRESHET_BIN") or pytest.fail("set FRESHET_BIN to the freshet binary")
+    r = subprocess.run([binary, "--config", str(root / "freshet.yaml"), *args], cwd=root,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def produce(bootstrap: str, ids: range, sent: dict) -> None:
+    """Produce events; `sent` maps each event's `topic/partition/offset` to its key."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+
+    def done(err, msg):
+        assert err is None, err
+        sent[f"{msg.topic()}/{msg.partition()}/{msg.offset()}"] = msg.key().decode()
+
+    for i in ids:
+        value = b"{not json" if i == 1234 else json.dumps({"amount": float(i % 900), "merchant": f"m{i % 7}"}).encode()
+        p.produce("payments", key=f"k{i % 20}", value=value, on_delivery=done)
+    assert p.flush(60) == 0
+
+
+def test_topic_in_score_topic_out_with_a_champion_swap(tmp_path):
+    root = tmp_path
+    broker = Broker(root)
+    fs = Freshet(root)
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        for f in admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1)
+                                      for t in ("payments", "payments-scored")]).values():
+            f.result(30)
+        (root / "freshet.yaml").write_text(config(broker.bootstrap))
+        rows = ["amount,merchant,is_fraud"] + [
+            f"{a}.5,m{a % 7},{str(a > 600).lower()}" for a in range(0, 900, 1)
+        ] * 2
+        (root / "pay.csv").write_text("\n".join(rows) + "\n")
+        cli(root, "ingest", "pay", str(root / "pay.csv"), "-q")
+        assert "version 1" in cli(root, "train", "fraud", "-q")
+        assert "version 2" in cli(root, "train", "fraud", "-q")
+
+        fs.start(wait_ready=True)
+        alias = f"{fs.url}/api/2.0/mlflow/registered-models/alias"
+        r = requests.post(alias, json={"name": "fraud", "alias": "champion", "version": "1"}, timeout=10)
+        assert r.status_code == 200, r.text
+        fs.wait(lambda: fs.readyz()[0] == 200, "ready (the binding reaches the broker)", 60)
+
+        answers: dict[str, list[tuple[str, dict, dict]]] = {}
+        out = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "checker", "enable.auto.commit": False})
+        out.assign([TopicPartition("payments-scored", p, 0) for p in range(2)])
+
+        def read_until(n: int, timeout: float) -> None:
+            deadline = time.time() + timeout
+            while len(answers) < n and time.time() < deadline:
+                for m in out.consume(1000, 0.5):
+                    if m.error():
+                        continue
+                    h = {k: v.decode() for k, v in (m.headers() or [])}
+                    answers.setdefault(h["freshet-client-request-id"], []).append(
+                        (m.key().decode(), h, json.loads(m.value())))
+            assert len(answers) >= n, f"{len(answers)} of {n} events answered; log:\n" + \
+                (root / "server.log").read_text()[-3000:]
+
+        sent: dict[str, str] = {}
+        produce(broker.bootstrap, range(0, 1500), sent)
+        read_until(1500, 60)
+        # The champion moves mid-stream; events keep flowing while it does.
+        r = requests.post(alias, json={"name": "fraud", "alias": "champion", "version": "2"}, timeout=10)
+        assert r.status_code == 200, r.text
+        produce(broker.bootstrap, range(1500, 3000), sent)
+        read_until(3000, 60)
+        fs.stop()
+    finally:
+        fs.kill()
+        broker.stop()
+
+    assert set(answers) == set(sent), "every event answered, and only those"
+    versions = []
+    for cid, got in answers.items():
+        for key, headers, body in got:
+            assert key == sent[cid], (cid, key)
+            if "freshet-error" in headers:
+                assert "error" in body
+                continue
+            assert len(headers["freshet-request-id"]) == 32, headers
+            assert body["predictions"], body
+            versions.append((int(cid.split("/")[2]), int(cid.split("/")[1]), int(headers["freshet-version"])))
+    errors = [cid for cid, got in answers.items() if any("freshet-error" in h for _, h, _ in got)]
+    assert len(errors) == 1, errors
+    # Version 1 answered before the swap, version 2 after it, per partition in order.
+    for p in (0, 1):
+        vs = [v for _, part, v in sorted(versions) if part == p]
+        assert vs[0] == 1 and vs[-1] == 2, vs[:3] + vs[-3:]
+        assert vs == sorted(vs), "a partition never goes back to the old champion"
+    captured = DeltaTable(str(root / "lake" / "inference" / "fraud")).to_pyarrow_table(columns=["request_id"])
+    assert captured.num_rows >= 2999, captured.num_rows
