@@ -3,8 +3,8 @@
 //! captured like an HTTP one), and the answer goes to the output topic with the
 //! event's key.
 //!
-//! At least once: a round's answers are flushed to the broker before the round's
-//! offsets are committed to the group, so a crash answers some events twice and none
+//! At least once: a round's offsets are committed to the group only once every answer
+//! of that round and of the rounds before it is delivered, so a crash answers some events twice and none
 //! never. Consumers de-duplicate on the `freshet-client-request-id` header
 //! (`<topic>/<partition>/<offset>` of the event, the same on every retry); the
 //! `freshet-request-id` header names the captured request (lineage reads it).
@@ -16,11 +16,13 @@ use freshet_serve::service::{Protocol, ScoreInput, Scorer};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -42,24 +44,47 @@ impl Default for BindOptions {
     }
 }
 
-/// Counts answers the broker refused.
+/// Answers not yet delivered, per round, and how many the broker refused.
+#[derive(Default)]
+struct Deliveries {
+    pending: Mutex<BTreeMap<u64, usize>>,
+    failed: AtomicU64,
+}
+
 struct DeliveryCtx {
-    failed: Arc<AtomicU64>,
+    deliveries: Arc<Deliveries>,
 }
 
 impl ClientContext for DeliveryCtx {}
 
 impl ProducerContext for DeliveryCtx {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    /// The round the answer belongs to.
+    type DeliveryOpaque = Box<u64>;
+    fn delivery(&self, result: &DeliveryResult<'_>, round: Box<u64>) {
         if result.is_err() {
-            self.failed.fetch_add(1, Ordering::Relaxed);
+            self.deliveries.failed.fetch_add(1, Ordering::Relaxed);
         }
+        let mut pending = self
+            .deliveries
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = pending.get_mut(&round) {
+            *n = n.saturating_sub(1);
+        }
+        drop(pending);
     }
 }
 
-fn base_config(spec: &KafkaBindSpec) -> ClientConfig {
+/// Rounds whose answers may be in flight at once before the loop waits.
+const MAX_ROUNDS_IN_FLIGHT: usize = 8;
+
+fn base_config(spec: &KafkaBindSpec, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut c = ClientConfig::new();
+    // Latency defaults first, so `options` can override them.
+    for (k, v) in defaults {
+        c.set(*k, *v);
+    }
     for (k, v) in &spec.options {
         c.set(k, v);
     }
@@ -96,25 +121,30 @@ fn bind_loop(
     stop: &watch::Receiver<bool>,
 ) -> Result<(), ConnectError> {
     let name = binding_name(model, spec);
-    let consumer: BaseConsumer<DefaultConsumerContext> = base_config(spec)
-        .set("group.id", &spec.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set(
-            "auto.offset.reset",
-            match spec.start {
-                StartPosition::Earliest => "earliest",
-                StartPosition::Latest => "latest",
-            },
-        )
-        .create()?;
-    let failed = Arc::new(AtomicU64::new(0));
-    let producer: ThreadedProducer<DeliveryCtx> = base_config(spec)
-        .set("linger.ms", "2")
+    // A broker may hold a fetch until fetch.wait.max.ms even when records are there;
+    // answers are latency-bound, so the wait is short.
+    let consumer: BaseConsumer<DefaultConsumerContext> =
+        base_config(spec, &[("fetch.wait.max.ms", "100")])
+            .set("group.id", &spec.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.offset.reset",
+                match spec.start {
+                    StartPosition::Earliest => "earliest",
+                    StartPosition::Latest => "latest",
+                },
+            )
+            .create()?;
+    let deliveries = Arc::new(Deliveries::default());
+    let producer: ThreadedProducer<DeliveryCtx> = base_config(spec, &[("linger.ms", "2")])
         .set("acks", "all")
         .create_with_context(DeliveryCtx {
-            failed: failed.clone(),
+            deliveries: deliveries.clone(),
         })?;
+    // Rounds answered, oldest first, with the offsets they reach.
+    let mut rounds: VecDeque<(u64, BTreeMap<i32, i64>)> = VecDeque::new();
+    let mut round_id = 0u64;
 
     // Wait for the brokers and the input topic.
     let mut pause = Duration::from_millis(250);
@@ -156,9 +186,21 @@ fn bind_loop(
     let mut body = Vec::with_capacity(1024);
     loop {
         if *stop.borrow() {
-            return Ok(());
+            // Deliver what was answered and record the position, so a restart does not
+            // answer those events again.
+            producer.flush(Duration::from_secs(10))?;
+            return commit_delivered(
+                &consumer,
+                &deliveries,
+                &mut rounds,
+                &spec.input,
+                &name,
+                &spec.output,
+            );
         }
         let mut reached: BTreeMap<i32, i64> = BTreeMap::new();
+        round_id += 1;
+        let mut answered = 0usize;
         let deadline = Instant::now() + opts.linger;
         let mut n = 0;
         while n < opts.max_batch {
@@ -228,12 +270,19 @@ fn bind_loop(
                         }),
                 ),
             };
-            let mut record = BaseRecord::to(&spec.output)
+            let mut record = BaseRecord::with_opaque_to(&spec.output, Box::new(round_id))
                 .payload(&answer)
                 .headers(headers);
             if let Some(k) = key {
                 record = record.key(k);
             }
+            // Counted before it is sent, so its delivery always finds the count.
+            *deliveries
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(round_id)
+                .or_insert(0) += 1;
             // A full queue drains as the producer's thread delivers.
             let mut record = Some(record);
             while let Some(r) = record.take() {
@@ -248,27 +297,77 @@ fn bind_loop(
                     record = Some(back);
                 }
             }
+            answered += 1;
             let e = reached.entry(m.partition()).or_insert(m.offset());
             *e = (*e).max(m.offset());
         }
-        if reached.is_empty() {
-            continue;
+        if answered > 0 {
+            rounds.push_back((round_id, reached));
         }
-        // Answers first, then the position: at least once.
-        producer.flush(Duration::from_secs(30))?;
-        let lost = failed.swap(0, Ordering::Relaxed);
+        commit_delivered(
+            &consumer,
+            &deliveries,
+            &mut rounds,
+            &spec.input,
+            &name,
+            &spec.output,
+        )?;
+    }
+}
+
+/// Commit the offsets of the oldest rounds whose answers are all delivered (answers
+/// first, then the position: at least once); wait while too many rounds are in flight.
+fn commit_delivered(
+    consumer: &BaseConsumer<DefaultConsumerContext>,
+    deliveries: &Deliveries,
+    rounds: &mut VecDeque<(u64, BTreeMap<i32, i64>)>,
+    input: &str,
+    name: &str,
+    output: &str,
+) -> Result<(), ConnectError> {
+    let mut done: BTreeMap<i32, i64> = BTreeMap::new();
+    let started = Instant::now();
+    while let Some((id, _)) = rounds.front() {
+        let lost = deliveries.failed.swap(0, Ordering::Relaxed);
         if lost > 0 {
             return Err(ConnectError::Kafka(format!(
-                "{lost} answers were not delivered to {}; resuming from the last committed offsets",
-                spec.output
+                "{lost} answers were not delivered to {output}; resuming from the last committed offsets"
             )));
         }
-        let mut tpl = TopicPartitionList::new();
-        for (p, o) in &reached {
-            tpl.add_partition_offset(&spec.input, *p, Offset::Offset(o + 1))?;
+        let left = {
+            let pending = deliveries.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.get(id).copied().unwrap_or(0)
+        };
+        if left == 0 {
+            deliveries
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+            if let Some((_, reached)) = rounds.pop_front() {
+                done.extend(reached);
+            }
+            continue;
         }
-        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-            tracing::warn!(binding = %name, error = %e, "kafka offsets not committed; events may be answered again");
+        if rounds.len() <= MAX_ROUNDS_IN_FLIGHT {
+            break;
         }
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(ConnectError::Kafka(format!(
+                "answers to {output} not delivered within 30 s; resuming from the last committed offsets"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
+    if done.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in &done {
+        tpl.add_partition_offset(input, *p, Offset::Offset(o + 1))?;
+    }
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+        tracing::warn!(binding = %name, error = %e, "kafka offsets not committed; events may be answered again");
+    }
+    Ok(())
 }
