@@ -121,6 +121,7 @@ def test_topic_in_score_topic_out_with_a_champion_swap(tmp_path):
         assert r.status_code == 200, r.text
         produce(broker.bootstrap, range(1500, 3000), sent)
         read_until(3000, 60)
+        out.close()
         fs.stop()
     finally:
         fs.kill()
