@@ -285,3 +285,33 @@ def test_broker_down_at_start_and_lost_mid_stream(tmp_path):
         fs.kill()
         b.stop()
     check_exactly_once(tmp_path, range(2000))
+
+
+def test_validate_names_bad_connector_settings(tmp_path):
+    """`freshet validate` checks the Kafka settings offline, naming each bad key."""
+    binary = os.environ.get("FRESHET_BIN") or pytest.fail("set FRESHET_BIN to the freshet binary")
+    (tmp_path / "freshet.yaml").write_text("""\
+streams:
+  orders:
+    source:
+      type: kafka
+      brokers: "localhost"
+      topics: ["bad topic"]
+      group: ""
+      metadata: { key: nope }
+      options: { enable.auto.commit: "true" }
+    schema: { fields: [ { name: id, type: int }, { name: label, type: bool } ] }
+models:
+  m:
+    stream: orders
+    label: label
+    bind:
+      - { type: kafka, brokers: "127.0.0.1:9092", input: scored, output: scored, group: g }
+""")
+    r = subprocess.run([binary, "--config", str(tmp_path / "freshet.yaml"), "validate"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0, r.stdout
+    for path in ("streams.orders.source.brokers", "streams.orders.source.topics[0]",
+                 "streams.orders.source.group", "streams.orders.source.metadata.key",
+                 "streams.orders.source.options.enable.auto.commit", "models.m.bind[0].output"):
+        assert path in r.stderr, (path, r.stderr)

@@ -174,6 +174,12 @@ impl IngestService {
         &self.metrics
     }
 
+    /// The most records that can wait for their commit at once, across streams
+    /// (`server.max_buffered_records`).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Records accepted and not yet committed, across streams.
     pub fn buffered(&self) -> usize {
         self.capacity

@@ -477,7 +477,8 @@ fn work_loop(
 
 fn poll_loop(lp: &Loop<'_>) -> Result<(), ConnectError> {
     let (shared, stream, health) = (lp.shared, lp.stream, lp.health);
-    let max_batch = lp.opts.max_batch.max(1);
+    // A round must fit in the ingest buffer with room to spare, whatever it is set to.
+    let max_batch = lp.opts.max_batch.min(shared.service.capacity() / 4).max(1);
     let mut last_lag = Instant::now();
     loop {
         if *lp.stop.borrow() {
