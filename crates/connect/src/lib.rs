@@ -5,9 +5,10 @@
 //! partition's position is a Delta `txn` written in the same commit as its rows, so a
 //! crash, a restart or a rebalance neither loses nor duplicates a record; and topic
 //! bindings ([`kafka::bind`]): events on a topic scored by a model's router and
-//! answered on another topic. It reaches the lake only through `freshet-ingest` (the
-//! [`freshet_ingest::IngestService`] and its sink), scores only through
-//! `freshet-serve`'s `Scorer`, and reports broker reachability to
+//! answered on another topic; and feedback topics ([`kafka::feedback`]): labels into
+//! `labels/<model>`, exactly once. It reaches the lake only through `freshet-ingest`
+//! (the [`freshet_ingest::IngestService`] and its sink) and `freshet-serve`'s label
+//! tables, scores only through `freshet-serve`'s `Scorer`, and reports broker reachability to
 //! [`freshet_ingest::health`]. The client library (rdkafka, with a bundled librdkafka)
 //! stays in this crate.
 

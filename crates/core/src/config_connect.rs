@@ -268,6 +268,52 @@ pub fn validate_bind(b: &BindSpec, base: &str, errs: &mut Vec<ConfigError>) {
     validate_options(&k.options, base, errs);
 }
 
+/// A topic of labels for a model: each message is one feedback object (as in
+/// `POST /v1/models/<name>/feedback`), landing in `labels/<model>` exactly once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum FeedbackSpec {
+    Kafka(KafkaFeedbackSpec),
+}
+
+/// Labels from a Kafka topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaFeedbackSpec {
+    pub brokers: String,
+    pub topic: String,
+    pub group: String,
+    /// Where a partition `labels/<model>` has never seen starts (default earliest).
+    #[serde(default)]
+    pub start: StartPosition,
+    #[serde(default)]
+    pub partitions: Option<Vec<i32>>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// Check a feedback topic; `base` is its key path (`models.<name>.feedback[i]`).
+pub fn validate_feedback(f: &FeedbackSpec, base: &str, errs: &mut Vec<ConfigError>) {
+    let FeedbackSpec::Kafka(k) = f;
+    validate_brokers(&k.brokers, &format!("{base}.brokers"), errs);
+    validate_topic(&k.topic, &format!("{base}.topic"), errs);
+    if k.group.trim().is_empty() {
+        errs.push(ConfigError::new(
+            format!("{base}.group"),
+            "must not be empty",
+        ));
+    }
+    if let Some(ps) = &k.partitions
+        && (ps.is_empty() || ps.iter().any(|p| *p < 0))
+    {
+        errs.push(ConfigError::new(
+            format!("{base}.partitions"),
+            "must list partitions (0 or more each), or be left out to follow the group",
+        ));
+    }
+    validate_options(&k.options, base, errs);
+}
+
 /// librdkafka settings Freshet owns: changing them would break exactly-once.
 pub const RESERVED_OPTIONS: &[&str] = &[
     "bootstrap.servers",

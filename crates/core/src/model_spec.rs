@@ -93,6 +93,9 @@ pub struct ModelSpec {
     /// Topics whose events the model scores, answering on another topic.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bind: Vec<crate::config_connect::BindSpec>,
+    /// Topics of labels, landing in `labels/<name>` like `POST .../feedback`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feedback: Vec<crate::config_connect::FeedbackSpec>,
     /// When the model retrains (docs/loop.md).
     #[serde(default)]
     pub triggers: TriggersSpec,
@@ -770,6 +773,9 @@ impl ModelSpec {
         }
         for (i, b) in self.bind.iter().enumerate() {
             crate::config_connect::validate_bind(b, &format!("{base}.bind[{i}]"), errs);
+        }
+        for (i, f) in self.feedback.iter().enumerate() {
+            crate::config_connect::validate_feedback(f, &format!("{base}.feedback[{i}]"), errs);
         }
         let Some(stream) = streams.get(&self.stream) else {
             errs.push(ConfigError::new(

@@ -202,6 +202,8 @@ pub struct Runtime {
     pub governance: Arc<freshet_govern::Governance>,
     /// Whether connector sources reach their brokers (`/readyz`).
     pub sources: freshet_ingest::health::SourceHealth,
+    /// The label tables, shared by `POST .../feedback` and feedback topics.
+    pub labels: Arc<freshet_serve::feedback::LabelTables>,
     kafka_metrics: freshet_connect::kafka::KafkaMetrics,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -337,6 +339,7 @@ impl Runtime {
         Ok(Self {
             governance,
             sources: Default::default(),
+            labels: Arc::default(),
             kafka_metrics,
             monitoring,
             config,
@@ -363,7 +366,7 @@ impl Runtime {
             artifacts: self.artifacts.clone(),
             scorer: self.scorer.clone(),
             lake: self.lake.clone(),
-            labels: Arc::default(),
+            labels: self.labels.clone(),
             monitoring: self.monitoring.clone(),
             ready,
             sources: self.sources.clone(),
@@ -476,6 +479,38 @@ impl Runtime {
                             model.clone(),
                             k.clone(),
                             freshet_connect::kafka::bind::BindOptions::default(),
+                            health.clone(),
+                            stop,
+                        )
+                    })));
+            }
+        }
+    }
+
+    /// Read the label topics of models (`models.<name>.feedback`) into `labels/<name>`.
+    pub fn start_feedback_topics(&mut self) {
+        let sink = Arc::new(freshet_connect::kafka::feedback::LabelSink {
+            tables: self.labels.clone(),
+            lake: self.lake.clone(),
+            live: self.scorer.live.clone(),
+        });
+        for (model, spec) in &self.config.models {
+            for f in &spec.feedback {
+                let freshet_core::config_connect::FeedbackSpec::Kafka(k) = f;
+                let name = freshet_connect::kafka::feedback::feedback_name(model, k);
+                let (sink, model, k, health, stop) = (
+                    sink.clone(),
+                    model.clone(),
+                    k.clone(),
+                    self.sources.clone(),
+                    self.stop.subscribe(),
+                );
+                self.tasks
+                    .push(tokio::spawn(supervise(name, stop, move |stop| {
+                        freshet_connect::kafka::feedback::run_feedback(
+                            sink.clone(),
+                            model.clone(),
+                            k.clone(),
                             health.clone(),
                             stop,
                         )

@@ -176,7 +176,7 @@ pub async fn open_table(
 pub async fn write_labels(lake: &Lake, model: &str, rows: &[LabelRow]) -> Result<i64, ServeError> {
     let schema = labels_schema();
     let table = open_table(lake, &format!("labels/{model}"), &schema).await?;
-    append_labels(&table, &schema, rows).await
+    append_labels(&table, &schema, rows, &[]).await
 }
 
 /// Each model's `labels/<model>` table, kept open between feedback calls (opening
@@ -190,6 +190,9 @@ pub struct LabelTables {
 
 type Committed = tokio::sync::oneshot::Sender<Result<i64, String>>;
 
+/// A source position committed with labels (a Delta `txn`), for topic feedback.
+pub type Position = freshet_lake::Txn;
+
 #[derive(Debug)]
 pub struct LabelGroup {
     table: Table,
@@ -198,7 +201,7 @@ pub struct LabelGroup {
 
 #[derive(Debug, Default)]
 struct LabelQueue {
-    waiting: Vec<(Vec<LabelRow>, Committed)>,
+    waiting: Vec<(Vec<LabelRow>, Vec<Position>, Committed)>,
     committing: bool,
 }
 
@@ -213,26 +216,22 @@ impl LabelTables {
         model: &str,
         rows: &[LabelRow],
     ) -> Result<i64, ServeError> {
-        let group = {
-            let mut open = self.open.lock().await;
-            match open.get(model) {
-                Some(g) => g.clone(),
-                None => {
-                    let table =
-                        open_table(lake, &format!("labels/{model}"), &labels_schema()).await?;
-                    let g = Arc::new(LabelGroup {
-                        table,
-                        queue: Mutex::new(LabelQueue::default()),
-                    });
-                    open.insert(model.to_string(), g.clone());
-                    g
-                }
-            }
-        };
+        self.write_at(lake, model, rows, Vec::new()).await
+    }
+
+    /// [`write`](Self::write), recording source positions in the same commit.
+    pub async fn write_at(
+        &self,
+        lake: &Lake,
+        model: &str,
+        rows: &[LabelRow],
+        positions: Vec<Position>,
+    ) -> Result<i64, ServeError> {
+        let group = self.group(lake, model).await?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let lead = {
             let mut q = group.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.waiting.push((rows.to_vec(), tx));
+            q.waiting.push((rows.to_vec(), positions, tx));
             !std::mem::replace(&mut q.committing, true)
         };
         if lead {
@@ -246,6 +245,65 @@ impl LabelTables {
             Err(_) => Err(ServeError::Storage("the label commit stopped".into())),
         }
     }
+
+    /// The position `app_id` reached in `labels/<model>`.
+    pub async fn position(
+        &self,
+        lake: &Lake,
+        model: &str,
+        app_id: &str,
+    ) -> Result<Option<i64>, ServeError> {
+        Ok(self
+            .group(lake, model)
+            .await?
+            .table
+            .txn_version(app_id)
+            .await?)
+    }
+
+    async fn group(&self, lake: &Lake, model: &str) -> Result<Arc<LabelGroup>, ServeError> {
+        let mut open = self.open.lock().await;
+        Ok(match open.get(model) {
+            Some(g) => g.clone(),
+            None => {
+                let table = open_table(lake, &format!("labels/{model}"), &labels_schema()).await?;
+                let g = Arc::new(LabelGroup {
+                    table,
+                    queue: Mutex::new(LabelQueue::default()),
+                });
+                open.insert(model.to_string(), g.clone());
+                g
+            }
+        })
+    }
+}
+
+/// What [`accept`] did with a set of labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// Labels a live champion matched to its answers (None: the model is not live).
+    pub live_matched: Option<usize>,
+    /// The `labels/<model>` version holding them.
+    pub version: i64,
+}
+
+/// Take labels for `model`, wherever they came from (`POST .../feedback`, a topic): a
+/// live champion learns them the moment they arrive, in arrival order, and they are
+/// committed to `labels/<model>` with the source's positions.
+pub async fn accept(
+    tables: &LabelTables,
+    lake: &Lake,
+    live: Option<&crate::live::LiveHub>,
+    model: &str,
+    rows: &[LabelRow],
+    positions: Vec<Position>,
+) -> Result<Accepted, ServeError> {
+    let live_matched = live.and_then(|hub| hub.get(model)).map(|m| m.labels(rows));
+    let version = tables.write_at(lake, model, rows, positions).await?;
+    Ok(Accepted {
+        live_matched,
+        version,
+    })
 }
 
 /// Commit everything queued, again and again, until the queue is empty.
@@ -260,11 +318,24 @@ async fn commit_queued(group: Arc<LabelGroup>) {
             }
             std::mem::take(&mut q.waiting)
         };
-        let rows: Vec<LabelRow> = batch.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
-        let result = append_labels(&group.table, &schema, &rows)
+        let rows: Vec<LabelRow> = batch
+            .iter()
+            .flat_map(|(r, _, _)| r.iter().cloned())
+            .collect();
+        // The furthest position per source among the calls committed together.
+        let mut furthest: HashMap<String, i64> = HashMap::new();
+        for p in batch.iter().flat_map(|(_, p, _)| p) {
+            let v = furthest.entry(p.app_id.clone()).or_insert(p.version);
+            *v = (*v).max(p.version);
+        }
+        let positions: Vec<Position> = furthest
+            .into_iter()
+            .map(|(app_id, version)| Position { app_id, version })
+            .collect();
+        let result = append_labels(&group.table, &schema, &rows, &positions)
             .await
             .map_err(|e| e.to_string());
-        for (_, tx) in batch {
+        for (_, _, tx) in batch {
             let _ = tx.send(result.clone());
         }
     }
@@ -274,6 +345,7 @@ async fn append_labels(
     table: &Table,
     schema: &Schema,
     rows: &[LabelRow],
+    positions: &[Position],
 ) -> Result<i64, ServeError> {
     let mut b = RowBatchBuilder::new(schema, rows.len());
     let opt = |b: &mut RowBatchBuilder, col: usize, s: &Option<String>| match s {
@@ -293,7 +365,7 @@ async fn append_labels(
         );
         b.end_row();
     }
-    Ok(table.append(b.finish()?, &[]).await?)
+    Ok(table.append(b.finish()?, positions).await?)
 }
 
 /// How one version did on the labels that have arrived.

@@ -12,6 +12,7 @@
 use crate::error::ConnectError;
 use freshet_core::config_connect::{KafkaBindSpec, StartPosition};
 use freshet_ingest::health::SourceHealth;
+use freshet_serve::error::ServeError;
 use freshet_serve::service::{Protocol, ScoreInput, Scorer};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -228,17 +229,32 @@ fn bind_loop(
             body.extend_from_slice(b"{\"dataframe_records\":[");
             body.extend_from_slice(m.payload().unwrap_or(b"null"));
             body.extend_from_slice(b"]}");
-            let scored = scorer.score(
-                model,
-                Protocol::Invocations,
-                ScoreInput {
-                    content_type: Some("application/json"),
-                    body: &body,
-                    version: None,
-                    client_request_id: Some(&client_id),
-                    routing_key: routing,
-                },
-            );
+            let input = ScoreInput {
+                content_type: Some("application/json"),
+                body: &body,
+                version: None,
+                client_request_id: Some(&client_id),
+                routing_key: routing,
+            };
+            // No version served yet (at start-up, before the router loads one): the
+            // event waits rather than being answered with an error.
+            let scored = loop {
+                match scorer.score(model, Protocol::Invocations, input) {
+                    Err(ServeError::NotServed(_)) if !*stop.borrow() => {
+                        health.down(
+                            &name,
+                            format!("model {model} has no served version yet; events wait"),
+                        );
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    other => break other,
+                }
+            };
+            if *stop.borrow() && matches!(scored, Err(ServeError::NotServed(_))) {
+                // Not answered: its offset is not committed, so it is read again.
+                break;
+            }
+            health.up(&name);
             let (answer, headers) = match &scored {
                 Ok(s) => (
                     s.body.clone(),

@@ -11,6 +11,7 @@
 
 pub mod bind;
 pub mod decode;
+pub mod feedback;
 
 use crate::error::ConnectError;
 use decode::{RecordDecoder, RecordMeta};
@@ -430,7 +431,14 @@ fn consume(
 /// Wait for the brokers and topics, then join the group or assign the partitions;
 /// false when stopped first.
 fn start(lp: &Loop<'_>, cfg: &KafkaSourceConfig) -> Result<bool, ConnectError> {
-    if !wait_for_topics(lp.consumer, cfg, lp.stream, lp.health, lp.stop) {
+    if !wait_for_topics(
+        lp.consumer,
+        &cfg.brokers,
+        &cfg.topics,
+        lp.stream,
+        lp.health,
+        lp.stop,
+    ) {
         return Ok(false);
     }
     match &cfg.partitions {
@@ -608,22 +616,22 @@ fn take(
 
 /// Wait until the brokers answer and the topics exist, reporting why not; false when
 /// stopped first.
-fn wait_for_topics(
-    consumer: &BaseConsumer<Ctx>,
-    cfg: &KafkaSourceConfig,
+pub(crate) fn wait_for_topics<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    brokers: &str,
+    topics: &[String],
     stream: &str,
     health: &SourceHealth,
     stop: &watch::Receiver<bool>,
 ) -> bool {
     let mut pause = Duration::from_millis(250);
-    health.connecting(stream, format!("connecting to {}", cfg.brokers));
+    health.connecting(stream, format!("connecting to {brokers}"));
     loop {
         if *stop.borrow() {
             return false;
         }
         let missing = match consumer.fetch_metadata(None, Duration::from_secs(3)) {
-            Ok(md) => cfg
-                .topics
+            Ok(md) => topics
                 .iter()
                 .filter(|t| {
                     !md.topics().iter().any(|mt| {
@@ -635,10 +643,7 @@ fn wait_for_topics(
                 .cloned()
                 .collect::<Vec<_>>(),
             Err(e) => {
-                health.down(
-                    stream,
-                    format!("kafka brokers {} unreachable: {e}", cfg.brokers),
-                );
+                health.down(stream, format!("kafka brokers {brokers} unreachable: {e}"));
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_secs(10));
                 continue;

@@ -116,8 +116,16 @@ async fn feedback(
     // A live champion learns the labels the moment they arrive, in the order they
     // came; the answer still comes only once they are committed to the table.
     let live = s.scorer.live.as_ref().and_then(|hub| hub.get(&model));
-    let matched = live.as_ref().map(|m| m.labels(&rows));
-    let version = s.labels.write(&s.lake, &model, &rows).await?;
+    let done = freshet_serve::feedback::accept(
+        &s.labels,
+        &s.lake,
+        s.scorer.live.as_deref(),
+        &model,
+        &rows,
+        Vec::new(),
+    )
+    .await?;
+    let (matched, version) = (done.live_matched, done.version);
     let mut learnt = None;
     if let (true, Some(m)) = (wait, &live) {
         let target = m.handed();
