@@ -193,6 +193,17 @@ fn validate_topic(t: &str, path: &str, errs: &mut Vec<ConfigError>) {
     }
 }
 
+fn validate_partitions(ps: Option<&[i32]>, base: &str, errs: &mut Vec<ConfigError>) {
+    if let Some(ps) = ps
+        && (ps.is_empty() || ps.iter().any(|p| *p < 0))
+    {
+        errs.push(ConfigError::new(
+            format!("{base}.partitions"),
+            "must list partitions (0 or more each), or be left out to follow the group",
+        ));
+    }
+}
+
 fn validate_options(options: &BTreeMap<String, String>, base: &str, errs: &mut Vec<ConfigError>) {
     for key in options.keys() {
         if RESERVED_OPTIONS.contains(&key.as_str()) {
@@ -257,14 +268,7 @@ pub fn validate_bind(b: &BindSpec, base: &str, errs: &mut Vec<ConfigError>) {
             "must not be empty",
         ));
     }
-    if let Some(ps) = &k.partitions
-        && (ps.is_empty() || ps.iter().any(|p| *p < 0))
-    {
-        errs.push(ConfigError::new(
-            format!("{base}.partitions"),
-            "must list partitions (0 or more each), or be left out to follow the group",
-        ));
-    }
+    validate_partitions(k.partitions.as_deref(), base, errs);
     validate_options(&k.options, base, errs);
 }
 
@@ -303,14 +307,7 @@ pub fn validate_feedback(f: &FeedbackSpec, base: &str, errs: &mut Vec<ConfigErro
             "must not be empty",
         ));
     }
-    if let Some(ps) = &k.partitions
-        && (ps.is_empty() || ps.iter().any(|p| *p < 0))
-    {
-        errs.push(ConfigError::new(
-            format!("{base}.partitions"),
-            "must list partitions (0 or more each), or be left out to follow the group",
-        ));
-    }
+    validate_partitions(k.partitions.as_deref(), base, errs);
     validate_options(&k.options, base, errs);
 }
 

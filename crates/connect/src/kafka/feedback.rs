@@ -6,7 +6,7 @@
 //! A message that is not a feedback object is skipped with a warning naming its topic,
 //! partition and offset (never its content), and its offset still moves on.
 
-use super::{partition_app_id, wait_for_topics};
+use super::{partition_app_id, start_offset, wait_for_topics};
 use crate::error::ConnectError;
 use freshet_core::config_connect::{KafkaFeedbackSpec, StartPosition};
 use freshet_ingest::health::SourceHealth;
@@ -15,7 +15,7 @@ use freshet_serve::feedback::{LabelRow, LabelTables, Position, accept, parse_fee
 use freshet_serve::live::LiveHub;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,11 +62,7 @@ impl FbCtx {
                         .position(&self.sink.lake, &self.model, &app_id),
                 )
                 .map_err(|e| format!("cannot read the position of {app_id}: {e}"))?;
-            let offset = match (at, self.start) {
-                (Some(c), _) => Offset::Offset(c + 1),
-                (None, StartPosition::Earliest) => Offset::Beginning,
-                (None, StartPosition::Latest) => Offset::End,
-            };
+            let offset = start_offset(at, self.start);
             tpl.set_partition_offset(&topic, partition, offset)
                 .map_err(|e| e.to_string())?;
             next.insert((topic, partition), at.map_or(0, |c| c + 1));

@@ -199,11 +199,7 @@ impl Shared {
                 .rt
                 .block_on(self.service.sink().txn_version(&self.stream, &app_id))
                 .map_err(|e| format!("cannot read the position of {app_id}: {e}"))?;
-            let offset = match (committed, self.start) {
-                (Some(c), _) => Offset::Offset(c + 1),
-                (None, StartPosition::Earliest) => Offset::Beginning,
-                (None, StartPosition::Latest) => Offset::End,
-            };
+            let offset = start_offset(committed, self.start);
             tpl.set_partition_offset(&topic, partition, offset)
                 .map_err(|e| e.to_string())?;
             tracing::info!(
@@ -226,6 +222,15 @@ impl Shared {
             );
         }
         Ok(())
+    }
+}
+
+/// Where a partition starts: after the position the table holds, else at `start`.
+pub(crate) fn start_offset(committed: Option<i64>, start: StartPosition) -> Offset {
+    match (committed, start) {
+        (Some(c), _) => Offset::Offset(c + 1),
+        (None, StartPosition::Earliest) => Offset::Beginning,
+        (None, StartPosition::Latest) => Offset::End,
     }
 }
 

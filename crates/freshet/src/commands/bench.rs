@@ -270,19 +270,30 @@ pub fn records(a: crate::cli::BenchRecordsArgs) -> Result<()> {
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut g = Generator::new(&bench_generator());
-    let names: Vec<String> = g.schema().fields().iter().map(|f| f.name.clone()).collect();
+    let names = field_names(&g);
     for _ in 0..a.count {
         let Some(row) = g.next_row() else { break };
-        let obj: serde_json::Map<String, serde_json::Value> = names
-            .iter()
-            .cloned()
-            .zip(row.iter().map(freshet_core::Value::to_json))
-            .collect();
-        serde_json::to_writer(&mut out, &obj)?;
+        serde_json::to_writer(&mut out, &record_json(&names, &row))?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
     Ok(())
+}
+
+fn field_names(g: &Generator) -> Vec<String> {
+    g.schema().fields().iter().map(|f| f.name.clone()).collect()
+}
+
+/// A generated row as a JSON object keyed by field name.
+fn record_json(
+    names: &[String],
+    row: &[freshet_core::Value],
+) -> serde_json::Map<String, serde_json::Value> {
+    names
+        .iter()
+        .cloned()
+        .zip(row.iter().map(freshet_core::Value::to_json))
+        .collect()
 }
 
 fn bench_generator() -> GeneratorConfig {
@@ -300,18 +311,13 @@ fn bench_generator() -> GeneratorConfig {
 /// NDJSON bodies of card transactions from the generator (distinct records per body).
 fn render_bodies(batch: usize, count: usize) -> Vec<String> {
     let mut g = Generator::new(&bench_generator());
-    let names: Vec<String> = g.schema().fields().iter().map(|f| f.name.clone()).collect();
+    let names = field_names(&g);
     (0..count)
         .map(|_| {
             let mut body = String::with_capacity(batch * 400);
             for _ in 0..batch {
                 let Some(row) = g.next_row() else { break };
-                let obj: serde_json::Map<String, serde_json::Value> = names
-                    .iter()
-                    .cloned()
-                    .zip(row.iter().map(freshet_core::Value::to_json))
-                    .collect();
-                body.push_str(&serde_json::Value::Object(obj).to_string());
+                body.push_str(&serde_json::Value::Object(record_json(&names, &row)).to_string());
                 body.push('\n');
             }
             body
