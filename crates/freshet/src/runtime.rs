@@ -458,65 +458,62 @@ impl Runtime {
         }
     }
 
-    /// Score the topics models are bound to (`models.<name>.bind`), answering on their
-    /// output topics; reported in `/readyz` as `<model>:<input>-><output>`.
-    pub fn start_bindings(&mut self) {
-        for (model, spec) in &self.config.models {
-            for b in &spec.bind {
-                let freshet_core::config_connect::BindSpec::Kafka(k) = b;
-                let name = freshet_connect::kafka::bind::binding_name(model, k);
-                let (scorer, model, k, health, stop) = (
-                    self.scorer.clone(),
-                    model.clone(),
-                    k.clone(),
-                    self.sources.clone(),
-                    self.stop.subscribe(),
-                );
-                self.tasks
-                    .push(tokio::spawn(supervise(name, stop, move |stop| {
-                        freshet_connect::kafka::bind::run_binding(
-                            scorer.clone(),
-                            model.clone(),
-                            k.clone(),
-                            freshet_connect::kafka::bind::BindOptions::default(),
-                            health.clone(),
-                            stop,
-                        )
-                    })));
-            }
-        }
-    }
-
-    /// Read the label topics of models (`models.<name>.feedback`) into `labels/<name>`.
-    pub fn start_feedback_topics(&mut self) {
-        let sink = Arc::new(freshet_connect::kafka::feedback::LabelSink {
+    /// The topics models are tied to: bindings (`models.<name>.bind`) score events and
+    /// answer on their output topics; feedback topics (`models.<name>.feedback`) land
+    /// labels in `labels/<name>`. Each is reported in `/readyz` under its own name.
+    pub fn start_model_topics(&mut self) {
+        use freshet_connect::kafka::{bind, feedback};
+        use freshet_core::config_connect::{BindSpec, FeedbackSpec};
+        let sink = Arc::new(feedback::LabelSink {
             tables: self.labels.clone(),
             lake: self.lake.clone(),
             live: self.scorer.live.clone(),
         });
-        for (model, spec) in &self.config.models {
-            for f in &spec.feedback {
-                let freshet_core::config_connect::FeedbackSpec::Kafka(k) = f;
-                let name = freshet_connect::kafka::feedback::feedback_name(model, k);
-                let (sink, model, k, health, stop) = (
-                    sink.clone(),
-                    model.clone(),
-                    k.clone(),
-                    self.sources.clone(),
-                    self.stop.subscribe(),
-                );
-                self.tasks
-                    .push(tokio::spawn(supervise(name, stop, move |stop| {
-                        freshet_connect::kafka::feedback::run_feedback(
-                            sink.clone(),
-                            model.clone(),
-                            k.clone(),
-                            health.clone(),
-                            stop,
-                        )
-                    })));
+        let models: Vec<_> = self
+            .config
+            .models
+            .iter()
+            .map(|(m, s)| (m.clone(), s.bind.clone(), s.feedback.clone()))
+            .collect();
+        for (model, binds, feedbacks) in models {
+            for BindSpec::Kafka(k) in binds {
+                let (scorer, model, health) =
+                    (self.scorer.clone(), model.clone(), self.sources.clone());
+                self.supervised(bind::binding_name(&model, &k), move |stop| {
+                    bind::run_binding(
+                        scorer.clone(),
+                        model.clone(),
+                        k.clone(),
+                        bind::BindOptions::default(),
+                        health.clone(),
+                        stop,
+                    )
+                });
+            }
+            for FeedbackSpec::Kafka(k) in feedbacks {
+                let (sink, model, health) = (sink.clone(), model.clone(), self.sources.clone());
+                self.supervised(feedback::feedback_name(&model, &k), move |stop| {
+                    feedback::run_feedback(
+                        sink.clone(),
+                        model.clone(),
+                        k.clone(),
+                        health.clone(),
+                        stop,
+                    )
+                });
             }
         }
+    }
+
+    /// Run `run` under [`supervise`] until the runtime stops.
+    fn supervised<F, Fut, E>(&mut self, name: String, run: F)
+    where
+        F: Fn(watch::Receiver<bool>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display + 'static,
+    {
+        let stop = self.stop.subscribe();
+        self.tasks.push(tokio::spawn(supervise(name, stop, run)));
     }
 
     /// Keep the served models in line with the registry's aliases: a moved `champion`

@@ -33,8 +33,7 @@ pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
     runtime.start_maintenance();
     runtime.start_serving(std::time::Duration::from_millis(250));
     if !args.no_sources {
-        runtime.start_bindings();
-        runtime.start_feedback_topics();
+        runtime.start_model_topics();
     }
     runtime.start_rollouts(std::time::Duration::from_secs(1));
     // External training jobs log to this server: give them the address it really has.
