@@ -1,18 +1,21 @@
 //! Connectors: the streams Freshet's users already run, as sources of the ingest
 //! pipeline.
 //!
-//! This room holds the Kafka source ([`kafka`]): a consumer per stream whose every
+//! This room holds the Postgres change-data-capture source ([`pgcdc`]): a consistent
+//! snapshot, then every row change through a logical replication slot that advances
+//! only after the Delta commit holding its changes; and the Kafka source ([`kafka`]): a consumer per stream whose every
 //! partition's position is a Delta `txn` written in the same commit as its rows, so a
 //! crash, a restart or a rebalance neither loses nor duplicates a record; and topic
 //! bindings ([`kafka::bind`]): events on a topic scored by a model's router and
 //! answered on another topic; and feedback topics ([`kafka::feedback`]): labels into
 //! `labels/<model>`, exactly once. It reaches the lake only through `freshet-ingest`
 //! (the [`freshet_ingest::IngestService`] and its sink) and `freshet-serve`'s label
-//! tables, scores only through `freshet-serve`'s `Scorer`, and reports broker reachability to
-//! [`freshet_ingest::health`]. The client library (rdkafka, with a bundled librdkafka)
-//! stays in this crate.
+//! tables, scores only through `freshet-serve`'s `Scorer`, and reports broker and database
+//! reachability to [`freshet_ingest::health`]. The client libraries (rdkafka with a
+//! bundled librdkafka, tokio-postgres) stay in this crate.
 
 pub mod error;
 pub mod kafka;
+pub mod pgcdc;
 
 pub use error::ConnectError;

@@ -268,6 +268,10 @@ pub enum SourceConfig {
     /// Kafka topics, exactly once into the table (each partition's offset is a Delta
     /// `txn` written with its rows).
     Kafka(crate::config_connect::KafkaSourceConfig),
+    /// Tables of a Postgres database: a consistent snapshot, then every insert, update
+    /// and delete through logical replication; the slot's position is a Delta `txn`.
+    #[serde(rename = "postgres_cdc")]
+    PostgresCdc(crate::config_cdc::PostgresCdcSourceConfig),
 }
 
 fn default_poll_ms() -> NonZeroU64 {
@@ -491,13 +495,17 @@ impl StreamConfig {
             }
             (_, None) => errs.push(ConfigError::new(
                 format!("{base}.schema"),
-                "required for http, file and kafka sources",
+                "required for http, file, kafka and postgres_cdc sources",
             )),
             _ => {}
         }
         if let (SourceConfig::Kafka(k), Some(schema)) = (&self.source, &self.schema) {
             let fields: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
             crate::config_connect::validate_kafka(k, &format!("{base}.source"), &fields, errs);
+        }
+        if let (SourceConfig::PostgresCdc(p), Some(schema)) = (&self.source, &self.schema) {
+            let fields: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
+            crate::config_cdc::validate_postgres_cdc(p, &format!("{base}.source"), &fields, errs);
         }
         if let SourceConfig::File {
             path, format: None, ..

@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod config_cdc;
 pub mod config_connect;
 pub mod config_govern;
 pub mod model_spec;

@@ -205,6 +205,7 @@ pub struct Runtime {
     /// The label tables, shared by `POST .../feedback` and feedback topics.
     pub labels: Arc<freshet_serve::feedback::LabelTables>,
     kafka_metrics: freshet_connect::kafka::KafkaMetrics,
+    cdc_metrics: freshet_connect::pgcdc::CdcMetrics,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -335,12 +336,14 @@ impl Runtime {
             .with_live(live),
         );
         let kafka_metrics = freshet_connect::kafka::KafkaMetrics::new(&registry)?;
+        let cdc_metrics = freshet_connect::pgcdc::CdcMetrics::new(&registry)?;
         let (stop, _) = watch::channel(false);
         Ok(Self {
             governance,
             sources: Default::default(),
             labels: Arc::default(),
             kafka_metrics,
+            cdc_metrics,
             monitoring,
             config,
             base_dir,
@@ -447,6 +450,26 @@ impl Runtime {
                                 name.clone(),
                                 k.clone(),
                                 freshet_connect::kafka::KafkaOptions::default(),
+                                health.clone(),
+                                metrics.clone(),
+                                stop,
+                            )
+                        })));
+                }
+                SourceConfig::PostgresCdc(p) => {
+                    let (svc, name, p, stop) = (
+                        self.ingest.clone(),
+                        name.clone(),
+                        p.clone(),
+                        self.stop.subscribe(),
+                    );
+                    let (health, metrics) = (self.sources.clone(), self.cdc_metrics.clone());
+                    self.tasks
+                        .push(tokio::spawn(supervise(name.clone(), stop, move |stop| {
+                            freshet_connect::pgcdc::run_postgres_cdc(
+                                svc.clone(),
+                                name.clone(),
+                                p.clone(),
                                 health.clone(),
                                 metrics.clone(),
                                 stop,

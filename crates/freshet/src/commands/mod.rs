@@ -79,6 +79,7 @@ fn validate(path: &std::path::Path) -> Result<()> {
             freshet_core::config::SourceConfig::File { .. } => "file",
             freshet_core::config::SourceConfig::Generator(_) => "generator",
             freshet_core::config::SourceConfig::Kafka(_) => "kafka",
+            freshet_core::config::SourceConfig::PostgresCdc(_) => "postgres_cdc",
         };
         println!(
             "  {name}: {kind} source, {} transform(s)",

@@ -1,0 +1,772 @@
+//! Postgres change data capture: a consistent snapshot of the named tables, then every
+//! insert, update and delete through a logical replication slot (pgoutput), exactly
+//! once into the stream's table.
+//!
+//! Changes are read with `pg_logical_slot_peek_binary_changes` over an ordinary
+//! connection: reading does not move the slot, and the slot is moved with
+//! `pg_replication_slot_advance` only after the Delta commit that holds the changes,
+//! whose `txn` (`pgcdc:<slot>`) records the end LSN of the last transaction in it. A
+//! restart advances the slot to the table's position and reads on from there, so a
+//! crash between the commit and the advance neither loses nor repeats a change. (The
+//! walsender protocol would stream without polling, but the Rust Postgres driver on
+//! crates.io has no replication connections, and the SQL functions give exactly the
+//! read-then-confirm order that exactly-once needs.)
+//!
+//! The snapshot needs no exported snapshot: it reads every table in one repeatable-read
+//! transaction after the slot exists and notes that transaction's snapshot
+//! (`pg_current_snapshot()`). A change the slot holds whose transaction that snapshot
+//! already sees is in the snapshot's rows and is dropped; every other one is an event.
+//! The snapshot's rows and those first changes land in one commit, so a restart in the
+//! middle of a snapshot (nothing committed, the slot unmoved) simply takes it again.
+
+pub mod pgoutput;
+
+use crate::ConnectError;
+use freshet_core::config_cdc::PostgresCdcSourceConfig;
+use freshet_core::{FieldType, Schema, Value};
+use freshet_ingest::decode::{DecodedRecord, RecordProblem};
+use freshet_ingest::health::SourceHealth;
+use freshet_ingest::service::{IngestService, StreamRuntime};
+use freshet_ingest::sink::Txn;
+use pgoutput::{Assembler, Datum, Op, Relation, Transaction, format_lsn};
+use prometheus::{IntGaugeVec, Opts, Registry};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_postgres::{Client, NoTls};
+
+/// The `txn` app id holding the slot's position in the stream's table.
+pub fn slot_app_id(slot: &str) -> String {
+    format!("pgcdc:{slot}")
+}
+
+/// Microseconds between 1970-01-01 and 2000-01-01 (the Postgres epoch).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// Gauges of the CDC sources.
+#[derive(Clone)]
+pub struct CdcMetrics {
+    /// WAL bytes written since the table's position (what the slot still holds).
+    pub lag_bytes: IntGaugeVec,
+}
+
+impl CdcMetrics {
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let lag_bytes = IntGaugeVec::new(
+            Opts::new(
+                "freshet_cdc_lag_bytes",
+                "WAL bytes written since the last change committed to the stream's table",
+            ),
+            &["stream"],
+        )?;
+        registry.register(Box::new(lag_bytes.clone()))?;
+        Ok(Self { lag_bytes })
+    }
+}
+
+/// Capture the source's tables into the stream until `stop` turns true. Returns an
+/// error (the caller restarts it from the table's position) when the database is
+/// unreachable or a commit fails; the reason is reported to `health` first.
+pub async fn run_postgres_cdc(
+    service: Arc<IngestService>,
+    stream: String,
+    cfg: PostgresCdcSourceConfig,
+    health: SourceHealth,
+    metrics: CdcMetrics,
+    stop: watch::Receiver<bool>,
+) -> Result<(), ConnectError> {
+    health.connecting(&stream, "connecting to postgres");
+    let result = capture(&service, &stream, &cfg, &health, &metrics, stop).await;
+    if let Err(e) = &result {
+        health.down(&stream, e.to_string());
+    }
+    result
+}
+
+async fn capture(
+    service: &IngestService,
+    stream: &str,
+    cfg: &PostgresCdcSourceConfig,
+    health: &SourceHealth,
+    metrics: &CdcMetrics,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ConnectError> {
+    let srt = service.stream(stream)?.clone();
+    let client = connect(&cfg.url).await?;
+    preflight(&client, cfg).await?;
+    let app_id = slot_app_id(&cfg.slot);
+    let events = Events::new(srt.pipeline.input_schema(), cfg);
+    let mut position = service
+        .sink()
+        .txn_version(stream, &app_id)
+        .await
+        .map_err(|e| ConnectError::Postgres(format!("cannot read the table's position: {e}")))?;
+    let mut confirmed = ensure_slot(&client, cfg, position).await?;
+    health.up(stream);
+    let mut cap = Capture {
+        service,
+        srt: &srt,
+        client: &client,
+        cfg,
+        events,
+        app_id,
+        id_prefix: format!("pgcdc-{}", cfg.slot),
+        source: Arc::from(format!("postgres:{}", cfg.slot)),
+        relations: HashMap::new(),
+    };
+    if position.is_none() {
+        tracing::info!(stream, slot = %cfg.slot, tables = cfg.tables.len(), "postgres snapshot started");
+        let (reached, rows) = cap.snapshot().await?;
+        tracing::info!(stream, slot = %cfg.slot, rows, lsn = %format_lsn(reached), "postgres snapshot committed");
+        position = Some(reached as i64);
+    }
+    let mut position = position.unwrap_or(0);
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        // Move the slot up to what the table holds (after a crash between a commit
+        // and its advance, too), so the next read starts after it.
+        if (position as u64) > confirmed {
+            advance(&client, &cfg.slot, position as u64).await?;
+            confirmed = position as u64;
+        }
+        let txs = cap.read(Some(cfg.max_batch.get())).await?;
+        let txs: Vec<Transaction> = txs
+            .into_iter()
+            .filter(|t| t.end_lsn as i64 > position)
+            .collect();
+        let Some(last) = txs.last().map(|t| t.end_lsn) else {
+            report_lag(&client, stream, position, metrics).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(cfg.poll_ms.get())) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        };
+        let changes: usize = txs.iter().map(|t| t.changes.len()).sum();
+        if changes == 0 {
+            // Nothing of ours in these transactions: move past them without a commit.
+            advance(&client, &cfg.slot, last).await?;
+            confirmed = last;
+            continue;
+        }
+        let (records, positions) = cap.change_events(&txs, None);
+        cap.submit(records, positions, last, position).await?;
+        tracing::debug!(stream, changes, lsn = %format_lsn(last), "postgres changes committed");
+        position = last as i64;
+    }
+}
+
+/// Open a connection with the session settings the text values are read under.
+async fn connect(url: &str) -> Result<Client, ConnectError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| ConnectError::Postgres(format!("cannot connect: {}", pg_error(&e))))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %pg_error(&e), "postgres connection ended");
+        }
+    });
+    client
+        .batch_execute(
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; \
+             SET application_name = 'freshet-cdc'",
+        )
+        .await
+        .map_err(|e| ConnectError::Postgres(pg_error(&e)))?;
+    Ok(client)
+}
+
+/// A driver error as one line: the server's message when there is one.
+fn pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// The server can decode logically, and the publication covers the tables (created
+/// when missing).
+async fn preflight(client: &Client, cfg: &PostgresCdcSourceConfig) -> Result<(), ConnectError> {
+    let q = |e: tokio_postgres::Error| ConnectError::Postgres(pg_error(&e));
+    let wal_level: String = client
+        .query_one("SHOW wal_level", &[])
+        .await
+        .map_err(q)?
+        .get(0);
+    if wal_level != "logical" {
+        return Err(ConnectError::Postgres(format!(
+            "the server's wal_level is {wal_level}; set wal_level = logical and restart it"
+        )));
+    }
+    let publication = cfg.publication();
+    let tables = cfg.qualified_tables();
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(q)?
+        .is_some();
+    if !exists {
+        let list: Vec<String> = tables
+            .iter()
+            .map(|(s, t)| format!("{}.{}", quote(s), quote(t)))
+            .collect();
+        client
+            .batch_execute(&format!(
+                "CREATE PUBLICATION {} FOR TABLE {}",
+                quote(publication),
+                list.join(", ")
+            ))
+            .await
+            .map_err(|e| {
+                ConnectError::Postgres(format!(
+                    "cannot create publication {publication}: {}",
+                    pg_error(&e)
+                ))
+            })?;
+        tracing::info!(
+            publication,
+            tables = tables.len(),
+            "postgres publication created"
+        );
+        return Ok(());
+    }
+    let rows = client
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(q)?;
+    let have: HashSet<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let missing: Vec<String> = tables
+        .iter()
+        .filter(|t| !have.contains(*t))
+        .map(|(s, t)| format!("{s}.{t}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ConnectError::Postgres(format!(
+            "publication {publication} does not include {}; ALTER PUBLICATION {publication} ADD TABLE ...",
+            missing.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Make sure the slot exists; returns its confirmed position. A slot that is gone while
+/// the table holds a position cannot be recreated without losing changes: that is an
+/// error for the operator.
+async fn ensure_slot(
+    client: &Client,
+    cfg: &PostgresCdcSourceConfig,
+    position: Option<i64>,
+) -> Result<u64, ConnectError> {
+    let q = |e: tokio_postgres::Error| ConnectError::Postgres(pg_error(&e));
+    let row = client
+        .query_opt(
+            "SELECT plugin::text, (confirmed_flush_lsn - '0/0'::pg_lsn)::int8 \
+             FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
+            &[&cfg.slot],
+        )
+        .await
+        .map_err(q)?;
+    match (row, position) {
+        (Some(row), _) => {
+            let plugin: Option<String> = row.get(0);
+            if plugin.as_deref() != Some("pgoutput") {
+                return Err(ConnectError::Postgres(format!(
+                    "slot {} uses plugin {}, not pgoutput",
+                    cfg.slot,
+                    plugin.unwrap_or_default()
+                )));
+            }
+            let confirmed: Option<i64> = row.get(1);
+            Ok(confirmed.unwrap_or(0) as u64)
+        }
+        (None, Some(p)) => Err(ConnectError::Postgres(format!(
+            "slot {} is gone but the table holds changes up to {}: the changes since cannot \
+             be recovered from the slot; capture into a new stream to start over",
+            cfg.slot,
+            format_lsn(p as u64)
+        ))),
+        (None, None) => {
+            let row = client
+                .query_one(
+                    "SELECT (lsn - '0/0'::pg_lsn)::int8 \
+                     FROM pg_create_logical_replication_slot($1, 'pgoutput')",
+                    &[&cfg.slot],
+                )
+                .await
+                .map_err(|e| {
+                    ConnectError::Postgres(format!(
+                        "cannot create slot {}: {}",
+                        cfg.slot,
+                        pg_error(&e)
+                    ))
+                })?;
+            let lsn: i64 = row.get(0);
+            tracing::info!(slot = %cfg.slot, lsn = %format_lsn(lsn as u64), "postgres replication slot created");
+            Ok(lsn as u64)
+        }
+    }
+}
+
+async fn advance(client: &Client, slot: &str, lsn: u64) -> Result<(), ConnectError> {
+    client
+        .execute(
+            "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)",
+            &[&slot, &format_lsn(lsn)],
+        )
+        .await
+        .map_err(|e| {
+            ConnectError::Postgres(format!("cannot advance slot {slot}: {}", pg_error(&e)))
+        })?;
+    Ok(())
+}
+
+async fn report_lag(client: &Client, stream: &str, position: i64, metrics: &CdcMetrics) {
+    if let Ok(row) = client
+        .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8", &[])
+        .await
+    {
+        let now: i64 = row.get(0);
+        metrics
+            .lag_bytes
+            .with_label_values(&[stream])
+            .set((now - position).max(0));
+    }
+}
+
+/// The transactions a snapshot already sees (`xmin:xmax:xip,...` of
+/// `pg_current_snapshot()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PgSnapshot {
+    xmin: u64,
+    xmax: u64,
+    in_progress: HashSet<u64>,
+}
+
+impl PgSnapshot {
+    fn parse(text: &str) -> Result<Self, ConnectError> {
+        let bad = || ConnectError::Postgres(format!("unexpected snapshot {text}"));
+        let mut parts = text.splitn(3, ':');
+        let xmin = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        let xmax = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        let in_progress = parts
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            xmin,
+            xmax,
+            in_progress,
+        })
+    }
+
+    /// Whether the snapshot sees the (committed) transaction `xid`, a 32-bit id from
+    /// the stream, placed in the epoch of the snapshot's `xmax`.
+    fn sees(&self, xid: u32) -> bool {
+        let epoch = self.xmax & !0xFFFF_FFFF;
+        let mut full = epoch | u64::from(xid);
+        if full > self.xmax && full >= 1 << 32 {
+            full -= 1 << 32;
+        }
+        full < self.xmin || (full < self.xmax && !self.in_progress.contains(&full))
+    }
+}
+
+/// Where each column of a table lands in the stream's schema.
+struct Shape {
+    table: String,
+    slots: Vec<Option<(usize, FieldType)>>,
+    unknown: Option<String>,
+}
+
+/// Builds pipeline records from rows and changes.
+struct Events {
+    schema: Schema,
+    op: Option<usize>,
+    lsn: Option<usize>,
+    table: Option<usize>,
+    commit_time: Option<usize>,
+}
+
+impl Events {
+    fn new(schema: &Schema, cfg: &PostgresCdcSourceConfig) -> Self {
+        let slot = |f: &Option<String>| f.as_deref().and_then(|n| schema.index_of(n));
+        Self {
+            schema: schema.clone(),
+            op: slot(&cfg.metadata.op),
+            lsn: slot(&cfg.metadata.lsn),
+            table: slot(&cfg.metadata.table),
+            commit_time: slot(&cfg.metadata.commit_time),
+        }
+    }
+
+    fn shape<'a>(&self, table: String, columns: impl Iterator<Item = &'a str>) -> Shape {
+        let mut unknown = None;
+        let slots = columns
+            .map(|c| {
+                let slot = self
+                    .schema
+                    .index_of(c)
+                    .and_then(|i| self.schema.fields().get(i).map(|f| (i, f.ty)));
+                if slot.is_none() && unknown.is_none() {
+                    unknown = Some(c.to_string());
+                }
+                slot
+            })
+            .collect();
+        Shape {
+            table,
+            slots,
+            unknown,
+        }
+    }
+
+    fn record<'v>(
+        &self,
+        shape: &Shape,
+        values: impl Iterator<Item = Option<&'v str>>,
+        op: Op,
+        lsn: u64,
+        commit_time: Option<i64>,
+    ) -> DecodedRecord {
+        let mut row = vec![Value::Null; self.schema.len()];
+        for (v, slot) in values.zip(&shape.slots) {
+            if let (Some(v), Some((i, ty))) = (v, slot) {
+                row[*i] = text_value(*ty, v);
+            }
+        }
+        let mut put = |slot: Option<usize>, v: Value| {
+            if let Some(i) = slot {
+                row[i] = v;
+            }
+        };
+        put(self.op, Value::Str(op.as_str().into()));
+        put(self.lsn, Value::Int(lsn as i64));
+        put(self.table, Value::Str(shape.table.clone()));
+        put(
+            self.commit_time,
+            commit_time.map_or(Value::Null, |t| Value::Timestamp(t + PG_EPOCH_MICROS)),
+        );
+        let problem = match (&shape.unknown, self.schema.unknown_fields) {
+            (Some(name), freshet_core::schema::UnknownFields::Reject) => {
+                Some(RecordProblem::UnknownField(name.clone()))
+            }
+            _ => None,
+        };
+        DecodedRecord {
+            values: row,
+            problem,
+        }
+    }
+}
+
+/// A column's text into the value its declared field expects. Text that does not parse
+/// stays text, so the pipeline's validation names the field and the problem and the
+/// record goes to the dead-letter table.
+fn text_value(ty: FieldType, s: &str) -> Value {
+    let parsed = match ty {
+        FieldType::String => None,
+        FieldType::Int => s.parse::<i64>().ok().map(Value::Int),
+        FieldType::Float => s.parse::<f64>().ok().map(Value::Float),
+        FieldType::Bool => match s {
+            "t" | "true" => Some(Value::Bool(true)),
+            "f" | "false" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        FieldType::Timestamp => chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%#z")
+            .map(|t| t.timestamp_micros())
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+                    .map(|t| t.and_utc().timestamp_micros())
+            })
+            .ok()
+            .map(Value::Timestamp),
+        FieldType::Date => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .map(|d| Value::Date(freshet_core::value::days_from_date(d))),
+    };
+    parsed.unwrap_or_else(|| Value::Str(s.to_string()))
+}
+
+/// One capture session's state.
+struct Capture<'a> {
+    service: &'a IngestService,
+    srt: &'a StreamRuntime,
+    client: &'a Client,
+    cfg: &'a PostgresCdcSourceConfig,
+    events: Events,
+    app_id: String,
+    id_prefix: String,
+    source: Arc<str>,
+    /// Shapes of the relations seen, by relation id.
+    relations: HashMap<u32, (Relation, Shape)>,
+}
+
+impl Capture<'_> {
+    /// The committed transactions the slot holds, oldest first, up to about `limit`
+    /// changes (whole transactions).
+    async fn read(&mut self, limit: Option<usize>) -> Result<Vec<Transaction>, ConnectError> {
+        let limit = limit.map(|l| l as i32);
+        let rows = self
+            .client
+            .query(
+                "SELECT (lsn - '0/0'::pg_lsn)::int8, data \
+                 FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, \
+                 'proto_version', '1', 'publication_names', $3)",
+                &[&self.cfg.slot, &limit, &self.cfg.publication()],
+            )
+            .await
+            .map_err(|e| {
+                ConnectError::Postgres(format!(
+                    "cannot read slot {}: {}",
+                    self.cfg.slot,
+                    pg_error(&e)
+                ))
+            })?;
+        let mut asm = Assembler::default();
+        let mut out = Vec::new();
+        for row in &rows {
+            let lsn: i64 = row.get(0);
+            let data: &[u8] = row.get(1);
+            let msg = pgoutput::parse(data)
+                .map_err(|e| ConnectError::Postgres(format!("slot {}: {e}", self.cfg.slot)))?;
+            if let Some(t) = asm
+                .push(lsn as u64, msg)
+                .map_err(|e| ConnectError::Postgres(format!("slot {}: {e}", self.cfg.slot)))?
+            {
+                if t.truncated > 0 {
+                    tracing::warn!(slot = %self.cfg.slot, tables = t.truncated, "postgres truncate not captured: truncate emits no row events");
+                }
+                out.push(t);
+            }
+        }
+        for (id, rel) in asm.relations {
+            let shape = self.events.shape(
+                format!("{}.{}", rel.schema, rel.name),
+                rel.columns.iter().map(|c| c.name.as_str()),
+            );
+            self.relations.insert(id, (rel, shape));
+        }
+        Ok(out)
+    }
+
+    /// Records for the changes of `txs` (skipping transactions `seen` says the snapshot
+    /// holds). Each record's position is its change's LSN, plus its rank among the
+    /// rows of one multi-insert (which share an LSN; a WAL record is longer than the
+    /// rows it holds, so the positions stay unique).
+    fn change_events(
+        &self,
+        txs: &[Transaction],
+        seen: Option<&PgSnapshot>,
+    ) -> (Vec<DecodedRecord>, Vec<i64>) {
+        let mut records = Vec::new();
+        let mut positions = Vec::new();
+        for t in txs {
+            if seen.is_some_and(|s| s.sees(t.xid)) {
+                continue;
+            }
+            let mut prev = (u64::MAX, 0i64);
+            for c in &t.changes {
+                let Some((_, shape)) = self.relations.get(&c.relation) else {
+                    continue;
+                };
+                let rank = if c.lsn == prev.0 { prev.1 + 1 } else { 0 };
+                prev = (c.lsn, rank);
+                let values = c.values.iter().map(|d| match d {
+                    Datum::Text(s) => Some(s.as_str()),
+                    Datum::Null | Datum::Unchanged => None,
+                });
+                records.push(self.events.record(
+                    shape,
+                    values,
+                    c.op,
+                    t.commit_lsn,
+                    Some(t.commit_time),
+                ));
+                positions.push(c.lsn as i64 + rank);
+            }
+        }
+        (records, positions)
+    }
+
+    /// Submit records with the slot position `reached`, following on from `after`, and
+    /// wait for their commit.
+    async fn submit(
+        &self,
+        records: Vec<DecodedRecord>,
+        positions: Vec<i64>,
+        reached: u64,
+        after: i64,
+    ) -> Result<(), ConnectError> {
+        let txn = Txn {
+            app_id: self.app_id.clone(),
+            version: reached as i64,
+            after: Some(after),
+        };
+        let (_, ack) = self
+            .service
+            .submit(
+                self.srt,
+                records,
+                positions,
+                self.source.clone(),
+                &self.id_prefix,
+                Some(txn),
+                false,
+            )
+            .await?;
+        ack.await
+            .map_err(|_| freshet_ingest::IngestError::ShuttingDown)??;
+        Ok(())
+    }
+
+    /// Read every table in one repeatable-read transaction, then the changes the slot
+    /// already holds that the snapshot does not see, and commit them all at once with
+    /// the slot's position. Returns that position and the number of snapshot rows.
+    async fn snapshot(&mut self) -> Result<(u64, usize), ConnectError> {
+        let q = |e: tokio_postgres::Error| ConnectError::Postgres(pg_error(&e));
+        self.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(q)?;
+        let result = self.snapshot_rows().await;
+        // Read-only: ending it either way changes nothing.
+        let _ = self.client.batch_execute("ROLLBACK").await;
+        let (snap, mut records) = result?;
+        let rows = records.len();
+        let mut positions: Vec<i64> = (1..=rows as i64).map(|i| -i).collect();
+        let txs = self.read(None).await?;
+        let (changes, change_positions) = self.change_events(&txs, Some(&snap));
+        records.extend(changes);
+        positions.extend(change_positions);
+        let confirmed: i64 = self
+            .client
+            .query_one(
+                "SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::int8 FROM pg_replication_slots \
+                 WHERE slot_name = $1",
+                &[&self.cfg.slot],
+            )
+            .await
+            .map_err(q)?
+            .get(0);
+        let reached = txs.last().map_or(confirmed as u64, |t| t.end_lsn);
+        self.submit(records, positions, reached, -1).await?;
+        Ok((reached, rows))
+    }
+
+    async fn snapshot_rows(&self) -> Result<(PgSnapshot, Vec<DecodedRecord>), ConnectError> {
+        use futures::TryStreamExt;
+        let q = |e: tokio_postgres::Error| ConnectError::Postgres(pg_error(&e));
+        let text: String = self
+            .client
+            .query_one("SELECT pg_current_snapshot()::text", &[])
+            .await
+            .map_err(q)?
+            .get(0);
+        let snap = PgSnapshot::parse(&text)?;
+        let mut records = Vec::new();
+        for (schema, table) in self.cfg.qualified_tables() {
+            let name = format!("{}.{}", quote(&schema), quote(&table));
+            let probe = self
+                .client
+                .prepare(&format!("SELECT * FROM {name}"))
+                .await
+                .map_err(|e| {
+                    ConnectError::Postgres(format!(
+                        "cannot read {schema}.{table}: {}",
+                        pg_error(&e)
+                    ))
+                })?;
+            let columns: Vec<String> = probe
+                .columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect();
+            let select: Vec<String> = columns
+                .iter()
+                .map(|c| format!("{}::text", quote(c)))
+                .collect();
+            let shape = self.events.shape(
+                format!("{schema}.{table}"),
+                columns.iter().map(String::as_str),
+            );
+            let stream = self
+                .client
+                .query_raw(
+                    &format!("SELECT {} FROM {name}", select.join(", ")),
+                    std::iter::empty::<&str>(),
+                )
+                .await
+                .map_err(q)?;
+            futures::pin_mut!(stream);
+            while let Some(row) = stream.try_next().await.map_err(q)? {
+                let values = (0..columns.len()).map(|i| row.get::<_, Option<&str>>(i));
+                records.push(self.events.record(&shape, values, Op::Snapshot, 0, None));
+            }
+        }
+        Ok((snap, records))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_sees_what_committed_before_it() {
+        let s = PgSnapshot::parse("100:110:103,107").unwrap();
+        assert!(s.sees(99));
+        assert!(s.sees(104));
+        assert!(!s.sees(103), "in progress when the snapshot was taken");
+        assert!(!s.sees(110), "started after it");
+        assert!(!s.sees(500));
+        // Across an epoch: xmax in epoch 1, a stream xid from the end of epoch 0.
+        let (xmin, xmax) = ((1u64 << 32) - 5, (1u64 << 32) + 3);
+        let s = PgSnapshot::parse(&format!("{xmin}:{xmax}:{}", (1u64 << 32) - 2)).unwrap();
+        assert!(s.sees(u32::MAX - 10));
+        assert!(s.sees(u32::MAX - 2));
+        assert!(
+            !s.sees(u32::MAX - 1),
+            "in progress, from the previous epoch"
+        );
+        assert!(s.sees(1) && !s.sees(3));
+        assert!(PgSnapshot::parse("x:1:").is_err());
+    }
+
+    #[test]
+    fn text_values_follow_the_declared_type() {
+        assert_eq!(text_value(FieldType::Int, "42"), Value::Int(42));
+        assert_eq!(text_value(FieldType::Float, "2.5"), Value::Float(2.5));
+        assert_eq!(text_value(FieldType::Bool, "t"), Value::Bool(true));
+        assert_eq!(text_value(FieldType::String, "t"), Value::Str("t".into()));
+        assert_eq!(
+            text_value(FieldType::Timestamp, "2026-12-06 20:14:16.5+00"),
+            Value::Timestamp(1_796_588_056_500_000)
+        );
+        assert_eq!(
+            text_value(FieldType::Timestamp, "2026-12-06 20:14:16"),
+            Value::Timestamp(1_796_588_056_000_000)
+        );
+        assert_eq!(text_value(FieldType::Date, "1970-01-02"), Value::Date(1));
+        // Unparseable text stays text, for validation to reject with the field's name.
+        assert_eq!(
+            text_value(FieldType::Int, "12abc"),
+            Value::Str("12abc".into())
+        );
+    }
+}
