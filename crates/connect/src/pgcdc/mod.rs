@@ -24,6 +24,7 @@ pub mod pgoutput;
 use crate::ConnectError;
 use freshet_core::config_cdc::PostgresCdcSourceConfig;
 use freshet_core::{FieldType, Schema, Value};
+use freshet_ingest::batch::Ack;
 use freshet_ingest::decode::{DecodedRecord, RecordProblem};
 use freshet_ingest::health::SourceHealth;
 use freshet_ingest::service::{IngestService, StreamRuntime};
@@ -132,7 +133,9 @@ async fn capture(
             advance(&client, &cfg.slot, position as u64).await?;
             confirmed = position as u64;
         }
+        let t_read = std::time::Instant::now();
         let txs = cap.read(Some(cfg.max_batch.get())).await?;
+        let read_ms = t_read.elapsed().as_millis() as u64;
         let txs: Vec<Transaction> = txs
             .into_iter()
             .filter(|t| t.end_lsn as i64 > position)
@@ -152,9 +155,21 @@ async fn capture(
             confirmed = last;
             continue;
         }
+        let t_submit = std::time::Instant::now();
         let (records, positions) = cap.change_events(&txs, None);
-        cap.submit(records, positions, last, position).await?;
-        tracing::debug!(stream, changes, lsn = %format_lsn(last), "postgres changes committed");
+        let ack = cap.submit(records, positions, last, position).await?;
+        let submit_ms = t_submit.elapsed().as_millis() as u64;
+        let t_commit = std::time::Instant::now();
+        committed(ack).await?;
+        tracing::debug!(
+            stream,
+            changes,
+            lsn = %format_lsn(last),
+            read_ms,
+            submit_ms,
+            commit_ms = t_commit.elapsed().as_millis() as u64,
+            "postgres changes committed"
+        );
         position = last as i64;
     }
 }
@@ -503,6 +518,13 @@ fn text_value(ty: FieldType, s: &str) -> Value {
     parsed.unwrap_or_else(|| Value::Str(s.to_string()))
 }
 
+/// Wait for a submission's commit.
+async fn committed(ack: Ack) -> Result<(), ConnectError> {
+    ack.await
+        .map_err(|_| freshet_ingest::IngestError::ShuttingDown)??;
+    Ok(())
+}
+
 /// One capture session's state.
 struct Capture<'a> {
     service: &'a IngestService,
@@ -604,15 +626,15 @@ impl Capture<'_> {
         (records, positions)
     }
 
-    /// Submit records with the slot position `reached`, following on from `after`, and
-    /// wait for their commit.
+    /// Submit records (decode, validate, transform) with the slot position `reached`,
+    /// following on from `after`; the [`Ack`] resolves once they are committed.
     async fn submit(
         &self,
         records: Vec<DecodedRecord>,
         positions: Vec<i64>,
         reached: u64,
         after: i64,
-    ) -> Result<(), ConnectError> {
+    ) -> Result<Ack, ConnectError> {
         let txn = Txn {
             app_id: self.app_id.clone(),
             version: reached as i64,
@@ -630,9 +652,7 @@ impl Capture<'_> {
                 false,
             )
             .await?;
-        ack.await
-            .map_err(|_| freshet_ingest::IngestError::ShuttingDown)??;
-        Ok(())
+        Ok(ack)
     }
 
     /// Read every table in one repeatable-read transaction, then the changes the slot
@@ -665,7 +685,7 @@ impl Capture<'_> {
             .map_err(q)?
             .get(0);
         let reached = txs.last().map_or(confirmed as u64, |t| t.end_lsn);
-        self.submit(records, positions, reached, -1).await?;
+        committed(self.submit(records, positions, reached, -1).await?).await?;
         Ok((reached, rows))
     }
 
