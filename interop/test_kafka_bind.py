@@ -51,6 +51,8 @@ models:
     bind:
       - {{ type: kafka, brokers: "{bootstrap}", input: payments, output: payments-scored,
           group: fraud-scorer, start: earliest, partitions: [0, 1] }}
+    sinks:
+      - {{ type: kafka, brokers: "{bootstrap}", topic: fraud-predictions }}
 """
 
 
@@ -86,7 +88,7 @@ def test_topic_in_score_topic_out_with_a_champion_swap(tmp_path):
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         for f in admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1)
-                                      for t in ("payments", "payments-scored")]).values():
+                                      for t in ("payments", "payments-scored", "fraud-predictions")]).values():
             f.result(30)
         (root / "freshet.yaml").write_text(config(broker.bootstrap))
         rows = ["amount,merchant,is_fraud"] + [
@@ -133,6 +135,29 @@ def test_topic_in_score_topic_out_with_a_champion_swap(tmp_path):
         producer.join()
         read_until(3000, 60)
         out.close()
+
+        # Every captured prediction is also on the sink topic, keyed <request_id>/<row>.
+        sunk: dict[str, tuple[dict, dict]] = {}
+        sink = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "sink-checker",
+                         "enable.auto.commit": False})
+        sink.assign([TopicPartition("fraud-predictions", p, 0) for p in range(2)])
+
+        def captured_keys() -> set[str]:
+            t = DeltaTable(str(root / "lake" / "inference" / "fraud")).to_pyarrow_table(columns=["request_id", "row"])
+            return {f"{r}/{n}" for r, n in zip(t["request_id"].to_pylist(), t["row"].to_pylist())}
+
+        def drained() -> bool:
+            for m in sink.consume(1000, 0.5):
+                if not m.error():
+                    sunk[m.key().decode()] = ({k: v.decode() for k, v in (m.headers() or [])}, json.loads(m.value()))
+            keys = captured_keys()
+            return len(keys) >= 2999 and keys <= set(sunk)
+        fs.wait(drained, "every captured prediction on the sink topic", 60)
+        sink.close()
+        for key, (headers, line) in sunk.items():
+            assert key == f"{line['request_id']}/{line['row']}", (key, line)
+            assert headers["freshet-request-id"] == line["request_id"], headers
+            assert line["model"] == "fraud" and "prediction" in line, line
         fs.stop()
     finally:
         fs.kill()

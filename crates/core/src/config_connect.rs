@@ -160,7 +160,7 @@ pub fn validate_kafka(
     validate_options(&k.options, base, errs);
 }
 
-fn validate_brokers(brokers: &str, path: &str, errs: &mut Vec<ConfigError>) {
+pub(crate) fn validate_brokers(brokers: &str, path: &str, errs: &mut Vec<ConfigError>) {
     if brokers.trim().is_empty() {
         errs.push(ConfigError::new(
             path,
@@ -178,7 +178,7 @@ fn validate_brokers(brokers: &str, path: &str, errs: &mut Vec<ConfigError>) {
     }
 }
 
-fn validate_topic(t: &str, path: &str, errs: &mut Vec<ConfigError>) {
+pub(crate) fn validate_topic(t: &str, path: &str, errs: &mut Vec<ConfigError>) {
     let legal = !t.is_empty()
         && t.len() <= 249
         && t != "."

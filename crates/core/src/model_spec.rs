@@ -145,6 +145,17 @@ pub enum SinkSpec {
         #[serde(default = "default_sink_retries")]
         retries: u32,
     },
+    /// Produce each prediction to a Kafka topic, keyed `<request_id>/<row>` with the
+    /// header `freshet-request-id` (at least once: consumers de-duplicate by key).
+    Kafka {
+        /// Bootstrap brokers, `host:port[,host:port...]`.
+        brokers: String,
+        topic: String,
+        /// Extra librdkafka producer settings (e.g. `security.protocol`); values never
+        /// reach logs or errors.
+        #[serde(default)]
+        options: std::collections::BTreeMap<String, String>,
+    },
 }
 
 fn default_sink_timeout_ms() -> u64 {
@@ -175,6 +186,10 @@ impl SinkSpec {
                         "must be above 0",
                     ));
                 }
+            }
+            SinkSpec::Kafka { brokers, topic, .. } => {
+                crate::config_connect::validate_brokers(brokers, &format!("{p}.brokers"), errs);
+                crate::config_connect::validate_topic(topic, &format!("{p}.topic"), errs);
             }
             SinkSpec::Ndjson { .. } => {}
         }

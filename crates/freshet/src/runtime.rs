@@ -257,6 +257,25 @@ impl Runtime {
                 },
             );
         }
+        // Each model's prediction and label tables exist before anything writes them:
+        // the model loop, the rollout task and the first feedback call all open them,
+        // and two of them creating one at once would leave a handle that cannot commit.
+        for model in config.models.keys() {
+            for (table, schema) in [
+                (
+                    format!("inference/{model}"),
+                    freshet_serve::capture::inference_schema(),
+                ),
+                (
+                    format!("labels/{model}"),
+                    freshet_serve::feedback::labels_schema(),
+                ),
+            ] {
+                freshet_serve::feedback::open_table(&lake, &table, &schema)
+                    .await
+                    .with_context(|| format!("model '{model}': cannot open {table}"))?;
+            }
+        }
         let sink = Arc::new(LakeSink::new(tables));
         let registry = prometheus::Registry::new_custom(None, None)?;
         let metrics = IngestMetrics::new(&registry)?;
@@ -291,12 +310,17 @@ impl Runtime {
                 (name.clone(), specs)
             })
             .collect();
-        let capture = Arc::new(freshet_serve::capture::Capture::start_with_sinks(
-            lake.clone(),
-            freshet_serve::capture::CaptureOptions::default(),
-            &registry,
-            &sinks,
-        ));
+        let kafka_sinks = freshet_connect::kafka::sink::factory();
+        let capture = Arc::new(
+            freshet_serve::capture::Capture::start_with_sinks(
+                lake.clone(),
+                freshet_serve::capture::CaptureOptions::default(),
+                &registry,
+                &sinks,
+                Some(kafka_sinks.as_ref()),
+            )
+            .map_err(anyhow::Error::msg)?,
+        );
         let protector = StreamPii {
             actions: config
                 .models

@@ -95,7 +95,7 @@ impl Capture {
     /// Start the writer. Counters are registered in `registry` (an already registered
     /// name is reused, so tests can start several).
     pub fn start(lake: Lake, opts: CaptureOptions, registry: &prometheus::Registry) -> Self {
-        Self::start_with_sinks(lake, opts, registry, &HashMap::new())
+        Self::spawn(lake, opts, registry, HashMap::new())
     }
 
     /// Start the writer with prediction sinks per model, fed after each commit.
@@ -104,18 +104,27 @@ impl Capture {
         opts: CaptureOptions,
         registry: &prometheus::Registry,
         sinks: &HashMap<String, Vec<crate::sinks::SinkSpec>>,
-    ) -> Self {
+        external: Option<&crate::sinks::SinkFactory>,
+    ) -> Result<Self, String> {
         let sink_dropped = crate::sinks::dropped_counter(registry);
-        let running: HashMap<String, Vec<crate::sinks::Sink>> = sinks
-            .iter()
-            .map(|(model, specs)| {
-                let started = specs
-                    .iter()
-                    .map(|s| crate::sinks::Sink::start(model, s, sink_dropped.clone()))
-                    .collect();
-                (model.clone(), started)
-            })
-            .collect();
+        let mut running: HashMap<String, Vec<crate::sinks::Sink>> = HashMap::new();
+        for (model, specs) in sinks {
+            let started = specs
+                .iter()
+                .map(|s| crate::sinks::Sink::start(model, s, sink_dropped.clone(), external))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("models.{model}.sinks: {e}"))?;
+            running.insert(model.clone(), started);
+        }
+        Ok(Self::spawn(lake, opts, registry, running))
+    }
+
+    fn spawn(
+        lake: Lake,
+        opts: CaptureOptions,
+        registry: &prometheus::Registry,
+        running: HashMap<String, Vec<crate::sinks::Sink>>,
+    ) -> Self {
         let dropped = counter(
             registry,
             "freshet_inference_capture_dropped_total",

@@ -1,5 +1,7 @@
 //! Prediction sinks: every committed prediction pushed downstream as NDJSON, to a file
-//! or an HTTP webhook (Kafka comes with the Kafka source).
+//! or an HTTP webhook, or to a system whose client lives in another crate (Kafka, in
+//! `freshet-connect`) through an [`ExternalSink`] made by the [`SinkFactory`] the
+//! binary hands over.
 //!
 //! Sinks are fed by the capture writer after each commit to `inference/<model>`, so a
 //! consumer never sees a prediction the table does not hold. Each sink has its own
@@ -66,6 +68,28 @@ pub fn ndjson(rows: &[InferenceRow]) -> Vec<u8> {
     out
 }
 
+/// Delivery to a system whose client library lives in another crate.
+pub trait ExternalSink: Send + Sync + 'static {
+    /// Deliver one batch of NDJSON lines (one prediction each), retrying as the system
+    /// does; `Err` names how many lines could not be delivered (counted as dropped).
+    fn deliver(
+        &self,
+        batch: Arc<Vec<u8>>,
+    ) -> futures::future::BoxFuture<'static, Result<(), Undelivered>>;
+}
+
+/// Lines an [`ExternalSink`] could not deliver, and why (never a credential).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undelivered {
+    pub lines: u64,
+    pub reason: String,
+}
+
+/// Makes the [`ExternalSink`] for a spec this crate cannot serve itself (`None` when the
+/// factory does not know the spec either).
+pub type SinkFactory =
+    dyn Fn(&str, &SinkSpec) -> Option<Result<Arc<dyn ExternalSink>, String>> + Send + Sync;
+
 /// A running sink.
 #[derive(Debug)]
 pub struct Sink {
@@ -75,12 +99,19 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Start the sink's task. `model` labels its drop counter.
-    pub fn start(model: &str, spec: &SinkSpec, dropped: prometheus::IntCounterVec) -> Self {
+    /// Start the sink's task. `model` labels its drop counter; `external` makes the
+    /// sinks this crate has no client for.
+    pub fn start(
+        model: &str,
+        spec: &SinkSpec,
+        dropped: prometheus::IntCounterVec,
+        external: Option<&SinkFactory>,
+    ) -> Result<Self, String> {
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
         let label = match spec {
             SinkSpec::Ndjson { path } => format!("ndjson:{path}"),
             SinkSpec::Webhook { url, .. } => format!("webhook:{url}"),
+            SinkSpec::Kafka { topic, .. } => format!("kafka:{topic}"),
         };
         let task_dropped = dropped.with_label_values(&[model, &label]);
         match spec.clone() {
@@ -100,11 +131,17 @@ impl Sink {
                     task_dropped.clone(),
                 ));
             }
+            other => {
+                let sink = external
+                    .and_then(|make| make(model, &other))
+                    .ok_or_else(|| format!("no client for the {label} sink in this build"))??;
+                tokio::spawn(external_loop(sink, rx, task_dropped.clone()));
+            }
         }
-        Self {
+        Ok(Self {
             tx,
             dropped: task_dropped,
-        }
+        })
     }
 
     /// Queue a batch of NDJSON lines; counted as dropped when the queue is full.
@@ -156,6 +193,19 @@ async fn file_loop(
         if !matches!(written, Ok(Ok(()))) {
             tracing::warn!(path = %path.display(), "prediction sink could not write");
             dropped.inc_by(lines(&batch));
+        }
+    }
+}
+
+async fn external_loop(
+    sink: Arc<dyn ExternalSink>,
+    mut rx: mpsc::Receiver<Arc<Vec<u8>>>,
+    dropped: prometheus::IntCounter,
+) {
+    while let Some(batch) = rx.recv().await {
+        if let Err(e) = sink.deliver(batch).await {
+            tracing::warn!(undelivered = e.lines, error = %e.reason, "prediction sink could not deliver a batch");
+            dropped.inc_by(e.lines);
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod bind;
 pub mod decode;
 pub mod feedback;
+pub mod sink;
 
 use crate::error::ConnectError;
 use decode::{RecordDecoder, RecordMeta};

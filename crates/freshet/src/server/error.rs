@@ -28,6 +28,12 @@ impl ApiError {
             retry_after_secs: None,
         }
     }
+
+    /// Tell the client when to try again (`Retry-After`).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
 }
 
 impl From<IngestError> for ApiError {

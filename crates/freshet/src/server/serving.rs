@@ -124,7 +124,21 @@ async fn feedback(
         &rows,
         Vec::new(),
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        // Nothing was stored: the caller may send the same labels again (the newest
+        // label of a request wins, so a repeat is harmless).
+        freshet_serve::ServeError::Lake(_) | freshet_serve::ServeError::Storage(_) => {
+            tracing::error!(model = %model, error = %e, "labels could not be committed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("the labels could not be committed to labels/{model}; retry"),
+            )
+            .retry_after(1)
+        }
+        other => other.into(),
+    })?;
     let (matched, version) = (done.live_matched, done.version);
     let mut learnt = None;
     if let (true, Some(m)) = (wait, &live) {
