@@ -231,7 +231,19 @@ impl Table {
         )
         .with_actions(adds)
         .build(Some(snapshot), table.log_store(), operation)
-        .await?;
+        .await;
+        let finalized = match finalized {
+            Ok(f) => f,
+            Err(e) => {
+                // The commit may have failed on a snapshot another writer moved past:
+                // reload, so that the next append is checked against the current log
+                // instead of failing the same way forever.
+                if let Err(reload) = table.update_state().await {
+                    tracing::warn!(table = %self.url, error = %reload, "table could not be reloaded after a failed commit");
+                }
+                return Err(e.into());
+            }
+        };
         let version = finalized.version() as i64;
         table.state = Some(finalized.snapshot());
         drop(table);
