@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import threading
 import time
@@ -29,7 +30,7 @@ import pytest
 import requests
 
 from pg_server import PASSWORD, Postgres
-from test_kafka import Freshet, rows
+from test_kafka import Freshet, rows, tables
 
 SLOT = "freshet_orders"
 
@@ -271,6 +272,18 @@ def test_database_down_at_start_and_restarted_mid_stream(tmp_path):
         time.sleep(1.0)
         fs.stop()
         check_exactly_once(tmp_path, pg.dsn)
+        # `freshet tables` asks the database how far the table is behind: nothing yet,
+        # then the WAL of what is written while Freshet is down.
+        def behind() -> int:
+            out = tables(tmp_path)
+            m = re.search(rf"^orders\s+slot {SLOT}\s+(\d+) WAL bytes$", out, re.M)
+            assert m, out
+            return int(m.group(1))
+        before = behind()
+        with psycopg.connect(pg.dsn, autocommit=True) as c:
+            for _ in range(50):
+                writer.step(c)
+        assert behind() > before + 1000
     finally:
         fs.kill()
         pg.close()

@@ -16,6 +16,7 @@
 
 pub mod error;
 pub mod kafka;
+pub mod lag;
 pub mod pgcdc;
 
 pub use error::ConnectError;

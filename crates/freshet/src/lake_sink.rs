@@ -4,7 +4,7 @@
 
 use freshet_core::system_columns as sys;
 use freshet_core::{Field, FieldType, Schema, Value, clock::micros_to_epoch_days};
-use freshet_ingest::sink::{CommitReceipt, Submission, TableSink};
+use freshet_ingest::sink::{CommitReceipt, DeadLetter, Submission, TableSink};
 use freshet_lake::{RowBatchBuilder, Table, Txn};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -76,16 +76,19 @@ impl LakeSink {
 /// With `check_gaps` (the events table, which records every chunk's position), a chunk
 /// that does not follow on from the table's position for its source is refused: its
 /// predecessor failed to commit, and committing it would make a restart skip the gap.
+/// Each taken submission comes with the position its source had in the table before it
+/// (-1 for none, or without a transaction).
 async fn pending<'a>(
     table: &Table,
     group: &'a [Submission],
     has_data: impl Fn(&Submission) -> bool,
     check_gaps: bool,
-) -> Result<(Vec<&'a Submission>, Vec<Txn>, usize), String> {
+) -> Result<(Vec<(&'a Submission, i64)>, Vec<Txn>, usize), String> {
     let mut take = Vec::new();
     let mut txns: BTreeMap<String, i64> = BTreeMap::new();
     let mut skipped = 0;
     for s in group {
+        let mut floor = -1;
         if let Some(t) = &s.txn {
             // The position reached so far: taken earlier in this very group (consecutive
             // chunks, or a retry that arrived while its first attempt waited), or committed.
@@ -110,11 +113,12 @@ async fn pending<'a>(
                     t.app_id
                 ));
             }
+            floor = current;
             let v = txns.entry(t.app_id.clone()).or_insert(t.version);
             *v = (*v).max(t.version);
         }
         if has_data(s) || s.txn.is_some() {
-            take.push(s);
+            take.push((s, floor));
         }
     }
     let txns = txns
@@ -147,12 +151,20 @@ impl TableSink for LakeSink {
             // the dead-letter transaction and writes only the events.
             let (dead_subs, dead_txns, _) =
                 pending(&t.dlq, group, |s| !s.dead.is_empty(), false).await?;
-            let dead_count: usize = dead_subs.iter().map(|s| s.dead.len()).sum();
+            // A submission the dead-letter table partly holds (its source resubmitted
+            // with other boundaries after a crash between the two commits) brings
+            // only the dead letters past that position.
+            fn fresh(s: &Submission, floor: i64) -> impl Iterator<Item = &DeadLetter> {
+                s.dead
+                    .iter()
+                    .filter(move |d| d.order > floor || s.txn.is_none())
+            }
+            let dead_count: usize = dead_subs.iter().map(|(s, f)| fresh(s, *f).count()).sum();
             if dead_count > 0 {
                 let mut b = RowBatchBuilder::new(&t.dlq_schema, dead_count);
                 let mut id = String::new();
-                for s in &dead_subs {
-                    for d in &s.dead {
+                for (s, floor) in &dead_subs {
+                    for d in fresh(s, *floor) {
                         let r = &d.rejection;
                         b.push_str(0, r.stage.as_str());
                         b.push(1, &r.field.clone().map_or(Value::Null, Value::Str));
@@ -173,14 +185,14 @@ impl TableSink for LakeSink {
             let (subs, txns, skipped) =
                 pending(&t.events, group, |s| !s.rows.is_empty(), true).await?;
             receipt.replays_skipped = skipped;
-            let rows: usize = subs.iter().map(|s| s.rows.len()).sum();
+            let rows: usize = subs.iter().map(|(s, _)| s.rows.len()).sum();
             if rows == 0 && txns.is_empty() {
                 return Ok(receipt);
             }
             let mut b = RowBatchBuilder::new(&t.events_schema, rows);
             let mut id = String::new();
             let n = t.user_columns;
-            for s in &subs {
+            for (s, _) in &subs {
                 for (row, meta) in s.rows.iter().zip(&s.meta) {
                     for (i, v) in row.iter().enumerate().take(n) {
                         b.push(i, v);
@@ -297,5 +309,47 @@ mod tests {
         let r = sink.commit("s", &[chunk(100, 200)]).await.unwrap();
         assert_eq!((r.rows_written, r.replays_skipped), (0, 1));
         assert_eq!(events.info(None).await.unwrap().rows, 4);
+    }
+
+    fn with_dead(mut s: Submission, orders: &[i64]) -> Submission {
+        s.dead = orders
+            .iter()
+            .map(|&order| DeadLetter {
+                rejection: freshet_ingest::pipeline::Rejection {
+                    index: 0,
+                    stage: freshet_ingest::pipeline::Stage::Validate,
+                    field: None,
+                    reason: "bad".into(),
+                    payload: "{}".into(),
+                },
+                meta: RowMeta { position: order },
+                order,
+            })
+            .collect();
+        s
+    }
+
+    #[tokio::test]
+    async fn dead_letters_an_earlier_attempt_wrote_are_not_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sink, events) = sink(dir.path()).await;
+        sink.commit("s", &[chunk(-1, 5)]).await.unwrap();
+        // An attempt whose dead letters commit but whose events do not (here: refused
+        // by the gap check, as a crash between the two commits would leave it).
+        let err = sink
+            .commit("s", &[with_dead(chunk(7, 30), &[10, 20, 30])])
+            .await
+            .unwrap_err();
+        assert!(err.contains("earlier chunk failed"), "{err}");
+        // The source resumes from the events table with other boundaries: only the dead
+        // letter past what the dead-letter table holds is new.
+        let r = sink
+            .commit("s", &[with_dead(chunk(5, 40), &[10, 20, 30, 40])])
+            .await
+            .unwrap();
+        assert_eq!((r.dead_written, r.rows_written), (1, 1));
+        assert_eq!(events.txn_version("file:x").await.unwrap(), Some(40));
+        let dlq = sink.get("s").unwrap().dlq.clone();
+        assert_eq!(dlq.info(None).await.unwrap().rows, 4);
     }
 }

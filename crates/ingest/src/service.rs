@@ -286,6 +286,28 @@ impl IngestService {
         txn: Option<Txn>,
         fail_fast: bool,
     ) -> Result<(IngestOutcome, Ack)> {
+        self.submit_ordered(
+            rt, records, positions, None, source, id_prefix, txn, fail_fast,
+        )
+        .await
+    }
+
+    /// [`submit`](Self::submit) for a source whose positions do not follow its
+    /// transaction versions: `orders` gives each record's place in the version's unit
+    /// (see [`DeadLetter::order`](crate::sink::DeadLetter::order)); by default a
+    /// record's order is its position.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn submit_ordered(
+        &self,
+        rt: &StreamRuntime,
+        records: Vec<DecodedRecord>,
+        positions: Vec<i64>,
+        orders: Option<Vec<i64>>,
+        source: Arc<str>,
+        id_prefix: &str,
+        txn: Option<Txn>,
+        fail_fast: bool,
+    ) -> Result<(IngestOutcome, Ack)> {
         let n = records.len();
         self.metrics
             .records_in
@@ -308,6 +330,10 @@ impl IngestService {
                 .map(|r| DeadLetter {
                     rejection: r.clone(),
                     meta: meta(r.index),
+                    order: orders
+                        .as_ref()
+                        .and_then(|o| o.get(r.index).copied())
+                        .unwrap_or(meta(r.index).position),
                 })
                 .collect(),
             rows: processed.rows,

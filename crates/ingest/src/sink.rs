@@ -85,6 +85,12 @@ impl Submission {
 pub struct DeadLetter {
     pub rejection: Rejection,
     pub meta: RowMeta,
+    /// The record's place in its source's order, in the unit of the submission's
+    /// transaction version (its offset for Kafka and files; its transaction's end LSN
+    /// for Postgres). After a crash between the dead-letter commit and the event
+    /// commit, a source may resubmit with other boundaries: dead letters at or below
+    /// the dead-letter table's position were written by the earlier attempt.
+    pub order: i64,
 }
 
 /// The result of committing a group.

@@ -29,6 +29,7 @@ use freshet_ingest::decode::{DecodedRecord, RecordProblem};
 use freshet_ingest::health::SourceHealth;
 use freshet_ingest::service::{IngestService, StreamRuntime};
 use freshet_ingest::sink::Txn;
+use futures::TryStreamExt;
 use pgoutput::{Assembler, Datum, Op, Relation, Transaction, format_lsn};
 use prometheus::{IntGaugeVec, Opts, Registry};
 use std::collections::{HashMap, HashSet};
@@ -133,45 +134,101 @@ async fn capture(
             advance(&client, &cfg.slot, position as u64).await?;
             confirmed = position as u64;
         }
-        let t_read = std::time::Instant::now();
-        let txs = cap.read(Some(cfg.max_batch.get())).await?;
-        let read_ms = t_read.elapsed().as_millis() as u64;
-        let txs: Vec<Transaction> = txs
-            .into_iter()
-            .filter(|t| t.end_lsn as i64 > position)
-            .collect();
-        let Some(last) = txs.last().map(|t| t.end_lsn) else {
-            report_lag(&client, stream, position, metrics).await;
+        // One read of the slot, streamed: each chunk of whole transactions is
+        // submitted with its own position while the rest is still arriving, so the
+        // server's decoding, the pipeline and the commits overlap. The slot moves only
+        // once every chunk is committed.
+        let started = std::time::Instant::now();
+        let client: &Client = cap.client;
+        let rows = peek(client, cfg, Some(cfg.max_batch.get())).await?;
+        futures::pin_mut!(rows);
+        let mut asm = Assembler::default();
+        let (mut chunk, mut chunk_changes) = (Vec::new(), 0usize);
+        let (mut acks, mut changes, mut submitted) = (Vec::new(), 0usize, position);
+        let mut last = None;
+        while let Some(row) = rows.try_next().await.map_err(|e| read_error(cfg, &e))? {
+            let Some(t) = cap.feed(&mut asm, &row)? else {
+                continue;
+            };
+            if t.end_lsn as i64 <= position {
+                continue;
+            }
+            last = Some(t.end_lsn);
+            chunk_changes += t.changes.len();
+            chunk.push(t);
+            if chunk_changes >= CHUNK_CHANGES {
+                changes += chunk_changes;
+                acks.push(cap.submit_chunk(&mut chunk, &mut submitted).await?);
+                chunk_changes = 0;
+            }
+        }
+        if chunk_changes > 0 {
+            changes += chunk_changes;
+            acks.push(cap.submit_chunk(&mut chunk, &mut submitted).await?);
+        }
+        let Some(last) = last else {
+            report_lag(client, stream, position, metrics).await;
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(cfg.poll_ms.get())) => {}
                 _ = stop.changed() => {}
             }
             continue;
         };
-        let changes: usize = txs.iter().map(|t| t.changes.len()).sum();
-        if changes == 0 {
-            // Nothing of ours in these transactions: move past them without a commit.
-            advance(&client, &cfg.slot, last).await?;
-            confirmed = last;
-            continue;
+        let read_ms = started.elapsed().as_millis() as u64;
+        for ack in acks {
+            committed(ack).await?;
         }
-        let t_submit = std::time::Instant::now();
-        let (records, positions) = cap.change_events(&txs, None);
-        let ack = cap.submit(records, positions, last, position).await?;
-        let submit_ms = t_submit.elapsed().as_millis() as u64;
-        let t_commit = std::time::Instant::now();
-        committed(ack).await?;
         tracing::debug!(
             stream,
             changes,
             lsn = %format_lsn(last),
             read_ms,
-            submit_ms,
-            commit_ms = t_commit.elapsed().as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
             "postgres changes committed"
         );
-        position = last as i64;
+        // Transactions with nothing of ours need no commit: the slot moves past them.
+        position = submitted;
+        advance(client, &cfg.slot, last).await?;
+        confirmed = last;
     }
+}
+
+/// Row changes per submission within one read of the slot.
+const CHUNK_CHANGES: usize = 10_000;
+
+/// Start reading the slot: the committed transactions it holds, oldest first, whole
+/// transactions up to about `limit` changes, streamed as the server decodes them.
+async fn peek(
+    client: &Client,
+    cfg: &PostgresCdcSourceConfig,
+    limit: Option<usize>,
+) -> Result<tokio_postgres::RowStream, ConnectError> {
+    let limit = limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX));
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&cfg.slot, &limit, &cfg.publication()];
+    client
+        .query_raw(
+            "SELECT (lsn - '0/0'::pg_lsn)::int8, data \
+             FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, \
+             'proto_version', '1', 'publication_names', $3)",
+            params,
+        )
+        .await
+        .map_err(|e| read_error(cfg, &e))
+}
+
+fn read_error(cfg: &PostgresCdcSourceConfig, e: &tokio_postgres::Error) -> ConnectError {
+    ConnectError::Postgres(format!("cannot read slot {}: {}", cfg.slot, pg_error(e)))
+}
+
+/// The server's current WAL position (where the next change will be written).
+pub async fn current_wal_lsn(url: &str) -> Result<u64, ConnectError> {
+    let client = connect(url).await?;
+    let row = client
+        .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8", &[])
+        .await
+        .map_err(|e| ConnectError::Postgres(pg_error(&e)))?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
 }
 
 /// Open a connection with the session settings the text values are read under.
@@ -518,6 +575,14 @@ fn text_value(ty: FieldType, s: &str) -> Value {
     parsed.unwrap_or_else(|| Value::Str(s.to_string()))
 }
 
+/// Records on their way to a submission, with each one's position and order.
+#[derive(Default)]
+struct Records {
+    records: Vec<DecodedRecord>,
+    positions: Vec<i64>,
+    orders: Vec<i64>,
+}
+
 /// Wait for a submission's commit.
 async fn committed(ack: Ack) -> Result<(), ConnectError> {
     ack.await
@@ -540,64 +605,77 @@ struct Capture<'a> {
 }
 
 impl Capture<'_> {
-    /// The committed transactions the slot holds, oldest first, up to about `limit`
-    /// changes (whole transactions).
-    async fn read(&mut self, limit: Option<usize>) -> Result<Vec<Transaction>, ConnectError> {
-        let limit = limit.map(|l| l as i32);
-        let rows = self
-            .client
-            .query(
-                "SELECT (lsn - '0/0'::pg_lsn)::int8, data \
-                 FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, \
-                 'proto_version', '1', 'publication_names', $3)",
-                &[&self.cfg.slot, &limit, &self.cfg.publication()],
-            )
-            .await
-            .map_err(|e| {
-                ConnectError::Postgres(format!(
-                    "cannot read slot {}: {}",
-                    self.cfg.slot,
-                    pg_error(&e)
-                ))
-            })?;
+    /// Every committed transaction the slot holds, oldest first.
+    async fn read_all(&mut self) -> Result<Vec<Transaction>, ConnectError> {
+        let client: &Client = self.client;
+        let rows = peek(client, self.cfg, None).await?;
+        futures::pin_mut!(rows);
         let mut asm = Assembler::default();
         let mut out = Vec::new();
-        for row in &rows {
-            let lsn: i64 = row.get(0);
-            let data: &[u8] = row.get(1);
-            let msg = pgoutput::parse(data)
-                .map_err(|e| ConnectError::Postgres(format!("slot {}: {e}", self.cfg.slot)))?;
-            if let Some(t) = asm
-                .push(lsn as u64, msg)
-                .map_err(|e| ConnectError::Postgres(format!("slot {}: {e}", self.cfg.slot)))?
-            {
-                if t.truncated > 0 {
-                    tracing::warn!(slot = %self.cfg.slot, tables = t.truncated, "postgres truncate not captured: truncate emits no row events");
-                }
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(|e| read_error(self.cfg, &e))?
+        {
+            if let Some(t) = self.feed(&mut asm, &row)? {
                 out.push(t);
             }
         }
-        for (id, rel) in asm.relations {
+        Ok(out)
+    }
+
+    /// Take one row of the slot; returns a transaction once its commit is read. A
+    /// relation's shape is learnt as soon as it is described, so the changes after it
+    /// are read with it.
+    fn feed(
+        &mut self,
+        asm: &mut Assembler,
+        row: &tokio_postgres::Row,
+    ) -> Result<Option<Transaction>, ConnectError> {
+        let lsn: i64 = row.get(0);
+        let data: &[u8] = row.get(1);
+        let protocol = |e: pgoutput::ProtocolError| {
+            ConnectError::Postgres(format!("slot {}: {e}", self.cfg.slot))
+        };
+        let msg = pgoutput::parse(data).map_err(protocol)?;
+        if let pgoutput::Message::Relation(rel) = &msg {
             let shape = self.events.shape(
                 format!("{}.{}", rel.schema, rel.name),
                 rel.columns.iter().map(|c| c.name.as_str()),
             );
-            self.relations.insert(id, (rel, shape));
+            self.relations.insert(rel.id, (rel.clone(), shape));
         }
-        Ok(out)
+        let t = asm.push(lsn as u64, msg).map_err(protocol)?;
+        if let Some(t) = &t
+            && t.truncated > 0
+        {
+            tracing::warn!(slot = %self.cfg.slot, tables = t.truncated, "postgres truncate not captured: truncate emits no row events");
+        }
+        Ok(t)
+    }
+
+    /// Submit the changes of `chunk` (emptied) with the position of its last
+    /// transaction, following on from `submitted`, which moves to that position.
+    async fn submit_chunk(
+        &self,
+        chunk: &mut Vec<Transaction>,
+        submitted: &mut i64,
+    ) -> Result<Ack, ConnectError> {
+        let reached = chunk.last().map_or(*submitted as u64, |t| t.end_lsn);
+        let records = self.change_events(chunk, None);
+        chunk.clear();
+        let ack = self.submit(records, reached, *submitted).await?;
+        *submitted = reached as i64;
+        Ok(ack)
     }
 
     /// Records for the changes of `txs` (skipping transactions `seen` says the snapshot
     /// holds). Each record's position is its change's LSN, plus its rank among the
     /// rows of one multi-insert (which share an LSN; a WAL record is longer than the
-    /// rows it holds, so the positions stay unique).
-    fn change_events(
-        &self,
-        txs: &[Transaction],
-        seen: Option<&PgSnapshot>,
-    ) -> (Vec<DecodedRecord>, Vec<i64>) {
-        let mut records = Vec::new();
-        let mut positions = Vec::new();
+    /// rows it holds, so the positions stay unique). Its order is its transaction's
+    /// end LSN, the unit of the slot position.
+    fn change_events(&self, txs: &[Transaction], seen: Option<&PgSnapshot>) -> Records {
+        let mut out = Records::default();
         for t in txs {
             if seen.is_some_and(|s| s.sees(t.xid)) {
                 continue;
@@ -613,28 +691,23 @@ impl Capture<'_> {
                     Datum::Text(s) => Some(s.as_str()),
                     Datum::Null | Datum::Unchanged => None,
                 });
-                records.push(self.events.record(
+                out.records.push(self.events.record(
                     shape,
                     values,
                     c.op,
                     t.commit_lsn,
                     Some(t.commit_time),
                 ));
-                positions.push(c.lsn as i64 + rank);
+                out.positions.push(c.lsn as i64 + rank);
+                out.orders.push(t.end_lsn as i64);
             }
         }
-        (records, positions)
+        out
     }
 
     /// Submit records (decode, validate, transform) with the slot position `reached`,
     /// following on from `after`; the [`Ack`] resolves once they are committed.
-    async fn submit(
-        &self,
-        records: Vec<DecodedRecord>,
-        positions: Vec<i64>,
-        reached: u64,
-        after: i64,
-    ) -> Result<Ack, ConnectError> {
+    async fn submit(&self, r: Records, reached: u64, after: i64) -> Result<Ack, ConnectError> {
         let txn = Txn {
             app_id: self.app_id.clone(),
             version: reached as i64,
@@ -642,10 +715,11 @@ impl Capture<'_> {
         };
         let (_, ack) = self
             .service
-            .submit(
+            .submit_ordered(
                 self.srt,
-                records,
-                positions,
+                r.records,
+                r.positions,
+                Some(r.orders),
                 self.source.clone(),
                 &self.id_prefix,
                 Some(txn),
@@ -667,13 +741,21 @@ impl Capture<'_> {
         let result = self.snapshot_rows().await;
         // Read-only: ending it either way changes nothing.
         let _ = self.client.batch_execute("ROLLBACK").await;
-        let (snap, mut records) = result?;
+        let (snap, records) = result?;
         let rows = records.len();
-        let mut positions: Vec<i64> = (1..=rows as i64).map(|i| -i).collect();
-        let txs = self.read(None).await?;
-        let (changes, change_positions) = self.change_events(&txs, Some(&snap));
-        records.extend(changes);
-        positions.extend(change_positions);
+        // Snapshot rows rank below every change (negative positions). Their dead
+        // letters are never taken as written by an earlier attempt (order i64::MAX): an
+        // attempt after a crash reads a newer snapshot, whose rows may differ.
+        let mut all = Records {
+            positions: (1..=rows as i64).map(|i| -i).collect(),
+            orders: vec![i64::MAX; rows],
+            records,
+        };
+        let txs = self.read_all().await?;
+        let changes = self.change_events(&txs, Some(&snap));
+        all.records.extend(changes.records);
+        all.positions.extend(changes.positions);
+        all.orders.extend(changes.orders);
         let confirmed: i64 = self
             .client
             .query_one(
@@ -685,12 +767,11 @@ impl Capture<'_> {
             .map_err(q)?
             .get(0);
         let reached = txs.last().map_or(confirmed as u64, |t| t.end_lsn);
-        committed(self.submit(records, positions, reached, -1).await?).await?;
+        committed(self.submit(all, reached, -1).await?).await?;
         Ok((reached, rows))
     }
 
     async fn snapshot_rows(&self) -> Result<(PgSnapshot, Vec<DecodedRecord>), ConnectError> {
-        use futures::TryStreamExt;
         let q = |e: tokio_postgres::Error| ConnectError::Postgres(pg_error(&e));
         let text: String = self
             .client

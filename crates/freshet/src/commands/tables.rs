@@ -41,7 +41,41 @@ pub async fn list(config_path: &Path) -> Result<()> {
             human_bytes(i.bytes)
         );
     }
+    sources_lag(&config, &lake).await;
     Ok(())
+}
+
+/// How far each connector stream's table is behind its source (asked of the brokers
+/// and databases now; one that cannot be reached says so instead).
+async fn sources_lag(config: &freshet_core::config::FreshetConfig, lake: &freshet_lake::Lake) {
+    let mut header = false;
+    for (name, stream) in &config.streams {
+        let Ok(url) = lake.table_url(&format!("events/{name}")) else {
+            continue;
+        };
+        let Ok(events) = Table::open(url).await else {
+            continue;
+        };
+        let Some(lag) = freshet_connect::lag::source_lag(&stream.source, &events).await else {
+            continue;
+        };
+        if !header {
+            println!("\n{:<20} {:<32} {:>16}", "STREAM", "SOURCE", "BEHIND");
+            header = true;
+        }
+        match lag {
+            Ok(places) => {
+                for p in places {
+                    println!(
+                        "{name:<20} {:<32} {:>16}",
+                        p.place,
+                        format!("{} {}", p.behind, p.unit)
+                    );
+                }
+            }
+            Err(e) => println!("{name:<20} {:<32} {:>16}", "unreachable", e),
+        }
+    }
 }
 
 pub async fn table(config_path: &Path, cmd: TableCommand) -> Result<()> {
