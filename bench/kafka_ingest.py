@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import statistics
 import subprocess
 import sys
@@ -27,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import DeltaTable
@@ -35,19 +32,12 @@ from deltalake import DeltaTable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
 from kafka_broker import Broker  # noqa: E402
 
-OUT = re.compile(r'^freshet_records_out_total\{stream="cards"\} (\d+)', re.M)
-
-
-def binary() -> str:
-    if b := os.environ.get("FRESHET_BIN"):
-        return b
-    target = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache/freshet-target")
-    return str(Path(target) / "debug" / "freshet")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _freshet import binary, metric  # noqa: E402
 
 
 def committed(url: str) -> int:
-    m = OUT.search(requests.get(f"{url}/metrics", timeout=5).text)
-    return int(m.group(1)) if m else 0
+    return metric(url, "freshet_records_out_total", "cards")
 
 
 def one_run(root: Path, bootstrap: str, fields: str, n: int, k: int) -> dict:
@@ -92,7 +82,9 @@ def one_run(root: Path, bootstrap: str, fields: str, n: int, k: int) -> dict:
     rows = DeltaTable(str(root / "lake/events/cards")).to_pyarrow_table(columns=["transaction_id"]).num_rows
     if rows != n:
         raise RuntimeError(f"the table holds {rows} rows, produced {n}")
-    steady = (n - first_c) / (t - first_t) if t > first_t else float("nan")
+    if t <= first_t:
+        raise RuntimeError(f"all {n} records landed in the first commit: too few to time; raise --records")
+    steady = (n - first_c) / (t - first_t)
     return {"records_per_s": round(steady), "seconds_first_to_last": round(t - first_t, 2),
             "seconds_from_start": round(total, 2), "first_commit_rows": first_c}
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -32,12 +31,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
 from kafka_broker import Broker  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _freshet import binary  # noqa: E402
 
-def binary() -> str:
-    if b := os.environ.get("FRESHET_BIN"):
-        return b
-    target = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache/freshet-target")
-    return str(Path(target) / "debug" / "freshet")
 
 
 def cli(root: Path, *args: str) -> str:

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import signal
 import statistics
 import subprocess
@@ -38,31 +36,23 @@ import time
 from pathlib import Path
 
 import psycopg
-import requests
 from deltalake import DeltaTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
 from pg_server import Postgres  # noqa: E402
 
-OUT = re.compile(r'^freshet_records_out_total\{stream="cards"\} (\d+)', re.M)
-REJECTED = re.compile(r'^freshet_records_rejected_total\{stream="cards"\} (\d+)', re.M)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _freshet import binary, metric  # noqa: E402
+
 PG_TYPES = {"string": "text", "int": "bigint", "float": "float8", "bool": "boolean",
             "timestamp": "timestamptz", "date": "date"}
 
 
-def binary() -> str:
-    if b := os.environ.get("FRESHET_BIN"):
-        return b
-    target = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache/freshet-target")
-    return str(Path(target) / "debug" / "freshet")
-
 
 def committed(url: str) -> int:
-    text = requests.get(f"{url}/metrics", timeout=5).text
-    if (m := REJECTED.search(text)) and int(m.group(1)) > 0:
-        raise RuntimeError(f"{m.group(1)} changes were rejected (see dlq/cards)")
-    m = OUT.search(text)
-    return int(m.group(1)) if m else 0
+    if (rejected := metric(url, "freshet_records_rejected_total", "cards")) > 0:
+        raise RuntimeError(f"{rejected} changes were rejected (see dlq/cards)")
+    return metric(url, "freshet_records_out_total", "cards")
 
 
 class Freshet:
@@ -165,7 +155,9 @@ def one_run(pg: Postgres, root: Path, fields: list[dict], n: int, tx_rows: int, 
     with psycopg.connect(pg.dsn, autocommit=True) as c:
         c.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
         c.execute(f"DROP TABLE {table}")
-    rate = (n - first_c) / (t - first_t) if t > first_t else float("nan")
+    if t <= first_t:
+        raise RuntimeError(f"all {n} changes landed in the first commit: too few to time; raise --changes")
+    rate = (n - first_c) / (t - first_t)
     return {"changes_per_s": round(rate), "seconds_first_to_last": round(t - first_t, 2),
             "seconds_from_start": round(t - started, 2), "first_commit_changes": first_c,
             "server_decode_changes_per_s": round(n / decode_s), "written_changes_per_s": round(n / write_s)}

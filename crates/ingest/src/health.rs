@@ -1,8 +1,8 @@
 //! Whether each stream's source can reach what it reads from.
 //!
-//! Connector sources (Kafka, ...) report here when their brokers are unreachable or a
-//! topic is missing, and again when they recover; `/readyz` and `freshet status` read
-//! it. Sources that cannot lose their upstream (HTTP, files, generators) never report.
+//! Connector sources (Kafka, Postgres CDC) and model topics report here when what they
+//! read is unreachable or missing, and again when they recover; `/readyz` reads it.
+//! Sources that cannot lose their upstream (HTTP, files, generators) never report.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -75,14 +75,5 @@ impl SourceHealth {
     /// Every reporting source's state.
     pub fn snapshot(&self) -> BTreeMap<String, SourceState> {
         self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// True when every reporting source is up.
-    pub fn all_up(&self) -> bool {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .all(|s| s.status == "up")
     }
 }
