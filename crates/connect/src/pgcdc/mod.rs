@@ -30,7 +30,7 @@ use freshet_ingest::health::SourceHealth;
 use freshet_ingest::service::{IngestService, StreamRuntime};
 use freshet_ingest::sink::Txn;
 use futures::TryStreamExt;
-use pgoutput::{Assembler, Datum, Op, Relation, Transaction, format_lsn};
+use pgoutput::{Assembler, Datum, Op, Transaction, format_lsn};
 use prometheus::{IntGaugeVec, Opts, Registry};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -119,7 +119,7 @@ async fn capture(
     };
     if position.is_none() {
         tracing::info!(stream, slot = %cfg.slot, tables = cfg.tables.len(), "postgres snapshot started");
-        let (reached, rows) = cap.snapshot().await?;
+        let (reached, rows) = cap.snapshot(confirmed).await?;
         tracing::info!(stream, slot = %cfg.slot, rows, lsn = %format_lsn(reached), "postgres snapshot committed");
         position = Some(reached as i64);
     }
@@ -223,7 +223,10 @@ fn read_error(cfg: &PostgresCdcSourceConfig, e: &tokio_postgres::Error) -> Conne
 
 /// The server's current WAL position (where the next change will be written).
 pub async fn current_wal_lsn(url: &str) -> Result<u64, ConnectError> {
-    let client = connect(url).await?;
+    wal_lsn(&connect(url).await?).await
+}
+
+async fn wal_lsn(client: &Client) -> Result<u64, ConnectError> {
     let row = client
         .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8", &[])
         .await
@@ -406,15 +409,11 @@ async fn advance(client: &Client, slot: &str, lsn: u64) -> Result<(), ConnectErr
 }
 
 async fn report_lag(client: &Client, stream: &str, position: i64, metrics: &CdcMetrics) {
-    if let Ok(row) = client
-        .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8", &[])
-        .await
-    {
-        let now: i64 = row.get(0);
+    if let Ok(now) = wal_lsn(client).await {
         metrics
             .lag_bytes
             .with_label_values(&[stream])
-            .set((now - position).max(0));
+            .set((now as i64 - position).max(0));
     }
 }
 
@@ -601,7 +600,7 @@ struct Capture<'a> {
     id_prefix: String,
     source: Arc<str>,
     /// Shapes of the relations seen, by relation id.
-    relations: HashMap<u32, (Relation, Shape)>,
+    relations: HashMap<u32, Shape>,
 }
 
 impl Capture<'_> {
@@ -643,7 +642,7 @@ impl Capture<'_> {
                 format!("{}.{}", rel.schema, rel.name),
                 rel.columns.iter().map(|c| c.name.as_str()),
             );
-            self.relations.insert(rel.id, (rel.clone(), shape));
+            self.relations.insert(rel.id, shape);
         }
         let t = asm.push(lsn as u64, msg).map_err(protocol)?;
         if let Some(t) = &t
@@ -682,7 +681,7 @@ impl Capture<'_> {
             }
             let mut prev = (u64::MAX, 0i64);
             for c in &t.changes {
-                let Some((_, shape)) = self.relations.get(&c.relation) else {
+                let Some(shape) = self.relations.get(&c.relation) else {
                     continue;
                 };
                 let rank = if c.lsn == prev.0 { prev.1 + 1 } else { 0 };
@@ -731,8 +730,9 @@ impl Capture<'_> {
 
     /// Read every table in one repeatable-read transaction, then the changes the slot
     /// already holds that the snapshot does not see, and commit them all at once with
-    /// the slot's position. Returns that position and the number of snapshot rows.
-    async fn snapshot(&mut self) -> Result<(u64, usize), ConnectError> {
+    /// the slot's position (`confirmed`, where the slot stands, when it holds no change).
+    /// Returns that position and the number of snapshot rows.
+    async fn snapshot(&mut self, confirmed: u64) -> Result<(u64, usize), ConnectError> {
         let q = |e: tokio_postgres::Error| ConnectError::Postgres(pg_error(&e));
         self.client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -756,17 +756,7 @@ impl Capture<'_> {
         all.records.extend(changes.records);
         all.positions.extend(changes.positions);
         all.orders.extend(changes.orders);
-        let confirmed: i64 = self
-            .client
-            .query_one(
-                "SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::int8 FROM pg_replication_slots \
-                 WHERE slot_name = $1",
-                &[&self.cfg.slot],
-            )
-            .await
-            .map_err(q)?
-            .get(0);
-        let reached = txs.last().map_or(confirmed as u64, |t| t.end_lsn);
+        let reached = txs.last().map_or(confirmed, |t| t.end_lsn);
         committed(self.submit(all, reached, -1).await?).await?;
         Ok((reached, rows))
     }
