@@ -741,17 +741,27 @@ impl Capture<'_> {
         let result = self.snapshot_rows().await;
         // Read-only: ending it either way changes nothing.
         let _ = self.client.batch_execute("ROLLBACK").await;
-        let (snap, records) = result?;
+        let (snap, records, xmins) = result?;
         let rows = records.len();
-        // Snapshot rows rank below every change (negative positions). Their dead
-        // letters are never taken as written by an earlier attempt (order i64::MAX): an
-        // attempt after a crash reads a newer snapshot, whose rows may differ.
+        let txs = self.read_all().await?;
+        // Snapshot rows rank below every change (negative positions). A row's order is
+        // where its version entered the stream: the end of the transaction that wrote
+        // it (its `xmin`) when the slot holds that transaction, else the slot's
+        // position (written before it). After a crash between the dead-letter and the
+        // event commit, the retaken snapshot's dead letters at or below what the
+        // dead-letter table holds are those the earlier attempt wrote (as snapshot
+        // rows or as changes), and only newer row versions are dead-lettered again.
+        // (A row written inside a subtransaction carries the subtransaction's id,
+        // which the slot does not report; it counts as written before the slot.)
+        let written: HashMap<u32, u64> = txs.iter().map(|t| (t.xid, t.end_lsn)).collect();
         let mut all = Records {
             positions: (1..=rows as i64).map(|i| -i).collect(),
-            orders: vec![i64::MAX; rows],
+            orders: xmins
+                .iter()
+                .map(|x| *written.get(x).unwrap_or(&confirmed) as i64)
+                .collect(),
             records,
         };
-        let txs = self.read_all().await?;
         let changes = self.change_events(&txs, Some(&snap));
         all.records.extend(changes.records);
         all.positions.extend(changes.positions);
@@ -761,7 +771,10 @@ impl Capture<'_> {
         Ok((reached, rows))
     }
 
-    async fn snapshot_rows(&self) -> Result<(PgSnapshot, Vec<DecodedRecord>), ConnectError> {
+    /// The snapshot, its rows and each row's `xmin` (the transaction that wrote it).
+    async fn snapshot_rows(
+        &self,
+    ) -> Result<(PgSnapshot, Vec<DecodedRecord>, Vec<u32>), ConnectError> {
         let q = |e: tokio_postgres::Error| ConnectError::Postgres(pg_error(&e));
         let text: String = self
             .client
@@ -770,7 +783,7 @@ impl Capture<'_> {
             .map_err(q)?
             .get(0);
         let snap = PgSnapshot::parse(&text)?;
-        let mut records = Vec::new();
+        let (mut records, mut xmins) = (Vec::new(), Vec::new());
         for (schema, table) in self.cfg.qualified_tables() {
             let name = format!("{}.{}", quote(&schema), quote(&table));
             let probe = self
@@ -788,10 +801,11 @@ impl Capture<'_> {
                 .iter()
                 .map(|c| c.name().to_string())
                 .collect();
-            let select: Vec<String> = columns
+            let mut select: Vec<String> = columns
                 .iter()
                 .map(|c| format!("{}::text", quote(c)))
                 .collect();
+            select.push("xmin::text".into());
             let shape = self.events.shape(
                 format!("{schema}.{table}"),
                 columns.iter().map(String::as_str),
@@ -808,9 +822,11 @@ impl Capture<'_> {
             while let Some(row) = stream.try_next().await.map_err(q)? {
                 let values = (0..columns.len()).map(|i| row.get::<_, Option<&str>>(i));
                 records.push(self.events.record(&shape, values, Op::Snapshot, 0, None));
+                let xmin = row.get::<_, Option<&str>>(columns.len());
+                xmins.push(xmin.and_then(|x| x.parse().ok()).unwrap_or(0));
             }
         }
-        Ok((snap, records))
+        Ok((snap, records, xmins))
     }
 }
 
