@@ -12,6 +12,7 @@ pub mod config_connect;
 pub mod config_govern;
 pub mod model_spec;
 pub mod schema;
+pub mod secrets;
 pub mod value;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -434,14 +434,18 @@ async fn deliver(
     };
     while let Some(alert) = rx.recv().await {
         for url in &webhooks {
+            // A webhook URL often holds its token: logs name only its origin, and the
+            // client's error is shown without the URL.
             let outcome = match client.post(url).json(&alert).send().await {
                 Ok(r) if r.status().is_success() => "sent",
                 Ok(r) => {
-                    tracing::warn!(url, status = %r.status(), "alert webhook refused");
+                    let origin = freshet_core::secrets::url_origin(url);
+                    tracing::warn!(webhook = %origin, status = %r.status(), "alert webhook refused");
                     "failed"
                 }
                 Err(e) => {
-                    tracing::warn!(url, error = %e, "alert webhook unreachable");
+                    let origin = freshet_core::secrets::url_origin(url);
+                    tracing::warn!(webhook = %origin, error = %e.without_url(), "alert webhook unreachable");
                     "failed"
                 }
             };

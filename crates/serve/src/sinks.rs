@@ -110,7 +110,10 @@ impl Sink {
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
         let label = match spec {
             SinkSpec::Ndjson { path } => format!("ndjson:{path}"),
-            SinkSpec::Webhook { url, .. } => format!("webhook:{url}"),
+            // Only the origin: a webhook URL often holds its token.
+            SinkSpec::Webhook { url, .. } => {
+                format!("webhook:{}", freshet_core::secrets::url_origin(url))
+            }
             SinkSpec::Kafka { topic, .. } => format!("kafka:{topic}"),
         };
         let task_dropped = dropped.with_label_values(&[model, &label]);

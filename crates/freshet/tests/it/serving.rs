@@ -431,6 +431,58 @@ models:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_token_never_reaches_the_metrics() {
+    // A receiver that knows no path: every batch is refused (404) and counted as dropped.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new()).await });
+    // Incident tools put the credential in the webhook's path and query.
+    let config = format!(
+        r#"  s:
+    source: {{ type: http }}
+    schema: {{ fields: [ {{ name: amount, type: float }}, {{ name: merchant, type: string }}, {{ name: is_fraud, type: bool }} ] }}
+models:
+  fraud:
+    stream: s
+    label: is_fraud
+    sinks:
+      - {{ type: webhook, url: "http://{hook_addr}/services/T0/tok-Zq81-secret?key=qk-77-secret", retries: 0 }}
+"#
+    );
+    let srv = TestServer::start_with(crate::support::Options::new(&config)).await;
+    let v = publish_version(&srv, "fraud", "logistic_regression", false);
+    set_alias(&srv, "fraud", "champion", v);
+    let r = reqwest::Client::new()
+        .post(format!("{}/serving-endpoints/fraud/invocations", srv.url()))
+        .json(&json!({"dataframe_records": [{"amount": 1.0, "merchant": "fuel"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let origin = format!("webhook:http://{hook_addr}");
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = srv.get("/metrics").await.text();
+        if metrics.lines().any(|l| {
+            l.starts_with("freshet_prediction_sink_dropped_total")
+                && l.contains(&origin)
+                && l.ends_with(" 1")
+        }) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        metrics.contains(&origin),
+        "the drop is not counted under {origin}"
+    );
+    assert!(
+        !metrics.contains("secret"),
+        "a webhook token reached /metrics"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoring_inputs_go_through_the_streams_pii_policy() {
     let config = r#"  s:
     source: { type: http }
