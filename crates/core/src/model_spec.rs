@@ -527,7 +527,10 @@ impl LearnerSpec {
 
     /// The members of a `selector` that lists none: the adaptive random forest (10
     /// trees), the Hoeffding adaptive tree, Gaussian naive Bayes, logistic regression
-    /// and windowed gradient-boosted trees, each with its defaults.
+    /// twice — at River's learning rate (0.01) and at 0.05, a slow and a fast learner:
+    /// after an abrupt change the fast one finds the new boundary sooner and answers
+    /// until the slow one catches up — and windowed gradient-boosted trees, each with
+    /// its defaults.
     pub fn default_selector_members() -> Vec<LearnerSpec> {
         vec![
             LearnerSpec::AdaptiveRandomForest {
@@ -539,6 +542,11 @@ impl LearnerSpec {
             LearnerSpec::LogisticRegression {
                 optimizer: OptimizerKind::Sgd,
                 lr: None,
+                l2: 0.0,
+            },
+            LearnerSpec::LogisticRegression {
+                optimizer: OptimizerKind::Sgd,
+                lr: Some(0.05),
                 l2: 0.0,
             },
             LearnerSpec::WindowedGbt {

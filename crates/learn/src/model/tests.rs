@@ -255,12 +255,13 @@ fn ensembles_are_built_from_their_specs() {
             "hoeffding_adaptive_tree",
             "gaussian_nb",
             "logistic_regression",
+            "logistic_regression",
             "windowed_gbt"
         ]
     );
     assert_eq!(selector.config().window.get(), 500);
     assert_eq!(selector.serving(), 0);
-    assert_eq!(selector.recent_errors(), [1.0; 5]);
+    assert_eq!(selector.recent_errors(), [1.0; 6]);
 
     // A selector learns through the model like any online learner, every member
     // learning every record.

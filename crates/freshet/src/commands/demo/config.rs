@@ -103,7 +103,8 @@ pub const LIVE_LEARNER: &str = "adaptive_random_forest";
 
 /// The learner of a live champion on a stream nobody tuned for: the model selector,
 /// whose members (an adaptive random forest, an adaptive tree, naive Bayes, logistic
-/// regression and boosted trees refitted on the rows since the change) all learn every
+/// regression at a slow and a fast learning rate, and boosted trees refitted on the
+/// rows since the change) all learn every
 /// label, the one with the lowest recent error answering. No single learner wins on
 /// every stream; the selector follows whichever does on this one.
 pub const UNTUNED_LIVE_LEARNER: &str = "selector";
