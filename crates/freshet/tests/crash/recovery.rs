@@ -8,7 +8,8 @@
 //! at the same label delay, and at least what v1 left in place would have, less the
 //! bake's margin. The events to recovery are printed; at delay 50 they must stay within
 //! [`RECOVERY_GUARD`] (the target is [`RECOVERY_LIMIT`], which the defaults
-//! reach on two of the three streams; see docs/benchmarks.md). Elec2 runs with the
+//! reach on the hyperplane and SEA, and on Agrawal in one run of two; see
+//! docs/benchmarks.md). Elec2 runs with the
 //! README's own command and must beat both outright. The runs go one after another in
 //! one test, so they do not compete for the two cores with each other.
 
