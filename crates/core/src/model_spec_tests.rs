@@ -346,6 +346,7 @@ fn ensemble_learners_parse_with_their_defaults_and_name_their_problems() {
             "hoeffding_adaptive_tree",
             "gaussian_nb",
             "logistic_regression",
+            "logistic_regression",
             "windowed_gbt"
         ]
     );
