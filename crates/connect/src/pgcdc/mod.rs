@@ -521,18 +521,18 @@ impl Events {
                 row[*i] = text_value(*ty, v);
             }
         }
-        let mut put = |slot: Option<usize>, v: Value| {
+        // Metadata columns are built only when configured (no per-row string otherwise).
+        let mut put = |slot: Option<usize>, v: &dyn Fn() -> Value| {
             if let Some(i) = slot {
-                row[i] = v;
+                row[i] = v();
             }
         };
-        put(self.op, Value::Str(op.as_str().into()));
-        put(self.lsn, Value::Int(lsn as i64));
-        put(self.table, Value::Str(shape.table.clone()));
-        put(
-            self.commit_time,
-            commit_time.map_or(Value::Null, |t| Value::Timestamp(t + PG_EPOCH_MICROS)),
-        );
+        put(self.op, &|| Value::Str(op.as_str().into()));
+        put(self.lsn, &|| Value::Int(lsn as i64));
+        put(self.table, &|| Value::Str(shape.table.clone()));
+        put(self.commit_time, &|| {
+            commit_time.map_or(Value::Null, |t| Value::Timestamp(t + PG_EPOCH_MICROS))
+        });
         let problem = match (&shape.unknown, self.schema.unknown_fields) {
             (Some(name), freshet_core::schema::UnknownFields::Reject) => {
                 Some(RecordProblem::UnknownField(name.clone()))
