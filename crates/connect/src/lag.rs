@@ -6,7 +6,6 @@
 use crate::ConnectError;
 use freshet_core::config::SourceConfig;
 use freshet_lake::Table;
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::time::Duration;
 
@@ -43,13 +42,9 @@ async fn kafka_lag(
     // Watermarks: a short-lived consumer that never joins the group.
     let marks = tokio::task::spawn_blocking(
         move || -> Result<Vec<(String, i32, i64, i64)>, ConnectError> {
-            let mut c = ClientConfig::new();
-            for (key, v) in &cfg.options {
-                c.set(key, v);
-            }
-            c.set("bootstrap.servers", &cfg.brokers)
-                .set("group.id", format!("{}-lag", cfg.group))
-                .set("enable.auto.commit", "false");
+            // The source's own settings (security options included), in a group of its own.
+            let mut c = crate::kafka::client_config(&cfg);
+            c.set("group.id", format!("{}-lag", cfg.group));
             c.set_log_level(rdkafka::config::RDKafkaLogLevel::Emerg);
             let consumer: BaseConsumer = c.create()?;
             let mut out = Vec::new();

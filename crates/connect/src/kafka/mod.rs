@@ -331,7 +331,9 @@ pub async fn run_kafka(
     .map_err(|e| ConnectError::Task(e.to_string()))?
 }
 
-fn client_config(cfg: &KafkaSourceConfig) -> ClientConfig {
+/// The consumer settings of a Kafka source: the user's `options`, then what exactly-once
+/// needs (no auto-commit, no auto offset store) on top.
+pub(crate) fn client_config(cfg: &KafkaSourceConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     for (k, v) in &cfg.options {
         c.set(k, v);
