@@ -350,6 +350,21 @@ async fn shadow_never_changes_an_answer_and_every_prediction_is_captured() {
     );
 }
 
+/// The fraud stream and model with `sinks` (YAML list items, indented six spaces).
+fn fraud_with_sinks(sinks: &str) -> String {
+    format!(
+        r#"  s:
+    source: {{ type: http }}
+    schema: {{ fields: [ {{ name: amount, type: float }}, {{ name: merchant, type: string }}, {{ name: is_fraud, type: bool }} ] }}
+models:
+  fraud:
+    stream: s
+    label: is_fraud
+    sinks:
+{sinks}"#
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn predictions_reach_the_ndjson_file_and_the_webhook() {
     // A webhook receiver that keeps every body.
@@ -369,19 +384,11 @@ async fn predictions_reach_the_ndjson_file_and_the_webhook() {
     let hook_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, hook).await });
 
-    let config = format!(
-        r#"  s:
-    source: {{ type: http }}
-    schema: {{ fields: [ {{ name: amount, type: float }}, {{ name: merchant, type: string }}, {{ name: is_fraud, type: bool }} ] }}
-models:
-  fraud:
-    stream: s
-    label: is_fraud
-    sinks:
-      - {{ type: ndjson, path: sinks/fraud.ndjson }}
-      - {{ type: webhook, url: "http://{hook_addr}/hook" }}
-"#
-    );
+    let config = fraud_with_sinks(&format!(
+        "      - {{ type: ndjson, path: sinks/fraud.ndjson }}
+      - {{ type: webhook, url: \"http://{hook_addr}/hook\" }}
+"
+    ));
     let srv = TestServer::start_with(crate::support::Options::new(&config)).await;
     let v = publish_version(&srv, "fraud", "logistic_regression", false);
     set_alias(&srv, "fraud", "champion", v);
@@ -437,18 +444,10 @@ async fn a_webhook_token_never_reaches_the_metrics() {
     let hook_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, axum::Router::new()).await });
     // Incident tools put the credential in the webhook's path and query.
-    let config = format!(
-        r#"  s:
-    source: {{ type: http }}
-    schema: {{ fields: [ {{ name: amount, type: float }}, {{ name: merchant, type: string }}, {{ name: is_fraud, type: bool }} ] }}
-models:
-  fraud:
-    stream: s
-    label: is_fraud
-    sinks:
-      - {{ type: webhook, url: "http://{hook_addr}/services/T0/tok-Zq81-secret?key=qk-77-secret", retries: 0 }}
-"#
-    );
+    let config = fraud_with_sinks(&format!(
+        "      - {{ type: webhook, url: \"http://{hook_addr}/services/T0/tok-Zq81-secret?key=qk-77-secret\", retries: 0 }}
+"
+    ));
     let srv = TestServer::start_with(crate::support::Options::new(&config)).await;
     let v = publish_version(&srv, "fraud", "logistic_regression", false);
     set_alias(&srv, "fraud", "champion", v);
