@@ -432,19 +432,21 @@ async fn deliver(
             return;
         }
     };
+    // A webhook URL often holds its token: logs name only its origin, and the
+    // client's error is shown without the URL.
+    let origins: Vec<String> = webhooks
+        .iter()
+        .map(|u| freshet_core::secrets::url_origin(u))
+        .collect();
     while let Some(alert) = rx.recv().await {
-        for url in &webhooks {
-            // A webhook URL often holds its token: logs name only its origin, and the
-            // client's error is shown without the URL.
+        for (url, origin) in webhooks.iter().zip(&origins) {
             let outcome = match client.post(url).json(&alert).send().await {
                 Ok(r) if r.status().is_success() => "sent",
                 Ok(r) => {
-                    let origin = freshet_core::secrets::url_origin(url);
                     tracing::warn!(webhook = %origin, status = %r.status(), "alert webhook refused");
                     "failed"
                 }
                 Err(e) => {
-                    let origin = freshet_core::secrets::url_origin(url);
                     tracing::warn!(webhook = %origin, error = %e.without_url(), "alert webhook unreachable");
                     "failed"
                 }
