@@ -10,6 +10,7 @@ use freshet_govern::authn::Authenticator;
 use freshet_govern::identity::{Grant, Role};
 use freshet_govern::inventory::InventoryStore;
 use freshet_govern::oidc::{OidcConfig, OidcVerifier};
+use freshet_govern::permissions::PermissionStore;
 use freshet_govern::tokens::TokenStore;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -97,11 +98,18 @@ pub fn open(config: &FreshetConfig, base: &Path) -> Result<Arc<Governance>> {
         .iter()
         .map(|(n, m)| (n.clone(), m.governance.clone()))
         .collect();
+    let permissions = PermissionStore::open(&store_path).with_context(|| {
+        format!(
+            "cannot open the object permissions at {}",
+            store_path.display()
+        )
+    })?;
     let gov = Governance::open(
         authn,
         audit,
         approvals,
         (inventory, facts),
+        permissions,
         config.auth.metrics_public,
     )
     .with_context(|| format!("cannot open the audit chain at {}", dir.display()))?;

@@ -5,8 +5,9 @@
 //! in constant time), [`oidc`] (Bearer JWTs validated through an issuer's discovery
 //! document and JWKS), [`approvals`] (maker-checker sign-off before a version becomes
 //! champion), the [`audit`] chain (hash-linked records, signed checkpoints, verify,
-//! export), [`lineage`]'s rules (alias periods, the champion at a time) and the model
-//! [`inventory`].
+//! export), [`lineage`]'s rules (alias periods, the champion at a time), the model
+//! [`inventory`] and MLflow's per-object [`permissions`] (READ, EDIT, MANAGE; the
+//! creator manages).
 //!
 //! It may touch `core` only. It sits under every stage that changes state: services call
 //! it once per change; HTTP and CLI wiring live in the binary.
@@ -19,6 +20,7 @@ pub mod identity;
 pub mod inventory;
 pub mod lineage;
 pub mod oidc;
+pub mod permissions;
 pub mod service;
 pub mod tokens;
 

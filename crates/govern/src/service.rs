@@ -1,5 +1,5 @@
 //! The governance service the server and the loop hold: one authenticator, one audit
-//! chain, the token store.
+//! chain, the token store, approvals, the inventory and MLflow's object permissions.
 
 use crate::GovernError;
 use crate::approvals::Approvals;
@@ -7,6 +7,7 @@ use crate::audit::{AuditConfig, AuditError, AuditEvent, AuditLog, Outcome};
 use crate::authn::Authenticator;
 use crate::identity::{Grant, Principal};
 use crate::inventory::{Entry, InventoryStore, Patch};
+use crate::permissions::PermissionStore;
 use crate::tokens::{NewToken, TokenInfo};
 use chrono::{DateTime, Utc};
 use freshet_core::config_govern::Governance as Facts;
@@ -20,6 +21,7 @@ pub struct Governance {
     audit_config: AuditConfig,
     approvals: Arc<Approvals>,
     inventory: InventoryStore,
+    permissions: PermissionStore,
     facts: BTreeMap<String, Facts>,
     metrics_public: bool,
 }
@@ -31,6 +33,7 @@ impl Governance {
         audit_config: AuditConfig,
         approvals: Arc<Approvals>,
         inventory: (InventoryStore, BTreeMap<String, Facts>),
+        permissions: PermissionStore,
         metrics_public: bool,
     ) -> Result<Self, AuditError> {
         let audit = AuditLog::open(audit_config.clone())?;
@@ -40,6 +43,7 @@ impl Governance {
             audit_config,
             approvals,
             inventory: inventory.0,
+            permissions,
             facts: inventory.1,
             metrics_public,
         })
@@ -77,6 +81,12 @@ impl Governance {
             });
         }
         self.inventory.update(model, patch, &by.name)
+    }
+
+    /// MLflow's per-object permissions (READ, EDIT, MANAGE on an experiment or a
+    /// registered model).
+    pub fn permissions(&self) -> &PermissionStore {
+        &self.permissions
     }
 
     /// Maker-checker approvals.
