@@ -96,13 +96,16 @@ class AuthServer:
     config: Path
     admin_token: str
 
-    def create_token(self, name: str, *roles: str) -> str:
+    def create_token(self, name: str, *roles: str, scopes: tuple[str, ...] = ()) -> str:
         """A new API token, made the way an operator would: `freshet token create`,
-        which reads the admin token from the file `freshet init` wrote."""
+        which reads the admin token from the file `freshet init` wrote; `scopes` limit
+        its roles to matching streams, models and experiments."""
         env = {k: v for k, v in os.environ.items() if k not in ("FRESHET_TOKEN", "FRESHET_URL")}
         args = [_binary(), "--config", str(self.config), "token", "create", name, "--url", self.url]
         for role in roles:
             args += ["--role", role]
+        for scope in scopes:
+            args += ["--scope", scope]
         out = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
         assert out.returncode == 0, out.stderr
         token = out.stdout.strip()

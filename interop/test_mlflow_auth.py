@@ -267,3 +267,88 @@ def test_wrong_credentials_get_a_clear_401_at_once(auth_server, no_creds):
     assert any(r["outcome"] == "unauthenticated" for r in records)
     text = json.dumps(records)
     assert bad not in text and ds not in text and other not in text
+
+
+def grant(auth_server, token: str, op: str, body: dict) -> requests.Response:
+    """MLflow 3's per-user permission API, with the body its `AuthServiceClient` sends
+    (`grant_user_permission` / `revoke_user_permission`: POST
+    /api/3.0/mlflow/users/permissions/{grant,revoke} with username, resource_type,
+    resource_id and permission). That client cannot be imported without the full
+    `mlflow` server package (flask, sqlalchemy), so the request is made directly."""
+    return requests.post(
+        f"{auth_server.url}/api/3.0/mlflow/users/permissions/{op}",
+        headers={"Authorization": f"Bearer {token}"},
+        json=body,
+        timeout=30,
+    )
+
+
+def test_scoped_teams_see_only_their_objects_until_shared(auth_server, no_creds, tmp_path):
+    """MLflow's per-object permissions with the real client: a data scientist scoped to
+    `team-a-*` runs the whole model workflow; one scoped to `team-b-*` finds none of it
+    in searches and is refused each read (PERMISSION_DENIED, at once); the creator
+    shares the experiment and the model with READ, after which team B reads the run and
+    loads the model but still may not write to it."""
+    monkeypatch = no_creds
+    a = auth_server.create_token(
+        "team-a", "data_scientist", scopes=("experiment:team-a-*", "model:team-a-*")
+    )
+    ops = auth_server.create_token("team-a-ops", "operator", scopes=("model:team-a-*",))
+    b = auth_server.create_token(
+        "team-b", "data_scientist", scopes=("experiment:team-b-*", "model:team-b-*")
+    )
+    use_token(monkeypatch, a)
+
+    @contextlib.contextmanager
+    def as_operator():
+        use_token(monkeypatch, ops)
+        yield
+        use_token(monkeypatch, a)
+
+    run_id = model_workflow("team-a-model", tmp_path, as_operator)
+    client = MlflowClient()
+    exp_id = client.get_run(run_id).info.experiment_id
+    assert {e.name for e in client.search_experiments()} == {"team-a-model-experiment"}
+    e = refused(lambda: mlflow.set_experiment("team-b-by-a"))
+    assert e.error_code == "PERMISSION_DENIED"
+
+    use_token(monkeypatch, b)
+    mlflow.set_experiment("team-b-own")
+    client = MlflowClient()
+    assert {e.name for e in client.search_experiments()} == {"team-b-own"}
+    assert [m.name for m in client.search_registered_models()] == []
+    assert client.search_runs([exp_id]) == []
+    for call in (
+        lambda: client.get_run(run_id),
+        lambda: client.get_registered_model("team-a-model"),
+        lambda: client.log_metric(run_id, "sneaky", 1.0),
+    ):
+        assert refused(call).error_code == "PERMISSION_DENIED"
+    e = refused(lambda: mlflow.pyfunc.load_model("models:/team-a-model/1"))
+    assert "PERMISSION_DENIED" in str(e)
+
+    # Only a MANAGE holder shares; the creator is one.
+    share = {"username": "team-b", "resource_type": "experiment", "resource_id": exp_id, "permission": "READ"}
+    r = grant(auth_server, b, "grant", share)
+    assert r.status_code == 403 and r.json()["error_code"] == "PERMISSION_DENIED", r.text
+    for body in (share, {**share, "resource_type": "registered_model", "resource_id": "team-a-model"}):
+        r = grant(auth_server, a, "grant", body)
+        assert r.status_code == 200, r.text
+
+    assert client.get_run(run_id).data.params == {"C": "1.0", "max_iter": "500"}
+    assert [r.info.run_id for r in client.search_runs([exp_id])] == [run_id]
+    assert [m.name for m in client.search_registered_models()] == ["team-a-model"]
+    X, _ = make_classification(n_samples=20, n_features=5, random_state=11)
+    assert len(mlflow.pyfunc.load_model("models:/team-a-model/1").predict(X)) == 20
+    assert refused(lambda: client.log_metric(run_id, "sneaky", 1.0)).error_code == "PERMISSION_DENIED"
+
+    r = grant(auth_server, a, "revoke", {k: v for k, v in share.items() if k != "permission"})
+    assert r.status_code == 200, r.text
+    assert refused(lambda: client.get_run(run_id)).error_code == "PERMISSION_DENIED"
+
+    records = audit(auth_server)
+    assert any(
+        r["principal"] == "token:team-b" and r["resource"] == "experiment:team-a-model-experiment"
+        and r["outcome"] == "denied"
+        for r in records
+    )

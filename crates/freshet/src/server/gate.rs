@@ -7,6 +7,7 @@
 //! `/readyz` stay open, `/metrics` as `auth.metrics_public` says.
 
 use super::AppState;
+use super::mlflow_access::{self, Fields, Found, Target};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -25,6 +26,10 @@ pub enum Rule {
     Check(Action, Resource),
     /// The action on some resource; the service checks which (approvals, per model).
     CheckSomewhere(Action),
+    /// The action on the MLflow experiment or registered model the request names: the
+    /// gate looks it up and applies MLflow's per-object permissions (roles over its
+    /// name, or a grant on it such as its creator's MANAGE).
+    Object(Action, Target),
 }
 
 /// The rule for a request.
@@ -66,9 +71,38 @@ pub fn classify(method: &Method, path: &str, metrics_public: bool) -> Rule {
         ["v2", "models", m, .., "infer"] => Rule::Check(Score, model(m)),
         ["v2", "models", m, ..] => Rule::Check(Read, model(m)),
         ["api" | "ajax-api", "2.0", "mlflow", rest @ ..] => mlflow(method, rest),
+        [
+            "api" | "ajax-api",
+            "3.0",
+            "mlflow",
+            "users",
+            "permissions",
+            "grant" | "revoke",
+        ] => Rule::Object(Manage, Target::Granted),
+        // The caller's own permission, or (for a MANAGE holder) another's: the handler.
+        [
+            "api" | "ajax-api",
+            "3.0",
+            "mlflow",
+            "users",
+            "permissions",
+            "get",
+        ] => Rule::CheckSomewhere(Read),
+        ["api" | "ajax-api", "2.0", "mlflow-artifacts", "artifacts"] => {
+            Rule::Object(Read, Target::ArtifactQuery)
+        }
+        [
+            "api" | "ajax-api",
+            "2.0",
+            "mlflow-artifacts",
+            "artifacts",
+            rest @ ..,
+        ] => Rule::Object(read_or(Track), Target::ArtifactPath(rest.join("/"))),
         ["api" | "ajax-api", "2.0", "mlflow-artifacts", ..] => {
             Rule::Check(read_or(Track), Resource::System)
         }
+        ["get-artifact"] => Rule::Object(Read, Target::Run),
+        ["model-versions", "get-artifact"] => Rule::Object(Read, Target::Model),
         _ => Rule::Check(
             if method == Method::GET || method == Method::HEAD {
                 Read
@@ -88,32 +122,55 @@ fn model(m: &str) -> Resource {
     Resource::Model(m.to_string())
 }
 
-/// MLflow's routes: reads, tracking writes, registrations, and the alias and stage
-/// moves that decide what is served.
+/// MLflow's routes, each an action on the experiment (through its id, a run, a logged
+/// model) or the registered model it names, with MLflow's levels: reads need READ,
+/// writes EDIT, deletions MANAGE; moving aliases and stages needs the operator role.
 fn mlflow(method: &Method, rest: &[&str]) -> Rule {
     use Action::*;
-    let read = method == Method::GET
-        || rest.last().is_some_and(|l| {
-            matches!(
-                *l,
-                "search" | "search-datasets" | "get-history" | "get-latest-versions" | "get"
-            )
-        });
-    if read {
-        return Rule::Check(Read, Resource::System);
+    use Target::*;
+    let get = method == Method::GET || method == Method::HEAD;
+    let o = Rule::Object;
+    match rest {
+        ["experiments", "search" | "search-datasets"]
+        | ["runs", "search"]
+        | ["logged-models", "search"]
+        | ["registered-models" | "model-versions", "search"] => o(Read, Listed),
+        ["experiments", "create"] => o(Track, ExperimentName("name")),
+        ["experiments", "get-by-name"] => o(Read, ExperimentName("experiment_name")),
+        ["experiments", "get"] => o(Read, ExperimentId),
+        ["experiments", "delete" | "restore"] => o(Manage, ExperimentId),
+        ["experiments", _] => o(Track, ExperimentId),
+        ["runs", "create"] | ["logged-models"] => o(Track, ExperimentId),
+        ["runs", "get"] | ["metrics", "get-history"] | ["artifacts", "list"] => o(Read, Run),
+        ["metrics", "get-history-bulk"] => o(Read, Runs),
+        ["runs", "delete" | "restore"] => o(Manage, Run),
+        ["runs", _] => o(Track, Run),
+        ["logged-models", id] if method == Method::DELETE => o(Manage, LoggedModel(id.to_string())),
+        ["logged-models", id, ..] => o(if get { Read } else { Track }, LoggedModel(id.to_string())),
+        ["registered-models", "alias"] if !get => o(Rollout, Model),
+        ["model-versions", "transition-stage"] => o(Rollout, Model),
+        ["registered-models", "create"] => o(Register, Model),
+        ["registered-models", "delete" | "rename"] | ["model-versions", "delete"] => {
+            o(Manage, Model)
+        }
+        ["registered-models", "get" | "get-latest-versions" | "alias"]
+        | ["model-versions", "get" | "get-download-uri"] => o(Read, Model),
+        ["registered-models" | "model-versions", _] => o(Register, Model),
+        // Whatever else MLflow serves (answered "not implemented").
+        _ => Rule::Check(if get { Read } else { Track }, Resource::System),
     }
-    let action = match rest {
-        ["registered-models", "alias"] | ["model-versions", "transition-stage"] => Rollout,
-        ["registered-models", "delete"] | ["model-versions", "delete"] => Manage,
-        ["registered-models", ..] | ["model-versions", ..] => Register,
-        _ => Track,
-    };
-    Rule::Check(action, Resource::System)
 }
 
 /// Whether the path is an MLflow route (errors there use MLflow's body shape).
 fn is_mlflow(path: &str) -> bool {
-    path.starts_with("/api/2.0/mlflow") || path.starts_with("/ajax-api/2.0/mlflow")
+    [
+        "/api/2.0/mlflow",
+        "/ajax-api/2.0/mlflow",
+        "/api/3.0/mlflow",
+        "/ajax-api/3.0/mlflow",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
 }
 
 fn deny(path: &str, status: StatusCode, message: String) -> Response {
@@ -125,6 +182,8 @@ fn deny(path: &str, status: StatusCode, message: String) -> Response {
             "UNAUTHENTICATED"
         } else if status == StatusCode::FORBIDDEN {
             "PERMISSION_DENIED"
+        } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "INVALID_PARAMETER_VALUE"
         } else {
             "TEMPORARILY_UNAVAILABLE"
         };
@@ -138,6 +197,8 @@ fn deny(path: &str, status: StatusCode, message: String) -> Response {
             "unauthenticated"
         } else if status == StatusCode::FORBIDDEN {
             "forbidden"
+        } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
         } else {
             "unavailable"
         };
@@ -170,16 +231,26 @@ fn request_id(req: &Request) -> String {
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string)
 }
 
+/// What the gate holds: the handlers' state and the body limit (MLflow requests whose
+/// object is named in the body are read once here, within the same limit).
+#[derive(Clone)]
+pub struct GateState {
+    pub app: AppState,
+    pub max_body_bytes: usize,
+}
+
 /// The middleware.
-pub async fn gate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn gate(State(g): State<GateState>, mut req: Request, next: Next) -> Response {
+    let s = g.app;
     let gov = s.governance.clone();
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let rule = classify(&method, &path, gov.metrics_public());
-    let (action, resource, somewhere) = match rule {
+    let (action, mut resource, somewhere, target) = match rule {
         Rule::Open => return next.run(req).await,
-        Rule::Check(a, r) => (a, r, false),
-        Rule::CheckSomewhere(a) => (a, Resource::System, true),
+        Rule::Check(a, r) => (a, r, false, None),
+        Rule::CheckSomewhere(a) => (a, Resource::System, true, None),
+        Rule::Object(a, t) => (a, Resource::System, false, Some(t)),
     };
     let rid = request_id(&req);
     let authorization = req
@@ -219,10 +290,59 @@ pub async fn gate(State(s): State<AppState>, mut req: Request, next: Next) -> Re
             return deny(&path, status, why.message());
         }
     };
-    let allowed = if somewhere {
-        principal.may_somewhere(action)
-    } else {
-        principal.may(action, &resource)
+    let allowed = match target {
+        // An unscoped grant covers every object: no lookup.
+        Some(_) if principal.may(action, &Resource::System) => true,
+        Some(t) => {
+            let body = if t.needs_body() && method != Method::GET && method != Method::HEAD {
+                let (parts, body) = req.into_parts();
+                match axum::body::to_bytes(body, g.max_body_bytes).await {
+                    Ok(b) => {
+                        req = Request::from_parts(parts, axum::body::Body::from(b.clone()));
+                        Some(b)
+                    }
+                    Err(_) => {
+                        return deny(
+                            &path,
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "request body exceeds server.max_body_bytes".into(),
+                        );
+                    }
+                }
+            } else {
+                None
+            };
+            let fields = Fields::new(req.uri().query(), body.as_deref());
+            let found = match t.find(&s, &fields).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %e, path = %path, "object lookup failed");
+                    return deny(
+                        &path,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the registry is unavailable; retry".into(),
+                    );
+                }
+            };
+            if let Found::Objects(objects) = &found
+                && let Some(first) = objects.first()
+            {
+                resource = first.resource();
+            }
+            match mlflow_access::allowed(gov.permissions(), &principal, action, &found) {
+                Ok(ok) => ok,
+                Err(e) => {
+                    tracing::error!(error = %e, "permission lookup failed");
+                    return deny(
+                        &path,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the permission store is unavailable; retry".into(),
+                    );
+                }
+            }
+        }
+        None if somewhere => principal.may_somewhere(action),
+        None => principal.may(action, &resource),
     };
     if !allowed {
         tracing::info!(principal = %principal.name, action = action.as_str(), resource = %resource, request_id = %rid, "request denied");
@@ -371,15 +491,42 @@ mod tests {
         );
         assert_eq!(
             classify(&post, "/api/2.0/mlflow/registered-models/alias", false),
-            Rule::Check(Action::Rollout, Resource::System)
+            Rule::Object(Action::Rollout, Target::Model)
+        );
+        assert_eq!(
+            classify(&get, "/api/2.0/mlflow/registered-models/alias", false),
+            Rule::Object(Action::Read, Target::Model)
         );
         assert_eq!(
             classify(&post, "/api/2.0/mlflow/runs/search", false),
-            Rule::Check(Action::Read, Resource::System)
+            Rule::Object(Action::Read, Target::Listed)
         );
         assert_eq!(
             classify(&post, "/api/2.0/mlflow/runs/log-batch", false),
-            Rule::Check(Action::Track, Resource::System)
+            Rule::Object(Action::Track, Target::Run)
+        );
+        assert_eq!(
+            classify(&post, "/api/2.0/mlflow/runs/delete", false),
+            Rule::Object(Action::Manage, Target::Run)
+        );
+        assert_eq!(
+            classify(&post, "/api/2.0/mlflow/experiments/create", false),
+            Rule::Object(Action::Track, Target::ExperimentName("name"))
+        );
+        assert_eq!(
+            classify(
+                &Method::PUT,
+                "/api/2.0/mlflow-artifacts/artifacts/3/r/artifacts/x",
+                false
+            ),
+            Rule::Object(
+                Action::Track,
+                Target::ArtifactPath("3/r/artifacts/x".into())
+            )
+        );
+        assert_eq!(
+            classify(&post, "/api/3.0/mlflow/users/permissions/grant", false),
+            Rule::Object(Action::Manage, Target::Granted)
         );
         assert_eq!(
             classify(&post, "/v1/some/new/route", false),

@@ -2,13 +2,16 @@
 //! works against Freshet with `MLFLOW_TRACKING_URI` pointing at it. Handlers parse,
 //! call the tracking store on the blocking pool, and shape MLflow's answers.
 
+use super::mlflow_access::{self, Reader};
 use super::{AppState, MlflowError};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
+use axum::http::Extensions;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use freshet_govern::permissions::Object;
 use freshet_registry::Store;
 use freshet_registry::api::{self, *};
 use freshet_registry::model::{NewRun, RunStatus, RunUpdate, Tag};
@@ -150,13 +153,19 @@ pub(super) fn max_results(v: Option<i64>, default: i64, cap: i64) -> Result<usiz
     Ok(n as usize)
 }
 
-async fn create_experiment(State(s): State<AppState>, b: Bytes) -> Answer {
+async fn create_experiment(State(s): State<AppState>, ext: Extensions, b: Bytes) -> Answer {
     let req: CreateExperiment = body(&b)?;
     let tags: Vec<Tag> = req.tags.into_iter().map(Into::into).collect();
+    let name = req.name.clone();
     let id = call(&s, move |st| {
         st.create_experiment(&req.name, req.artifact_location.as_deref(), &tags)
     })
     .await?;
+    let object = Object::Experiment {
+        id: id.clone(),
+        name,
+    };
+    mlflow_access::grant_creator(&s, &ext, object).await;
     Ok(Json(json!({ "experiment_id": id })))
 }
 
@@ -192,28 +201,37 @@ async fn get_experiment_by_name(
     Ok(Json(json!({ "experiment": api::experiment_json(&e) })))
 }
 
-async fn search_experiments(State(s): State<AppState>, b: Bytes) -> Answer {
+async fn search_experiments(State(s): State<AppState>, ext: Extensions, b: Bytes) -> Answer {
     let req: SearchExperiments = body(&b)?;
-    search_experiments_with(s, req).await
+    let reader = Reader::of(&s, &ext);
+    search_experiments_with(s, reader, req).await
 }
 
 async fn search_experiments_get(
     State(s): State<AppState>,
+    ext: Extensions,
     Query(req): Query<SearchExperiments>,
 ) -> Answer {
-    search_experiments_with(s, req).await
+    let reader = Reader::of(&s, &ext);
+    search_experiments_with(s, reader, req).await
 }
 
-async fn search_experiments_with(s: AppState, req: SearchExperiments) -> Answer {
+/// Experiments the caller may read, a full page at a time.
+async fn search_experiments_with(s: AppState, reader: Reader, req: SearchExperiments) -> Answer {
     let view = view(req.view_type.as_deref())?;
     let n = max_results(req.max_results, 1000, 50_000)?;
     let page = call(&s, move |st| {
-        st.search_experiments(
-            view,
-            req.filter.as_deref().unwrap_or(""),
-            &req.order_by,
+        let filter = req.filter.as_deref().unwrap_or("");
+        mlflow_access::readable_page(
             n,
-            req.page_token.as_deref(),
+            req.page_token.clone(),
+            |n, token| st.search_experiments(view, filter, &req.order_by, n, token.as_deref()),
+            |e| {
+                reader.may_read(&Object::Experiment {
+                    id: e.experiment_id.clone(),
+                    name: e.name.clone(),
+                })
+            },
         )
     })
     .await?;
@@ -287,14 +305,22 @@ struct SearchDatasets {
 }
 
 /// `POST experiments/search-datasets`: the datasets runs of these experiments read.
-async fn search_datasets(State(s): State<AppState>, b: Bytes) -> Answer {
+async fn search_datasets(State(s): State<AppState>, ext: Extensions, b: Bytes) -> Answer {
     let req: SearchDatasets = body(&b)?;
     if req.experiment_ids.is_empty() {
         return Err(MlflowError::invalid(
             "Missing value for required parameter 'experiment_ids'.",
         ));
     }
-    let found = call(&s, move |st| st.dataset_summaries(&req.experiment_ids)).await?;
+    let reader = Reader::of(&s, &ext);
+    let found = call(&s, move |st| {
+        let ids = reader.readable_experiments(st, req.experiment_ids);
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        st.dataset_summaries(&ids)
+    })
+    .await?;
     Ok(Json(json!({ "dataset_summaries": found })))
 }
 
@@ -475,10 +501,11 @@ async fn log_batch(State(s): State<AppState>, b: Bytes) -> Answer {
 
 async fn search_runs(
     State(s): State<AppState>,
+    ext: Extensions,
     b: Bytes,
 ) -> Result<axum::response::Response, MlflowError> {
     let req: SearchRuns = body(&b)?;
-    let q = freshet_registry::store::RunQuery {
+    let mut q = freshet_registry::store::RunQuery {
         experiment_ids: req.experiment_ids,
         filter: req.filter.unwrap_or_default(),
         view: view(req.run_view_type.as_deref())?,
@@ -486,7 +513,20 @@ async fn search_runs(
         order_by: req.order_by,
         page_token: req.page_token,
     };
-    let page = call(&s, move |st| st.search_runs(&q)).await?;
+    let reader = Reader::of(&s, &ext);
+    let page = call(&s, move |st| {
+        // Runs of the experiments the caller may read; none readable, none found.
+        let asked = !q.experiment_ids.is_empty();
+        q.experiment_ids = reader.readable_experiments(st, std::mem::take(&mut q.experiment_ids));
+        if asked && q.experiment_ids.is_empty() {
+            return Ok(freshet_registry::model::Page {
+                items: Vec::new(),
+                next_page_token: None,
+            });
+        }
+        st.search_runs(&q)
+    })
+    .await?;
     let out = api::SearchRunsOut {
         runs: page.items.iter().map(api::RunOut::from).collect(),
         next_page_token: page.next_page_token,

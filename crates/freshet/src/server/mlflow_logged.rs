@@ -167,8 +167,9 @@ struct Search {
     page_token: Option<String>,
 }
 
-async fn search(State(s): State<AppState>, b: Bytes) -> Answer {
+async fn search(State(s): State<AppState>, ext: axum::http::Extensions, b: Bytes) -> Answer {
     let req: Search = body(&b)?;
+    let reader = super::mlflow_access::Reader::of(&s, &ext);
     let q = ModelQuery {
         filter: req.filter,
         max_results: max_results(req.max_results, 100, 10_000)?,
@@ -186,7 +187,16 @@ async fn search(State(s): State<AppState>, b: Bytes) -> Answer {
         page_token: req.page_token,
     };
     let page = call(&s, move |st| {
-        st.search_logged_models(&req.experiment_ids, &q)
+        // Logged models of the experiments the caller may read.
+        let asked = !req.experiment_ids.is_empty();
+        let ids = reader.readable_experiments(st, req.experiment_ids);
+        if asked && ids.is_empty() {
+            return Ok(freshet_registry::model::Page {
+                items: Vec::new(),
+                next_page_token: None,
+            });
+        }
+        st.search_logged_models(&ids, &q)
     })
     .await?;
     let mut out = json!({ "models": page.items });

@@ -3,6 +3,7 @@
 
 use super::gate::principal_of;
 use super::mlflow::{PREFIXES, body, call, max_results};
+use super::mlflow_access::{self, Reader};
 use super::{AppState, MlflowError};
 use axum::Json;
 use axum::Router;
@@ -10,6 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::Extensions;
 use axum::routing::{get, post};
+use freshet_govern::permissions::Object;
 use freshet_registry::api::KeyValue;
 use freshet_registry::model::Tag;
 use freshet_registry::models::{ModelQuery, NewModelVersion, Stage};
@@ -108,13 +110,17 @@ struct CreateModel {
     description: Option<String>,
 }
 
-async fn create_model(State(s): State<AppState>, b: Bytes) -> Answer {
+async fn create_model(State(s): State<AppState>, ext: Extensions, b: Bytes) -> Answer {
     let req: CreateModel = body(&b)?;
     let tags: Vec<Tag> = req.tags.into_iter().map(Into::into).collect();
     let m = call(&s, move |st| {
         st.create_registered_model(&req.name, &tags, req.description.as_deref())
     })
     .await?;
+    let object = Object::Model {
+        name: m.name.clone(),
+    };
+    mlflow_access::grant_creator(&s, &ext, object).await;
     Ok(Json(json!({ "registered_model": m })))
 }
 
@@ -132,10 +138,12 @@ struct RenameModel {
 
 async fn rename_model(State(s): State<AppState>, b: Bytes) -> Answer {
     let req: RenameModel = body(&b)?;
+    let old = req.name.clone();
     let m = call(&s, move |st| {
         st.rename_registered_model(&req.name, &req.new_name)
     })
     .await?;
+    mlflow_access::model_moved(&s, old, Some(m.name.clone())).await;
     Ok(Json(json!({ "registered_model": m })))
 }
 
@@ -162,7 +170,9 @@ struct ModelRef {
 
 async fn delete_model(State(s): State<AppState>, b: Bytes) -> Answer {
     let req: ModelRef = body(&b)?;
+    let name = req.name.clone();
     call(&s, move |st| st.delete_registered_model(&req.name)).await?;
+    mlflow_access::model_moved(&s, name, None).await;
     Ok(Json(json!({})))
 }
 
@@ -185,9 +195,28 @@ fn model_query(p: &[(String, String)], default_max: i64) -> Result<ModelQuery, M
     })
 }
 
-async fn search_models(State(s): State<AppState>, RawQuery(q): RawQuery) -> Answer {
+async fn search_models(
+    State(s): State<AppState>,
+    ext: Extensions,
+    RawQuery(q): RawQuery,
+) -> Answer {
     let query = model_query(&pairs(q), 100)?;
-    let page = call(&s, move |st| st.search_registered_models(&query)).await?;
+    let reader = Reader::of(&s, &ext);
+    let page = call(&s, move |st| {
+        mlflow_access::readable_page(
+            query.max_results,
+            query.page_token.clone(),
+            |n, token| {
+                st.search_registered_models(&ModelQuery {
+                    max_results: n,
+                    page_token: token,
+                    ..query.clone()
+                })
+            },
+            |m| reader.may_read_model(&m.name),
+        )
+    })
+    .await?;
     let mut out = json!({ "registered_models": page.items });
     if let Some(t) = page.next_page_token {
         out["next_page_token"] = json!(t);
@@ -422,9 +451,28 @@ async fn delete_version(State(s): State<AppState>, b: Bytes) -> Answer {
     Ok(Json(json!({})))
 }
 
-async fn search_versions(State(s): State<AppState>, RawQuery(q): RawQuery) -> Answer {
+async fn search_versions(
+    State(s): State<AppState>,
+    ext: Extensions,
+    RawQuery(q): RawQuery,
+) -> Answer {
     let query = model_query(&pairs(q), 10_000)?;
-    let page = call(&s, move |st| st.search_model_versions(&query)).await?;
+    let reader = Reader::of(&s, &ext);
+    let page = call(&s, move |st| {
+        mlflow_access::readable_page(
+            query.max_results,
+            query.page_token.clone(),
+            |n, token| {
+                st.search_model_versions(&ModelQuery {
+                    max_results: n,
+                    page_token: token,
+                    ..query.clone()
+                })
+            },
+            |v| reader.may_read_model(&v.name),
+        )
+    })
+    .await?;
     let mut out = json!({ "model_versions": page.items });
     if let Some(t) = page.next_page_token {
         out["next_page_token"] = json!(t);

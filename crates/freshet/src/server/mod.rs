@@ -8,6 +8,7 @@ mod govern;
 mod ingest;
 mod lineage;
 mod mlflow;
+mod mlflow_access;
 mod mlflow_logged;
 mod mlflow_registry;
 mod ops;
@@ -64,13 +65,17 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(mlflow::router())
         .merge(mlflow_logged::router())
         .merge(mlflow_registry::router())
+        .merge(mlflow_access::router())
         .merge(artifacts::router())
         .merge(serving::router())
         .merge(ops::router())
         .merge(govern::router())
         .merge(lineage::router())
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            gate::GateState {
+                app: state.clone(),
+                max_body_bytes,
+            },
             gate::gate,
         ))
         .layer(DefaultBodyLimit::max(max_body_bytes))

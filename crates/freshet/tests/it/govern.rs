@@ -152,7 +152,7 @@ const ROUTES: &[Route] = &[
 /// Every file under `dir` that holds state a denied request must not touch (the lake,
 /// the registry, the artifacts), with its size and modification time. The audit chain
 /// and the token store are left out: a denied request is audited.
-fn fingerprint(dir: &Path) -> BTreeSet<(PathBuf, u64, u128)> {
+pub(crate) fn fingerprint(dir: &Path) -> BTreeSet<(PathBuf, u64, u128)> {
     let mut out = BTreeSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -199,7 +199,7 @@ async fn call(srv: &TestServer, r: &Route, auth: Option<&str>) -> (u16, String) 
     (status, resp.text().await.unwrap_or_default())
 }
 
-async fn create_token(
+pub(crate) async fn create_token(
     srv: &TestServer,
     admin: &str,
     name: &str,

@@ -12,6 +12,7 @@ mod live;
 mod metrics;
 mod mlflow_api;
 mod mlflow_models;
+mod mlflow_permissions;
 mod monitoring;
 mod oidc;
 mod pii;
