@@ -130,10 +130,7 @@ impl Approvals {
         required_tiers: &BTreeSet<String>,
         ttl: chrono::Duration,
     ) -> Result<Self, GovernError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        Self::init(Connection::open(path)?, tiers, required_tiers, ttl)
+        Self::init(crate::store::open(path)?, tiers, required_tiers, ttl)
     }
 
     pub fn in_memory(
@@ -150,10 +147,9 @@ impl Approvals {
         required_tiers: &BTreeSet<String>,
         ttl: chrono::Duration,
     ) -> Result<Self, GovernError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             CREATE TABLE IF NOT EXISTS approvals (
+        let conn = crate::store::prepare(
+            conn,
+            "CREATE TABLE IF NOT EXISTS approvals (
                 id TEXT PRIMARY KEY,
                 model TEXT NOT NULL,
                 version INTEGER NOT NULL,

@@ -49,10 +49,7 @@ pub struct InventoryStore {
 
 impl InventoryStore {
     pub fn open(path: &Path) -> Result<Self, GovernError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        Self::init(Connection::open(path)?)
+        Self::init(crate::store::open(path)?)
     }
 
     pub fn in_memory() -> Result<Self, GovernError> {
@@ -60,10 +57,9 @@ impl InventoryStore {
     }
 
     fn init(conn: Connection) -> Result<Self, GovernError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             CREATE TABLE IF NOT EXISTS inventory (
+        let conn = crate::store::prepare(
+            conn,
+            "CREATE TABLE IF NOT EXISTS inventory (
                 model TEXT PRIMARY KEY,
                 owner TEXT,
                 intended_use TEXT,

@@ -22,6 +22,7 @@ pub mod lineage;
 pub mod oidc;
 pub mod permissions;
 pub mod service;
+mod store;
 pub mod tokens;
 
 pub use error::GovernError;

@@ -128,10 +128,7 @@ pub struct PermissionStore {
 
 impl PermissionStore {
     pub fn open(path: &Path) -> Result<Self, GovernError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        Self::init(Connection::open(path)?)
+        Self::init(crate::store::open(path)?)
     }
 
     pub fn in_memory() -> Result<Self, GovernError> {
@@ -139,10 +136,9 @@ impl PermissionStore {
     }
 
     fn init(conn: Connection) -> Result<Self, GovernError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             CREATE TABLE IF NOT EXISTS object_permissions (
+        let conn = crate::store::prepare(
+            conn,
+            "CREATE TABLE IF NOT EXISTS object_permissions (
                 kind TEXT NOT NULL,
                 object TEXT NOT NULL,
                 principal TEXT NOT NULL,

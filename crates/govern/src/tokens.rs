@@ -110,10 +110,7 @@ const PREFIX: &str = "fst_";
 impl TokenStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, GovernError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let conn = Connection::open(path)?;
+        let conn = crate::store::open(path)?;
         Self::init(conn)
     }
 
@@ -122,10 +119,9 @@ impl TokenStore {
     }
 
     fn init(conn: Connection) -> Result<Self, GovernError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             CREATE TABLE IF NOT EXISTS tokens (
+        let conn = crate::store::prepare(
+            conn,
+            "CREATE TABLE IF NOT EXISTS tokens (
                 id TEXT PRIMARY KEY,
                 name TEXT NOT NULL UNIQUE,
                 secret_sha256 BLOB NOT NULL,

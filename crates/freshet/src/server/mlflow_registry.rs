@@ -13,7 +13,7 @@ use axum::http::Extensions;
 use axum::routing::{get, post};
 use freshet_govern::permissions::Object;
 use freshet_registry::api::KeyValue;
-use freshet_registry::model::Tag;
+use freshet_registry::model::{Page, Tag};
 use freshet_registry::models::{ModelQuery, NewModelVersion, Stage};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -203,17 +203,11 @@ async fn search_models(
     let query = model_query(&pairs(q), 100)?;
     let reader = Reader::of(&s, &ext);
     let page = call(&s, move |st| {
-        mlflow_access::readable_page(
-            query.max_results,
-            query.page_token.clone(),
-            |n, token| {
-                st.search_registered_models(&ModelQuery {
-                    max_results: n,
-                    page_token: token,
-                    ..query.clone()
-                })
-            },
-            |m| reader.may_read_model(&m.name),
+        readable(
+            &query,
+            &reader,
+            |q| st.search_registered_models(q),
+            |m| &m.name,
         )
     })
     .await?;
@@ -222,6 +216,27 @@ async fn search_models(
         out["next_page_token"] = json!(t);
     }
     Ok(Json(out))
+}
+
+/// A page of `query`'s models or versions (named by `name`) that the caller may read.
+fn readable<T>(
+    query: &ModelQuery,
+    reader: &Reader,
+    mut search: impl FnMut(&ModelQuery) -> freshet_registry::Result<Page<T>>,
+    name: impl Fn(&T) -> &str,
+) -> freshet_registry::Result<Page<T>> {
+    mlflow_access::readable_page(
+        query.max_results,
+        query.page_token.clone(),
+        |n, token| {
+            search(&ModelQuery {
+                max_results: n,
+                page_token: token,
+                ..query.clone()
+            })
+        },
+        |x| reader.may_read_model(name(x)),
+    )
 }
 
 #[derive(Deserialize)]
@@ -459,17 +474,11 @@ async fn search_versions(
     let query = model_query(&pairs(q), 10_000)?;
     let reader = Reader::of(&s, &ext);
     let page = call(&s, move |st| {
-        mlflow_access::readable_page(
-            query.max_results,
-            query.page_token.clone(),
-            |n, token| {
-                st.search_model_versions(&ModelQuery {
-                    max_results: n,
-                    page_token: token,
-                    ..query.clone()
-                })
-            },
-            |v| reader.may_read_model(&v.name),
+        readable(
+            &query,
+            &reader,
+            |q| st.search_model_versions(q),
+            |v| &v.name,
         )
     })
     .await?;

@@ -220,6 +220,38 @@ pub(crate) async fn create_token(
     v["token"].as_str().expect("token").to_string()
 }
 
+/// Every audit record, read over HTTP as `admin`.
+pub(crate) async fn audit_records(srv: &TestServer, admin: &str) -> Vec<serde_json::Value> {
+    let r = srv
+        .client
+        .get(format!("{}/v1/audit", srv.url()))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("audit");
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.expect("text");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+/// Whether `records` hold one with these fields.
+pub(crate) fn audited(
+    records: &[serde_json::Value],
+    principal: &str,
+    action: &str,
+    resource: &str,
+    outcome: &str,
+) -> bool {
+    records.iter().any(|r| {
+        r["principal"] == principal
+            && r["action"] == action
+            && r["resource"] == resource
+            && r["outcome"] == outcome
+    })
+}
+
 fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
     format!(
@@ -387,26 +419,9 @@ async fn every_route_against_every_credential_and_role() {
     assert_eq!(status, 200, "{body}");
 
     // The audit has the refusals and the changes, and verifies.
-    let r = srv
-        .client
-        .get(format!("{}/v1/audit", srv.url()))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("audit");
-    assert_eq!(r.status().as_u16(), 200);
-    let text = r.text().await.expect("text");
-    let records: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let records = audit_records(&srv, &admin).await;
     let has = |principal: &str, action: &str, resource: &str, outcome: &str| {
-        records.iter().any(|r| {
-            r["principal"] == principal
-                && r["action"] == action
-                && r["resource"] == resource
-                && r["outcome"] == outcome
-        })
+        audited(&records, principal, action, resource, outcome)
     };
     assert!(has("token:viewer", "ingest", "stream:s", "denied"));
     assert!(has("unknown", "ingest", "stream:s", "unauthenticated"));

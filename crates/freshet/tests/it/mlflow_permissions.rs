@@ -4,7 +4,7 @@
 //! create, search, log and share through grants; everything refused leaves the data
 //! folder as it was, and the audit names the object refused.
 
-use crate::govern::{create_token, fingerprint};
+use crate::govern::{audit_records, audited, create_token, fingerprint};
 use crate::support::{Options, TestServer};
 use serde_json::{Value, json};
 
@@ -41,6 +41,18 @@ async fn api(
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
+}
+
+async fn put_file(srv: &TestServer, token: &str, path: &str, body: &'static str) -> u16 {
+    srv.client
+        .put(format!("{}{path}", srv.url()))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .expect("put")
+        .status()
+        .as_u16()
 }
 
 /// Every experiment name a search returns to `token`, one result per page, following
@@ -169,15 +181,7 @@ async fn mlflow_objects_are_reached_through_scope_creator_or_grant_only() {
         200
     );
     let file = format!("/api/2.0/mlflow-artifacts/artifacts/{exp_a}/{run}/artifacts/notes.txt");
-    let put = srv
-        .client
-        .put(format!("{}{file}", srv.url()))
-        .bearer_auth(&alice)
-        .body("alice's notes")
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(put.status().as_u16(), 200);
+    assert_eq!(put_file(&srv, &alice, &file, "alice's notes").await, 200);
 
     // Bob reaches none of it, and nothing changes when he tries.
     let get_run = format!("/api/2.0/mlflow/runs/get?run_id={run}");
@@ -207,15 +211,11 @@ async fn mlflow_objects_are_reached_through_scope_creator_or_grant_only() {
     denied(st, &v, "bob reading alice's experiment");
     let (st, _) = api(&srv, &bob, "GET", &file, None).await;
     assert_eq!(st, 403, "bob downloading alice's file");
-    let put = srv
-        .client
-        .put(format!("{}{file}", srv.url()))
-        .bearer_auth(&bob)
-        .body("overwritten")
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(put.status().as_u16(), 403, "bob overwriting alice's file");
+    assert_eq!(
+        put_file(&srv, &bob, &file, "overwritten").await,
+        403,
+        "bob overwriting alice's file"
+    );
     let search_runs = json!({ "experiment_ids": [exp_a] });
     let (st, v) = api(
         &srv,
@@ -257,15 +257,8 @@ async fn mlflow_objects_are_reached_through_scope_creator_or_grant_only() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["runs"].as_array().map(Vec::len), Some(1), "{v}");
     assert_eq!(experiment_names(&srv, &bob).await, ["churn-b", "fraud-a"]);
-    let got = srv
-        .client
-        .get(format!("{}{file}", srv.url()))
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(got.status().as_u16(), 200);
-    assert_eq!(got.text().await.expect("text"), "alice's notes");
+    let (st, got) = api(&srv, &bob, "GET", &file, None).await;
+    assert_eq!((st, got), (200, json!("alice's notes")));
     let (st, v) = api(&srv, &bob, "POST", log, Some(metric.clone())).await;
     denied(st, &v, "bob writing with READ");
     let check = format!(
@@ -420,20 +413,9 @@ async fn mlflow_objects_are_reached_through_scope_creator_or_grant_only() {
     denied(st, &v, "alice reading a later model of the same name");
 
     // The audit names the object a refusal was about, and who was refused.
-    let (st, text) = api(&srv, &admin, "GET", "/v1/audit", None).await;
-    assert_eq!(st, 200);
-    let text = text.as_str().expect("json lines").to_string();
-    let records: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("line"))
-        .collect();
+    let records = audit_records(&srv, &admin).await;
     let has = |principal: &str, action: &str, resource: &str, outcome: &str| {
-        records.iter().any(|r| {
-            r["principal"] == principal
-                && r["action"] == action
-                && r["resource"] == resource
-                && r["outcome"] == outcome
-        })
+        audited(&records, principal, action, resource, outcome)
     };
     assert!(has("token:bob", "track", "experiment:fraud-a", "denied"));
     assert!(has(
