@@ -7,14 +7,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const STREAMS: &str = "  s:
+pub(crate) const STREAMS: &str = "  s:
     source: { type: http }
     schema:
       fields:
         - { name: x, type: float, required: true }
 ";
 
-const AUTH: &str = "auth:
+pub(crate) const AUTH: &str = "auth:
   enabled: true
   metrics_public: false
 ";

@@ -4,20 +4,9 @@
 //! create, search, log and share through grants; everything refused leaves the data
 //! folder as it was, and the audit names the object refused.
 
-use crate::govern::{audit_records, audited, create_token, fingerprint};
+use crate::govern::{AUTH, STREAMS, audit_records, audited, create_token, fingerprint};
 use crate::support::{Options, TestServer};
 use serde_json::{Value, json};
-
-const STREAMS: &str = "  s:
-    source: { type: http }
-    schema:
-      fields:
-        - { name: x, type: float, required: true }
-";
-
-const AUTH: &str = "auth:
-  enabled: true
-";
 
 async fn api(
     srv: &TestServer,
