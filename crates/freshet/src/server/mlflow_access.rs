@@ -191,17 +191,27 @@ impl Lookup {
                 Err(e) => return Err(e),
             }),
             Lookup::Runs(ids) if ids.is_empty() => Ok(Found::Missing),
-            Lookup::Runs(ids) => missing_if_absent((|| {
+            Lookup::Runs(ids) => {
+                // Every run that exists must be readable; one that does not cannot hide
+                // the others (the handler answers for what exists).
                 let mut out: Vec<Object> = Vec::new();
                 for id in &ids {
-                    let run = st.get_run(id)?;
+                    let run = match st.get_run(id) {
+                        Ok(r) => r,
+                        Err(RegistryError::NotFound(_)) => continue,
+                        Err(e) => return Err(e),
+                    };
                     let o = experiment(st, &run.info.experiment_id)?;
                     if !out.contains(&o) {
                         out.push(o);
                     }
                 }
-                Ok(Found::Objects(out))
-            })()),
+                Ok(if out.is_empty() {
+                    Found::Missing
+                } else {
+                    Found::Objects(out)
+                })
+            }
             Lookup::LoggedModel(id) => missing_if_absent(
                 st.get_logged_model(&id)
                     .and_then(|m| experiment(st, &m.info.experiment_id))
@@ -451,6 +461,7 @@ async fn grant(
         .parse::<Permission>()
         .map_err(governed)?;
     let object = object_of(&s, &req.resource_type, &req.resource_id).await?;
+    known_user(&s, &principal)?;
     let by = super::gate::principal_of(&ext);
     let gov = s.governance.clone();
     let (o, who) = (object.clone(), principal.clone());
@@ -460,6 +471,27 @@ async fn grant(
         .map_err(governed)?;
     tracing::info!(principal = %principal, resource = %object.resource(), permission = level.as_str(), "permission granted");
     Ok(Json(json!({})))
+}
+
+/// A grant to a token must name one that exists and is not revoked (MLflow answers an
+/// unknown user with RESOURCE_DOES_NOT_EXIST), so a token made later under a revoked
+/// name inherits nothing. OIDC subjects are not known before they sign in.
+fn known_user(s: &AppState, principal: &str) -> Result<(), MlflowError> {
+    let Some(name) = principal.strip_prefix("token:") else {
+        return Ok(());
+    };
+    let tokens = s.governance.list_tokens().map_err(governed)?;
+    if tokens
+        .iter()
+        .any(|t| t.name == name && t.revoked_at.is_none())
+    {
+        Ok(())
+    } else {
+        Err(governed(GovernError::NotFound {
+            what: "user",
+            name: name.to_string(),
+        }))
+    }
 }
 
 /// `POST users/permissions/revoke`.

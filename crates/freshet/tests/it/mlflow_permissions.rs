@@ -200,6 +200,10 @@ async fn mlflow_objects_are_reached_through_scope_creator_or_grant_only() {
     denied(st, &v, "bob reading alice's experiment");
     let (st, _) = api(&srv, &bob, "GET", &file, None).await;
     assert_eq!(st, 403, "bob downloading alice's file");
+    let bulk =
+        format!("/api/2.0/mlflow/metrics/get-history-bulk?run_id=nope&run_id={run}&metric_key=auc");
+    let (st, v) = api(&srv, &bob, "GET", &bulk, None).await;
+    denied(st, &v, "bob reading alice's run beside an unknown one");
     assert_eq!(
         put_file(&srv, &bob, &file, "overwritten").await,
         403,
@@ -293,6 +297,14 @@ async fn mlflow_objects_are_reached_through_scope_creator_or_grant_only() {
     assert_eq!(st, 200, "{v}");
     let (st, v) = api(&srv, &bob, "GET", &get_run, None).await;
     denied(st, &v, "bob after the revocation");
+
+    // A grant to a token that does not exist is refused, as MLflow refuses an unknown
+    // user.
+    let mut ghost = to_bob("READ");
+    ghost["username"] = json!("ghost");
+    let (st, v) = api(&srv, &alice, "POST", grant, Some(ghost)).await;
+    assert_eq!(st, 404, "{v}");
+    assert_eq!(v["error_code"], "RESOURCE_DOES_NOT_EXIST", "{v}");
 
     // Bad grants name the field.
     let (st, v) = api(&srv, &alice, "POST", grant, Some(to_bob("OWNER"))).await;
