@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use freshet_serve::formats::render_oip_metadata;
+use freshet_serve::formats::{oip_binary, render_oip_metadata};
 use freshet_serve::service::{Protocol, ScoreInput, Scored};
 
 pub fn router() -> Router<AppState> {
@@ -274,14 +274,34 @@ fn score(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
+    // The OIP binary tensor extension: binary inputs become plain JSON first, and the
+    // answer goes out binary where the request asks.
+    let (plain, wishes) = if protocol == Protocol::Oip {
+        oip_binary::decode_request(body, header_str(headers, "inference-header-content-length"))
+            .map_err(|e| ApiError::from(freshet_serve::ServeError::BadRequest(e.to_string())))?
+    } else {
+        (None, oip_binary::BinaryOutputs::default())
+    };
     let input = ScoreInput {
         content_type: header_str(headers, "content-type"),
-        body,
+        body: plain.as_deref().unwrap_or(body),
         version,
         client_request_id: header_str(headers, "x-client-request-id"),
         routing_key: header_str(headers, "x-routing-key"),
     };
-    Ok(answer(s.scorer.score(model, protocol, input)?))
+    let mut scored = s.scorer.score(model, protocol, input)?;
+    let (bytes, head) = oip_binary::encode_answer(std::mem::take(&mut scored.body), &wishes);
+    scored.body = bytes;
+    let mut resp = answer(scored);
+    if let Some(len) = head {
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        h.insert("inference-header-content-length", HeaderValue::from(len));
+    }
+    Ok(resp)
 }
 
 /// Longest a scoring request with `x-live-after` waits for its label to be learnt.

@@ -2,7 +2,8 @@
 //!
 //! The HTTP handlers hand a request body to [`parse_invocations`] (MLflow's
 //! `/invocations` formats: `dataframe_split`, `dataframe_records`, `instances`, `inputs`,
-//! and CSV) or [`parse_oip`] (Open Inference Protocol v2 `infer`), and get back rows of
+//! and CSV) or [`parse_oip`] (Open Inference Protocol v2 `infer`; binary tensor data is
+//! first made plain JSON by [`oip_binary`]), and get back rows of
 //! [`Value`]s in the order of the model's [`InputColumn`]s, each already coerced with
 //! [`FieldType::coerce`] — the same coercions ingest applies, so a value is read the same
 //! way at training and at serving time. They answer with [`render_invocations`],
@@ -29,6 +30,7 @@ mod error;
 mod json;
 mod mlflow;
 mod oip;
+pub mod oip_binary;
 mod render;
 #[cfg(test)]
 mod testutil;
