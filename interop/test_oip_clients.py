@@ -121,6 +121,20 @@ def test_json_tensors_and_outputs_chosen_one_by_one(served):
     assert res.as_numpy("probabilities").shape == (4, 2)
 
 
+def test_server_and_model_metadata_and_readiness(served):
+    """What the client asks before inferring: the server's health and metadata (with
+    the binary extension), the model's and a version's readiness, the model's tensors."""
+    c = client(served)
+    assert c.is_server_live() and c.is_server_ready()
+    meta = c.get_server_metadata()
+    assert meta["name"] == "freshet" and "binary_tensor_data" in meta["extensions"]
+    assert c.is_model_ready("fraud") and c.is_model_ready("fraud", "1")
+    assert not c.is_model_ready("fraud", "7") and not c.is_model_ready("nope")
+    model = c.get_model_metadata("fraud")
+    assert {i["name"]: i["datatype"] for i in model["inputs"]} == {"amount": "FP64", "merchant": "BYTES"}
+    assert [o["name"] for o in model["outputs"]] == ["predictions", "probabilities"]
+
+
 def test_the_client_reads_a_4xx_error(served):
     """A column the model does not read, and a model not served: the client raises
     with the status and the spec's error message, which names the problem."""

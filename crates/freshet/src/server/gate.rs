@@ -48,6 +48,8 @@ pub fn classify(method: &Method, path: &str, metrics_public: bool) -> Rule {
         ["metrics"] if metrics_public => Rule::Open,
         ["metrics"] => Rule::Check(Read, Resource::System),
         ["v2", "health", ..] => Rule::Open,
+        // OIP server metadata: the name, version and extensions, for any caller.
+        ["v2"] => Rule::CheckSomewhere(Read),
         ["v1", "streams"] => Rule::Check(Read, Resource::System),
         ["v1", "streams", s, "events"] => Rule::Check(read_or(Ingest), stream(s)),
         ["v1", "models", m, "feedback"] => Rule::Check(Feedback, model(m)),

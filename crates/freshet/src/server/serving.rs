@@ -25,6 +25,11 @@ pub fn router() -> Router<AppState> {
             get(metadata_version),
         )
         .route("/v2/models/{model}/ready", get(model_ready))
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(version_ready),
+        )
+        .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
         .layer(axum::middleware::map_response(oip_error_body));
@@ -414,6 +419,37 @@ async fn model_ready(State(s): State<AppState>, Path(model): Path<String>) -> St
         Some(_) => StatusCode::OK,
         None => StatusCode::NOT_FOUND,
     }
+}
+
+/// Whether version `version` of `model` answers (as champion or challenger).
+async fn version_ready(
+    State(s): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let v = version_of(&version)?;
+    let Some(routes) = s.scorer.endpoints.get(&model).and_then(|e| e.routes()) else {
+        return Ok(StatusCode::NOT_FOUND);
+    };
+    let served = routes.champion.version == v
+        || routes
+            .challenger
+            .as_ref()
+            .is_some_and(|(c, _)| c.version == v);
+    Ok(if served {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    })
+}
+
+/// OIP server metadata (`GET /v2`): name, version and the protocol extensions served.
+async fn server_metadata() -> Response {
+    axum::Json(serde_json::json!({
+        "name": "freshet",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["binary_tensor_data"],
+    }))
+    .into_response()
 }
 
 async fn live() -> StatusCode {
