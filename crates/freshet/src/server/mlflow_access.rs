@@ -599,3 +599,88 @@ pub async fn model_moved(s: &AppState, name: String, new_name: Option<String>) {
         tracing::error!("could not move a registered model's permissions");
     }
 }
+
+/// A new model version must come from files the caller may read: the experiment of its
+/// run, of its logged model, or the one its `mlflow-artifacts:/<experiment>/…` source
+/// lies under. Otherwise a version of one's own model could point at another team's run
+/// and hand its files out through the version's download routes. A source that names
+/// no experiment needs an unscoped reader.
+pub async fn check_version_source(
+    s: &AppState,
+    ext: &Extensions,
+    run_id: Option<&str>,
+    model_id: Option<&str>,
+    source: &str,
+) -> Result<(), MlflowError> {
+    let reader = Reader::of(s, ext);
+    if reader.everything {
+        return Ok(());
+    }
+    let run = run_id
+        .map(str::to_string)
+        .or_else(|| {
+            source
+                .strip_prefix("runs:/")
+                .and_then(|r| r.split('/').next())
+                .map(str::to_string)
+        })
+        .filter(|r| !r.is_empty());
+    let logged = model_id
+        .map(str::to_string)
+        .or_else(|| {
+            source
+                .strip_prefix("models:/")
+                .filter(|m| m.starts_with("m-"))
+                .and_then(|m| m.split('/').next())
+                .map(str::to_string)
+        })
+        .filter(|m| !m.is_empty());
+    let artifact = source
+        .strip_prefix("mlflow-artifacts:/")
+        .map(|p| p.trim_start_matches('/').to_string());
+    let attributed = run.is_some() || logged.is_some() || artifact.is_some();
+    let store = s.tracking.clone();
+    // Each place the files may come from: `Found::Objects` to read, `Missing` when the
+    // store does not know it (it then refuses the version itself), `Unowned` when it
+    // is under no experiment.
+    let found = tokio::task::spawn_blocking(move || -> Result<Vec<Found>, RegistryError> {
+        let st = store.as_ref();
+        let mut out = Vec::new();
+        if let Some(r) = run {
+            out.push(missing_if_absent(st.get_run(&r).and_then(|run| {
+                experiment(st, &run.info.experiment_id).map(one)
+            }))?);
+        }
+        if let Some(m) = logged {
+            out.push(missing_if_absent(
+                st.get_logged_model(&m)
+                    .and_then(|lm| experiment(st, &lm.info.experiment_id).map(one)),
+            )?);
+        }
+        if let Some(p) = artifact {
+            out.push(Lookup::Artifact(Some(p)).run(st)?);
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|_| MlflowError::internal())?
+    .map_err(MlflowError::from)?;
+    let readable = attributed
+        && found.iter().all(|f| match f {
+            Found::Objects(objects) => objects.iter().all(|o| reader.may_read(o)),
+            Found::Missing => true,
+            Found::Unowned | Found::Invalid => false,
+        });
+    if readable {
+        Ok(())
+    } else {
+        Err(MlflowError {
+            status: StatusCode::FORBIDDEN,
+            code: "PERMISSION_DENIED",
+            message: format!(
+                "{} may not read the source of this version",
+                reader.principal.name
+            ),
+        })
+    }
+}

@@ -404,6 +404,14 @@ async fn approved(
 
 async fn create_version(State(s): State<AppState>, ext: Extensions, b: Bytes) -> Answer {
     let req: CreateVersion = body(&b)?;
+    mlflow_access::check_version_source(
+        &s,
+        &ext,
+        req.run_id.as_deref(),
+        req.model_id.as_deref(),
+        &req.source,
+    )
+    .await?;
     let new = NewModelVersion {
         name: req.name,
         source: req.source,

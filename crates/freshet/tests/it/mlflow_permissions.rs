@@ -229,6 +229,37 @@ async fn mlflow_objects_are_reached_through_scope_creator_or_grant_only() {
         "a refused request changed state"
     );
 
+    // Nor through a version of his own model that points at her files.
+    let (st, v) = api(
+        &srv,
+        &bob,
+        "POST",
+        "/api/2.0/mlflow/registered-models/create",
+        Some(json!({ "name": "churn-m" })),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    for source in [
+        json!({ "name": "churn-m", "source": format!("runs:/{run}/notes.txt") }),
+        json!({ "name": "churn-m", "source": "x", "run_id": run }),
+        json!({ "name": "churn-m", "source": format!("mlflow-artifacts:/{exp_a}/{run}/artifacts") }),
+        json!({ "name": "churn-m", "source": "/etc" }),
+    ] {
+        let (st, v) = api(
+            &srv,
+            &bob,
+            "POST",
+            "/api/2.0/mlflow/model-versions/create",
+            Some(source.clone()),
+        )
+        .await;
+        denied(
+            st,
+            &v,
+            &format!("bob registering alice's files as {source}"),
+        );
+    }
+
     // Sharing: only a MANAGE holder grants; the creator has MANAGE.
     let grant = "/api/3.0/mlflow/users/permissions/grant";
     let to_bob = |level: &str| json!({ "username": "bob", "resource_type": "experiment", "resource_id": exp_a, "permission": level });
@@ -353,7 +384,10 @@ async fn mlflow_objects_are_reached_through_scope_creator_or_grant_only() {
         models(&api(&srv, &alice, "GET", search, None).await.1),
         ["fraud-m"]
     );
-    assert!(models(&api(&srv, &bob, "GET", search, None).await.1).is_empty());
+    assert_eq!(
+        models(&api(&srv, &bob, "GET", search, None).await.1),
+        ["churn-m"]
+    );
     let alias = json!({ "name": "fraud-m", "alias": "champion", "version": "1" });
     let (st, v) = api(
         &srv,
