@@ -10,8 +10,6 @@ a stream where the label is `amount > 600`, so the expected answers are known.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from test_kafka import Freshet
+from test_kafka_bind import cli
 
 CONFIG = """\
 lake: { path: lake, compaction: { enabled: false } }
@@ -40,14 +39,6 @@ models:
     learner: { type: logistic_regression }
     triggers: { initial_rows: 1000000000, concept_drift: none }
 """
-
-
-def cli(root: Path, *args: str) -> str:
-    binary = os.environ.get("FRESHET_BIN") or pytest.fail("set FRESHET_BIN to the freshet binary")
-    r = subprocess.run([binary, "--config", str(root / "freshet.yaml"), *args], cwd=root,
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout
 
 
 @pytest.fixture(scope="module")
