@@ -461,14 +461,13 @@ async fn grant(
         .parse::<Permission>()
         .map_err(governed)?;
     let object = object_of(&s, &req.resource_type, &req.resource_id).await?;
-    known_user(&s, &principal)?;
     let by = super::gate::principal_of(&ext);
-    let gov = s.governance.clone();
     let (o, who) = (object.clone(), principal.clone());
-    tokio::task::spawn_blocking(move || gov.permissions().put(&o, &who, level, &by.name))
-        .await
-        .map_err(|_| MlflowError::internal())?
-        .map_err(governed)?;
+    governed_call(&s, move |gov| {
+        known_user(gov, &who)?;
+        gov.permissions().put(&o, &who, level, &by.name)
+    })
+    .await?;
     tracing::info!(principal = %principal, resource = %object.resource(), permission = level.as_str(), "permission granted");
     Ok(Json(json!({})))
 }
@@ -476,22 +475,34 @@ async fn grant(
 /// A grant to a token must name one that exists and is not revoked (MLflow answers an
 /// unknown user with RESOURCE_DOES_NOT_EXIST), so a token made later under a revoked
 /// name inherits nothing. OIDC subjects are not known before they sign in.
-fn known_user(s: &AppState, principal: &str) -> Result<(), MlflowError> {
+fn known_user(gov: &freshet_govern::Governance, principal: &str) -> Result<(), GovernError> {
     let Some(name) = principal.strip_prefix("token:") else {
         return Ok(());
     };
-    let tokens = s.governance.list_tokens().map_err(governed)?;
-    if tokens
+    if gov
+        .list_tokens()?
         .iter()
         .any(|t| t.name == name && t.revoked_at.is_none())
     {
         Ok(())
     } else {
-        Err(governed(GovernError::NotFound {
+        Err(GovernError::NotFound {
             what: "user",
             name: name.to_string(),
-        }))
+        })
     }
+}
+
+/// Runs `f` against the governance stores (SQLite) off the async threads.
+async fn governed_call<T: Send + 'static>(
+    s: &AppState,
+    f: impl FnOnce(&freshet_govern::Governance) -> Result<T, GovernError> + Send + 'static,
+) -> Result<T, MlflowError> {
+    let gov = s.governance.clone();
+    tokio::task::spawn_blocking(move || f(&gov))
+        .await
+        .map_err(|_| MlflowError::internal())?
+        .map_err(governed)
 }
 
 /// `POST users/permissions/revoke`.
@@ -499,12 +510,8 @@ async fn revoke(State(s): State<AppState>, b: Bytes) -> Result<Json<Value>, Mlfl
     let req: GrantIn = super::mlflow::body(&b)?;
     let principal = req.principal()?;
     let object = object_of(&s, &req.resource_type, &req.resource_id).await?;
-    let gov = s.governance.clone();
     let (o, who) = (object.clone(), principal.clone());
-    tokio::task::spawn_blocking(move || gov.permissions().delete(&o, &who))
-        .await
-        .map_err(|_| MlflowError::internal())?
-        .map_err(governed)?;
+    governed_call(&s, move |gov| gov.permissions().delete(&o, &who)).await?;
     tracing::info!(principal = %principal, resource = %object.resource(), "permission revoked");
     Ok(Json(json!({})))
 }
@@ -540,8 +547,7 @@ async fn check(
         }
         Err(e) => return Err(e),
     };
-    let gov = s.governance.clone();
-    let level = tokio::task::spawn_blocking(move || {
+    let level = governed_call(&s, move |gov| {
         let perms = gov.permissions();
         if who == caller.name {
             return perms.effective(&caller, &object).map(Some);
@@ -551,9 +557,7 @@ async fn check(
         }
         perms.explicit(&object, &who).map(Some)
     })
-    .await
-    .map_err(|_| MlflowError::internal())?
-    .map_err(governed)?;
+    .await?;
     let Some(level) = level else {
         return Err(MlflowError {
             status: StatusCode::FORBIDDEN,
@@ -643,24 +647,18 @@ pub async fn check_version_source(
     // Each place the files may come from: `Found::Objects` to read, `Missing` when the
     // store does not know it (it then refuses the version itself), `Unowned` when it
     // is under no experiment.
-    let found = tokio::task::spawn_blocking(move || -> Result<Vec<Found>, RegistryError> {
-        let st = store.as_ref();
-        let mut out = Vec::new();
-        if let Some(r) = run {
-            out.push(missing_if_absent(st.get_run(&r).and_then(|run| {
-                experiment(st, &run.info.experiment_id).map(one)
-            }))?);
-        }
-        if let Some(m) = logged {
-            out.push(missing_if_absent(
-                st.get_logged_model(&m)
-                    .and_then(|lm| experiment(st, &lm.info.experiment_id).map(one)),
-            )?);
-        }
-        if let Some(p) = artifact {
-            out.push(Lookup::Artifact(Some(p)).run(st)?);
-        }
-        Ok(out)
+    // The same lookups the gate makes for a run, a logged model and a path.
+    let plans: Vec<Lookup> = run
+        .map(|r| Lookup::Runs(vec![r]))
+        .into_iter()
+        .chain(logged.map(Lookup::LoggedModel))
+        .chain(artifact.map(|p| Lookup::Artifact(Some(p))))
+        .collect();
+    let found = tokio::task::spawn_blocking(move || {
+        plans
+            .into_iter()
+            .map(|plan| plan.run(store.as_ref()))
+            .collect::<Result<Vec<Found>, RegistryError>>()
     })
     .await
     .map_err(|_| MlflowError::internal())?

@@ -83,7 +83,7 @@ pub fn decode_request(
 ) -> Result<(Option<Vec<u8>>, BinaryOutputs), FormatError> {
     let Some(raw_len) = header_len else {
         // Plain JSON: only the output wishes matter, and only if any are there.
-        let wishes = if memchr_binary(body) {
+        let wishes = if mentions_binary_data(body) {
             serde_json::from_slice::<Json>(body)
                 .map(|v| BinaryOutputs::of(&v))
                 .unwrap_or_default()
@@ -150,7 +150,7 @@ pub fn decode_request(
 }
 
 /// A cheap pre-check: only a body that mentions `binary_data` can ask for binary output.
-fn memchr_binary(body: &[u8]) -> bool {
+fn mentions_binary_data(body: &[u8]) -> bool {
     body.windows(11).any(|w| w == b"binary_data")
 }
 
