@@ -160,8 +160,13 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LakeConfig {
-    /// Root of the lake: a local path (relative to the config file) or a `file://` URL.
+    /// Root of the lake: a local path (relative to the config file), a `file://` URL, or
+    /// `s3://<bucket>/<prefix>` (S3 or any S3-compatible store, see [`S3Config`]).
     pub path: String,
+    /// How to reach S3 when `path` is an `s3://` URL. Credentials are never read from
+    /// here: they come from the usual AWS environment (variables, web identity, ECS and
+    /// EC2 instance roles).
+    pub s3: S3Config,
     /// Write a Delta checkpoint every this many commits.
     pub checkpoint_interval: NonZeroU64,
     /// Background compaction of small files.
@@ -174,9 +179,65 @@ impl Default for LakeConfig {
     fn default() -> Self {
         Self {
             path: "freshet-data/lake".into(),
+            s3: S3Config::default(),
             checkpoint_interval: NonZeroU64::new(50).unwrap_or(NonZeroU64::MIN),
             compaction: CompactionConfig::default(),
             retention_hours: 168,
+        }
+    }
+}
+
+/// Where an S3-compatible store is and how to talk to it. Each field falls back to the
+/// AWS environment (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT`, `AWS_DEFAULT_REGION`,
+/// `AWS_ALLOW_HTTP`) when unset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// The store's URL, for S3-compatible stores (MinIO, SeaweedFS, Ceph, R2, ...);
+    /// unset for AWS S3.
+    pub endpoint: Option<String>,
+    /// The bucket's region (AWS S3); S3-compatible stores usually accept any.
+    pub region: Option<String>,
+    /// Allow a plain `http://` endpoint (a store on the same host or network only).
+    pub allow_http: bool,
+}
+
+/// The lake's root must be a store Freshet can write to, and an S3 endpoint a URL.
+fn validate_lake_location(lake: &LakeConfig, errs: &mut Vec<ConfigError>) {
+    if let Some((scheme, rest)) = lake.path.split_once("://") {
+        match scheme {
+            "file" => {}
+            "s3" | "s3a" => {
+                if rest.split('/').next().unwrap_or_default().is_empty() {
+                    errs.push(ConfigError::new(
+                        "lake.path",
+                        "an s3:// lake needs a bucket: s3://<bucket>/<prefix>",
+                    ));
+                }
+            }
+            other => errs.push(ConfigError::new(
+                "lake.path",
+                format!(
+                    "the '{other}' scheme is not supported; use a local path, file:// or s3://"
+                ),
+            )),
+        }
+    }
+    if let Some(endpoint) = &lake.s3.endpoint {
+        match endpoint.split_once("://") {
+            Some(("https", host)) if !host.is_empty() => {}
+            Some(("http", host)) if !host.is_empty() => {
+                if !lake.s3.allow_http {
+                    errs.push(ConfigError::new(
+                        "lake.s3.endpoint",
+                        "is plain http; set lake.s3.allow_http: true to allow it",
+                    ));
+                }
+            }
+            _ => errs.push(ConfigError::new(
+                "lake.s3.endpoint",
+                "must be an http:// or https:// URL, like https://s3.example.com",
+            )),
         }
     }
 }
@@ -459,6 +520,7 @@ impl FreshetConfig {
         if self.lake.path.trim().is_empty() {
             errs.push(ConfigError::new("lake.path", "must not be empty"));
         }
+        validate_lake_location(&self.lake, &mut errs);
         if self.registry.artifacts.trim().is_empty() {
             errs.push(ConfigError::new("registry.artifacts", "must not be empty"));
         }
@@ -859,6 +921,38 @@ streams:
             interpolate_env("a: 1\nb: ${NOPE}", &env).unwrap_err().path,
             "line 2"
         );
+    }
+
+    #[test]
+    fn lake_locations_are_checked() {
+        let check = |lake: &str| -> Vec<String> {
+            match FreshetConfig::from_yaml_str_with_env(&format!("lake: {lake}\n"), &env) {
+                Ok(_) => Vec::new(),
+                Err(errs) => errs
+                    .iter()
+                    .map(|e| format!("{}: {}", e.path, e.message))
+                    .collect(),
+            }
+        };
+        assert!(check("{ path: s3://bucket/lake }").is_empty());
+        assert!(check("{ path: file:///data/lake }").is_empty());
+        assert!(
+            check(
+                "{ path: s3://b/l, s3: { endpoint: 'http://127.0.0.1:9000', allow_http: true } }"
+            )
+            .is_empty()
+        );
+        let gs = check("{ path: gs://bucket/lake }");
+        assert!(gs[0].starts_with("lake.path: the 'gs' scheme"), "{gs:?}");
+        let no_bucket = check("{ path: s3:///lake }");
+        assert!(no_bucket[0].contains("needs a bucket"), "{no_bucket:?}");
+        let http = check("{ path: s3://b/l, s3: { endpoint: 'http://127.0.0.1:9000' } }");
+        assert!(
+            http[0].starts_with("lake.s3.endpoint: is plain http"),
+            "{http:?}"
+        );
+        let bad = check("{ path: s3://b/l, s3: { endpoint: 'minio:9000' } }");
+        assert!(bad[0].starts_with("lake.s3.endpoint: must be"), "{bad:?}");
     }
 
     #[test]

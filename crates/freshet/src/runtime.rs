@@ -74,15 +74,18 @@ impl freshet_serve::service::InputProtector for StreamPii {
     }
 }
 
-/// The lake of a configuration, with relative paths taken from the config's folder.
-pub fn open_lake(config: &FreshetConfig, base: &Path) -> Result<Lake> {
+/// The lake of a configuration, with relative paths taken from the config's folder; an
+/// `s3://` lake is checked to be reachable and to honour conditional writes.
+pub async fn open_lake(config: &FreshetConfig, base: &Path) -> Result<Lake> {
     let p = &config.lake.path;
     let root = if p.contains("://") || Path::new(p).is_absolute() {
         p.clone()
     } else {
         base.join(p).display().to_string()
     };
-    Lake::new(&root).with_context(|| format!("cannot open the lake at {root}"))
+    Lake::open(&root, &config.lake.s3)
+        .await
+        .with_context(|| format!("cannot open the lake at {root}"))
 }
 
 /// The tracking store of a configuration (its SQLite file relative to the config's folder).
@@ -223,7 +226,7 @@ impl Runtime {
                     .join("\n")
             )
         })?;
-        let lake = open_lake(&config, &base_dir)?;
+        let lake = open_lake(&config, &base_dir).await?;
         let governance = crate::governance::open(&config, &base_dir)?;
         let options = TableOptions {
             partition_by: vec![freshet_core::system_columns::INGEST_DATE.to_string()],

@@ -236,10 +236,34 @@ impl IngestService {
             None => uuid::Uuid::now_v7().simple().to_string(),
         };
         let (outcome, ack) = self
-            .submit_decoded(&rt, records, "http".into(), &id_prefix, 0, txn, true)
+            .submit_decoded(
+                &rt,
+                records,
+                "http".into(),
+                &id_prefix,
+                0,
+                txn.clone(),
+                true,
+            )
             .await?;
         let receipt = match tokio::time::timeout(self.ack_timeout, ack).await {
-            Ok(Ok(r)) => r?,
+            Ok(Ok(Ok(r))) => r,
+            Ok(Ok(Err(e))) => {
+                // Another node may have committed this very key first (the commit lost
+                // the race to a commit carrying the same key): then the batch is
+                // stored, and the answer is the replay's.
+                if let Some(t) = &txn
+                    && let Ok(Some(v)) = self.sink.txn_version(stream, &t.app_id).await
+                    && v >= t.version
+                {
+                    return Ok(IngestOutcome {
+                        version: None,
+                        replayed: true,
+                        ..outcome
+                    });
+                }
+                return Err(e);
+            }
             Ok(Err(_)) => return Err(IngestError::ShuttingDown),
             Err(_) => return Err(IngestError::AckTimeout(self.ack_timeout.as_millis() as u64)),
         };

@@ -124,7 +124,8 @@ impl Table {
                     .iter()
                     .map(|f| StructField::new(f.name.clone(), delta_type(f.ty), true))
                     .collect();
-                t.create()
+                let created = t
+                    .create()
                     .with_columns(fields)
                     .with_partition_columns(options.partition_by.clone())
                     .with_save_mode(SaveMode::Ignore)
@@ -132,7 +133,16 @@ impl Table {
                         TableProperty::CheckpointInterval,
                         Some(options.checkpoint_interval.to_string()),
                     )
-                    .await?
+                    .await;
+                match created {
+                    Ok(t) => t,
+                    // Another node created it between our look and our create: its
+                    // first commit won the conditional write; use its table.
+                    Err(e) => match DeltaTable::try_from_url(url.clone()).await {
+                        Ok(t) if t.version().is_some() => t,
+                        _ => return Err(e.into()),
+                    },
+                }
             }
             Err(e) => return Err(e.into()),
         };

@@ -15,7 +15,7 @@ use std::path::Path;
 
 pub async fn run(config_path: &Path, args: ScoreArgs) -> Result<()> {
     let (config, base) = load_config(config_path)?;
-    let lake = open_lake(&config, &base)?;
+    let lake = open_lake(&config, &base).await?;
     let store = open_tracking(&config, &base)?;
     let artifacts = open_artifacts(&config, &base)?;
     let model_version = match args.model_version {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 async fn open(config_path: &Path, name: &str) -> Result<Table> {
     let (config, base) = load_config(config_path)?;
-    let lake = open_lake(&config, &base)?;
+    let lake = open_lake(&config, &base).await?;
     let url = lake
         .table_url(name)
         .with_context(|| format!("'{name}' is not a table name (try `freshet tables`)"))?;
@@ -19,8 +19,8 @@ async fn open(config_path: &Path, name: &str) -> Result<Table> {
 
 pub async fn list(config_path: &Path) -> Result<()> {
     let (config, base) = load_config(config_path)?;
-    let lake = open_lake(&config, &base)?;
-    let names = lake.list_tables()?;
+    let lake = open_lake(&config, &base).await?;
+    let names = lake.list_tables().await?;
     if names.is_empty() {
         println!("no tables yet under {}", lake.root());
         return Ok(());

@@ -26,7 +26,7 @@ pub async fn run(config_path: &Path, args: TrainArgs) -> Result<()> {
             config_path.display()
         )
     })?;
-    let lake = open_lake(&config, &base)?;
+    let lake = open_lake(&config, &base).await?;
     let table_name = format!("events/{}", spec.stream);
     let table = Table::open(lake.url_for(TableKind::Events, &spec.stream)?)
         .await

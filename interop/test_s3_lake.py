@@ -1,0 +1,190 @@
+"""The lake in S3: two `freshet up` nodes with the same configuration ingest into one
+Delta table in an S3-compatible store (moto, see s3_server.py) at the same time.
+
+* every record lands exactly once, whichever node took it and however the batches were
+  retried across nodes (idempotency keys hold across nodes);
+* the table is a plain Delta table in the bucket, read back by the `deltalake` Python
+  package; `freshet tables` lists it from the bucket;
+* a lake whose bucket does not exist is refused at start-up with the reason.
+
+Runs the real binary (FRESHET_BIN); the store is started and stopped here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from deltalake import DeltaTable
+
+from s3_server import REGION, S3Server
+
+BUCKET = "freshet-lake"
+BATCHES = 48
+PER_BATCH = 40
+
+
+def config(endpoint: str, bucket: str = BUCKET) -> str:
+    return f"""\
+lake:
+  path: s3://{bucket}/prod
+  s3: {{ endpoint: "{endpoint}", region: {REGION}, allow_http: true }}
+  compaction: {{ enabled: false }}
+registry: {{ path: data/registry.db }}
+streams:
+  pay:
+    source: {{ type: http }}
+    schema:
+      fields:
+        - {{ name: id, type: int, required: true }}
+        - {{ name: amount, type: float }}
+    commit: {{ max_latency_ms: 20 }}
+"""
+
+
+def binary() -> str:
+    return os.environ.get("FRESHET_BIN") or pytest.fail("set FRESHET_BIN to the freshet binary")
+
+
+class Node:
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.root, self.env = root, {**os.environ, **env}
+        self.log = root / "server.log"
+        addr = root / "addr"
+        self.proc = subprocess.Popen(
+            [binary(), "--config", str(root / "freshet.yaml"), "up", "--listen", "127.0.0.1:0",
+             "--addr-file", str(addr), "--no-sources"],
+            cwd=root, env=self.env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
+        )
+        self.url = ""
+
+    def ready(self, timeout: float = 60) -> None:
+        addr = self.root / "addr"
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.proc.poll() is None:
+            if addr.exists() and addr.read_text().strip():
+                self.url = f"http://{addr.read_text().strip()}"
+                try:
+                    if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                        return
+                except requests.RequestException:
+                    pass
+            time.sleep(0.1)
+        pytest.fail(f"node {self.root.name} is not ready; log:\n{self.log.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def s3(tmp_path):
+    server = S3Server(tmp_path / "moto.log")
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+        yield server
+    finally:
+        server.stop()
+
+
+def nodes_dir(tmp_path: Path, s3: S3Server, name: str, bucket: str = BUCKET) -> Path:
+    d = tmp_path / name
+    d.mkdir()
+    (d / "freshet.yaml").write_text(config(s3.endpoint, bucket))
+    return d
+
+
+def batch(b: int) -> list[dict]:
+    return [{"id": b * PER_BATCH + i, "amount": float(i)} for i in range(PER_BATCH)]
+
+
+def test_two_nodes_share_one_s3_table_exactly_once(tmp_path, s3):
+    # Both nodes start at once: both find no table and race to create it.
+    nodes = [Node(nodes_dir(tmp_path, s3, f"node{i}"), s3.env()) for i in range(2)]
+    try:
+        for n in nodes:
+            n.ready()
+        retries = {"count": 0}
+        answered_by = [set(), set()]
+        lock = threading.Lock()
+
+        def send(b: int, first: int) -> dict:
+            """Post batch b with its key, starting at node `first`; a 5xx or 409 is
+            retried on the other node, as a client behind a load balancer would."""
+            for attempt in range(30):
+                n = (first + attempt) % 2
+                try:
+                    r = requests.post(f"{nodes[n].url}/v1/streams/pay/events", json=batch(b),
+                                      headers={"Idempotency-Key": f"batch-{b}"}, timeout=30)
+                except requests.RequestException:
+                    r = None
+                if r is not None and r.status_code == 200:
+                    with lock:
+                        answered_by[n].add(b)
+                    return r.json()
+                assert r is None or r.status_code in (409, 500, 503), (r.status_code, r.text)
+                with lock:
+                    retries["count"] += 1
+                time.sleep(0.05 * (attempt + 1))
+            pytest.fail(f"batch {b} was never accepted")
+
+        def worker(k: int) -> None:
+            for b in range(k, BATCHES, 4):
+                out = send(b, b % 2)
+                assert out["accepted"] == PER_BATCH, out
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert answered_by[0] and answered_by[1], "both nodes must have committed batches"
+
+        # The same batches again, each to the node that did not take it: that node has
+        # never seen the key, and its view of the table may be old. It must answer the
+        # replay at once, not an error.
+        for b in range(0, BATCHES, 3):
+            other = 1 if b in answered_by[0] else 0
+            r = requests.post(f"{nodes[other].url}/v1/streams/pay/events", json=batch(b),
+                              headers={"Idempotency-Key": f"batch-{b}"}, timeout=30)
+            assert r.status_code == 200, (b, r.status_code, r.text)
+            assert r.json()["replayed"] is True and r.json()["accepted"] == PER_BATCH, (b, r.json())
+
+        dt = DeltaTable(f"s3://{BUCKET}/prod/events/pay", storage_options=s3.storage_options())
+        ids = dt.to_pyarrow_table(columns=["id"]).column("id").to_pylist()
+        assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} records landed twice"
+        assert sorted(ids) == list(range(BATCHES * PER_BATCH))
+        versions = [h["version"] for h in dt.history()]
+        assert sorted(versions) == list(range(max(versions) + 1)), "the log has a gap"
+        print(f"{len(versions)} commits from 2 nodes, {retries['count']} client retries")
+
+        listing = subprocess.run(
+            [binary(), "--config", str(nodes[0].root / "freshet.yaml"), "tables"],
+            cwd=nodes[0].root, env=nodes[0].env, capture_output=True, text=True, timeout=120,
+        )
+        assert listing.returncode == 0, listing.stdout + listing.stderr
+        line = next(l for l in listing.stdout.splitlines() if l.startswith("events/pay"))
+        assert line.split()[2] == str(BATCHES * PER_BATCH), listing.stdout
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def test_a_missing_bucket_is_refused_at_start(tmp_path, s3):
+    node = Node(nodes_dir(tmp_path, s3, "node", bucket="no-such-bucket"), s3.env())
+    try:
+        assert node.proc.wait(60) != 0
+    finally:
+        node.stop()
+    log = node.log.read_text()
+    assert "cannot open the lake at s3://no-such-bucket/prod" in log, log
+    assert s3.env()["AWS_SECRET_ACCESS_KEY"] not in log
