@@ -1,11 +1,15 @@
-"""The lake in S3: two `freshet up` nodes with the same configuration ingest into one
-Delta table in an S3-compatible store (moto, see s3_server.py) at the same time.
+"""The lake and the artifacts in S3 (an S3-compatible store: moto, see s3_server.py).
+
+Two `freshet up` nodes with the same configuration ingest into one Delta table at once:
 
 * every record lands exactly once, whichever node took it and however the batches were
   retried across nodes (idempotency keys hold across nodes);
 * the table is a plain Delta table in the bucket, read back by the `deltalake` Python
   package; `freshet tables` lists it from the bucket;
-* a lake whose bucket does not exist is refused at start-up with the reason.
+* a lake whose bucket does not exist is refused at start-up with the reason;
+* the loop trains from events in S3, publishes its version's files to S3
+  (`registry.artifacts: s3://…`), serves them and captures its answers there;
+* MLflow client artifacts go to the bucket through the artifact proxy and come back.
 
 Runs the real binary (FRESHET_BIN); the store is started and stopped here.
 """
@@ -33,8 +37,8 @@ def config(endpoint: str, bucket: str = BUCKET) -> str:
     return f"""\
 lake:
   path: s3://{bucket}/prod
-  s3: {{ endpoint: "{endpoint}", region: {REGION}, allow_http: true }}
   compaction: {{ enabled: false }}
+s3: {{ endpoint: "{endpoint}", region: {REGION}, allow_http: true }}
 registry: {{ path: data/registry.db }}
 streams:
   pay:
@@ -193,9 +197,9 @@ def test_a_missing_bucket_is_refused_at_start(tmp_path, s3):
 LOOP_CONFIG = """\
 lake:
   path: s3://{bucket}/loop
-  s3: {{ endpoint: "{endpoint}", region: {region}, allow_http: true }}
   compaction: {{ enabled: false }}
-registry: {{ path: data/registry.db }}
+s3: {{ endpoint: "{endpoint}", region: {region}, allow_http: true }}
+registry: {{ path: data/registry.db, artifacts: "s3://{bucket}/artifacts" }}
 streams:
   card:
     source: {{ type: http }}
@@ -237,6 +241,9 @@ def test_the_loop_runs_on_an_s3_lake(tmp_path, s3):
             time.sleep(0.5)
         assert r.status_code == 200, r.text
         assert [p["prediction"] if isinstance(p, dict) else p for p in r.json()["predictions"]] == [True, False], r.text
+        # The version the loop trained was published to the bucket, and served from it.
+        keys = [o["Key"] for o in s3.client().list_objects_v2(Bucket=BUCKET, Prefix="artifacts/")["Contents"]]
+        assert any(k.endswith("/MLmodel") for k in keys), keys
         captured = f"s3://{BUCKET}/loop/inference/fraud"
         deadline = time.time() + 60
         while True:
@@ -248,5 +255,48 @@ def test_the_loop_runs_on_an_s3_lake(tmp_path, s3):
                 break
             assert time.time() < deadline, node.log.read_text()[-4000:]
             time.sleep(0.5)
+    finally:
+        node.stop()
+
+
+def test_mlflow_artifacts_live_in_s3(tmp_path, s3):
+    """Run files logged with the MLflow client go to the bucket through Freshet's artifact
+    proxy (large ones as multipart uploads) and come back byte for byte."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    d = tmp_path / "arts"
+    d.mkdir()
+    (d / "freshet.yaml").write_text(LOOP_CONFIG.format(bucket=BUCKET, endpoint=s3.endpoint, region=REGION))
+    node = Node(d, s3.env())
+    try:
+        node.ready()
+        big = os.urandom(9 * 1024 * 1024 + 123)  # past one 8 MiB part
+        (d / "weights.bin").write_bytes(big)
+        (d / "notes.txt").write_text("hello")
+        client = MlflowClient(tracking_uri=node.url)
+        exp = client.create_experiment("s3-artifacts")
+        run = client.create_run(exp)
+        client.log_artifact(run.info.run_id, str(d / "weights.bin"), "model")
+        client.log_artifact(run.info.run_id, str(d / "notes.txt"))
+        listed = {(f.path, f.is_dir, f.file_size) for f in client.list_artifacts(run.info.run_id)}
+        assert listed == {("model", True, None), ("notes.txt", False, 5)}, listed
+        inner = client.list_artifacts(run.info.run_id, "model")
+        assert [(f.path, f.file_size) for f in inner] == [("model/weights.bin", len(big))]
+        out = Path(mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="model/weights.bin", dst_path=str(d / "back"),
+            tracking_uri=node.url))
+        assert out.read_bytes() == big
+        # The objects are in the bucket, under the configured prefix.
+        keys = [o["Key"] for o in s3.client().list_objects_v2(Bucket=BUCKET, Prefix="artifacts/")["Contents"]]
+        assert any(k.endswith("/model/weights.bin") for k in keys), keys
+        assert any(k.endswith("/notes.txt") for k in keys), keys
+        # Deleting a directory through the proxy removes everything under it.
+        prefix = run.info.artifact_uri.removeprefix("mlflow-artifacts:/")
+        r = requests.delete(f"{node.url}/api/2.0/mlflow-artifacts/artifacts/{prefix}/model", timeout=30)
+        assert r.status_code == 200, r.text
+        assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["notes.txt"]
+        r = requests.get(f"{node.url}/api/2.0/mlflow-artifacts/artifacts/{prefix}/model/weights.bin", timeout=30)
+        assert r.status_code == 404, r.text
     finally:
         node.stop()

@@ -41,6 +41,9 @@ pub struct FreshetConfig {
     /// Where and how tables are stored.
     #[serde(default)]
     pub lake: LakeConfig,
+    /// How to reach S3 for an `s3://` lake or artifact store.
+    #[serde(default)]
+    pub s3: S3Config,
     /// Where the PII hashing key comes from.
     #[serde(default)]
     pub pii: PiiConfig,
@@ -163,10 +166,6 @@ pub struct LakeConfig {
     /// Root of the lake: a local path (relative to the config file), a `file://` URL, or
     /// `s3://<bucket>/<prefix>` (S3 or any S3-compatible store, see [`S3Config`]).
     pub path: String,
-    /// How to reach S3 when `path` is an `s3://` URL. Credentials are never read from
-    /// here: they come from the usual AWS environment (variables, web identity, ECS and
-    /// EC2 instance roles).
-    pub s3: S3Config,
     /// Write a Delta checkpoint every this many commits.
     pub checkpoint_interval: NonZeroU64,
     /// Background compaction of small files.
@@ -179,7 +178,6 @@ impl Default for LakeConfig {
     fn default() -> Self {
         Self {
             path: "freshet-data/lake".into(),
-            s3: S3Config::default(),
             checkpoint_interval: NonZeroU64::new(50).unwrap_or(NonZeroU64::MIN),
             compaction: CompactionConfig::default(),
             retention_hours: 168,
@@ -187,9 +185,11 @@ impl Default for LakeConfig {
     }
 }
 
-/// Where an S3-compatible store is and how to talk to it. Each field falls back to the
-/// AWS environment (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT`, `AWS_DEFAULT_REGION`,
-/// `AWS_ALLOW_HTTP`) when unset.
+/// Where an S3-compatible store is and how to talk to it, for an `s3://` lake or artifact
+/// store. Each field falls back to the AWS environment (`AWS_ENDPOINT_URL`,
+/// `AWS_ENDPOINT`, `AWS_DEFAULT_REGION`, `AWS_ALLOW_HTTP`) when unset. Credentials are
+/// never read from here: they come from the AWS environment (variables, web identity,
+/// ECS and EC2 instance roles).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Config {
@@ -202,46 +202,72 @@ pub struct S3Config {
     pub allow_http: bool,
 }
 
-/// The lake's root must be a store Freshet can write to, and an S3 endpoint a URL.
-fn validate_lake_location(lake: &LakeConfig, errs: &mut Vec<ConfigError>) {
-    if let Some((scheme, rest)) = lake.path.split_once("://") {
+impl S3Config {
+    /// These settings as `object_store` S3 configuration keys, to apply on top of the
+    /// AWS environment (which `object_store` reads itself, except the SDKs'
+    /// `AWS_ENDPOINT_URL`, mapped here).
+    pub fn client_options(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(endpoint) = &self.endpoint {
+            out.push(("aws_endpoint", endpoint.clone()));
+        } else if std::env::var_os("AWS_ENDPOINT").is_none()
+            && let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+        {
+            out.push(("aws_endpoint", endpoint));
+        }
+        if let Some(region) = &self.region {
+            out.push(("aws_region", region.clone()));
+        }
+        if self.allow_http {
+            out.push(("aws_allow_http", "true".into()));
+        }
+        out
+    }
+}
+
+/// A store location (`lake.path`, `registry.artifacts`) must be one Freshet can write to.
+fn validate_location(field: &str, location: &str, errs: &mut Vec<ConfigError>) {
+    if let Some((scheme, rest)) = location.split_once("://") {
         match scheme {
             "file" => {}
             "s3" | "s3a" => {
                 if rest.split('/').next().unwrap_or_default().is_empty() {
                     errs.push(ConfigError::new(
-                        "lake.path",
-                        "an s3:// lake needs a bucket: s3://<bucket>/<prefix>",
+                        field,
+                        "an s3:// location needs a bucket: s3://<bucket>/<prefix>",
                     ));
                 }
             }
             other => errs.push(ConfigError::new(
-                "lake.path",
+                field,
                 format!(
                     "the '{other}' scheme is not supported; use a local path, file:// or s3://"
                 ),
             )),
         }
     }
-    if let Some(endpoint) = &lake.s3.endpoint {
+}
+
+/// An S3 endpoint must be a URL, and plain http an explicit choice.
+fn validate_s3(s3: &S3Config, errs: &mut Vec<ConfigError>) {
+    if let Some(endpoint) = &s3.endpoint {
         match endpoint.split_once("://") {
             Some(("https", host)) if !host.is_empty() => {}
             Some(("http", host)) if !host.is_empty() => {
-                if !lake.s3.allow_http {
+                if !s3.allow_http {
                     errs.push(ConfigError::new(
-                        "lake.s3.endpoint",
-                        "is plain http; set lake.s3.allow_http: true to allow it",
+                        "s3.endpoint",
+                        "is plain http; set s3.allow_http: true to allow it",
                     ));
                 }
             }
             _ => errs.push(ConfigError::new(
-                "lake.s3.endpoint",
+                "s3.endpoint",
                 "must be an http:// or https:// URL, like https://s3.example.com",
             )),
         }
     }
 }
-
 /// Background compaction of small files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -520,7 +546,9 @@ impl FreshetConfig {
         if self.lake.path.trim().is_empty() {
             errs.push(ConfigError::new("lake.path", "must not be empty"));
         }
-        validate_lake_location(&self.lake, &mut errs);
+        validate_location("lake.path", &self.lake.path, &mut errs);
+        validate_location("registry.artifacts", &self.registry.artifacts, &mut errs);
+        validate_s3(&self.s3, &mut errs);
         if self.registry.artifacts.trim().is_empty() {
             errs.push(ConfigError::new("registry.artifacts", "must not be empty"));
         }
@@ -924,9 +952,9 @@ streams:
     }
 
     #[test]
-    fn lake_locations_are_checked() {
-        let check = |lake: &str| -> Vec<String> {
-            match FreshetConfig::from_yaml_str_with_env(&format!("lake: {lake}\n"), &env) {
+    fn store_locations_are_checked() {
+        let check = |text: &str| -> Vec<String> {
+            match FreshetConfig::from_yaml_str_with_env(text, &env) {
                 Ok(_) => Vec::new(),
                 Err(errs) => errs
                     .iter()
@@ -934,25 +962,24 @@ streams:
                     .collect(),
             }
         };
-        assert!(check("{ path: s3://bucket/lake }").is_empty());
-        assert!(check("{ path: file:///data/lake }").is_empty());
-        assert!(
-            check(
-                "{ path: s3://b/l, s3: { endpoint: 'http://127.0.0.1:9000', allow_http: true } }"
-            )
-            .is_empty()
-        );
-        let gs = check("{ path: gs://bucket/lake }");
+        assert!(check("lake: { path: s3://bucket/lake }").is_empty());
+        assert!(check("lake: { path: file:///data/lake }").is_empty());
+        assert!(check("registry: { artifacts: s3://bucket/artifacts }").is_empty());
+        assert!(check("s3: { endpoint: 'http://127.0.0.1:9000', allow_http: true }").is_empty());
+        let gs = check("lake: { path: gs://bucket/lake }");
         assert!(gs[0].starts_with("lake.path: the 'gs' scheme"), "{gs:?}");
-        let no_bucket = check("{ path: s3:///lake }");
-        assert!(no_bucket[0].contains("needs a bucket"), "{no_bucket:?}");
-        let http = check("{ path: s3://b/l, s3: { endpoint: 'http://127.0.0.1:9000' } }");
+        let no_bucket = check("registry: { artifacts: s3:///artifacts }");
         assert!(
-            http[0].starts_with("lake.s3.endpoint: is plain http"),
+            no_bucket[0].starts_with("registry.artifacts: an s3:// location needs a bucket"),
+            "{no_bucket:?}"
+        );
+        let http = check("s3: { endpoint: 'http://127.0.0.1:9000' }");
+        assert!(
+            http[0].starts_with("s3.endpoint: is plain http"),
             "{http:?}"
         );
-        let bad = check("{ path: s3://b/l, s3: { endpoint: 'minio:9000' } }");
-        assert!(bad[0].starts_with("lake.s3.endpoint: must be"), "{bad:?}");
+        let bad = check("s3: { endpoint: 'minio:9000' }");
+        assert!(bad[0].starts_with("s3.endpoint: must be"), "{bad:?}");
     }
 
     #[test]

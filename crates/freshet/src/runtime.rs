@@ -83,7 +83,7 @@ pub async fn open_lake(config: &FreshetConfig, base: &Path) -> Result<Lake> {
     } else {
         base.join(p).display().to_string()
     };
-    Lake::open(&root, &config.lake.s3)
+    Lake::open(&root, &config.s3)
         .await
         .with_context(|| format!("cannot open the lake at {root}"))
 }
@@ -143,7 +143,13 @@ pub fn open_artifacts(
     config: &FreshetConfig,
     base: &Path,
 ) -> Result<Arc<dyn freshet_registry::artifacts::ArtifactStore>> {
-    let p = Path::new(&config.registry.artifacts);
+    let location = &config.registry.artifacts;
+    if location.starts_with("s3://") || location.starts_with("s3a://") {
+        let store = freshet_registry::artifacts_s3::S3ArtifactStore::open(location, &config.s3)
+            .with_context(|| format!("cannot open the artifact store at {location}"))?;
+        return Ok(Arc::new(store));
+    }
+    let p = Path::new(location.strip_prefix("file://").unwrap_or(location));
     let root = if p.is_absolute() {
         p.to_path_buf()
     } else {

@@ -35,23 +35,10 @@ impl S3Factory {
         url: &Url,
         raw: &std::collections::HashMap<String, String>,
     ) -> AmazonS3Builder {
+        let settings = self.config.client_options();
+        let extra = raw.iter().map(|(k, v)| (k.as_str(), v.clone()));
         let mut b = AmazonS3Builder::from_env();
-        // The AWS SDKs' name for a custom endpoint; object_store reads only its own.
-        if std::env::var_os("AWS_ENDPOINT").is_none()
-            && let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL")
-        {
-            b = b.with_endpoint(endpoint);
-        }
-        if let Some(endpoint) = &self.config.endpoint {
-            b = b.with_endpoint(endpoint);
-        }
-        if let Some(region) = &self.config.region {
-            b = b.with_region(region);
-        }
-        if self.config.allow_http {
-            b = b.with_allow_http(true);
-        }
-        for (k, v) in raw {
+        for (k, v) in settings.into_iter().chain(extra) {
             if let Ok(key) = AmazonS3ConfigKey::from_str(k) {
                 b = b.with_config(key, v);
             }

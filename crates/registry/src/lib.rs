@@ -6,14 +6,15 @@
 //! request limits ([`limits`]), its search languages ([`search`], [`search_models`]),
 //! the [`store::TrackingStore`] and [`store::ModelStore`] traits with their SQLite
 //! implementation (WAL, one writer, busy timeout; Postgres can follow behind the same
-//! traits), and the [`artifacts`] store (local disk; S3 can follow), which checks every
-//! path before it touches storage.
+//! traits), and the [`artifacts`] store (local disk, or S3 in [`artifacts_s3`]), which
+//! checks every path before it touches storage.
 //!
-//! Depends on `freshet-core` only; the HTTP layer maps [`RegistryError`] to MLflow's
+//! Depends on `freshet-core` (and on `object_store`'s S3 client for S3 artifacts only); the HTTP layer maps [`RegistryError`] to MLflow's
 //! error codes and statuses in one place.
 
 pub mod api;
 pub mod artifacts;
+pub mod artifacts_s3;
 pub mod error;
 pub mod limits;
 pub mod model;
