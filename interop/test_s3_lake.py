@@ -1,6 +1,8 @@
 """The lake and the artifacts in S3 (an S3-compatible store: moto, see s3_server.py).
 
-Two `freshet up` nodes with the same configuration ingest into one Delta table at once:
+Three `freshet up` nodes with the same configuration ingest into one Delta table at
+once (on SeaweedFS, whose conditional writes are atomic), while one of them at a time is
+SIGKILLed and restarted:
 
 * every record lands exactly once, whichever node took it and however the batches were
   retried across nodes (idempotency keys hold across nodes);
@@ -17,6 +19,7 @@ Runs the real binary (FRESHET_BIN); the store is started and stopped here.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import threading
 import time
@@ -26,10 +29,10 @@ import pytest
 import requests
 from deltalake import DeltaTable
 
-from s3_server import REGION, S3Server
+from s3_server import REGION, S3Server, SeaweedServer
 
 BUCKET = "freshet-lake"
-BATCHES = 48
+BATCHES = 240
 PER_BATCH = 40
 
 
@@ -59,27 +62,36 @@ class Node:
     def __init__(self, root: Path, env: dict[str, str]):
         self.root, self.env = root, {**os.environ, **env}
         self.log = root / "server.log"
-        addr = root / "addr"
-        self.proc = subprocess.Popen(
-            [binary(), "--config", str(root / "freshet.yaml"), "up", "--listen", "127.0.0.1:0",
-             "--addr-file", str(addr), "--no-sources"],
-            cwd=root, env=self.env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
-        )
         self.url = ""
+        self.start()
+
+    def start(self) -> None:
+        addr = self.root / "addr"
+        addr.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [binary(), "--config", str(self.root / "freshet.yaml"), "up", "--listen", "127.0.0.1:0",
+             "--addr-file", str(addr), "--no-sources"],
+            cwd=self.root, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+        )
 
     def ready(self, timeout: float = 60) -> None:
         addr = self.root / "addr"
         deadline = time.time() + timeout
         while time.time() < deadline and self.proc.poll() is None:
             if addr.exists() and addr.read_text().strip():
-                self.url = f"http://{addr.read_text().strip()}"
+                url = f"http://{addr.read_text().strip()}"
                 try:
-                    if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        self.url = url
                         return
                 except requests.RequestException:
                     pass
             time.sleep(0.1)
         pytest.fail(f"node {self.root.name} is not ready; log:\n{self.log.read_text()[-4000:]}")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(30)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -100,6 +112,17 @@ def s3(tmp_path):
         server.stop()
 
 
+@pytest.fixture
+def atomic_s3(tmp_path):
+    """A store whose conditional writes are atomic, for racing writers."""
+    server = SeaweedServer(tmp_path)
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+        yield server
+    finally:
+        server.stop()
+
+
 def nodes_dir(tmp_path: Path, s3: S3Server, name: str, bucket: str = BUCKET) -> Path:
     d = tmp_path / name
     d.mkdir()
@@ -111,21 +134,24 @@ def batch(b: int) -> list[dict]:
     return [{"id": b * PER_BATCH + i, "amount": float(i)} for i in range(PER_BATCH)]
 
 
-def test_two_nodes_share_one_s3_table_exactly_once(tmp_path, s3):
-    # Both nodes start at once: both find no table and race to create it.
-    nodes = [Node(nodes_dir(tmp_path, s3, f"node{i}"), s3.env()) for i in range(2)]
+def test_three_nodes_share_one_s3_table_exactly_once_through_kills(tmp_path, atomic_s3):
+    s3 = atomic_s3
+    # All nodes start at once: they find no table and race to create it.
+    nodes = [Node(nodes_dir(tmp_path, s3, f"node{i}"), s3.env()) for i in range(3)]
     try:
         for n in nodes:
             n.ready()
-        retries = {"count": 0}
-        answered_by = [set(), set()]
+        stats = {"retries": 0, "kills": 0}
+        answered_by: list[set[int]] = [set(), set(), set()]
         lock = threading.Lock()
+        done = threading.Event()
 
         def send(b: int, first: int) -> dict:
-            """Post batch b with its key, starting at node `first`; a 5xx or 409 is
-            retried on the other node, as a client behind a load balancer would."""
-            for attempt in range(30):
-                n = (first + attempt) % 2
+            """Post batch b with its key, starting at node `first`; a failure (a 5xx, a
+            409, a node that is down) is retried on the next node, as a client behind a
+            load balancer would."""
+            for attempt in range(60):
+                n = (first + attempt) % 3
                 try:
                     r = requests.post(f"{nodes[n].url}/v1/streams/pay/events", json=batch(b),
                                       headers={"Idempotency-Key": f"batch-{b}"}, timeout=30)
@@ -137,31 +163,45 @@ def test_two_nodes_share_one_s3_table_exactly_once(tmp_path, s3):
                     return r.json()
                 assert r is None or r.status_code in (409, 500, 503), (r.status_code, r.text)
                 with lock:
-                    retries["count"] += 1
-                time.sleep(0.05 * (attempt + 1))
+                    stats["retries"] += 1
+                time.sleep(0.05 * min(attempt + 1, 10))
             pytest.fail(f"batch {b} was never accepted")
 
         def worker(k: int) -> None:
-            for b in range(k, BATCHES, 4):
-                out = send(b, b % 2)
+            for b in range(k, BATCHES, 6):
+                out = send(b, b % 3)
                 assert out["accepted"] == PER_BATCH, out
+                time.sleep(0.1)
 
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        def killer() -> None:
+            # SIGKILL one node at a time while the clients send, then bring it back.
+            rng = random.Random(7)
+            while not done.wait(rng.uniform(0.5, 1.5)):
+                node = nodes[rng.randrange(3)]
+                node.kill()
+                stats["kills"] += 1
+                time.sleep(0.3)
+                node.start()
+                node.ready()
+
+        chaos = threading.Thread(target=killer)
+        chaos.start()
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert answered_by[0] and answered_by[1], "both nodes must have committed batches"
+        done.set()
+        chaos.join()
+        assert stats["kills"] >= 4, stats
+        assert sum(1 for a in answered_by if a) >= 2, "several nodes must have committed batches"
 
-        # The same batches again, each to the node that did not take it: that node has
-        # never seen the key, and its view of the table may be old. It must answer the
-        # replay at once, not an error.
+        # The same batches again, each to a node that did not answer it: that node may
+        # never have seen the key. It answers the replay, not a second copy.
         for b in range(0, BATCHES, 3):
-            other = 1 if b in answered_by[0] else 0
-            r = requests.post(f"{nodes[other].url}/v1/streams/pay/events", json=batch(b),
-                              headers={"Idempotency-Key": f"batch-{b}"}, timeout=30)
-            assert r.status_code == 200, (b, r.status_code, r.text)
-            assert r.json()["replayed"] is True and r.json()["accepted"] == PER_BATCH, (b, r.json())
+            other = next(i for i in range(3) if b not in answered_by[i])
+            out = send(b, other)
+            assert out["replayed"] is True and out["accepted"] == PER_BATCH, (b, out)
 
         dt = DeltaTable(f"s3://{BUCKET}/prod/events/pay", storage_options=s3.storage_options())
         ids = dt.to_pyarrow_table(columns=["id"]).column("id").to_pylist()
@@ -169,7 +209,8 @@ def test_two_nodes_share_one_s3_table_exactly_once(tmp_path, s3):
         assert sorted(ids) == list(range(BATCHES * PER_BATCH))
         versions = [h["version"] for h in dt.history()]
         assert sorted(versions) == list(range(max(versions) + 1)), "the log has a gap"
-        print(f"{len(versions)} commits from 2 nodes, {retries['count']} client retries")
+        print(f"{len(versions)} commits from 3 nodes, {stats['kills']} SIGKILLs, "
+              f"{stats['retries']} client retries")
 
         listing = subprocess.run(
             [binary(), "--config", str(nodes[0].root / "freshet.yaml"), "tables"],
