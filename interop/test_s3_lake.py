@@ -6,8 +6,8 @@ SIGKILLed and restarted:
 
 * every record lands exactly once, whichever node took it and however the batches were
   retried across nodes (idempotency keys hold across nodes);
-* the table is a plain Delta table in the bucket, read back by the `deltalake` Python
-  package; `freshet tables` lists it from the bucket;
+* the table is a plain Delta table in the bucket, read back by the `deltalake` and
+  `polars` Python packages; `freshet tables` lists it from the bucket;
 * a lake whose bucket does not exist is refused at start-up with the reason;
 * the loop trains from events in S3, publishes its version's files to S3
   (`registry.artifacts: s3://…`), serves them and captures its answers there;
@@ -207,6 +207,9 @@ def test_three_nodes_share_one_s3_table_exactly_once_through_kills(tmp_path, ato
         ids = dt.to_pyarrow_table(columns=["id"]).column("id").to_pylist()
         assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} records landed twice"
         assert sorted(ids) == list(range(BATCHES * PER_BATCH))
+        import polars as pl
+        assert pl.read_delta(f"s3://{BUCKET}/prod/events/pay", storage_options=s3.storage_options()).height \
+            == BATCHES * PER_BATCH
         versions = [h["version"] for h in dt.history()]
         assert sorted(versions) == list(range(max(versions) + 1)), "the log has a gap"
         print(f"{len(versions)} commits from 3 nodes, {stats['kills']} SIGKILLs, "

@@ -670,6 +670,11 @@ pub struct BenchIngestArgs {
     /// Where to put the server's data (a temporary folder by default, removed afterwards).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// The lake's root (default: `lake` in the data folder). An `s3://<bucket>/<prefix>`
+    /// measures ingest into S3, reached through the AWS environment (`AWS_ENDPOINT_URL`
+    /// and `AWS_ALLOW_HTTP` for an S3-compatible store); use a fresh prefix per run.
+    #[arg(long)]
+    pub lake: Option<String>,
     /// Write the report as JSON to this file as well.
     #[arg(long)]
     pub json: Option<PathBuf>,

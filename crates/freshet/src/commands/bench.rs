@@ -180,7 +180,11 @@ async fn ingest_once(
     let _ = sampler.await;
     server.stop().await;
 
-    let lake = freshet_lake::Lake::new(&dir.join("lake").display().to_string())?;
+    let root = a
+        .lake
+        .clone()
+        .unwrap_or_else(|| dir.join("lake").display().to_string());
+    let lake = freshet_lake::Lake::open(&root, &Default::default()).await?;
     let table = freshet_lake::Table::open(lake.table_url("events/bench")?).await?;
     let info = table.info(None).await?;
     lat.sort_by(f64::total_cmp);
@@ -250,8 +254,9 @@ fn write_config(
         commit.push_str(&format!("max_latency_ms: {l}, "));
     }
     let commit = commit.trim_end_matches(", ");
+    let lake = serde_json::to_string(a.lake.as_deref().unwrap_or("lake"))?;
     let text = format!(
-        "lake: {{ path: lake, compaction: {{ enabled: false }} }}\n\
+        "lake: {{ path: {lake}, compaction: {{ enabled: false }} }}\n\
          pii: {{ key_env: FRESHET_BENCH_NO_ENV, key_file: pii.key }}\n\
          streams:\n  bench:\n    source: {{ type: http }}\n    schema: {{ fields: {fields} }}\n    commit: {{ {commit} }}\n"
     );
