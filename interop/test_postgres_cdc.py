@@ -9,6 +9,9 @@ independent client (psycopg).
   of the wrong type are in `dlq/orders` with their LSN and never stall the stream;
 * a database that is down at start-up, then restarted mid-stream: /readyz says so, and
   capture resumes without loss; the password in the URL never reaches the log or /readyz;
+* TLS to the database: a server that takes only TLS connections, with a certificate of
+  a private CA, is captured once the CA is trusted (`tls_ca_file`), refused with the
+  reason before that, and a URL with `sslmode=disable` is turned away by the server;
 * `freshet validate` names bad settings by key path.
 
 Runs the real binary (FRESHET_BIN); the database is started and stopped here.
@@ -308,6 +311,55 @@ def test_database_down_at_start_and_restarted_mid_stream(tmp_path):
             for _ in range(50):
                 writer.step(c)
         assert behind() > before + 1000
+    finally:
+        fs.kill()
+        pg.close()
+    assert PASSWORD not in (tmp_path / "server.log").read_text(errors="replace")
+
+
+def test_tls_to_the_database(tmp_path):
+    pg = Postgres(tls=True)
+    fs = Freshet(tmp_path)
+    dsn = pg.dsn + " sslmode=verify-full sslrootcert=" + str(pg.ca_file)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(TABLE)
+            c.execute("INSERT INTO orders (id, amount) SELECT g, g FROM generate_series(1, 300) g")
+        source = lambda url, extra="": config(url).replace(  # noqa: E731
+            f"      slot: {SLOT}\n", f"      slot: {SLOT}\n{extra}")
+
+        # The CA is not trusted yet: the source is down, saying why, and nothing lands.
+        (tmp_path / "freshet.yaml").write_text(source(pg.url + "?sslmode=require"))
+        fs.start(wait_ready=True)
+        fs.wait(lambda: fs.readyz()[1].get("sources", {}).get("orders", {}).get("status") == "down",
+                "the source reported down", 30)
+        detail = fs.readyz()[1]["sources"]["orders"]["detail"]
+        assert "certificate" in detail.lower(), detail
+        fs.stop()
+        assert rows(tmp_path, columns=["id"]) == []
+
+        # Without TLS the server turns the connection away (so the run below used TLS).
+        (tmp_path / "freshet.yaml").write_text(source(pg.url + "?sslmode=disable"))
+        fs.start(wait_ready=True)
+        fs.wait(lambda: fs.readyz()[1].get("sources", {}).get("orders", {}).get("status") == "down",
+                "the source reported down", 30)
+        detail = fs.readyz()[1]["sources"]["orders"]["detail"]
+        assert "no encryption" in detail or "pg_hba.conf" in detail, detail
+        fs.stop()
+
+        # Trusting the CA (a path relative to the config file): snapshot, then changes.
+        (tmp_path / "ca.pem").write_bytes(pg.ca_file.read_bytes())
+        (tmp_path / "freshet.yaml").write_text(
+            source(pg.url + "?sslmode=require", "      tls_ca_file: ca.pem\n"))
+        fs.start(wait_ready=True)
+        fs.wait(lambda: len(rows(tmp_path, columns=["id"])) >= 300, "the snapshot over TLS", 60)
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("UPDATE orders SET ver = 1 WHERE id <= 10")
+        fs.wait(lambda: len(rows(tmp_path, columns=["id"])) >= 310, "the changes over TLS", 60)
+        assert fs.readyz()[0] == 200
+        fs.stop()
+        ops = sorted(r["change_op"] for r in rows(tmp_path, columns=["change_op"]))
+        assert ops.count("snapshot") == 300 and ops.count("update") == 10, ops[-12:]
     finally:
         fs.kill()
         pg.close()

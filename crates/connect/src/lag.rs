@@ -96,7 +96,7 @@ async fn cdc_lag(
     let position = events.txn_version(&app_id).await.map_err(|e| {
         ConnectError::Postgres(format!("cannot read the position of {app_id}: {e}"))
     })?;
-    let now = crate::pgcdc::current_wal_lsn(&p.url).await?;
+    let now = crate::pgcdc::current_wal_lsn(p).await?;
     Ok(vec![SourceLag {
         place: format!("slot {}", p.slot),
         // A table without a position has not taken its snapshot: all of it is behind.

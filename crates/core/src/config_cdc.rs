@@ -32,6 +32,10 @@ pub struct PostgresCdcSourceConfig {
     /// Most row changes read from the slot per commit; a transaction is never split.
     #[serde(default = "default_max_batch")]
     pub max_batch: NonZeroUsize,
+    /// A PEM file of CA certificates to trust for the server's TLS certificate, beside
+    /// the system's roots (relative paths are taken from the config file's folder).
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
 }
 
 fn default_poll_ms() -> NonZeroU64 {

@@ -25,7 +25,7 @@ pub fn load_config(path: &Path) -> Result<(FreshetConfig, PathBuf)> {
             path.display()
         )
     })?;
-    let config = FreshetConfig::from_yaml_str(&text).map_err(|errs| {
+    let mut config = FreshetConfig::from_yaml_str(&text).map_err(|errs| {
         let list: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
         anyhow::anyhow!("{} is invalid:\n{}", path.display(), list.join("\n"))
     })?;
@@ -35,6 +35,15 @@ pub fn load_config(path: &Path) -> Result<(FreshetConfig, PathBuf)> {
     } else {
         base
     };
+    // Files a source reads itself are taken from the config's folder, wherever it runs.
+    for stream in config.streams.values_mut() {
+        if let freshet_core::config::SourceConfig::PostgresCdc(p) = &mut stream.source
+            && let Some(ca) = &mut p.tls_ca_file
+            && Path::new(ca.as_str()).is_relative()
+        {
+            *ca = base.join(&*ca).display().to_string();
+        }
+    }
     Ok((config, base))
 }
 

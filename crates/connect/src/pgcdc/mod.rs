@@ -32,10 +32,13 @@ use freshet_ingest::sink::Txn;
 use futures::TryStreamExt;
 use pgoutput::{Assembler, Datum, Op, Transaction, format_lsn};
 use prometheus::{IntGaugeVec, Opts, Registry};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
 
 /// The `txn` app id holding the slot's position in the stream's table.
@@ -95,7 +98,7 @@ async fn capture(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ConnectError> {
     let srt = service.stream(stream)?.clone();
-    let client = connect(&cfg.url).await?;
+    let client = connect(cfg).await?;
     preflight(&client, cfg).await?;
     let app_id = slot_app_id(&cfg.slot);
     let events = Events::new(srt.pipeline.input_schema(), cfg);
@@ -222,8 +225,8 @@ fn read_error(cfg: &PostgresCdcSourceConfig, e: &tokio_postgres::Error) -> Conne
 }
 
 /// The server's current WAL position (where the next change will be written).
-pub async fn current_wal_lsn(url: &str) -> Result<u64, ConnectError> {
-    wal_lsn(&connect(url).await?).await
+pub async fn current_wal_lsn(cfg: &PostgresCdcSourceConfig) -> Result<u64, ConnectError> {
+    wal_lsn(&connect(cfg).await?).await
 }
 
 async fn wal_lsn(client: &Client) -> Result<u64, ConnectError> {
@@ -234,16 +237,63 @@ async fn wal_lsn(client: &Client) -> Result<u64, ConnectError> {
     Ok(row.get::<_, i64>(0).max(0) as u64)
 }
 
-/// Open a connection with the session settings the text values are read under.
-async fn connect(url: &str) -> Result<Client, ConnectError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| ConnectError::Postgres(format!("cannot connect: {}", pg_error(&e))))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %pg_error(&e), "postgres connection ended");
+/// The TLS client for the database: the system's roots plus `tls_ca_file`, with the
+/// server's certificate checked against the URL's host name (or IP address).
+fn tls_connector(
+    cfg: &PostgresCdcSourceConfig,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, ConnectError> {
+    let bad = |why: String| ConnectError::Postgres(format!("TLS: {why}"));
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(file) = &cfg.tls_ca_file {
+        let pem =
+            std::fs::read(file).map_err(|e| bad(format!("cannot read tls_ca_file {file}: {e}")))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| bad(format!("tls_ca_file {file} is not PEM: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("tls_ca_file {file}: {e}")))?;
+            added += 1;
         }
-    });
+        if added == 0 {
+            return Err(bad(format!("tls_ca_file {file} holds no certificate")));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Open a connection with the session settings the text values are read under. Unless
+/// the URL says `sslmode=disable`, TLS is offered (`prefer`, the default, falls back to
+/// plain TCP only when the server has no TLS; `require` never does), and a server
+/// certificate that does not verify is an error, never a silent downgrade.
+async fn connect(cfg: &PostgresCdcSourceConfig) -> Result<Client, ConnectError> {
+    let pg: tokio_postgres::Config = cfg
+        .url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| ConnectError::Postgres(format!("bad url: {e}")))?;
+    let client = if pg.get_ssl_mode() == SslMode::Disable {
+        let (client, connection) = pg
+            .connect(NoTls)
+            .await
+            .map_err(|e| ConnectError::Postgres(format!("cannot connect: {}", pg_error(&e))))?;
+        spawn_connection(connection);
+        client
+    } else {
+        let (client, connection) = pg
+            .connect(tls_connector(cfg)?)
+            .await
+            .map_err(|e| ConnectError::Postgres(format!("cannot connect: {}", pg_error(&e))))?;
+        spawn_connection(connection);
+        client
+    };
     client
         .batch_execute(
             "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; \
@@ -254,11 +304,33 @@ async fn connect(url: &str) -> Result<Client, ConnectError> {
     Ok(client)
 }
 
+fn spawn_connection<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %pg_error(&e), "postgres connection ended");
+        }
+    });
+}
+
 /// A driver error as one line: the server's message when there is one.
 fn pg_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        None => {
+            // The cause (a refused certificate, a reset connection) is in the chain.
+            let mut out = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                out.push_str(": ");
+                out.push_str(&c.to_string());
+                cause = c.source();
+            }
+            out
+        }
     }
 }
 
