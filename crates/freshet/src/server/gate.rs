@@ -45,6 +45,13 @@ pub fn classify(method: &Method, path: &str, metrics_public: bool) -> Rule {
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match seg.as_slice() {
         ["healthz"] | ["readyz"] => Rule::Open,
+        // The dashboard's page and its script and style: no data, which it reads through
+        // the API with the token the user signs in with.
+        [""] | ["ui", "app.js" | "app.css"] if method == Method::GET || method == Method::HEAD => {
+            Rule::Open
+        }
+        // Declared models, filtered by the handler to those the caller may read.
+        ["v1", "models"] => Rule::CheckSomewhere(Read),
         ["metrics"] if metrics_public => Rule::Open,
         ["metrics"] => Rule::Check(Read, Resource::System),
         ["v2", "health", ..] => Rule::Open,
@@ -474,6 +481,21 @@ mod tests {
         let post = Method::POST;
         let get = Method::GET;
         assert_eq!(classify(&get, "/healthz", false), Rule::Open);
+        // The dashboard's static page is open; the data behind it is not.
+        assert_eq!(classify(&get, "/", false), Rule::Open);
+        assert_eq!(classify(&get, "/ui/app.js", false), Rule::Open);
+        assert_eq!(
+            classify(&get, "/ui/other.js", false),
+            Rule::Check(Action::Read, Resource::System)
+        );
+        assert_eq!(
+            classify(&post, "/", false),
+            Rule::Check(Action::Manage, Resource::System)
+        );
+        assert_eq!(
+            classify(&get, "/v1/models", false),
+            Rule::CheckSomewhere(Action::Read)
+        );
         assert_eq!(classify(&get, "/metrics", true), Rule::Open);
         assert_eq!(
             classify(&get, "/metrics", false),

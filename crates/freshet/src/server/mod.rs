@@ -2,6 +2,7 @@
 //! in-process, and [`serve`] (plain HTTP) or [`serve_tls`] (HTTPS, `auth.tls`) to bind it.
 
 mod artifacts;
+mod dashboard;
 mod error;
 pub mod gate;
 mod govern;
@@ -71,6 +72,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(ops::router())
         .merge(govern::router())
         .merge(lineage::router())
+        .merge(dashboard::router())
         .layer(axum::middleware::from_fn_with_state(
             gate::GateState {
                 app: state.clone(),

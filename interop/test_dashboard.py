@@ -1,0 +1,157 @@
+"""The web dashboard in a real browser: Debian's Chromium, headless, driven by Selenium
+through chromedriver, against `freshet up` with authentication on.
+
+* the page asks for a token and says so when one is refused;
+* signed in, the overview shows every model the token may read with its champion, the
+  loop's last retrain and freshness, and updates without a reload as traffic arrives;
+* a token scoped to one model sees that model only; signing out forgets the token.
+
+Runs the real binary (FRESHET_BIN); `chromium` and `chromium-driver` come from Debian's
+packages (.ci/run installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import AuthServer, _binary, _up
+
+STREAMS = """\
+streams:
+  pay:
+    source: { type: http }
+    schema:
+      fields:
+        - { name: amount, type: float }
+        - { name: is_fraud, type: bool }
+    commit: { max_latency_ms: 20 }
+models:
+  fraud:
+    stream: pay
+    label: is_fraud
+    learner: { type: logistic_regression }
+    triggers: { initial_rows: 300, concept_drift: none }
+  churn:
+    stream: pay
+    label: is_fraud
+    learner: { type: logistic_regression }
+    triggers: { initial_rows: 300, concept_drift: none }
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    binary = _binary()
+    d: Path = tmp_path_factory.mktemp("dashboard")
+    out = subprocess.run([binary, "init", "--dir", str(d)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    config = d / "freshet.yaml"
+    text = config.read_text()
+    config.write_text(text[: text.index("\nstreams:") + 1] + STREAMS)
+    admin = (d / ".freshet" / "admin.token").read_text().strip()
+    proc, url = _up(binary, d)
+    try:
+        yield AuthServer(url=url, dir=d, config=config, admin_token=admin)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium") or pytest.fail("chromium is not installed (apt install chromium)")
+    driver_bin = shutil.which("chromedriver") or pytest.fail("chromedriver is not installed (apt install chromium-driver)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,900"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(driver_bin), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def text_of(driver, css: str) -> str:
+    return driver.find_element(By.CSS_SELECTOR, css).text
+
+
+def sign_in(driver, wait, token: str) -> None:
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-testid=signin]")))
+    field = driver.find_element(By.CSS_SELECTOR, "[data-testid=token]")
+    field.clear()
+    field.send_keys(token)
+    driver.find_element(By.CSS_SELECTOR, "[data-testid=signin-button]").click()
+
+
+def test_overview_in_a_real_browser(server, browser):
+    headers = {"Authorization": f"Bearer {server.admin_token}"}
+    rows = [{"amount": float(i % 50), "is_fraud": i % 50 > 30} for i in range(600)]
+    r = requests.post(f"{server.url}/v1/streams/pay/events", json=rows, headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+
+    wait = WebDriverWait(browser, 60, poll_frequency=0.2)
+    browser.get(server.url + "/")
+    # Nothing is shown without a token; a wrong one is refused with the reason.
+    sign_in(browser, wait, "fst_not-a-real-token")
+    wait.until(lambda d: "refused" in text_of(d, "[data-testid=signin-error]"))
+    assert not browser.find_element(By.CSS_SELECTOR, "[data-testid=overview]").is_displayed()
+
+    sign_in(browser, wait, server.admin_token)
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-testid=overview]")))
+    # Both models, each with the champion the loop trained and the retrain that made it.
+    for model in ("fraud", "churn"):
+        card = f"[data-testid=model-{model}]"
+        wait.until(lambda d: text_of(d, f"{card} [data-testid=champion]") == "v1")
+        assert "first champion (v1)" in text_of(browser, f"{card} [data-testid=retrain]")
+        assert text_of(browser, f"{card} [data-testid=freshness]").startswith("trained ")
+    assert "admin" in text_of(browser, "[data-testid=who]")
+
+    # Traffic shows up without reloading the page.
+    for _ in range(25):
+        r = requests.post(f"{server.url}/serving-endpoints/fraud/invocations", headers=headers,
+                          json={"dataframe_records": [{"amount": 45.0}]}, timeout=10)
+        assert r.status_code == 200, r.text
+
+    def traffic(d) -> int:
+        m = re.match(r"(\d+) requests", text_of(d, "[data-testid=model-fraud] [data-testid=traffic]"))
+        return int(m.group(1)) if m else 0
+    wait.until(lambda d: traffic(d) >= 25)
+
+    # A token scoped to one model sees that one only.
+    scoped = server.create_token("churn-viewer", "viewer", scopes=("model:churn",))
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=signout]").click()
+    sign_in(browser, wait, scoped)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=model-churn]"))
+    assert not browser.find_elements(By.CSS_SELECTOR, "[data-testid=model-fraud]")
+    assert "churn-viewer" in text_of(browser, "[data-testid=who]")
+
+    # Signing out forgets the token: a reload asks for one again.
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=signout]").click()
+    browser.refresh()
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-testid=signin]")))
+    assert browser.execute_script("return sessionStorage.getItem('freshet-token')") is None
+
+
+def test_the_page_is_locked_down(server):
+    r = requests.get(server.url + "/", timeout=10)
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, csp
+    assert r.headers["x-frame-options"] == "DENY"
+    # The page holds no data; the API behind it wants a token.
+    assert requests.get(server.url + "/v1/models", timeout=10).status_code == 401
