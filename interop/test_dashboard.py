@@ -4,6 +4,8 @@ through chromedriver, against `freshet up` with authentication on.
 * the page asks for a token and says so when one is refused;
 * signed in, the overview shows every model the token may read with its champion, the
   loop's last retrain and freshness, and updates without a reload as traffic arrives;
+* a rollout in progress shows its phase, and its Promote button makes the candidate
+  champion (an audited API call under the signed-in token);
 * a token scoped to one model sees that model only; signing out forgets the token.
 
 Runs the real binary (FRESHET_BIN); `chromium` and `chromium-driver` come from Debian's
@@ -22,6 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -87,7 +90,23 @@ def browser():
 
 
 def text_of(driver, css: str) -> str:
-    return driver.find_element(By.CSS_SELECTOR, css).text
+    """The element's text; the overview redraws every 2 s, so a lookup can go stale."""
+    for _ in range(20):
+        try:
+            return driver.find_element(By.CSS_SELECTOR, css).text
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{css} kept going stale")
+
+
+def click(driver, css: str) -> None:
+    for _ in range(20):
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{css} kept going stale")
 
 
 def sign_in(driver, wait, token: str) -> None:
@@ -104,7 +123,7 @@ def test_overview_in_a_real_browser(server, browser):
     r = requests.post(f"{server.url}/v1/streams/pay/events", json=rows, headers=headers, timeout=30)
     assert r.status_code == 200, r.text
 
-    wait = WebDriverWait(browser, 60, poll_frequency=0.2)
+    wait = WebDriverWait(browser, 60, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(server.url + "/")
     # Nothing is shown without a token; a wrong one is refused with the reason.
     sign_in(browser, wait, "fst_not-a-real-token")
@@ -132,16 +151,36 @@ def test_overview_in_a_real_browser(server, browser):
         return int(m.group(1)) if m else 0
     wait.until(lambda d: traffic(d) >= 25)
 
+    # A rollout of a second version: the card shows its phase and the buttons to steer
+    # it; pressing Promote makes it champion, through the same API a client would call.
+    mv = f"{server.url}/api/2.0/mlflow/model-versions"
+    v1 = requests.get(f"{mv}/get", params={"name": "fraud", "version": "1"}, headers=headers, timeout=10).json()
+    r = requests.post(f"{mv}/create", headers=headers, timeout=10,
+                      json={"name": "fraud", "source": v1["model_version"]["source"]})
+    assert r.status_code == 200, r.text
+    r = requests.post(f"{server.url}/v1/models/fraud/rollout/start", json={"version": 2},
+                      headers=headers, timeout=10)
+    assert r.status_code == 200, r.text
+    card = "[data-testid=model-fraud]"
+    wait.until(lambda d: "(v2)" in text_of(d, f"{card} [data-testid=rollout]"))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{card} [data-testid=rollout-promote]"))
+    click(browser, f"{card} [data-testid=rollout-promote]")
+    wait.until(lambda d: text_of(d, f"{card} [data-testid=champion]") == "v2")
+    assert text_of(browser, f"{card} [data-testid=action-result]").startswith("promote: "), \
+        text_of(browser, f"{card} [data-testid=action-result]")
+    audit = requests.get(f"{server.url}/v1/audit", headers=headers, timeout=10).text
+    assert '"/v1/models/fraud/rollout/promote"' in audit or "rollout/promote" in audit
+
     # A token scoped to one model sees that one only.
     scoped = server.create_token("churn-viewer", "viewer", scopes=("model:churn",))
-    browser.find_element(By.CSS_SELECTOR, "[data-testid=signout]").click()
+    click(browser, "[data-testid=signout]")
     sign_in(browser, wait, scoped)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=model-churn]"))
     assert not browser.find_elements(By.CSS_SELECTOR, "[data-testid=model-fraud]")
     assert "churn-viewer" in text_of(browser, "[data-testid=who]")
 
     # Signing out forgets the token: a reload asks for one again.
-    browser.find_element(By.CSS_SELECTOR, "[data-testid=signout]").click()
+    click(browser, "[data-testid=signout]")
     browser.refresh()
     wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-testid=signin]")))
     assert browser.execute_script("return sessionStorage.getItem('freshet-token')") is None

@@ -417,6 +417,10 @@ impl Runtime {
             sources: self.sources.clone(),
             governance: self.governance.clone(),
             models: self.config.models.keys().cloned().collect(),
+            rollout: Arc::new(
+                freshet_serve::rollout::RolloutController::from_models(&self.config.models)
+                    .with_approvals(self.governance.approvals().clone()),
+            ),
         }
     }
 

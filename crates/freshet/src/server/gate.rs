@@ -64,6 +64,8 @@ pub fn classify(method: &Method, path: &str, metrics_public: bool) -> Rule {
         ["v1", "models", m, "inventory"] => Rule::Check(read_or(Manage), model(m)),
         ["v1", "inventory"] => Rule::Check(Read, Resource::System),
         ["v1", "models", m, "performance" | "status" | "monitoring"] => Rule::Check(Read, model(m)),
+        ["v1", "models", m, "rollout"] => Rule::Check(Read, model(m)),
+        ["v1", "models", m, "rollout", _] => Rule::Check(read_or(Rollout), model(m)),
         ["v1", "tokens", ..] => Rule::Check(Manage, Resource::System),
         ["v1", "approvals"] => Rule::Check(Read, Resource::System),
         // Who may decide is checked per model by the approvals service (an approver

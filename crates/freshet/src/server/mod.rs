@@ -13,6 +13,7 @@ mod mlflow_access;
 mod mlflow_logged;
 mod mlflow_registry;
 mod ops;
+mod rollout;
 mod serving;
 
 pub use error::{ApiError, MlflowError};
@@ -57,6 +58,8 @@ pub struct AppState {
     pub governance: Arc<freshet_govern::Governance>,
     /// The declared models (lineage looks for a request id in their captures).
     pub models: Vec<String>,
+    /// Hand steps of rollouts (`/v1/models/{model}/rollout/...`), with the approvals.
+    pub rollout: Arc<freshet_serve::rollout::RolloutController>,
 }
 
 /// The whole HTTP surface.
@@ -73,6 +76,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(govern::router())
         .merge(lineage::router())
         .merge(dashboard::router())
+        .merge(rollout::router())
         .layer(axum::middleware::from_fn_with_state(
             gate::GateState {
                 app: state.clone(),

@@ -6,7 +6,7 @@
 use crate::support::{Options, TestServer};
 use serde_json::{Value, json};
 
-const STREAMS: &str = "  s:
+pub(crate) const STREAMS: &str = "  s:
     source: { type: http }
     schema:
       fields:
@@ -22,11 +22,11 @@ models:
     label: y
 ";
 
-const AUTH: &str = "auth: { enabled: true }
+pub(crate) const AUTH: &str = "auth: { enabled: true }
 approvals: { required_tiers: [high], ttl_hours: 24 }
 ";
 
-async fn send(
+pub(crate) async fn send(
     srv: &TestServer,
     token: &str,
     method: reqwest::Method,
@@ -45,7 +45,7 @@ async fn send(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn token(srv: &TestServer, admin: &str, name: &str, role: &str) -> String {
+pub(crate) async fn token(srv: &TestServer, admin: &str, name: &str, role: &str) -> String {
     let (s, v) = send(
         srv,
         admin,
@@ -58,8 +58,8 @@ async fn token(srv: &TestServer, admin: &str, name: &str, role: &str) -> String 
     v["token"].as_str().expect("token").to_string()
 }
 
-const MV: &str = "/api/2.0/mlflow/model-versions";
-const RM: &str = "/api/2.0/mlflow/registered-models";
+pub(crate) const MV: &str = "/api/2.0/mlflow/model-versions";
+pub(crate) const RM: &str = "/api/2.0/mlflow/registered-models";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mlflow_promotions_need_a_second_persons_approval() {

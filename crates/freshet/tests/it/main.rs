@@ -18,6 +18,7 @@ mod oidc;
 mod pii;
 mod properties;
 mod rollout;
+mod rollout_api;
 mod roundtrip;
 mod serving;
 mod support;

@@ -48,10 +48,55 @@ function ago(ms) {
 
 function phaseText(phase) {
   if (!phase) return "";
-  if (typeof phase === "string") return phase.toLowerCase();
-  const [k, v] = Object.entries(phase)[0] || ["", {}];
-  if (v && typeof v === "object" && "weight_pct" in v) return k.toLowerCase() + " " + v.weight_pct + "%";
-  return k.toLowerCase();
+  if (typeof phase === "string") return phase;
+  let text = String(phase.name || "").replace(/_/g, " ");
+  if (typeof phase.weight_pct === "number") text += " " + phase.weight_pct + "%";
+  if (phase.reason) text += " (" + phase.reason + ")";
+  return text;
+}
+
+const ACTIVE = (phase) => phase && !["promoted", "rolled_back"].includes(phase.name);
+const results = new Map(); // model -> the answer to the last button pressed
+
+async function rolloutStep(model, step) {
+  const headers = { "Content-Type": "application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers["Authorization"] = "Bearer " + token;
+  const body = step === "pause" ? JSON.stringify({ reason: "paused from the dashboard" }) : "null";
+  try {
+    const r = await fetch("/v1/models/" + encodeURIComponent(model) + "/rollout/" + step,
+      { method: "POST", headers, body });
+    const answer = await r.json().catch(() => ({}));
+    if (r.ok) {
+      const ds = answer.decisions || [];
+      const d = ds[ds.length - 1];
+      results.set(model, { ok: true, text: step + ": " + (d ? d.to + " — " + d.reason : "done") });
+    } else {
+      const msg = answer.error && answer.error.message ? answer.error.message : r.statusText;
+      results.set(model, { ok: false, text: step + " refused: " + msg });
+    }
+  } catch (e) {
+    results.set(model, { ok: false, text: step + " failed: " + e.message });
+  }
+  clearTimeout(timer);
+  refresh();
+}
+
+function rolloutButtons(model, rollout) {
+  const box = el("div", { class: "actions" });
+  if (rollout && ACTIVE(rollout.phase)) {
+    const paused = rollout.phase.name === "paused";
+    const steps = paused ? ["resume", "rollback"] : ["promote", "rollback", "pause"];
+    const labels = { promote: "Promote", rollback: "Roll back", pause: "Pause", resume: "Resume" };
+    for (const step of steps) {
+      const b = el("button", { type: "button", "data-testid": "rollout-" + step }, labels[step]);
+      b.addEventListener("click", () => rolloutStep(model, step));
+      box.append(b);
+    }
+  }
+  const res = results.get(model);
+  if (res) box.append(el("p", { class: res.ok ? "ok" : "bad", "data-testid": "action-result" }, res.text));
+  return box;
 }
 
 function sparkline(values) {
@@ -117,6 +162,7 @@ function card(name, st) {
       ...row("Traffic, last minute", champ ? champ.last_minute.requests + " requests, p99 " + Number(champ.last_minute.p99_ms || 0).toFixed(2) + " ms" : "—", "traffic"),
       ...row("Open alerts", openAlerts.length ? openAlerts.map((a) => a.kind).join(", ") : "none", "alerts", openAlerts.length ? "bad" : "ok"),
     ),
+    rolloutButtons(name, rollout),
     sparkline(history.get(name) || []));
 }
 

@@ -1,0 +1,296 @@
+//! Rollouts steered over HTTP (`/v1/models/{model}/rollout/...`) with real tokens: a
+//! viewer reads but may not act, an operator starts, pauses, resumes, promotes and rolls
+//! back, each step in the audit under the operator's name; a high-risk model's promotion
+//! waits for an approval the operator asked for; mistakes are 4xx naming the problem.
+
+use crate::approvals::{AUTH, MV, RM, STREAMS, send, token};
+use crate::support::{Options, TestServer};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
+    let mut opts = Options::new(STREAMS);
+    opts.extra_yaml = AUTH.to_string();
+    let srv = TestServer::start_with(opts).await;
+    let gov = srv.runtime().governance.clone();
+    let file = srv.dir.path().join(".freshet/admin.token");
+    freshet::governance::ensure_admin_token(&gov, &file, "test").expect("admin");
+    let admin = std::fs::read_to_string(&file)
+        .expect("read")
+        .trim()
+        .to_string();
+    let olga = token(&srv, &admin, "olga", "operator").await;
+    let vera = token(&srv, &admin, "vera", "viewer").await;
+    let post = Method::POST;
+
+    // Two models with two versions each; v1 is champion.
+    for m in ["recs", "fraud"] {
+        let (s, v) = send(
+            &srv,
+            &admin,
+            post.clone(),
+            &format!("{RM}/create"),
+            json!({ "name": m }),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        for _ in 0..2 {
+            let (s, v) = send(
+                &srv,
+                &admin,
+                post.clone(),
+                &format!("{MV}/create"),
+                json!({ "name": m, "source": "mlflow-artifacts:/x" }),
+            )
+            .await;
+            assert_eq!(s, 200, "{v}");
+        }
+    }
+    let (s, v) = send(
+        &srv,
+        &admin,
+        post.clone(),
+        &format!("{RM}/alias"),
+        json!({ "name": "recs", "alias": "champion", "version": "1" }),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+
+    let path = |step: &str| format!("/v1/models/recs/rollout/{step}");
+    // A viewer reads the status but may not act.
+    let (s, v) = send(
+        &srv,
+        &vera,
+        Method::GET,
+        "/v1/models/recs/rollout",
+        json!({}),
+    )
+    .await;
+    assert_eq!((s, v["champion"].as_i64()), (200, Some(1)), "{v}");
+    assert!(v["state"].is_null(), "{v}");
+    let (s, _) = send(
+        &srv,
+        &vera,
+        post.clone(),
+        &path("start"),
+        json!({ "version": 2 }),
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    // The operator starts a rollout of v2: it is the challenger, in its first phase.
+    let (s, v) = send(
+        &srv,
+        &olga,
+        post.clone(),
+        &path("start"),
+        json!({ "version": 2 }),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["candidate_version"], 2, "{v}");
+    let (_, st) = send(
+        &srv,
+        &vera,
+        Method::GET,
+        "/v1/models/recs/rollout",
+        json!({}),
+    )
+    .await;
+    assert_eq!(st["challenger"], 2, "{st}");
+    // One rollout at a time.
+    let (s, v) = send(
+        &srv,
+        &olga,
+        post.clone(),
+        &path("start"),
+        json!({ "version": 2 }),
+    )
+    .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("in progress"),
+        "{v}"
+    );
+
+    // Pause with a reason, resume, then promote by hand.
+    let (s, v) = send(
+        &srv,
+        &olga,
+        post.clone(),
+        &path("pause"),
+        json!({ "reason": "waiting for the batch job" }),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["phase"].to_string().to_lowercase().contains("paus"),
+        "{v}"
+    );
+    let (s, v) = send(&srv, &olga, post.clone(), &path("resume"), Value::Null).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = send(&srv, &olga, post.clone(), &path("promote"), Value::Null).await;
+    assert_eq!(s, 200, "{v}");
+    let (_, st) = send(
+        &srv,
+        &vera,
+        Method::GET,
+        "/v1/models/recs/rollout",
+        json!({}),
+    )
+    .await;
+    assert_eq!(st["champion"], 2, "{st}");
+    // And back: the recorded champion is restored.
+    let (s, v) = send(&srv, &olga, post.clone(), &path("rollback"), Value::Null).await;
+    assert_eq!(s, 200, "{v}");
+    let (_, st) = send(
+        &srv,
+        &vera,
+        Method::GET,
+        "/v1/models/recs/rollout",
+        json!({}),
+    )
+    .await;
+    assert_eq!(st["champion"], 1, "{st}");
+
+    // Mistakes name the problem.
+    let (s, v) = send(&srv, &olga, post.clone(), &path("start"), json!({})).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("\"version\""),
+        "{v}"
+    );
+    let (s, v) = send(
+        &srv,
+        &olga,
+        post.clone(),
+        &path("start"),
+        json!({ "versoin": 2 }),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("versoin"),
+        "{v}"
+    );
+    let (s, v) = send(
+        &srv,
+        &olga,
+        post.clone(),
+        &path("start"),
+        json!({ "version": 9 }),
+    )
+    .await;
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = send(&srv, &olga, post.clone(), &path("launch"), Value::Null).await;
+    assert_eq!(s, 404, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("start, promote"),
+        "{v}"
+    );
+    let (s, _) = send(
+        &srv,
+        &admin,
+        Method::GET,
+        "/v1/models/nope/rollout",
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // The high-risk model: the operator's promotion waits for an approval she asked for.
+    let (s, v) = send(
+        &srv,
+        &admin,
+        post.clone(),
+        "/v1/models/fraud/rollout/rollback",
+        json!({ "to_version": 1 }),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = send(
+        &srv,
+        &olga,
+        post.clone(),
+        "/v1/models/fraud/rollout/start",
+        json!({ "version": 2 }),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = send(
+        &srv,
+        &olga,
+        post.clone(),
+        "/v1/models/fraud/rollout/promote",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["phase"].to_string().to_lowercase().contains("approval"),
+        "{v}"
+    );
+    let (_, list) = send(
+        &srv,
+        &admin,
+        Method::GET,
+        "/v1/approvals?state=pending",
+        json!({}),
+    )
+    .await;
+    let pending = list["approvals"].as_array().cloned().unwrap_or_default();
+    assert!(
+        pending
+            .iter()
+            .any(|a| a["model"] == "fraud" && a["requested_by"] == "token:olga"),
+        "{list}"
+    );
+    let (_, st) = send(
+        &srv,
+        &vera,
+        Method::GET,
+        "/v1/models/fraud/rollout",
+        json!({}),
+    )
+    .await;
+    assert_eq!(st["champion"], 1, "not promoted without the approval: {st}");
+
+    // Every step, allowed or refused, is in the audit with who took it.
+    let text = srv
+        .client
+        .get(format!("{}/v1/audit", srv.url()))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("audit")
+        .text()
+        .await
+        .expect("text");
+    let recs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect();
+    let steps = |who: &str, outcome: &str| {
+        recs.iter()
+            .filter(|r| {
+                r["principal"] == who && r["action"] == "rollout" && r["outcome"] == outcome
+            })
+            .count()
+    };
+    assert!(steps("token:olga", "succeeded") >= 7, "{text}");
+    assert!(steps("token:vera", "denied") >= 1, "{text}");
+    srv.shutdown().await;
+}
