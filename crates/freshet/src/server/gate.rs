@@ -42,14 +42,14 @@ pub fn classify(method: &Method, path: &str, metrics_public: bool) -> Rule {
             a
         }
     };
+    // The dashboard's page, script and style: no data, which the page reads through the
+    // API with the token the user signs in with.
+    if (method == Method::GET || method == Method::HEAD) && freshet_ui::asset(path).is_some() {
+        return Rule::Open;
+    }
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match seg.as_slice() {
         ["healthz"] | ["readyz"] => Rule::Open,
-        // The dashboard's page and its script and style: no data, which it reads through
-        // the API with the token the user signs in with.
-        [""] | ["ui", "app.js" | "app.css"] if method == Method::GET || method == Method::HEAD => {
-            Rule::Open
-        }
         // Declared models, filtered by the handler to those the caller may read.
         ["v1", "models"] => Rule::CheckSomewhere(Read),
         ["metrics"] if metrics_public => Rule::Open,
