@@ -43,10 +43,12 @@ pub enum Command {
     /// Train a model declared in freshet.yaml from its stream's table at a pinned
     /// Delta version, hold out the newest rows for scoring, and register a new version.
     Train(TrainArgs),
-    /// Look at and steer a model's rollout (shadow, canary steps, promotion, rollback);
-    /// works on the registry directly, also while a server runs. See docs/rollout.md.
-    #[command(subcommand)]
-    Rollout(RolloutCommand),
+    /// Look at and steer a model's rollout (shadow, canary steps, promotion, rollback).
+    /// With --url (or FRESHET_URL) every step goes through the running server's API under
+    /// --token: authenticated, authorized and audited as that token. Without it the
+    /// registry file is changed directly (an operator on the server's host). See
+    /// docs/rollout.md.
+    Rollout(RolloutArgs),
     /// Score every row of a table with a registered version into another table.
     Score(ScoreArgs),
     /// List the lake's tables with their version, rows and files.
@@ -407,6 +409,19 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    /// The running server to act through (its audited rollout API); without it the
+    /// registry file is changed directly.
+    #[arg(long, env = "FRESHET_URL", global = true)]
+    pub url: Option<String>,
+    /// Bearer token for --url (default: the file auth.admin_token_file names).
+    #[arg(long, env = "FRESHET_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub command: RolloutCommand,
 }
 
 #[derive(Debug, Subcommand)]

@@ -32,7 +32,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ingest(a) => ingest::run(&cli.config, a).await,
         Command::Train(a) => train::run(&cli.config, a).await,
         Command::Score(a) => score::run(&cli.config, a).await,
-        Command::Rollout(c) => rollout::run(&cli.config, c),
+        Command::Rollout(a) => rollout::run(&cli.config, a).await,
         Command::Token(c) => token::run(&cli.config, c).await,
         Command::Audit(c) => audit::run(&cli.config, c).await,
         Command::Approvals(c) => approvals::run(&cli.config, c).await,

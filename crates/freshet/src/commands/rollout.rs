@@ -1,10 +1,12 @@
-//! `freshet rollout …`: look at and steer a model's rollout by hand. The commands work
-//! on the registry database directly (SQLite in WAL mode), so they act while a server
-//! runs; the server's controller sees the new state on its next tick.
+//! `freshet rollout …`: look at and steer a model's rollout by hand. With `--url` each
+//! step is a call to the running server's rollout API (authenticated, authorized and
+//! audited as the token); without it the commands work on the registry database
+//! directly (SQLite in WAL mode), so they act while a server runs, and the server's
+//! controller sees the new state on its next tick.
 
-use crate::cli::RolloutCommand;
+use crate::cli::{RolloutArgs, RolloutCommand, ServerArgs};
 use crate::runtime::{load_config, open_tracking};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use freshet_core::model_spec::RolloutSpec;
 use freshet_serve::rollout::{
     Phase, RolloutController, RolloutState, RolloutStatus, Routing, routing,
@@ -26,7 +28,15 @@ fn version(v: Option<i64>) -> String {
     v.map_or("-".to_string(), |v| format!("version {v}"))
 }
 
-pub fn run(config_path: &Path, cmd: RolloutCommand) -> Result<()> {
+pub async fn run(config_path: &Path, args: RolloutArgs) -> Result<()> {
+    if args.url.is_some() {
+        let server = ServerArgs {
+            url: args.url,
+            token: args.token,
+        };
+        return through_api(config_path, &server, args.command).await;
+    }
+    let cmd = args.command;
     let (config, base) = load_config(config_path)?;
     let store = open_tracking(&config, &base)?;
     let store = store.as_ref();
@@ -59,6 +69,62 @@ pub fn run(config_path: &Path, cmd: RolloutCommand) -> Result<()> {
         }
         RolloutCommand::Resume { model } => c.resume(store, &model, now)?,
     };
+    print_outcome(&state);
+    Ok(())
+}
+
+/// The same steps through the server's `/v1/models/{model}/rollout` API.
+async fn through_api(config_path: &Path, server: &ServerArgs, cmd: RolloutCommand) -> Result<()> {
+    use reqwest::Method;
+    use serde_json::json;
+    let (url, token) = crate::commands::token::server_client(config_path, server)?;
+    let (config, _) = load_config(config_path)?;
+    let base = |model: &str| format!("{url}/v1/models/{model}/rollout");
+    let (model, method, path, body) = match cmd {
+        RolloutCommand::Status { model } => {
+            let v =
+                crate::commands::token::call(Method::GET, &base(&model), token.as_deref(), None)
+                    .await?;
+            let state: Option<RolloutState> = serde_json::from_value(v["state"].clone())
+                .map_err(|e| anyhow::anyhow!("the server's rollout state does not parse: {e}"))?;
+            let status = RolloutStatus {
+                champion: v["champion"].as_i64(),
+                challenger: v["challenger"].as_i64(),
+                state,
+                auto: v["auto"].as_bool().unwrap_or(false),
+            };
+            let c = RolloutController::from_models(&config.models);
+            print_status(&model, &status, c.spec(&model), now_ms());
+            return Ok(());
+        }
+        RolloutCommand::Start { model, version } => {
+            let p = format!("{}/start", base(&model));
+            (model, Method::POST, p, json!({ "version": version }))
+        }
+        RolloutCommand::Promote { model } => {
+            let p = format!("{}/promote", base(&model));
+            (model, Method::POST, p, json!({}))
+        }
+        RolloutCommand::Rollback { model, to_version } => {
+            let p = format!("{}/rollback", base(&model));
+            let body = to_version.map_or_else(|| json!({}), |v| json!({ "to_version": v }));
+            (model, Method::POST, p, body)
+        }
+        RolloutCommand::Pause { model, reason } => {
+            let p = format!("{}/pause", base(&model));
+            let body = reason.map_or_else(|| json!({}), |r| json!({ "reason": r }));
+            (model, Method::POST, p, body)
+        }
+        RolloutCommand::Resume { model } => {
+            let p = format!("{}/resume", base(&model));
+            (model, Method::POST, p, json!({}))
+        }
+    };
+    let v = crate::commands::token::call(method, &path, token.as_deref(), Some(body))
+        .await
+        .with_context(|| format!("rollout of '{model}'"))?;
+    let state: RolloutState = serde_json::from_value(v)
+        .map_err(|e| anyhow::anyhow!("the server's answer is not a rollout state: {e}"))?;
     print_outcome(&state);
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Rollouts steered over HTTP (`/v1/models/{model}/rollout/...`) with real tokens: a
 //! viewer reads but may not act, an operator starts, pauses, resumes, promotes and rolls
 //! back, each step in the audit under the operator's name; a high-risk model's promotion
-//! waits for an approval the operator asked for; mistakes are 4xx naming the problem.
+//! waits for an approval the operator asked for; mistakes are 4xx naming the problem;
+//! `freshet rollout --url` takes the same way under the token it is given.
 
 use crate::approvals::{AUTH, MV, RM, STREAMS, send, token};
 use crate::support::{Options, TestServer};
@@ -268,6 +269,31 @@ async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
     .await;
     assert_eq!(st["champion"], 1, "not promoted without the approval: {st}");
 
+    // The CLI with --url takes the same audited way, under the token it is given.
+    let cli = |token: &str, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_freshet"))
+            .arg("--config")
+            .arg(srv.dir.path().join("freshet.yaml"))
+            .arg("rollout")
+            .args(args)
+            .args(["--url", &srv.url(), "--token", token])
+            .output()
+            .expect("run freshet rollout");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = cli(&olga, &["start", "recs", "--version", "2"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("candidate version 2"), "{text}");
+    let (ok, text) = cli(&vera, &["status", "recs"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("challenger  version 2"), "{text}");
+    let (ok, text) = cli(&vera, &["rollback", "recs"]);
+    assert!(!ok && text.contains("403"), "a viewer may not act: {text}");
+    let (ok, text) = cli(&olga, &["rollback", "recs"]);
+    assert!(ok, "{text}");
+
     // Every step, allowed or refused, is in the audit with who took it.
     let text = srv
         .client
@@ -290,7 +316,7 @@ async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
             })
             .count()
     };
-    assert!(steps("token:olga", "succeeded") >= 7, "{text}");
-    assert!(steps("token:vera", "denied") >= 1, "{text}");
+    assert!(steps("token:olga", "succeeded") >= 9, "{text}");
+    assert!(steps("token:vera", "denied") >= 2, "{text}");
     srv.shutdown().await;
 }
