@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,32 +114,45 @@ class AuthServer:
         return token
 
 
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory):
-    """`freshet init`'s own configuration (authentication on, an admin token written to
-    .freshet/admin.token), served with `freshet up`, the MLflow client pointed at it and
-    no credentials set: each test sets the ones it means to use."""
+@contextmanager
+def running_auth_server(d: Path, streams: str | None = None):
+    """`freshet init`'s own configuration in `d` (authentication on, an admin token in
+    .freshet/admin.token), its `streams:` and `models:` replaced by `streams` when given,
+    served with `freshet up` until the block ends."""
     binary = _binary()
-    d: Path = tmp_path_factory.mktemp("mlflow-auth")
     out = subprocess.run([binary, "init", "--dir", str(d)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     config = d / "freshet.yaml"
     assert "enabled: true" in config.read_text()
+    if streams is not None:
+        text = config.read_text()
+        config.write_text(text[: text.index("\nstreams:") + 1] + streams)
     admin = (d / ".freshet" / "admin.token").read_text().strip()
     proc, url = _up(binary, d)
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")}
-    os.environ["MLFLOW_TRACKING_URI"] = url
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    mlflow.set_tracking_uri(url)
     try:
         yield AuthServer(url=url, dir=d, config=config, admin_token=admin)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-        # set_tracking_uri(None) also unsets MLFLOW_TRACKING_URI.
-        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    """`freshet init`'s own configuration, served, the MLflow client pointed at it and no
+    credentials set: each test sets the ones it means to use."""
+    d: Path = tmp_path_factory.mktemp("mlflow-auth")
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")}
+    with running_auth_server(d) as srv:
+        os.environ["MLFLOW_TRACKING_URI"] = srv.url
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+        mlflow.set_tracking_uri(srv.url)
+        try:
+            yield srv
+        finally:
+            # set_tracking_uri(None) also unsets MLFLOW_TRACKING_URI.
+            mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v

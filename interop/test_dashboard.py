@@ -14,12 +14,8 @@ packages (.ci/run installs them).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import subprocess
-from pathlib import Path
 
 import pytest
 import requests
@@ -30,7 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import AuthServer, _binary, _up
+from conftest import running_auth_server
 
 STREAMS = """\
 streams:
@@ -57,20 +53,8 @@ models:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    binary = _binary()
-    d: Path = tmp_path_factory.mktemp("dashboard")
-    out = subprocess.run([binary, "init", "--dir", str(d)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    config = d / "freshet.yaml"
-    text = config.read_text()
-    config.write_text(text[: text.index("\nstreams:") + 1] + STREAMS)
-    admin = (d / ".freshet" / "admin.token").read_text().strip()
-    proc, url = _up(binary, d)
-    try:
-        yield AuthServer(url=url, dir=d, config=config, admin_token=admin)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    with running_auth_server(tmp_path_factory.mktemp("dashboard"), STREAMS) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

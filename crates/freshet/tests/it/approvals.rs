@@ -58,11 +58,8 @@ pub(crate) async fn token(srv: &TestServer, admin: &str, name: &str, role: &str)
     v["token"].as_str().expect("token").to_string()
 }
 
-pub(crate) const MV: &str = "/api/2.0/mlflow/model-versions";
-pub(crate) const RM: &str = "/api/2.0/mlflow/registered-models";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mlflow_promotions_need_a_second_persons_approval() {
+/// A server with authentication and approvals on, and its admin token.
+pub(crate) async fn start_with_admin() -> (TestServer, String) {
     let mut opts = Options::new(STREAMS);
     opts.extra_yaml = AUTH.to_string();
     let srv = TestServer::start_with(opts).await;
@@ -73,6 +70,16 @@ async fn mlflow_promotions_need_a_second_persons_approval() {
         .expect("read")
         .trim()
         .to_string();
+    (srv, admin)
+}
+
+pub(crate) const MV: &str = "/api/2.0/mlflow/model-versions";
+pub(crate) const RM: &str = "/api/2.0/mlflow/registered-models";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mlflow_promotions_need_a_second_persons_approval() {
+    let (srv, admin) = start_with_admin().await;
+    let gov = srv.runtime().governance.clone();
     let alice = token(&srv, &admin, "alice", "data_scientist").await;
     let olga = token(&srv, &admin, "olga", "operator").await;
     let carol = token(&srv, &admin, "carol", "approver").await;

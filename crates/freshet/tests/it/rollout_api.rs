@@ -4,23 +4,14 @@
 //! waits for an approval the operator asked for; mistakes are 4xx naming the problem;
 //! `freshet rollout --url` takes the same way under the token it is given.
 
-use crate::approvals::{AUTH, MV, RM, STREAMS, send, token};
-use crate::support::{Options, TestServer};
+use crate::approvals::{MV, RM, send, start_with_admin, token};
+use crate::support::TestServer;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
-    let mut opts = Options::new(STREAMS);
-    opts.extra_yaml = AUTH.to_string();
-    let srv = TestServer::start_with(opts).await;
-    let gov = srv.runtime().governance.clone();
-    let file = srv.dir.path().join(".freshet/admin.token");
-    freshet::governance::ensure_admin_token(&gov, &file, "test").expect("admin");
-    let admin = std::fs::read_to_string(&file)
-        .expect("read")
-        .trim()
-        .to_string();
+    let (srv, admin) = start_with_admin().await;
     let olga = token(&srv, &admin, "olga", "operator").await;
     let vera = token(&srv, &admin, "vera", "viewer").await;
     let post = Method::POST;
@@ -159,49 +150,14 @@ async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
     assert_eq!(st["champion"], 1, "{st}");
 
     // Mistakes name the problem.
-    let (s, v) = send(&srv, &olga, post.clone(), &path("start"), json!({})).await;
-    assert_eq!(s, 400, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("\"version\""),
-        "{v}"
-    );
-    let (s, v) = send(
-        &srv,
-        &olga,
-        post.clone(),
-        &path("start"),
-        json!({ "versoin": 2 }),
-    )
-    .await;
-    assert_eq!(s, 400, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("versoin"),
-        "{v}"
-    );
-    let (s, v) = send(
-        &srv,
-        &olga,
-        post.clone(),
-        &path("start"),
-        json!({ "version": 9 }),
-    )
-    .await;
-    assert_eq!(s, 404, "{v}");
-    let (s, v) = send(&srv, &olga, post.clone(), &path("launch"), Value::Null).await;
-    assert_eq!(s, 404, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("start, promote"),
-        "{v}"
-    );
+    for (step, body, status, says) in [
+        ("start", json!({}), 400, "\"version\""),
+        ("start", json!({ "versoin": 2 }), 400, "versoin"),
+        ("start", json!({ "version": 9 }), 404, "no version 9"),
+        ("launch", Value::Null, 404, "start, promote"),
+    ] {
+        refused(&srv, &olga, &path(step), body, status, says).await;
+    }
     let (s, _) = send(
         &srv,
         &admin,
@@ -319,4 +275,12 @@ async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
     assert!(steps("token:olga", "succeeded") >= 9, "{text}");
     assert!(steps("token:vera", "denied") >= 2, "{text}");
     srv.shutdown().await;
+}
+
+/// A step refused with `status` and a message that says `says`.
+async fn refused(srv: &TestServer, token: &str, path: &str, body: Value, status: u16, says: &str) {
+    let (s, v) = send(srv, token, Method::POST, path, body).await;
+    assert_eq!(s, status, "{path}: {v}");
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains(says), "{path}: {v}");
 }
