@@ -73,6 +73,23 @@ pub(crate) async fn start_with_admin() -> (TestServer, String) {
     (srv, admin)
 }
 
+/// The audit trail as records, read through the API.
+pub(crate) async fn audit_records(srv: &TestServer, admin: &str) -> Vec<Value> {
+    let text = srv
+        .client
+        .get(format!("{}/v1/audit", srv.url()))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("audit")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect()
+}
+
 pub(crate) const MV: &str = "/api/2.0/mlflow/model-versions";
 pub(crate) const RM: &str = "/api/2.0/mlflow/registered-models";
 
@@ -357,18 +374,7 @@ async fn mlflow_promotions_need_a_second_persons_approval() {
     assert_eq!(s, 200, "{v}");
 
     // Refusals and decisions are in the audit.
-    let r = srv
-        .client
-        .get(format!("{}/v1/audit", srv.url()))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("audit");
-    let text = r.text().await.expect("text");
-    let recs: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("line"))
-        .collect();
+    let recs = audit_records(&srv, &admin).await;
     assert!(recs.iter().any(|r| r["principal"] == "token:olga"
         && r["action"] == "rollout"
         && r["outcome"] == "denied"));

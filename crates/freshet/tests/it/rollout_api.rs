@@ -4,7 +4,7 @@
 //! waits for an approval the operator asked for; mistakes are 4xx naming the problem;
 //! `freshet rollout --url` takes the same way under the token it is given.
 
-use crate::approvals::{MV, RM, send, start_with_admin, token};
+use crate::approvals::{MV, RM, audit_records, send, start_with_admin, token};
 use crate::support::TestServer;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -18,36 +18,24 @@ async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
 
     // Two models with two versions each; v1 is champion.
     for m in ["recs", "fraud"] {
-        let (s, v) = send(
-            &srv,
-            &admin,
-            post.clone(),
-            &format!("{RM}/create"),
-            json!({ "name": m }),
-        )
-        .await;
-        assert_eq!(s, 200, "{v}");
+        ok(&srv, &admin, &format!("{RM}/create"), json!({ "name": m })).await;
         for _ in 0..2 {
-            let (s, v) = send(
+            ok(
                 &srv,
                 &admin,
-                post.clone(),
                 &format!("{MV}/create"),
                 json!({ "name": m, "source": "mlflow-artifacts:/x" }),
             )
             .await;
-            assert_eq!(s, 200, "{v}");
         }
     }
-    let (s, v) = send(
+    ok(
         &srv,
         &admin,
-        post.clone(),
         &format!("{RM}/alias"),
         json!({ "name": "recs", "alias": "champion", "version": "1" }),
     )
     .await;
-    assert_eq!(s, 200, "{v}");
 
     let path = |step: &str| format!("/v1/models/recs/rollout/{step}");
     // A viewer reads the status but may not act.
@@ -72,15 +60,7 @@ async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
     assert_eq!(s, 403);
 
     // The operator starts a rollout of v2: it is the challenger, in its first phase.
-    let (s, v) = send(
-        &srv,
-        &olga,
-        post.clone(),
-        &path("start"),
-        json!({ "version": 2 }),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    let v = ok(&srv, &olga, &path("start"), json!({ "version": 2 })).await;
     assert_eq!(v["candidate_version"], 2, "{v}");
     let (_, st) = send(
         &srv,
@@ -110,23 +90,19 @@ async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
     );
 
     // Pause with a reason, resume, then promote by hand.
-    let (s, v) = send(
+    let v = ok(
         &srv,
         &olga,
-        post.clone(),
         &path("pause"),
         json!({ "reason": "waiting for the batch job" }),
     )
     .await;
-    assert_eq!(s, 200, "{v}");
     assert!(
         v["phase"].to_string().to_lowercase().contains("paus"),
         "{v}"
     );
-    let (s, v) = send(&srv, &olga, post.clone(), &path("resume"), Value::Null).await;
-    assert_eq!(s, 200, "{v}");
-    let (s, v) = send(&srv, &olga, post.clone(), &path("promote"), Value::Null).await;
-    assert_eq!(s, 200, "{v}");
+    ok(&srv, &olga, &path("resume"), Value::Null).await;
+    ok(&srv, &olga, &path("promote"), Value::Null).await;
     let (_, st) = send(
         &srv,
         &vera,
@@ -137,8 +113,7 @@ async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
     .await;
     assert_eq!(st["champion"], 2, "{st}");
     // And back: the recorded champion is restored.
-    let (s, v) = send(&srv, &olga, post.clone(), &path("rollback"), Value::Null).await;
-    assert_eq!(s, 200, "{v}");
+    ok(&srv, &olga, &path("rollback"), Value::Null).await;
     let (_, st) = send(
         &srv,
         &vera,
@@ -169,33 +144,21 @@ async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
     assert_eq!(s, 404);
 
     // The high-risk model: the operator's promotion waits for an approval she asked for.
-    let (s, v) = send(
+    ok(
         &srv,
         &admin,
-        post.clone(),
         "/v1/models/fraud/rollout/rollback",
         json!({ "to_version": 1 }),
     )
     .await;
-    assert_eq!(s, 200, "{v}");
-    let (s, v) = send(
+    ok(
         &srv,
         &olga,
-        post.clone(),
         "/v1/models/fraud/rollout/start",
         json!({ "version": 2 }),
     )
     .await;
-    assert_eq!(s, 200, "{v}");
-    let (s, v) = send(
-        &srv,
-        &olga,
-        post.clone(),
-        "/v1/models/fraud/rollout/promote",
-        Value::Null,
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    let v = ok(&srv, &olga, "/v1/models/fraud/rollout/promote", Value::Null).await;
     assert!(
         v["phase"].to_string().to_lowercase().contains("approval"),
         "{v}"
@@ -251,20 +214,7 @@ async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
     assert!(ok, "{text}");
 
     // Every step, allowed or refused, is in the audit with who took it.
-    let text = srv
-        .client
-        .get(format!("{}/v1/audit", srv.url()))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("audit")
-        .text()
-        .await
-        .expect("text");
-    let recs: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("line"))
-        .collect();
+    let recs = audit_records(&srv, &admin).await;
     let steps = |who: &str, outcome: &str| {
         recs.iter()
             .filter(|r| {
@@ -272,8 +222,8 @@ async fn operators_steer_rollouts_over_http_and_the_audit_names_them() {
             })
             .count()
     };
-    assert!(steps("token:olga", "succeeded") >= 9, "{text}");
-    assert!(steps("token:vera", "denied") >= 2, "{text}");
+    assert!(steps("token:olga", "succeeded") >= 9, "{recs:?}");
+    assert!(steps("token:vera", "denied") >= 2, "{recs:?}");
     srv.shutdown().await;
 }
 
@@ -283,4 +233,11 @@ async fn refused(srv: &TestServer, token: &str, path: &str, body: Value, status:
     assert_eq!(s, status, "{path}: {v}");
     let msg = v["error"]["message"].as_str().unwrap_or("");
     assert!(msg.contains(says), "{path}: {v}");
+}
+
+/// A step that must succeed; its answer.
+async fn ok(srv: &TestServer, token: &str, path: &str, body: Value) -> Value {
+    let (s, v) = send(srv, token, Method::POST, path, body).await;
+    assert_eq!(s, 200, "{path}: {v}");
+    v
 }
