@@ -222,6 +222,9 @@ pub struct Runtime {
     pub sources: freshet_ingest::health::SourceHealth,
     /// The label tables, shared by `POST .../feedback` and feedback topics.
     pub labels: Arc<freshet_serve::feedback::LabelTables>,
+    /// Rollouts as the models' specs say, with the approvals: one for the controller's
+    /// ticks, the loops' hand-overs and the rollout API.
+    rollout: Arc<freshet_serve::rollout::RolloutController>,
     kafka_metrics: freshet_connect::kafka::KafkaMetrics,
     cdc_metrics: freshet_connect::pgcdc::CdcMetrics,
     stop: watch::Sender<bool>,
@@ -380,7 +383,12 @@ impl Runtime {
         let kafka_metrics = freshet_connect::kafka::KafkaMetrics::new(&registry)?;
         let cdc_metrics = freshet_connect::pgcdc::CdcMetrics::new(&registry)?;
         let (stop, _) = watch::channel(false);
+        let rollout = Arc::new(
+            freshet_serve::rollout::RolloutController::from_models(&config.models)
+                .with_approvals(governance.approvals().clone()),
+        );
         Ok(Self {
+            rollout,
             governance,
             sources: Default::default(),
             labels: Arc::default(),
@@ -417,10 +425,7 @@ impl Runtime {
             sources: self.sources.clone(),
             governance: self.governance.clone(),
             models: self.config.models.keys().cloned().collect(),
-            rollout: Arc::new(
-                freshet_serve::rollout::RolloutController::from_models(&self.config.models)
-                    .with_approvals(self.governance.approvals().clone()),
-            ),
+            rollout: self.rollout.clone(),
         }
     }
 
@@ -621,10 +626,7 @@ impl Runtime {
     /// of the predictions made since its phase began (joined afresh every round while
     /// a rollout is in progress), and moved on, rolled back or paused.
     pub fn start_rollouts(&mut self, interval: Duration) {
-        let controller = Arc::new(
-            freshet_serve::rollout::RolloutController::from_models(&self.config.models)
-                .with_approvals(self.governance.approvals().clone()),
-        );
+        let controller = self.rollout.clone();
         let endpoints = self.scorer.endpoints.clone();
         let store = self.tracking.clone();
         let lake = self.lake.clone();
@@ -837,10 +839,7 @@ impl Runtime {
             store: self.tracking.clone(),
             artifacts: self.artifacts.clone(),
             lake: self.lake.clone(),
-            rollout: Arc::new(
-                freshet_serve::rollout::RolloutController::from_models(&self.config.models)
-                    .with_approvals(self.governance.approvals().clone()),
-            ),
+            rollout: self.rollout.clone(),
             tracking_uri: format!(
                 "{}://{}",
                 if self.config.auth.tls.is_some() {
