@@ -1,6 +1,10 @@
 """Shared fixtures: a `freshet up` child process with an empty registry, and the MLflow
 client pointed at it — one without authentication (`server`) and one with it on
-(`auth_server`)."""
+(`auth_server`).
+
+`server` runs each module twice: on the SQLite registry, and on a Postgres registry
+(`registry.url`, a throwaway PostgreSQL from Debian's packages), so every MLflow client
+workflow is checked against both stores."""
 
 from __future__ import annotations
 
@@ -70,12 +74,24 @@ def _up(binary: str, d: Path) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(request, tmp_path_factory):
     binary = _binary()
     d: Path = tmp_path_factory.mktemp("mlflow")
-    (d / "freshet.yaml").write_text(CONFIG)
-    proc, url = _up(binary, d)
+    pg = None
+    config = CONFIG
+    if request.param == "postgres":
+        from pg_server import PASSWORD, Postgres
+
+        pg = Postgres()
+        config = CONFIG.replace("registry: { path: data/registry.db }", f"registry: {{ url: '{pg.url}' }}")
+    (d / "freshet.yaml").write_text(config)
+    try:
+        proc, url = _up(binary, d)
+    except BaseException:
+        if pg is not None:
+            pg.close()
+        raise
     os.environ["FRESHET_TEST_DIR"] = str(d)
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = url
@@ -86,6 +102,10 @@ def server(tmp_path_factory):
     proc.wait(timeout=30)
     if old is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if pg is not None:
+        pg.close()
+        # The database password is in the configuration, never in what the node says.
+        assert PASSWORD not in (d / "server.log").read_text()
 
 
 @dataclass

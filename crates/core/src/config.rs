@@ -116,8 +116,19 @@ impl AlertsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
-    /// SQLite database file, relative to the config file.
+    /// SQLite database file, relative to the config file (one node). Ignored when
+    /// `url` is set.
     pub path: String,
+    /// `postgres://user:password@host:port/database`: the registry in Postgres, shared
+    /// by every node with the same configuration. The password may instead come from
+    /// `PGPASSWORD`; it never reaches logs or errors. TLS is used unless the URL says
+    /// `sslmode=disable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A PEM file of CA certificates to trust for the database's TLS, besides the
+    /// system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<String>,
     /// Directory of artifacts (run files, model directories), relative to the config
     /// file; served to MLflow clients as `mlflow-artifacts:/` URIs.
     pub artifacts: String,
@@ -127,6 +138,8 @@ impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
             path: "freshet-data/registry.db".into(),
+            url: None,
+            tls_ca_file: None,
             artifacts: "freshet-data/artifacts".into(),
         }
     }
@@ -552,8 +565,17 @@ impl FreshetConfig {
         if self.registry.artifacts.trim().is_empty() {
             errs.push(ConfigError::new("registry.artifacts", "must not be empty"));
         }
-        if self.registry.path.trim().is_empty() {
+        if self.registry.path.trim().is_empty() && self.registry.url.is_none() {
             errs.push(ConfigError::new("registry.path", "must not be empty"));
+        }
+        if let Some(url) = &self.registry.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            // Never echo the URL: it may carry the password.
+            errs.push(ConfigError::new(
+                "registry.url",
+                "must be a postgres://user:password@host:port/database URL",
+            ));
         }
         if self.pii.key_version.trim().is_empty() {
             errs.push(ConfigError::new("pii.key_version", "must not be empty"));

@@ -97,11 +97,31 @@ pub async fn open_lake(config: &FreshetConfig, base: &Path) -> Result<Lake> {
         .with_context(|| format!("cannot open the lake at {root}"))
 }
 
-/// The tracking store of a configuration (its SQLite file relative to the config's folder).
+/// The tracking store of a configuration: Postgres when `registry.url` is set (shared
+/// by every node), else its SQLite file relative to the config's folder.
 pub fn open_tracking(
     config: &FreshetConfig,
     base: &Path,
 ) -> Result<Arc<dyn freshet_registry::Store>> {
+    if let Some(url) = &config.registry.url {
+        let ca = config.registry.tls_ca_file.as_ref().map(|f| {
+            let p = Path::new(f);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        });
+        let ca = ca.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let store = freshet_registry::PostgresStore::open(url, ca.as_deref(), "mlflow-artifacts:")
+            .context("cannot open the registry in Postgres (registry.url)")?;
+        tracing::info!(
+            database = %freshet_core::secrets::url_origin(url),
+            schema = store.schema_version().unwrap_or(0),
+            "registry in postgres"
+        );
+        return Ok(Arc::new(store));
+    }
     let p = Path::new(&config.registry.path);
     let path = if p.is_absolute() {
         p.to_path_buf()

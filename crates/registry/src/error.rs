@@ -19,6 +19,10 @@ pub enum RegistryError {
     /// Storage failure (HTTP 500; the detail is logged, not returned).
     #[error("storage error: {0}")]
     Storage(#[from] rusqlite::Error),
+    /// Postgres store failure (HTTP 500; the detail is logged, not returned). Carries
+    /// the server's message and SQLSTATE, never the URL or its password.
+    #[error("database error: {0}")]
+    Database(String),
     /// Artifact storage failure (HTTP 500; the detail is logged, not returned).
     #[error("artifact storage error: {0}")]
     Io(#[from] std::io::Error),
@@ -32,7 +36,9 @@ impl RegistryError {
             RegistryError::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
             RegistryError::InvalidParameter(_) => "INVALID_PARAMETER_VALUE",
             RegistryError::InvalidState(_) => "INVALID_STATE",
-            RegistryError::Storage(_) | RegistryError::Io(_) => "INTERNAL_ERROR",
+            RegistryError::Storage(_) | RegistryError::Database(_) | RegistryError::Io(_) => {
+                "INTERNAL_ERROR"
+            }
         }
     }
 }

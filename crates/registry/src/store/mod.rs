@@ -1,6 +1,9 @@
 //! The storage contract of the tracking registry. Methods are synchronous: the HTTP
 //! layer calls them on the blocking pool, never on the async workers.
 
+mod pg;
+pub mod postgres;
+mod postgres_models;
 pub mod sqlite;
 mod sqlite_models;
 

@@ -127,21 +127,21 @@ INSERT INTO model_alias_history (name, alias, version, at_ms)
 /// `mlflow.modelVersions`: a JSON list of `{"name", "version"}`).
 pub const MODEL_VERSIONS_TAG: &str = "mlflow.modelVersions";
 
-fn not_found_model(name: &str) -> RegistryError {
+pub(super) fn not_found_model(name: &str) -> RegistryError {
     RegistryError::NotFound(format!("Registered Model with name={name} not found"))
 }
 
-fn not_found_version(name: &str, version: i64) -> RegistryError {
+pub(super) fn not_found_version(name: &str, version: i64) -> RegistryError {
     RegistryError::NotFound(format!(
         "Model Version (name={name}, version={version}) not found"
     ))
 }
 
-fn not_found_logged(model_id: &str) -> RegistryError {
+pub(super) fn not_found_logged(model_id: &str) -> RegistryError {
     RegistryError::NotFound(format!("Logged model with ID '{model_id}' not found."))
 }
 
-fn check_name(what: &str, name: &str) -> Result<()> {
+pub(super) fn check_name(what: &str, name: &str) -> Result<()> {
     if name.trim().is_empty() {
         return Err(RegistryError::InvalidParameter(format!(
             "Missing value for required parameter '{what}'."
@@ -157,7 +157,7 @@ fn check_name(what: &str, name: &str) -> Result<()> {
 
 /// Aliases look like identifiers; `latest` and `vN` are reserved because `models:/`
 /// URIs already give them a meaning.
-fn check_alias(alias: &str) -> Result<()> {
+pub(super) fn check_alias(alias: &str) -> Result<()> {
     let ok = !alias.is_empty()
         && alias.len() <= 255
         && alias
@@ -420,7 +420,7 @@ fn touch_version(conn: &Connection, name: &str, version: i64) -> Result<()> {
 }
 
 /// Reject sources that would let a version point outside the artifact store.
-fn check_source(source: &str) -> Result<()> {
+pub(super) fn check_source(source: &str) -> Result<()> {
     let bad = source.is_empty()
         || source.starts_with('/')
         || source.starts_with("file:")
