@@ -53,6 +53,9 @@ pub struct FreshetConfig {
     /// Experiment tracking and the model registry.
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// Several nodes on one Postgres registry (docs/deployment.md): who leads what.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Named models, each trained from one stream (docs/models.md).
     #[serde(default)]
     pub models: BTreeMap<String, ModelSpec>,
@@ -68,6 +71,52 @@ pub struct FreshetConfig {
     /// Which model risk tiers need maker-checker approval (docs/governance.md).
     #[serde(default)]
     pub approvals: crate::config_govern::ApprovalsConfig,
+}
+
+/// Several nodes sharing one registry. Used only with `registry.url` (Postgres); on a
+/// SQLite registry the node is alone and leads everything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// This node's name in the cluster; default: the host name and a random suffix,
+    /// new at every start (so a restarted node waits for its old leases to expire).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// How long a lease lasts unless renewed (renewed three times as often). A node
+    /// that stops takes at most this long, plus one renewal, to be replaced.
+    pub lease_ttl_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node_id: None,
+            lease_ttl_ms: 5_000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    fn validate(&self, errs: &mut Vec<ConfigError>) {
+        if !(1_000..=60_000).contains(&self.lease_ttl_ms) {
+            errs.push(ConfigError::new(
+                "cluster.lease_ttl_ms",
+                "must be between 1000 and 60000",
+            ));
+        }
+        if let Some(id) = &self.node_id
+            && (id.is_empty()
+                || id.len() > 128
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            errs.push(ConfigError::new(
+                "cluster.node_id",
+                "must be 1 to 128 letters, digits, '-', '_' or '.'",
+            ));
+        }
+    }
 }
 
 /// Alert webhooks: each alert is POSTed as JSON to every URL.
@@ -568,6 +617,7 @@ impl FreshetConfig {
         if self.registry.path.trim().is_empty() && self.registry.url.is_none() {
             errs.push(ConfigError::new("registry.path", "must not be empty"));
         }
+        self.cluster.validate(&mut errs);
         if let Some(url) = &self.registry.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {

@@ -103,6 +103,18 @@ pub fn open_tracking(
     config: &FreshetConfig,
     base: &Path,
 ) -> Result<Arc<dyn freshet_registry::Store>> {
+    Ok(open_registry(config, base)?.0)
+}
+
+/// [`open_tracking`], with the Postgres store itself when there is one (the cluster's
+/// leases live in the same database).
+pub fn open_registry(
+    config: &FreshetConfig,
+    base: &Path,
+) -> Result<(
+    Arc<dyn freshet_registry::Store>,
+    Option<freshet_registry::PostgresStore>,
+)> {
     if let Some(url) = &config.registry.url {
         let ca = config.registry.tls_ca_file.as_ref().map(|f| {
             let p = Path::new(f);
@@ -120,7 +132,7 @@ pub fn open_tracking(
             schema = store.schema_version().unwrap_or(0),
             "registry in postgres"
         );
-        return Ok(Arc::new(store));
+        return Ok((Arc::new(store.clone()), Some(store)));
     }
     let p = Path::new(&config.registry.path);
     let path = if p.is_absolute() {
@@ -133,7 +145,23 @@ pub fn open_tracking(
     }
     let store = freshet_registry::SqliteStore::open(&path, "mlflow-artifacts:")
         .with_context(|| format!("cannot open the registry at {}", path.display()))?;
-    Ok(Arc::new(store))
+    Ok((Arc::new(store), None))
+}
+
+/// The registry handle to act for `model` with and the lease token it acts at (0 for a
+/// node alone): `None` when another node leads the model. A leader's handle is fenced:
+/// its writes are refused once the lease has moved on.
+pub fn leader_store(
+    cluster: Option<&Arc<freshet_cluster::Cluster>>,
+    default: &Arc<dyn freshet_registry::Store>,
+    model: &str,
+) -> Option<(i64, Arc<dyn freshet_registry::Store>)> {
+    match cluster {
+        None => Some((0, default.clone())),
+        Some(c) => c
+            .fenced_store(&freshet_cluster::model_lease(model))
+            .map(|(t, s)| (t, Arc::new(s) as Arc<dyn freshet_registry::Store>)),
+    }
 }
 
 /// Where live learners journal what they learn: beside the registry.
@@ -247,6 +275,10 @@ pub struct Runtime {
     rollout: Arc<freshet_serve::rollout::RolloutController>,
     kafka_metrics: freshet_connect::kafka::KafkaMetrics,
     cdc_metrics: freshet_connect::pgcdc::CdcMetrics,
+    /// The registry in Postgres, when it is there (several nodes may share it).
+    postgres: Option<freshet_registry::PostgresStore>,
+    /// Who leads what, once [`Runtime::start_cluster`] ran on a Postgres registry.
+    pub cluster: Option<Arc<freshet_cluster::Cluster>>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -327,7 +359,7 @@ impl Runtime {
             Arc::new(SystemClock),
             metrics,
         ));
-        let tracking = open_tracking(&config, &base_dir)?;
+        let (tracking, postgres) = open_registry(&config, &base_dir)?;
         let artifacts = open_artifacts(&config, &base_dir)?;
         // Sink file paths are relative to the config file, like every other path.
         let sinks = config
@@ -425,9 +457,84 @@ impl Runtime {
             artifacts,
             scorer,
             capture,
+            postgres,
+            cluster: None,
             stop,
             tasks: Vec::new(),
         })
+    }
+
+    /// On a Postgres registry, join the cluster as the node serving at `address`: take
+    /// the leases of the models and tables it can (a first round now, so the loops
+    /// started next know what this node leads), then keep renewing them. A node alone
+    /// on SQLite leads everything and does nothing here.
+    pub async fn start_cluster(&mut self, address: std::net::SocketAddr) -> Result<()> {
+        let Some(store) = self.postgres.clone() else {
+            return Ok(());
+        };
+        let node_id = self
+            .config
+            .cluster
+            .node_id
+            .clone()
+            .unwrap_or_else(freshet_cluster::default_node_id);
+        let cluster = Arc::new(freshet_cluster::Cluster::new(
+            store,
+            node_id,
+            address.to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+            Duration::from_millis(self.config.cluster.lease_ttl_ms),
+        ));
+        let mut leases: Vec<String> = self
+            .config
+            .models
+            .keys()
+            .map(|m| freshet_cluster::model_lease(m))
+            .collect();
+        if self.config.lake.compaction.enabled {
+            leases.extend(self.sink.tables().flat_map(|(_, t)| {
+                [t.events.url().to_string(), t.dlq.url().to_string()]
+                    .map(|u| freshet_cluster::maintenance_lease(&u))
+            }));
+        }
+        let log = |changes: Vec<freshet_cluster::Change>| {
+            for c in changes {
+                match c {
+                    freshet_cluster::Change::Lead { lease, token } => {
+                        tracing::info!(%lease, token, "leading")
+                    }
+                    freshet_cluster::Change::Lost { lease, token, why } => {
+                        tracing::warn!(%lease, token, why, "stepped down")
+                    }
+                }
+            }
+        };
+        let (c, l) = (cluster.clone(), leases.clone());
+        log(tokio::task::spawn_blocking(move || c.round(&l)).await?);
+        tracing::info!(node = %cluster.node_id(), leases = leases.len(), ttl_ms = self.config.cluster.lease_ttl_ms, "joined the cluster");
+        let mut stop = self.stop.subscribe();
+        let c = cluster.clone();
+        self.tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(c.round_interval());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                let (c2, l) = (c.clone(), leases.clone());
+                match tokio::task::spawn_blocking(move || c2.round(&l)).await {
+                    Ok(changes) => log(changes),
+                    Err(e) => tracing::error!(error = %e, "cluster round panicked"),
+                }
+            }
+            // A clean stop hands the leases over at once.
+            let c2 = c.clone();
+            let _ = tokio::task::spawn_blocking(move || c2.release_all()).await;
+        }));
+        self.cluster = Some(cluster);
+        Ok(())
     }
 
     /// What the HTTP handlers share; `ready` turns true once the server listens.
@@ -446,6 +553,7 @@ impl Runtime {
             governance: self.governance.clone(),
             models: self.config.models.keys().cloned().collect(),
             rollout: self.rollout.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 
@@ -660,6 +768,7 @@ impl Runtime {
             .collect();
         let monitoring = self.monitoring.clone();
         let governance = self.governance.clone();
+        let cluster = self.cluster.clone();
         let mut stop = self.stop.subscribe();
         self.tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -723,13 +832,14 @@ impl Runtime {
                         Err(e) => tracing::debug!(model = %m, error = %e, "no label join yet"),
                     }
                 }
-                let (c, e, s, l, w) = (
-                    controller.clone(),
-                    endpoints.clone(),
-                    store.clone(),
-                    labels,
-                    windows,
-                );
+                // Only the models this node leads, each through its fenced handle.
+                let led: Vec<(String, Arc<dyn freshet_registry::Store>)> = active
+                    .iter()
+                    .filter_map(|(m, _)| {
+                        leader_store(cluster.as_ref(), &store, m).map(|(_, s)| (m.clone(), s))
+                    })
+                    .collect();
+                let (c, e, l, w) = (controller.clone(), endpoints.clone(), labels, windows);
                 let outcome = tokio::task::spawn_blocking(move || {
                     let now = chrono::Utc::now().timestamp_millis();
                     let source = freshet_serve::evidence::ServedEvidence {
@@ -738,7 +848,12 @@ impl Runtime {
                         windows: &w,
                         now_ms: now,
                     };
-                    c.tick_all(s.as_ref(), &source, now)
+                    led.into_iter()
+                        .map(|(m, s)| {
+                            let t = c.tick(s.as_ref(), &source, &m, now);
+                            (m, t)
+                        })
+                        .collect::<Vec<_>>()
                 })
                 .await;
                 for (model, result) in outcome.unwrap_or_default() {
@@ -882,19 +997,46 @@ impl Runtime {
             let Some(schema) = schemas.get(&spec.stream).map(|s| (*s).clone()) else {
                 continue;
             };
-            let mut model_loop =
-                freshet_control::ModelLoop::new(name, spec.clone(), schema, deps.clone());
+            let (spec, deps) = (spec.clone(), deps.clone());
+            let cluster = self.cluster.clone();
             let mut stop = self.stop.subscribe();
             let on_event = on_event.clone();
             let name = name.clone();
             self.tasks.push(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                // The loop runs only while this node leads the model, and acts through
+                // the registry handle fenced at the token it leads at; a new token (the
+                // lease lost and retaken) starts it afresh from the registry's state.
+                let mut current: Option<(i64, freshet_control::ModelLoop)> = None;
                 loop {
                     tokio::select! {
                         _ = tick.tick() => {}
                         _ = stop.changed() => break,
                     }
+                    let Some((token, store)) = leader_store(cluster.as_ref(), &deps.store, &name)
+                    else {
+                        if current.take().is_some() {
+                            tracing::info!(model = %name, "loop stopped: another node leads the model");
+                        }
+                        continue;
+                    };
+                    if current.as_ref().map(|c| c.0) != Some(token) {
+                        if cluster.is_some() {
+                            tracing::info!(model = %name, token, "loop started: this node leads the model");
+                        }
+                        let deps = freshet_control::controller::LoopDeps {
+                            store,
+                            ..deps.clone()
+                        };
+                        current = Some((
+                            token,
+                            freshet_control::ModelLoop::new(&name, spec.clone(), schema.clone(), deps),
+                        ));
+                    }
+                    let Some((_, model_loop)) = current.as_mut() else {
+                        continue;
+                    };
                     match model_loop.tick().await {
                         Ok(events) => {
                             for e in &events {
@@ -921,6 +1063,7 @@ impl Runtime {
             .tables()
             .flat_map(|(_, t)| [t.events.clone(), t.dlq.clone()])
             .collect();
+        let cluster = self.cluster.clone();
         let mut stop = self.stop.subscribe();
         self.tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(c.interval_secs.get()));
@@ -932,6 +1075,13 @@ impl Runtime {
                     _ = stop.changed() => break,
                 }
                 for t in &tables {
+                    // One node per table: the one holding its maintenance lease.
+                    if let Some(c) = &cluster
+                        && c.token(&freshet_cluster::maintenance_lease(t.url().as_str()))
+                            .is_none()
+                    {
+                        continue;
+                    }
                     match t
                         .compact(c.small_file_mb.get() << 20, c.min_files.get())
                         .await

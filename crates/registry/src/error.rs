@@ -19,6 +19,10 @@ pub enum RegistryError {
     /// Storage failure (HTTP 500; the detail is logged, not returned).
     #[error("storage error: {0}")]
     Storage(#[from] rusqlite::Error),
+    /// A fenced write refused: the lease it was made under has moved to another node
+    /// (HTTP 409). The writer must stop acting for that lease.
+    #[error("fenced: {0}")]
+    Fenced(String),
     /// Postgres store failure (HTTP 500; the detail is logged, not returned). Carries
     /// the server's message and SQLSTATE, never the URL or its password.
     #[error("database error: {0}")]
@@ -35,7 +39,7 @@ impl RegistryError {
             RegistryError::AlreadyExists(_) => "RESOURCE_ALREADY_EXISTS",
             RegistryError::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
             RegistryError::InvalidParameter(_) => "INVALID_PARAMETER_VALUE",
-            RegistryError::InvalidState(_) => "INVALID_STATE",
+            RegistryError::InvalidState(_) | RegistryError::Fenced(_) => "INVALID_STATE",
             RegistryError::Storage(_) | RegistryError::Database(_) | RegistryError::Io(_) => {
                 "INTERNAL_ERROR"
             }

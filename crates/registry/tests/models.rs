@@ -1,15 +1,49 @@
-//! The model registry's contract through its public API, on SQLite: logged models,
-//! registered models, version numbering, aliases, stages and search.
+//! The model registry's contract through its public API, on SQLite and Postgres:
+//! logged models, registered models, version numbering, aliases, stages and search.
+//! Every test in [`conformance!`] runs against both stores (`sqlite::…` and
+//! `postgres::…`), so neither drifts from the other. Postgres is a real server
+//! (`freshet_testkit::pg`), one per test process, with a fresh database per test;
+//! without PostgreSQL installed the Postgres tests fail, they are never skipped.
 
 use freshet_registry::model::{NewRun, Param, Tag};
 use freshet_registry::models::{
     LoggedModelStatus, ModelQuery, NewLoggedModel, NewModelVersion, Stage,
 };
-use freshet_registry::{ModelStore, RegistryError, SqliteStore, TrackingStore};
+use freshet_registry::{ModelStore, PostgresStore, RegistryError, SqliteStore, Store};
+use freshet_testkit::pg::PgServer;
 
-fn store() -> SqliteStore {
+fn sqlite_store() -> SqliteStore {
     SqliteStore::in_memory("mlflow-artifacts:").unwrap()
 }
+
+/// A store on a new, empty database of the shared test server.
+fn pg_store() -> PostgresStore {
+    let url = PgServer::shared().create_database();
+    PostgresStore::open(&url, None, "mlflow-artifacts:").unwrap()
+}
+
+/// Runs each test on SQLite (`sqlite::name`) and on Postgres (`postgres::name`).
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(&super::sqlite_store()) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(&super::pg_store()) })*
+        }
+    };
+}
+
+conformance!(
+    a_logged_model_registers_with_its_files_location,
+    version_numbers_are_never_reused,
+    aliases_move_and_follow_renames,
+    every_alias_move_is_kept_in_order_whichever_way_it_was_made,
+    stages_and_latest_versions,
+    search_versions_and_models,
+    sources_outside_the_store_are_refused,
+    a_missing_tag_is_not_equal_to_any_value_as_in_mlflow,
+);
 
 fn tag(k: &str, v: &str) -> Tag {
     Tag {
@@ -18,7 +52,7 @@ fn tag(k: &str, v: &str) -> Tag {
     }
 }
 
-fn version(s: &SqliteStore, name: &str, source: &str) -> i64 {
+fn version(s: &dyn Store, name: &str, source: &str) -> i64 {
     s.create_model_version(NewModelVersion {
         name: name.into(),
         source: source.into(),
@@ -28,9 +62,7 @@ fn version(s: &SqliteStore, name: &str, source: &str) -> i64 {
     .version
 }
 
-#[test]
-fn a_logged_model_registers_with_its_files_location() {
-    let s = store();
+fn a_logged_model_registers_with_its_files_location(s: &dyn Store) {
     let run = s
         .create_run(NewRun {
             experiment_id: "0".into(),
@@ -93,14 +125,12 @@ fn a_logged_model_registers_with_its_files_location() {
     ));
 }
 
-#[test]
-fn version_numbers_are_never_reused() {
-    let s = store();
+fn version_numbers_are_never_reused(s: &dyn Store) {
     s.create_registered_model("m", &[], None).unwrap();
-    assert_eq!(version(&s, "m", "mlflow-artifacts:/a"), 1);
-    assert_eq!(version(&s, "m", "mlflow-artifacts:/b"), 2);
+    assert_eq!(version(s, "m", "mlflow-artifacts:/a"), 1);
+    assert_eq!(version(s, "m", "mlflow-artifacts:/b"), 2);
     s.delete_model_version("m", 2).unwrap();
-    assert_eq!(version(&s, "m", "mlflow-artifacts:/c"), 3);
+    assert_eq!(version(s, "m", "mlflow-artifacts:/c"), 3);
     assert!(matches!(
         s.get_model_version("m", 2),
         Err(RegistryError::NotFound(_))
@@ -119,12 +149,10 @@ fn version_numbers_are_never_reused() {
     ));
 }
 
-#[test]
-fn aliases_move_and_follow_renames() {
-    let s = store();
+fn aliases_move_and_follow_renames(s: &dyn Store) {
     s.create_registered_model("m", &[], None).unwrap();
-    version(&s, "m", "mlflow-artifacts:/a");
-    version(&s, "m", "mlflow-artifacts:/b");
+    version(s, "m", "mlflow-artifacts:/a");
+    version(s, "m", "mlflow-artifacts:/b");
     s.set_alias("m", "champion", 1).unwrap();
     assert_eq!(s.get_version_by_alias("m", "champion").unwrap().version, 1);
     s.set_alias("m", "champion", 2).unwrap();
@@ -151,12 +179,10 @@ fn aliases_move_and_follow_renames() {
     assert!(s.get_model_version("n", 1).is_err());
 }
 
-#[test]
-fn every_alias_move_is_kept_in_order_whichever_way_it_was_made() {
-    let s = store();
+fn every_alias_move_is_kept_in_order_whichever_way_it_was_made(s: &dyn Store) {
     s.create_registered_model("m", &[], None).unwrap();
     for src in ["a", "b", "c"] {
-        version(&s, "m", &format!("mlflow-artifacts:/{src}"));
+        version(s, "m", &format!("mlflow-artifacts:/{src}"));
     }
     let before = chrono::Utc::now().timestamp_millis();
     s.set_alias("m", "champion", 1).unwrap();
@@ -193,6 +219,8 @@ fn every_alias_move_is_kept_in_order_whichever_way_it_was_made() {
     );
 }
 
+/// SQLite only: a registry file from before the alias history was kept. (A Postgres
+/// registry has had the history since its first schema version.)
 #[test]
 fn aliases_set_before_the_history_was_kept_are_known_without_a_time() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,12 +242,10 @@ fn aliases_set_before_the_history_was_kept_are_known_without_a_time() {
     assert_eq!((h[0].version, h[0].at_ms), (Some(1), None));
 }
 
-#[test]
-fn stages_and_latest_versions() {
-    let s = store();
+fn stages_and_latest_versions(s: &dyn Store) {
     s.create_registered_model("m", &[], None).unwrap();
     for src in ["a", "b", "c"] {
-        version(&s, "m", &format!("mlflow-artifacts:/{src}"));
+        version(s, "m", &format!("mlflow-artifacts:/{src}"));
     }
     s.transition_stage("m", 1, Stage::Production, false)
         .unwrap();
@@ -237,13 +263,11 @@ fn stages_and_latest_versions() {
     );
 }
 
-#[test]
-fn search_versions_and_models() {
-    let s = store();
+fn search_versions_and_models(s: &dyn Store) {
     for name in ["fraud", "churn"] {
         s.create_registered_model(name, &[], None).unwrap();
-        version(&s, name, "mlflow-artifacts:/x");
-        version(&s, name, "mlflow-artifacts:/y");
+        version(s, name, "mlflow-artifacts:/x");
+        version(s, name, "mlflow-artifacts:/y");
     }
     s.set_model_version_tag("fraud", 2, &tag("gate", "passed"))
         .unwrap();
@@ -284,9 +308,7 @@ fn search_versions_and_models() {
     assert!(s.search_model_versions(&q("bogus = 1")).is_err());
 }
 
-#[test]
-fn sources_outside_the_store_are_refused() {
-    let s = store();
+fn sources_outside_the_store_are_refused(s: &dyn Store) {
     s.create_registered_model("m", &[], None).unwrap();
     for bad in ["/etc/passwd", "file:///etc", "mlflow-artifacts:/../../x"] {
         let e = s
@@ -311,9 +333,7 @@ fn sources_outside_the_store_are_refused() {
     ));
 }
 
-#[test]
-fn a_missing_tag_is_not_equal_to_any_value_as_in_mlflow() {
-    let s = store();
+fn a_missing_tag_is_not_equal_to_any_value_as_in_mlflow(s: &dyn Store) {
     s.create_registered_model("plain", &[], None).unwrap();
     s.create_registered_model("prompt", &[tag("mlflow.prompt.is_prompt", "true")], None)
         .unwrap();
@@ -345,10 +365,10 @@ fn a_missing_tag_is_not_equal_to_any_value_as_in_mlflow() {
         ["plain"]
     );
 
-    version(&s, "plain", "mlflow-artifacts:/a");
+    version(s, "plain", "mlflow-artifacts:/a");
     s.set_model_version_tag("plain", 1, &tag("mlflow.prompt.is_prompt", "true"))
         .unwrap();
-    version(&s, "plain", "mlflow-artifacts:/b");
+    version(s, "plain", "mlflow-artifacts:/b");
     let versions: Vec<i64> = s
         .search_model_versions(&ModelQuery {
             filter: "name = 'plain' AND tags.`mlflow.prompt.is_prompt` != 'true'".into(),

@@ -1,12 +1,71 @@
-//! The tracking store's contract through its public API, on SQLite.
+//! The tracking store's contract through its public API, on SQLite and Postgres: every
+//! test in [`conformance!`] runs against both stores (`sqlite::…` and `postgres::…`), so
+//! neither drifts from the other. Postgres is a real server (`freshet_testkit::pg`), one
+//! per test process, with a fresh database per test; without PostgreSQL installed the
+//! Postgres tests fail, they are never skipped.
 
 use freshet_registry::model::{LifecycleStage, Metric, NewRun, Param, RunStatus, RunUpdate, Tag};
 use freshet_registry::store::ViewType;
-use freshet_registry::{RegistryError, SqliteStore, TrackingStore};
+use freshet_registry::{PostgresStore, RegistryError, SqliteStore, Store, TrackingStore};
+use freshet_testkit::pg::PgServer;
 use std::sync::Arc;
 
-fn store() -> SqliteStore {
+fn sqlite_store() -> SqliteStore {
     SqliteStore::in_memory("mlflow-artifacts:").unwrap()
+}
+
+/// A store on a new, empty database of the shared test server.
+fn pg_store() -> PostgresStore {
+    let url = PgServer::shared().create_database();
+    PostgresStore::open(&url, None, "mlflow-artifacts:").unwrap()
+}
+
+/// Two handles on one SQLite file, as two server processes would have (the folder
+/// lives as long as the handles).
+fn sqlite_nodes() -> (Arc<dyn Store>, Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let a = SqliteStore::open(&path, "mlflow-artifacts:").unwrap();
+    let b = SqliteStore::open(&path, "mlflow-artifacts:").unwrap();
+    (Arc::new(a), Arc::new(b), dir)
+}
+
+/// Two stores on one Postgres database: two Freshet nodes sharing a registry.
+fn pg_nodes() -> (Arc<dyn Store>, Arc<dyn Store>, ()) {
+    let url = PgServer::shared().create_database();
+    let a = PostgresStore::open(&url, None, "mlflow-artifacts:").unwrap();
+    let b = PostgresStore::open(&url, None, "mlflow-artifacts:").unwrap();
+    (Arc::new(a), Arc::new(b), ())
+}
+
+/// Runs each `one` test on one store and each `two` test on two handles on one
+/// registry, on SQLite (`sqlite::name`) and on Postgres (`postgres::name`).
+macro_rules! conformance {
+    (one: [$($one:ident),* $(,)?], two: [$($two:ident),* $(,)?] $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $one() { super::$one(&super::sqlite_store()) })*
+            $(#[test] fn $two() { let (a, b, _dir) = super::sqlite_nodes(); super::$two(a, b) })*
+        }
+        mod postgres {
+            $(#[test] fn $one() { super::$one(&super::pg_store()) })*
+            $(#[test] fn $two() { let (a, b, _db) = super::pg_nodes(); super::$two(a, b) })*
+        }
+    };
+}
+
+conformance! {
+    one: [
+        experiments_lifecycle,
+        experiment_search_filters_orders_newest_first_and_pages,
+        runs_follow_mlflow_semantics,
+        a_batch_over_the_limits_writes_nothing,
+        metric_history_pages_through_every_point_in_order,
+        search_runs_filters_and_orders_like_mlflow,
+        hostile_page_tokens_are_client_errors,
+        nan_ranks_the_same_in_one_batch_or_two,
+        history_is_ordered_across_the_log_and_the_merged_table,
+    ],
+    two: [eight_concurrent_writers_lose_nothing],
 }
 
 fn m(key: &str, value: f64, step: i64, timestamp: i64) -> Metric {
@@ -25,7 +84,7 @@ fn tag(k: &str, v: &str) -> Tag {
     }
 }
 
-fn new_run(s: &SqliteStore, exp: &str) -> String {
+fn new_run(s: &dyn Store, exp: &str) -> String {
     s.create_run(NewRun {
         experiment_id: exp.into(),
         user_id: "ada".into(),
@@ -36,9 +95,7 @@ fn new_run(s: &SqliteStore, exp: &str) -> String {
     .run_id
 }
 
-#[test]
-fn experiments_lifecycle() {
-    let s = store();
+fn experiments_lifecycle(s: &dyn Store) {
     let default = s.get_experiment("0").unwrap();
     assert_eq!(default.name, "Default");
     let id = s
@@ -104,9 +161,7 @@ fn experiments_lifecycle() {
     );
 }
 
-#[test]
-fn experiment_search_filters_orders_newest_first_and_pages() {
-    let s = store();
+fn experiment_search_filters_orders_newest_first_and_pages(s: &dyn Store) {
     let tag = |k: &str, v: &str| Tag {
         key: k.into(),
         value: v.into(),
@@ -181,9 +236,7 @@ fn experiment_search_filters_orders_newest_first_and_pages() {
     assert!(first.next_page_token.is_some());
 }
 
-#[test]
-fn runs_follow_mlflow_semantics() {
-    let s = store();
+fn runs_follow_mlflow_semantics(s: &dyn Store) {
     let exp = s.create_experiment("e", None, &[]).unwrap();
     let run = s
         .create_run(NewRun {
@@ -313,10 +366,8 @@ fn runs_follow_mlflow_semantics() {
     );
 }
 
-#[test]
-fn a_batch_over_the_limits_writes_nothing() {
-    let s = store();
-    let id = new_run(&s, "0");
+fn a_batch_over_the_limits_writes_nothing(s: &dyn Store) {
+    let id = new_run(s, "0");
     let too_many: Vec<Metric> = (0..1001).map(|i| m("x", i as f64, i, 0)).collect();
     assert!(matches!(
         s.log_batch(&id, &too_many, &[], &[]),
@@ -364,10 +415,8 @@ fn a_batch_over_the_limits_writes_nothing() {
     );
 }
 
-#[test]
-fn metric_history_pages_through_every_point_in_order() {
-    let s = store();
-    let id = new_run(&s, "0");
+fn metric_history_pages_through_every_point_in_order(s: &dyn Store) {
+    let id = new_run(s, "0");
     for chunk in 0..20 {
         let batch: Vec<Metric> = (0..1000)
             .map(|i| {
@@ -396,14 +445,10 @@ fn metric_history_pages_through_every_point_in_order() {
     ));
 }
 
-#[test]
-fn eight_concurrent_writers_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("registry.db");
-    // Two handles on one file, as two server processes would have.
-    let a = Arc::new(SqliteStore::open(&path, "mlflow-artifacts:").unwrap());
-    let b = Arc::new(SqliteStore::open(&path, "mlflow-artifacts:").unwrap());
-    let id = new_run(&a, "0");
+/// `a` and `b` are two handles on one registry: two server processes on one SQLite
+/// file, two nodes on one Postgres database.
+fn eight_concurrent_writers_lose_nothing(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let id = new_run(&*a, "0");
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let s = if t % 2 == 0 { a.clone() } else { b.clone() };
@@ -429,10 +474,8 @@ fn eight_concurrent_writers_lose_nothing() {
     assert_eq!(b.get_run(&id).unwrap().data.metrics.len(), 8);
 }
 
-#[test]
-fn search_runs_filters_and_orders_like_mlflow() {
+fn search_runs_filters_and_orders_like_mlflow(s: &dyn Store) {
     use freshet_registry::store::RunQuery;
-    let s = store();
     let exp = s.create_experiment("search", None, &[]).unwrap();
     let mut ids = Vec::new();
     for i in 0..30i64 {
@@ -547,10 +590,8 @@ fn search_runs_filters_and_orders_like_mlflow() {
     ));
 }
 
-#[test]
-fn hostile_page_tokens_are_client_errors() {
-    let s = store();
-    let id = new_run(&s, "0");
+fn hostile_page_tokens_are_client_errors(s: &dyn Store) {
+    let id = new_run(s, "0");
     s.log_batch(&id, &[m("x", 1.0, 0, 0)], &[], &[]).unwrap();
     for token in [
         "o18446744073709551615",
@@ -573,11 +614,9 @@ fn hostile_page_tokens_are_client_errors() {
     assert!(page.items.is_empty() && page.next_page_token.is_none());
 }
 
-#[test]
-fn nan_ranks_the_same_in_one_batch_or_two() {
-    let s = store();
-    let a = new_run(&s, "0");
-    let b = new_run(&s, "0");
+fn nan_ranks_the_same_in_one_batch_or_two(s: &dyn Store) {
+    let a = new_run(s, "0");
+    let b = new_run(s, "0");
     s.log_batch(&a, &[m("x", -1.0, 0, 0), m("x", f64::NAN, 0, 0)], &[], &[])
         .unwrap();
     s.log_batch(&b, &[m("x", -1.0, 0, 0)], &[], &[]).unwrap();
@@ -587,13 +626,12 @@ fn nan_ranks_the_same_in_one_batch_or_two() {
     assert_eq!(latest(&a).is_nan(), latest(&b).is_nan());
 }
 
-#[test]
-fn history_is_ordered_across_the_log_and_the_merged_table() {
-    // Enough values that some are merged into the clustered table and some are still
-    // in the append log when read; steps arrive out of order and repeat.
-    let s = store();
-    let id = new_run(&s, "0");
-    let other = new_run(&s, "0");
+fn history_is_ordered_across_the_log_and_the_merged_table(s: &dyn Store) {
+    // Enough values that, on SQLite, some are merged into the clustered table and some
+    // are still in the append log when read (Postgres has one table: the same order
+    // must come out of it); steps arrive out of order and repeat.
+    let id = new_run(s, "0");
+    let other = new_run(s, "0");
     let mut expected: Vec<(i64, i64, f64)> = Vec::new();
     let mut seq = 0u64;
     for chunk in 0..100 {
@@ -653,7 +691,7 @@ fn history_is_ordered_across_the_log_and_the_merged_table() {
     );
 }
 
-/// The server benchmark's heaviest write, on a file: 1000-metric batches (1000 keys,
+/// The server benchmark's heaviest write, on a SQLite file: 1000-metric batches (1000 keys,
 /// steps cycling 0..16) into one run, timed per hundred batches so that growth with the
 /// table shows. `cargo test -p freshet-registry --test store -- --ignored --nocapture`.
 #[test]

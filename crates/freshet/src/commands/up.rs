@@ -23,6 +23,8 @@ pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     crate::governance::check_listener(&runtime.config, addr)?;
+    // Before anything that leads (loops, rollouts, maintenance) starts.
+    runtime.start_cluster(addr).await?;
     if let Some(f) = &args.addr_file {
         std::fs::write(f, addr.to_string())
             .with_context(|| format!("cannot write {}", f.display()))?;

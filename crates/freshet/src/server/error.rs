@@ -183,6 +183,7 @@ impl From<freshet_registry::RegistryError> for MlflowError {
             R::AlreadyExists(_) | R::InvalidParameter(_) | R::InvalidState(_) => {
                 StatusCode::BAD_REQUEST
             }
+            R::Fenced(_) => StatusCode::CONFLICT,
             // The shared registry database is unreachable: worth a retry.
             R::Database(m) if m.starts_with("cannot connect") => StatusCode::SERVICE_UNAVAILABLE,
             R::Storage(_) | R::Database(_) | R::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,

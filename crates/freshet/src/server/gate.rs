@@ -63,6 +63,8 @@ pub fn classify(method: &Method, path: &str, metrics_public: bool) -> Rule {
         ["v1", "models", m, "live", "replay"] => Rule::Check(Read, model(m)),
         ["v1", "models", m, "inventory"] => Rule::Check(read_or(Manage), model(m)),
         ["v1", "inventory"] => Rule::Check(Read, Resource::System),
+        // The nodes and who leads each model: an operator's view of the whole system.
+        ["v1", "cluster"] => Rule::Check(Read, Resource::System),
         ["v1", "models", m, "performance" | "status" | "monitoring"] => Rule::Check(Read, model(m)),
         ["v1", "models", m, "rollout"] => Rule::Check(Read, model(m)),
         ["v1", "models", m, "rollout", _] => Rule::Check(read_or(Rollout), model(m)),
@@ -499,6 +501,10 @@ mod tests {
             Rule::CheckSomewhere(Action::Read)
         );
         assert_eq!(classify(&get, "/metrics", true), Rule::Open);
+        assert_eq!(
+            classify(&get, "/v1/cluster", false),
+            Rule::Check(Action::Read, Resource::System)
+        );
         assert_eq!(
             classify(&get, "/metrics", false),
             Rule::Check(Action::Read, Resource::System)

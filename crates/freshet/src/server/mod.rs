@@ -60,6 +60,8 @@ pub struct AppState {
     pub models: Vec<String>,
     /// Hand steps of rollouts (`/v1/models/{model}/rollout/...`), with the approvals.
     pub rollout: Arc<freshet_serve::rollout::RolloutController>,
+    /// The nodes and leases (`GET /v1/cluster`), when the registry is in Postgres.
+    pub cluster: Option<Arc<freshet_cluster::Cluster>>,
 }
 
 /// The whole HTTP surface.

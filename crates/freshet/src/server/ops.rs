@@ -1,4 +1,4 @@
-//! Probes and Prometheus metrics.
+//! Probes, Prometheus metrics and the cluster's view (`GET /v1/cluster`).
 
 use super::AppState;
 use axum::Router;
@@ -14,6 +14,38 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/cluster", get(cluster))
+}
+
+/// The nodes (alive or not, what each leads) and the leases with their fencing tokens,
+/// as the registry database has them. A node on SQLite is alone and leads everything.
+async fn cluster(State(s): State<AppState>) -> axum::response::Response {
+    let Some(c) = s.cluster.clone() else {
+        return axum::Json(serde_json::json!({
+            "mode": "single",
+            "detail": "the registry is in SQLite: this node is alone and leads every model",
+            "models": s.models,
+        }))
+        .into_response();
+    };
+    match tokio::task::spawn_blocking(move || c.status()).await {
+        Ok(Ok(status)) => {
+            let mut body = serde_json::to_value(status).unwrap_or_default();
+            body["mode"] = "cluster".into();
+            axum::Json(body).into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read the cluster tables");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "error": "the registry database does not answer; see the server log"
+                })),
+            )
+                .into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -3,6 +3,7 @@
 
 mod pg;
 pub mod postgres;
+pub mod postgres_cluster;
 mod postgres_models;
 pub mod sqlite;
 mod sqlite_models;

@@ -191,7 +191,11 @@ impl Target {
                 describe(&e)
             ))
         })?;
-        wait(client.batch_execute("SET TimeZone = 'UTC'"))?;
+        // A writer stalled inside a transaction (a paused process) must not hold row
+        // locks, and so a lease, for longer than a lease lasts.
+        wait(client.batch_execute(
+            "SET TimeZone = 'UTC'; SET idle_in_transaction_session_timeout = '5s'",
+        ))?;
         Ok(client)
     }
 }
@@ -356,7 +360,18 @@ impl Conn<'_> {
         let wrapped: Vec<Bound<'_>> = values.iter().map(Bound).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
             wrapped.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        Ok(wait(self.slot()?.client.query(&st, &refs))?)
+        wait(self.slot()?.client.query(&st, &refs)).map_err(|e| {
+            // A filter value that does not fit its column (`version_number >= 2.5`) is
+            // the caller's mistake, found while binding it.
+            match std::error::Error::source(&e) {
+                Some(cause)
+                    if e.as_db_error().is_none() && e.to_string().contains("serializing") =>
+                {
+                    RegistryError::InvalidParameter(format!("Invalid filter: {cause}"))
+                }
+                _ => e.into(),
+            }
+        })
     }
 
     /// Start a transaction; it commits with [`Conn::commit`] and rolls back if the
@@ -437,6 +452,7 @@ impl ToSql for Bound<'_> {
                 Type::FLOAT8 => f.to_sql(ty, out),
                 Type::FLOAT4 => (*f as f32).to_sql(ty, out),
                 Type::INT8 if f.fract() == 0.0 && f.is_finite() => (*f as i64).to_sql(ty, out),
+                Type::INT8 => Err(format!("{f} is not a whole number").into()),
                 Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
                     f.to_string().to_sql(ty, out)
                 }

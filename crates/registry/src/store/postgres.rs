@@ -13,10 +13,37 @@ use crate::error::{RegistryError, Result};
 use crate::limits;
 use crate::model::*;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio_postgres::Row;
 
 /// Schema versions, applied in order, each once. Never edit a released entry: add one.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "tracking and model registry", SCHEMA_V1)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "tracking and model registry", SCHEMA_V1),
+    (2, "cluster nodes and leases", SCHEMA_V2),
+];
+
+/// The tables `freshet-cluster` keeps its members and leases in. They live in this
+/// migration history so that one version number describes the whole database, and
+/// because fenced writes ([`PostgresStore::fenced`]) check a lease in the same
+/// transaction as the write. Times are the database's clock, never a node's.
+const SCHEMA_V2: &str = r#"
+CREATE TABLE freshet_nodes (
+    node_id TEXT COLLATE "C" PRIMARY KEY,
+    address TEXT NOT NULL,
+    version TEXT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    heartbeat_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE freshet_leases (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    holder TEXT COLLATE "C" NOT NULL,
+    -- The fencing token: greater for every new holder, never reused.
+    token BIGINT NOT NULL,
+    acquired_at TIMESTAMPTZ NOT NULL,
+    renewed_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+"#;
 
 /// Text columns compare byte-wise (`COLLATE "C"`), as in SQLite and MLflow, whatever
 /// the database's locale: ordering and LIKE must not depend on where it runs.
@@ -194,16 +221,38 @@ const DEFAULT_EXPERIMENT: &str = "Default";
 const CONNECTIONS: usize = 8;
 
 /// Postgres-backed [`TrackingStore`] and [`super::ModelStore`].
+///
+/// A handle may be [fenced](PostgresStore::fenced): then each of its writes first
+/// checks, in its own transaction, that a lease is still held at a fencing token, and
+/// is refused with [`RegistryError::Fenced`] once another node has taken the lease.
+#[derive(Clone)]
 pub struct PostgresStore {
-    pub(super) pool: Pool,
+    pub(super) pool: Arc<Pool>,
     pub(super) artifact_root: String,
+    fence: Option<Arc<Fence>>,
 }
+
+/// A lease and the fencing token its holder was granted (see `freshet-cluster`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The lease's name, e.g. `model:fraud`.
+    pub lease: String,
+    /// The token the lease was granted at; a later holder gets a greater one.
+    pub token: i64,
+}
+
+/// The fencing check every write of a fenced handle opens its transaction with. The
+/// lease row is share-locked until the write commits, so the lease cannot move to
+/// another node half-way through a write; a holder stalled inside a transaction is cut
+/// off by `idle_in_transaction_session_timeout` (set on every connection).
+const FENCE_CHECK: &str = "SELECT 1 FROM freshet_leases WHERE name = $1 AND token = $2 AND expires_at > clock_timestamp() FOR SHARE";
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStore")
             .field("database", &self.pool.shown())
             .field("artifact_root", &self.artifact_root)
+            .field("fence", &self.fence)
             .finish_non_exhaustive()
     }
 }
@@ -280,9 +329,37 @@ impl PostgresStore {
             )?;
         }
         Ok(Self {
-            pool,
+            pool: Arc::new(pool),
             artifact_root: root,
+            fence: None,
         })
+    }
+
+    /// A handle on the same database whose writes are refused unless `fence` still
+    /// holds (reads are not fenced).
+    pub fn fenced(&self, fence: Fence) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            artifact_root: self.artifact_root.clone(),
+            fence: Some(Arc::new(fence)),
+        }
+    }
+
+    /// A connection in a new transaction for a write, the fence checked first.
+    pub(super) fn write(&self) -> Result<Conn<'_>> {
+        let mut conn = self.pool.get()?;
+        conn.begin()?;
+        if let Some(f) = &self.fence
+            && conn
+                .query_opt(FENCE_CHECK, &[&f.lease, &f.token])?
+                .is_none()
+        {
+            return Err(RegistryError::Fenced(format!(
+                "lease {} is no longer held at token {}: another node leads it now",
+                f.lease, f.token
+            )));
+        }
+        Ok(conn)
     }
 
     /// The schema version the database is at.
@@ -455,14 +532,13 @@ impl TrackingStore for PostgresStore {
         }
         let already =
             || RegistryError::AlreadyExists(format!("Experiment '{name}' already exists."));
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         if conn
             .query_opt("SELECT 1 FROM experiments WHERE name = $1", &[&name])?
             .is_some()
         {
             return Err(already());
         }
-        conn.begin()?;
         let id: i64 = conn
             .query_one("SELECT nextval('experiment_ids')", &[])?
             .try_get(0)?;
@@ -563,7 +639,7 @@ impl TrackingStore for PostgresStore {
         let id = parse_experiment_id(experiment_id)?;
         let already =
             || RegistryError::AlreadyExists(format!("Experiment '{new_name}' already exists."));
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         let clash: Option<i64> = conn
             .query_opt(
                 "SELECT experiment_id FROM experiments WHERE name = $1",
@@ -586,7 +662,7 @@ impl TrackingStore for PostgresStore {
                 "No Experiment with id={experiment_id} exists"
             )));
         }
-        Ok(())
+        conn.commit()
     }
 
     fn delete_experiment(&self, experiment_id: &str) -> Result<()> {
@@ -597,7 +673,7 @@ impl TrackingStore for PostgresStore {
             ));
         }
         set_experiment_stage(
-            &mut self.conn()?,
+            &mut self.write()?,
             id,
             LifecycleStage::Deleted,
             experiment_id,
@@ -606,13 +682,18 @@ impl TrackingStore for PostgresStore {
 
     fn restore_experiment(&self, experiment_id: &str) -> Result<()> {
         let id = parse_experiment_id(experiment_id)?;
-        set_experiment_stage(&mut self.conn()?, id, LifecycleStage::Active, experiment_id)
+        set_experiment_stage(
+            &mut self.write()?,
+            id,
+            LifecycleStage::Active,
+            experiment_id,
+        )
     }
 
     fn set_experiment_tag(&self, experiment_id: &str, tag: &Tag) -> Result<()> {
         limits::check_tag(tag)?;
         let id = parse_experiment_id(experiment_id)?;
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         if read_experiment(&mut conn, id)?.is_none() {
             return Err(RegistryError::NotFound(format!(
                 "No Experiment with id={experiment_id} exists"
@@ -623,12 +704,12 @@ impl TrackingStore for PostgresStore {
              ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
             &[&id, &tag.key, &tag.value],
         )?;
-        Ok(())
+        conn.commit()
     }
 
     fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()> {
         let id = parse_experiment_id(experiment_id)?;
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         if read_experiment(&mut conn, id)?.is_none() {
             return Err(RegistryError::NotFound(format!(
                 "No Experiment with id={experiment_id} exists"
@@ -643,7 +724,7 @@ impl TrackingStore for PostgresStore {
                 "No tag with name: {key} in experiment with id {experiment_id}"
             )));
         }
-        Ok(())
+        conn.commit()
     }
 
     fn create_run(&self, new: NewRun) -> Result<Run> {
@@ -674,8 +755,7 @@ impl TrackingStore for PostgresStore {
             exp.artifact_location.trim_end_matches('/')
         );
         let exp_id = parse_experiment_id(&exp.experiment_id)?;
-        let mut conn = self.conn()?;
-        conn.begin()?;
+        let mut conn = self.write()?;
         conn.execute(
             "INSERT INTO runs (run_id, experiment_id, run_name, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage)
              VALUES ($1, $2, $3, $4, 'RUNNING', $5, NULL, $6, 'active')",
@@ -697,8 +777,7 @@ impl TrackingStore for PostgresStore {
     }
 
     fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
-        let mut conn = self.conn()?;
-        conn.begin()?;
+        let mut conn = self.write()?;
         active_run(&mut conn, run_id, true)?;
         if let Some(s) = update.status {
             conn.execute(
@@ -726,11 +805,11 @@ impl TrackingStore for PostgresStore {
     }
 
     fn delete_run(&self, run_id: &str) -> Result<()> {
-        set_run_stage(&mut self.conn()?, run_id, LifecycleStage::Deleted)
+        set_run_stage(&mut self.write()?, run_id, LifecycleStage::Deleted)
     }
 
     fn restore_run(&self, run_id: &str) -> Result<()> {
-        set_run_stage(&mut self.conn()?, run_id, LifecycleStage::Active)
+        set_run_stage(&mut self.write()?, run_id, LifecycleStage::Active)
     }
 
     fn search_runs(&self, q: &RunQuery) -> Result<Page<Run>> {
@@ -784,8 +863,7 @@ impl TrackingStore for PostgresStore {
         tags: &[Tag],
     ) -> Result<()> {
         limits::check_batch(metrics, params_in, tags)?;
-        let mut conn = self.conn()?;
-        conn.begin()?;
+        let mut conn = self.write()?;
         // Writers of one run queue here, so the param check below cannot race.
         active_run(&mut conn, run_id, true)?;
         if !params_in.is_empty() {
@@ -852,7 +930,7 @@ impl TrackingStore for PostgresStore {
     }
 
     fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         active_run(&mut conn, run_id, false)?;
         let n = conn.execute(
             "DELETE FROM tags WHERE run_id = $1 AND key = $2",
@@ -863,7 +941,7 @@ impl TrackingStore for PostgresStore {
                 "No tag with name: {key} in run with id {run_id}"
             )));
         }
-        Ok(())
+        conn.commit()
     }
 
     fn get_metric_history(
@@ -968,7 +1046,6 @@ fn set_experiment_stage(
     stage: LifecycleStage,
     shown: &str,
 ) -> Result<()> {
-    conn.begin()?;
     let n = conn.execute(
         "UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3",
         &[&stage.as_str(), &now_ms(), &id],
@@ -995,5 +1072,5 @@ fn set_run_stage(conn: &mut Conn<'_>, run_id: &str, stage: LifecycleStage) -> Re
             "Run with id={run_id} not found"
         )));
     }
-    Ok(())
+    conn.commit()
 }

@@ -336,8 +336,7 @@ impl ModelStore for PostgresStore {
             .name
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| format!("model-{}", &model_id[2..10]));
-        let mut conn = self.conn()?;
-        conn.begin()?;
+        let mut conn = self.write()?;
         let location: String = conn
             .query_opt(
                 "SELECT artifact_location FROM experiments WHERE experiment_id = $1 AND lifecycle_stage = 'active'",
@@ -391,7 +390,7 @@ impl ModelStore for PostgresStore {
         model_id: &str,
         status: LoggedModelStatus,
     ) -> Result<LoggedModel> {
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         let n = conn.execute(
             "UPDATE logged_models SET status = $2, last_update_time = $3 WHERE model_id = $1 AND lifecycle_stage = 'active'",
             &[&model_id, &status.as_str(), &now_ms()],
@@ -399,13 +398,13 @@ impl ModelStore for PostgresStore {
         if n == 0 {
             return Err(not_found_logged(model_id));
         }
+        conn.commit()?;
         read_logged_model(&mut conn, model_id)?.ok_or_else(|| not_found_logged(model_id))
     }
 
     fn set_logged_model_tags(&self, model_id: &str, tags: &[Tag]) -> Result<()> {
         crate::limits::check_batch(&[], &[], tags)?;
-        let mut conn = self.conn()?;
-        conn.begin()?;
+        let mut conn = self.write()?;
         logged_model_exists(&mut conn, model_id, true)?;
         for t in tags {
             upsert_logged_tag(&mut conn, model_id, &t.key, &t.value)?;
@@ -414,7 +413,7 @@ impl ModelStore for PostgresStore {
     }
 
     fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         logged_model_exists(&mut conn, model_id, false)?;
         let n = conn.execute(
             "DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2",
@@ -425,13 +424,12 @@ impl ModelStore for PostgresStore {
                 "No tag with key '{key}' on logged model '{model_id}'"
             )));
         }
-        Ok(())
+        conn.commit()
     }
 
     fn log_logged_model_params(&self, model_id: &str, params_in: &[Param]) -> Result<()> {
         crate::limits::check_batch(&[], params_in, &[])?;
-        let mut conn = self.conn()?;
-        conn.begin()?;
+        let mut conn = self.write()?;
         // Writers of one model queue here, so the check below cannot race.
         logged_model_exists(&mut conn, model_id, true)?;
         for p in params_in {
@@ -462,14 +460,15 @@ impl ModelStore for PostgresStore {
     }
 
     fn delete_logged_model(&self, model_id: &str) -> Result<()> {
-        let n = self.conn()?.execute(
+        let mut conn = self.write()?;
+        let n = conn.execute(
             "UPDATE logged_models SET lifecycle_stage = 'deleted', last_update_time = $2 WHERE model_id = $1 AND lifecycle_stage = 'active'",
             &[&model_id, &now_ms()],
         )?;
         if n == 0 {
             return Err(not_found_logged(model_id));
         }
-        Ok(())
+        conn.commit()
     }
 
     fn search_logged_models(
@@ -525,8 +524,7 @@ impl ModelStore for PostgresStore {
         if metrics.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn()?;
-        conn.begin()?;
+        let mut conn = self.write()?;
         for (model_id, m) in metrics {
             logged_model_exists(&mut conn, model_id, false)?;
             let nan = m.value.is_nan();
@@ -569,8 +567,7 @@ impl ModelStore for PostgresStore {
     }
 
     fn log_run_outputs(&self, run_id: &str, models: &[(String, i64)]) -> Result<()> {
-        let mut conn = self.conn()?;
-        conn.begin()?;
+        let mut conn = self.write()?;
         active_run(&mut conn, run_id, true)?;
         for (model_id, step) in models {
             logged_model_exists(&mut conn, model_id, false)?;
@@ -589,8 +586,7 @@ impl ModelStore for PostgresStore {
         datasets: &[DatasetInput],
         model_ids: &[String],
     ) -> Result<()> {
-        let mut conn = self.conn()?;
-        conn.begin()?;
+        let mut conn = self.write()?;
         active_run(&mut conn, run_id, true)?;
         for d in datasets {
             if d.name.is_empty() || d.digest.is_empty() {
@@ -690,8 +686,7 @@ impl ModelStore for PostgresStore {
     ) -> Result<RegisteredModel> {
         check_name("name", name)?;
         crate::limits::check_batch(&[], &[], tags)?;
-        let mut conn = self.conn()?;
-        conn.begin()?;
+        let mut conn = self.write()?;
         let t = now_ms();
         let inserted = conn.execute(
             "INSERT INTO registered_models VALUES ($1, $2, $2, $3, 1) ON CONFLICT DO NOTHING",
@@ -724,7 +719,7 @@ impl ModelStore for PostgresStore {
                 "Registered Model (name={new_name}) already exists."
             ))
         };
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         registered_or_404(&mut conn, name)?;
         if name != new_name && read_registered(&mut conn, new_name)?.is_some() {
             return Err(already());
@@ -736,11 +731,12 @@ impl ModelStore for PostgresStore {
             Err(e) if is_unique_violation(&e) => return Err(already()),
             other => other?,
         };
+        conn.commit()?;
         registered_or_404(&mut conn, new_name)
     }
 
     fn update_registered_model(&self, name: &str, description: &str) -> Result<RegisteredModel> {
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         let n = conn.execute(
             "UPDATE registered_models SET description = $2, last_update_time = $3 WHERE name = $1",
             &[&name, &description, &now_ms()],
@@ -748,17 +744,17 @@ impl ModelStore for PostgresStore {
         if n == 0 {
             return Err(not_found_model(name));
         }
+        conn.commit()?;
         registered_or_404(&mut conn, name)
     }
 
     fn delete_registered_model(&self, name: &str) -> Result<()> {
-        let n = self
-            .conn()?
-            .execute("DELETE FROM registered_models WHERE name = $1", &[&name])?;
+        let mut conn = self.write()?;
+        let n = conn.execute("DELETE FROM registered_models WHERE name = $1", &[&name])?;
         if n == 0 {
             return Err(not_found_model(name));
         }
-        Ok(())
+        conn.commit()
     }
 
     fn search_registered_models(&self, q: &ModelQuery) -> Result<Page<RegisteredModel>> {
@@ -791,46 +787,48 @@ impl ModelStore for PostgresStore {
 
     fn set_registered_model_tag(&self, name: &str, tag: &Tag) -> Result<()> {
         crate::limits::check_batch(&[], &[], std::slice::from_ref(tag))?;
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         touch_model(&mut conn, name)?;
         conn.execute(
             "INSERT INTO registered_model_tags VALUES ($1, $2, $3)
              ON CONFLICT (name, key) DO UPDATE SET value = excluded.value",
             &[&name, &tag.key, &tag.value],
         )?;
-        Ok(())
+        conn.commit()
     }
 
     fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         touch_model(&mut conn, name)?;
         conn.execute(
             "DELETE FROM registered_model_tags WHERE name = $1 AND key = $2",
             &[&name, &key],
         )?;
-        Ok(())
+        conn.commit()
     }
 
     fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
         check_alias(alias)?;
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         version_or_404(&mut conn, name, version)?;
         conn.execute(
             "INSERT INTO registered_model_aliases VALUES ($1, $2, $3)
              ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
             &[&name, &alias, &version],
         )?;
-        touch_model(&mut conn, name)
+        touch_model(&mut conn, name)?;
+        conn.commit()
     }
 
     fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         registered_or_404(&mut conn, name)?;
         conn.execute(
             "DELETE FROM registered_model_aliases WHERE name = $1 AND alias = $2",
             &[&name, &alias],
         )?;
-        touch_model(&mut conn, name)
+        touch_model(&mut conn, name)?;
+        conn.commit()
     }
 
     fn alias_history(&self, name: &str) -> Result<Vec<AliasChange>> {
@@ -883,8 +881,7 @@ impl ModelStore for PostgresStore {
     fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion> {
         check_name("name", &new.name)?;
         crate::limits::check_batch(&[], &[], &new.tags)?;
-        let mut conn = self.conn()?;
-        conn.begin()?;
+        let mut conn = self.write()?;
         let storage = resolve_source(&mut conn, &new.source)?;
         let model_id = new.model_id.clone().unwrap_or_else(|| {
             new.source
@@ -978,7 +975,7 @@ impl ModelStore for PostgresStore {
         version: i64,
         description: &str,
     ) -> Result<ModelVersion> {
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         let n = conn.execute(
             "UPDATE model_versions SET description = $3, last_update_time = $4 WHERE name = $1 AND version = $2",
             &[&name, &version, &description, &now_ms()],
@@ -986,11 +983,12 @@ impl ModelStore for PostgresStore {
         if n == 0 {
             return Err(not_found_version(name, version));
         }
+        conn.commit()?;
         version_or_404(&mut conn, name, version)
     }
 
     fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         let n = conn.execute(
             "DELETE FROM model_versions WHERE name = $1 AND version = $2",
             &[&name, &version],
@@ -998,7 +996,8 @@ impl ModelStore for PostgresStore {
         if n == 0 {
             return Err(not_found_version(name, version));
         }
-        touch_model(&mut conn, name)
+        touch_model(&mut conn, name)?;
+        conn.commit()
     }
 
     fn search_model_versions(&self, q: &ModelQuery) -> Result<Page<ModelVersion>> {
@@ -1030,24 +1029,24 @@ impl ModelStore for PostgresStore {
 
     fn set_model_version_tag(&self, name: &str, version: i64, tag: &Tag) -> Result<()> {
         crate::limits::check_batch(&[], &[], std::slice::from_ref(tag))?;
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         touch_version(&mut conn, name, version)?;
         conn.execute(
             "INSERT INTO model_version_tags VALUES ($1, $2, $3, $4)
              ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value",
             &[&name, &version, &tag.key, &tag.value],
         )?;
-        Ok(())
+        conn.commit()
     }
 
     fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
-        let mut conn = self.conn()?;
+        let mut conn = self.write()?;
         touch_version(&mut conn, name, version)?;
         conn.execute(
             "DELETE FROM model_version_tags WHERE name = $1 AND version = $2 AND key = $3",
             &[&name, &version, &key],
         )?;
-        Ok(())
+        conn.commit()
     }
 
     fn transition_stage(
@@ -1057,8 +1056,7 @@ impl ModelStore for PostgresStore {
         stage: Stage,
         archive_existing: bool,
     ) -> Result<ModelVersion> {
-        let mut conn = self.conn()?;
-        conn.begin()?;
+        let mut conn = self.write()?;
         let t = now_ms();
         let n = conn.execute(
             "UPDATE model_versions SET current_stage = $3, last_update_time = $4 WHERE name = $1 AND version = $2",
