@@ -290,6 +290,51 @@ def test_a_paused_leader_loses_its_lease_and_steps_down_without_acting(tmp_path,
             n.stop()
 
 
+def test_a_clean_stop_hands_over_at_once_and_a_database_outage_pauses_only_the_loops(tmp_path, pg):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    text = config(pg, shared, ttl_ms=3000)
+    nodes = [Node(tmp_path / f"node{i}", text) for i in range(2)]
+    try:
+        first, token, _ = leader(nodes)
+        other = next(n for n in nodes if n is not first)
+        ingest(other, rows(False, 250))
+        wait("v1 champion", lambda: rollout(other)["champion"] == 1, 120, nodes)
+
+        # SIGTERM: the leader releases its lease on the way out; no need to wait 3 s.
+        first.proc.terminate()
+        first.proc.wait(60)
+        taker, token2, took = leader(nodes, not_address=first.address)
+        assert taker is other and token2 > token
+        assert took < 2.5, f"a clean stop should hand over before the lease runs out, took {took:.1f} s"
+        assert "lease released" in first.log.read_text()
+        first.start()
+
+        # The registry database goes away: serving and ingest go on, the loops pause.
+        pg.stop()
+        for n in nodes:
+            r = requests.post(f"{n.url}/serving-endpoints/fraud/invocations",
+                              json={"dataframe_records": [{"amount": 40.0}]}, timeout=10)
+            assert r.status_code == 200, r.text
+        ingest(first, rows(True, 50))
+        r = requests.get(f"{first.url}/api/2.0/mlflow/registered-models/get", params={"name": "fraud"}, timeout=30)
+        assert r.status_code in (500, 503), r.text
+        assert "internal error" in r.text or "unavailable" in r.text.lower(), r.text
+        wait("the leader steps down", lambda: "stepped down" in other.log.read_text(), 15, nodes)
+
+        # Back: a node leads again at a greater token and the loop resumes.
+        pg.start()
+        again, token3, _ = leader(nodes, timeout=20)
+        assert token3 > token2
+        ingest(first, rows(True, 300))
+        wait("v2 after the outage", lambda: 2 in versions(first), 120, nodes)
+        for n in nodes:
+            assert PASSWORD not in n.log.read_text()
+    finally:
+        for n in nodes:
+            n.stop()
+
+
 def test_a_node_on_sqlite_says_it_is_alone(tmp_path):
     d = tmp_path / "single"
     text = "lake: { path: data/lake }\nregistry: { path: data/registry.db }\nstreams: {}\n"
@@ -299,3 +344,21 @@ def test_a_node_on_sqlite_says_it_is_alone(tmp_path):
         assert view["mode"] == "single"
     finally:
         node.stop()
+
+
+def test_the_kubernetes_example_is_a_valid_configuration(tmp_path):
+    """deploy/kubernetes/freshet.yaml's ConfigMap holds a configuration `freshet
+    validate` accepts, with the database password from the environment."""
+    import yaml
+
+    docs = list(yaml.safe_load_all((Path(__file__).parent.parent / "deploy/kubernetes/freshet.yaml").read_text()))
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["ConfigMap", "Deployment", "Service"]
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap")
+    (tmp_path / "freshet.yaml").write_text(config_map["data"]["freshet.yaml"])
+    env = {**os.environ, "FRESHET_DB_PASSWORD": "from-a-secret", "FRESHET_PII_KEY": "k" * 32}
+    out = subprocess.run([binary(), "--config", str(tmp_path / "freshet.yaml"), "validate"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] >= 2
