@@ -1,8 +1,8 @@
 """The lake and the artifacts in S3 (an S3-compatible store: moto, see s3_server.py).
 
-Three `freshet up` nodes with the same configuration ingest into one Delta table at
-once (on SeaweedFS, whose conditional writes are atomic), while one of them at a time is
-SIGKILLed and restarted:
+Three `freshet up` nodes with the same configuration (one Postgres registry) ingest
+into one Delta table at once (on SeaweedFS, whose conditional writes are atomic), while
+one of them at a time is SIGKILLed and restarted:
 
 * every record lands exactly once, whichever node took it and however the batches were
   retried across nodes (idempotency keys hold across nodes);
@@ -36,13 +36,13 @@ BATCHES = 240
 PER_BATCH = 40
 
 
-def config(endpoint: str, bucket: str = BUCKET) -> str:
+def config(endpoint: str, bucket: str = BUCKET, registry: str = "path: data/registry.db") -> str:
     return f"""\
 lake:
   path: s3://{bucket}/prod
   compaction: {{ enabled: false }}
 s3: {{ endpoint: "{endpoint}", region: {REGION}, allow_http: true }}
-registry: {{ path: data/registry.db }}
+registry: {{ {registry} }}
 streams:
   pay:
     source: {{ type: http }}
@@ -123,10 +123,11 @@ def atomic_s3(tmp_path):
         server.stop()
 
 
-def nodes_dir(tmp_path: Path, s3: S3Server, name: str, bucket: str = BUCKET) -> Path:
+def nodes_dir(tmp_path: Path, s3: S3Server, name: str, bucket: str = BUCKET,
+              registry: str = "path: data/registry.db") -> Path:
     d = tmp_path / name
     d.mkdir()
-    (d / "freshet.yaml").write_text(config(s3.endpoint, bucket))
+    (d / "freshet.yaml").write_text(config(s3.endpoint, bucket, registry))
     return d
 
 
@@ -136,8 +137,13 @@ def batch(b: int) -> list[dict]:
 
 def test_three_nodes_share_one_s3_table_exactly_once_through_kills(tmp_path, atomic_s3):
     s3 = atomic_s3
-    # All nodes start at once: they find no table and race to create it.
-    nodes = [Node(nodes_dir(tmp_path, s3, f"node{i}"), s3.env()) for i in range(3)]
+    from pg_server import Postgres
+
+    pg = Postgres()
+    # All nodes start at once on one Postgres registry: they find no table and race to
+    # create it, and no registry schema either.
+    registry = f'url: "{pg.url}"'
+    nodes = [Node(nodes_dir(tmp_path, s3, f"node{i}", registry=registry), s3.env()) for i in range(3)]
     try:
         for n in nodes:
             n.ready()
@@ -229,6 +235,7 @@ def test_three_nodes_share_one_s3_table_exactly_once_through_kills(tmp_path, ato
     finally:
         for n in nodes:
             n.stop()
+        pg.close()
 
 
 def test_a_missing_bucket_is_refused_at_start(tmp_path, s3):
