@@ -1,15 +1,21 @@
 """Failover time: how long a model goes without a leader when its leader dies.
 
-    python bench/failover.py [--nodes 3] [--kills 10] [--ttl-ms MS] [--json FILE]
+    python bench/failover.py [--nodes 3] [--kills 10] [--ttl-ms MS] [--pause-ms MS]
+                             [--seed N] [--json FILE]
 
 Starts a throwaway PostgreSQL (interop/pg_server.py) and --nodes `freshet up` nodes with
 the same configuration: the registry in that Postgres (`registry.url`), one lake folder
 they share, and one model (`fraud`, as in interop/test_cluster.py; it is never fed, so
 it never trains: only its lease matters). Then, --kills times:
 
-1. find the node holding the lease `model:fraud` by asking `GET /v1/cluster` of the
-   live nodes (1 s HTTP timeouts);
-2. SIGKILL it: nothing is released, the lease has to expire;
+1. wait a random time, uniform between 0 and --pause-ms (default: the lease TTL), so
+   that the kill falls at a random point of the leader's renewal cycle, as a crash
+   would; without it every kill would come right after the previous takeover, when
+   the new leader's lease is fresh, and would measure only the near-worst case of
+   "lease left" (and line the restarted node's rounds up with the lease's expiry);
+2. find the node holding the lease `model:fraud` by asking `GET /v1/cluster` of the
+   live nodes (1 s HTTP timeouts), and SIGKILL it: nothing is released, the lease has
+   to expire;
 3. poll `GET /v1/cluster` of the surviving nodes every 100 ms until the lease is held
    by a different live node; the time from the SIGKILL to that answer is the failover
    time;
@@ -25,7 +31,8 @@ median and the worst failover, and the lease TTL used.
 What to expect: a node renews its leases and tries to take free ones every TTL/3, so
 the lease outlives its holder by 2/3 TTL to 1 TTL, and a survivor takes it within TTL/3
 after it expires: between about 2/3 and 4/3 of the TTL (3.3 to 6.7 s at the default
-5000 ms), plus up to 100 ms of polling.
+5000 ms), plus up to 100 ms of polling. With --pause-ms 0 the lease left is always
+almost the full TTL.
 
 The nodes, Postgres and this script share the machine. Every process is stopped at the
 end, also on an error or Ctrl-C. Runs with any Python that has `requests` (the bench
@@ -39,6 +46,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import random
 import signal
 import statistics
 import subprocess
@@ -178,14 +186,14 @@ def _interrupted(signum, frame):
     raise KeyboardInterrupt
 
 
-def summary(kills: list[dict], ttl_ms: int, nodes: int) -> dict:
+def summary(kills: list[dict], ttl_ms: int, nodes: int, pause_ms: int) -> dict:
     times = [r["failover_s"] for r in kills]
     median, worst = statistics.median(times), max(times)
     print(f"\nfailover over {len(times)} kills (lease TTL {ttl_ms} ms, {nodes} nodes): "
           f"median {median:.2f} s, worst {worst:.2f} s, best {min(times):.2f} s")
     print(f"  expected between ~{2 * ttl_ms / 3000:.1f} s and ~{4 * ttl_ms / 3000:.1f} s "
           f"(lease left 2/3..1 TTL, then a survivor's round within TTL/3) plus up to {POLL:.1f} s of polling")
-    return {"nodes": nodes, "lease_ttl_ms": ttl_ms, "poll_ms": int(POLL * 1000),
+    return {"nodes": nodes, "lease_ttl_ms": ttl_ms, "poll_ms": int(POLL * 1000), "pause_ms": pause_ms,
             "kills": kills, "median_s": median, "worst_s": worst, "best_s": min(times)}
 
 
@@ -199,6 +207,10 @@ def main() -> None:
     p.add_argument("--kills", type=int, default=10, help="leaders to kill, one after another (default 10)")
     p.add_argument("--ttl-ms", type=int, default=None,
                    help=f"cluster.lease_ttl_ms (1000..60000); default: Freshet's own, {DEFAULT_TTL_MS}")
+    p.add_argument("--pause-ms", type=int, default=None,
+                   help="before each kill, wait a random time up to this (default: the TTL; 0: kill "
+                        "as soon as the leader is found, right after the previous takeover)")
+    p.add_argument("--seed", type=int, default=None, help="seed for the random pauses (default: random)")
     p.add_argument("--timeout", type=float, default=None,
                    help="give up on a failover after this many seconds (default 3 x TTL + 10)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
@@ -209,6 +221,8 @@ def main() -> None:
         p.error("--kills must be at least 1")
     ttl_ms = args.ttl_ms if args.ttl_ms is not None else DEFAULT_TTL_MS
     give_up = args.timeout or 3 * ttl_ms / 1000 + 10
+    pause_ms = ttl_ms if args.pause_ms is None else args.pause_ms
+    rng = random.Random(args.seed)
     signal.signal(signal.SIGTERM, _interrupted)
 
     kills: list[dict] = []
@@ -229,11 +243,14 @@ def main() -> None:
             if v.get("mode") != "cluster" or v.get("lease_ttl_ms") != ttl_ms:
                 raise RuntimeError(f"unexpected /v1/cluster: mode {v.get('mode')}, "
                                    f"lease_ttl_ms {v.get('lease_ttl_ms')} (expected {ttl_ms})")
-            print(f"\n{args.nodes} nodes, lease TTL {ttl_ms} ms, {args.kills} kills of the leader of {LEASE}\n")
-            print(f"{'kill':>4}  {'killed':6}  {'new leader':10}  {'failover s':>10}  {'taken after s':>13}  "
-                  f"{'lease left s':>12}  {'token':>9}  {'restart s':>9}", flush=True)
+            print(f"\n{args.nodes} nodes, lease TTL {ttl_ms} ms, {args.kills} kills of the leader of {LEASE}, "
+                  f"each after a random pause of 0..{pause_ms} ms\n")
+            print(f"{'kill':>4}  {'pause s':>7}  {'killed':6}  {'new leader':10}  {'failover s':>10}  "
+                  f"{'taken after s':>13}  {'lease left s':>12}  {'token':>9}  {'restart s':>9}", flush=True)
 
             for k in range(1, args.kills + 1):
+                pause = rng.uniform(0, pause_ms / 1000)
+                time.sleep(pause)
                 deadline = time.monotonic() + give_up
                 while (found := holder(nodes)) is None:
                     if time.monotonic() > deadline:
@@ -253,6 +270,7 @@ def main() -> None:
                 restart = victim.start()
                 row = {
                     "kill": k,
+                    "pause_s": round(pause, 3),
                     "killed": victim.name,
                     "new_leader": new.name,
                     "failover_s": round(failover, 3),
@@ -264,13 +282,13 @@ def main() -> None:
                 }
                 kills.append(row)
                 tokens = f"{lease['token']}->{new_lease['token']}"
-                print(f"{k:>4}  {row['killed']:6}  {row['new_leader']:10}  {failover:>10.2f}  "
+                print(f"{k:>4}  {pause:>7.2f}  {row['killed']:6}  {row['new_leader']:10}  {failover:>10.2f}  "
                       f"{row['taken_after_s']:>13.2f}  {row['lease_left_s']:>12.2f}  "
                       f"{tokens:>9}  {restart:>9.1f}", flush=True)
         except BaseException:
             if kills:
                 print(f"\nstopped after {len(kills)} of {args.kills} kills; so far:", end="")
-                summary(kills, ttl_ms, args.nodes)
+                summary(kills, ttl_ms, args.nodes, pause_ms)
             raise
         finally:
             for n in nodes:
@@ -278,7 +296,7 @@ def main() -> None:
             if pg is not None:
                 pg.close()
 
-    report = summary(kills, ttl_ms, args.nodes)
+    report = summary(kills, ttl_ms, args.nodes, pause_ms)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 

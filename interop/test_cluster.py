@@ -3,8 +3,8 @@
 Every node serves and ingests; per model exactly one node at a time runs the loop and
 the rollout controller, chosen by a lease in Postgres with a fencing token:
 
-* the leader of a model is SIGKILLed while it trains, then the next one in the middle
-  of the rollout: each time another node takes over within 10 s, and in the end no
+* the leader of a model is SIGKILLed as soon as the rows that trigger a retraining
+  are in, then the next one in the middle of the rollout: each time another node takes over within 10 s, and in the end no
   version was registered twice and every rollout step was decided once (the union of
   every node's audit trail, and the rollout's own record, say so);
 * a leader paused with SIGSTOP loses its lease; the node that takes over does the
@@ -192,147 +192,147 @@ def pg():
         server.close()
 
 
-def test_a_killed_leader_is_replaced_within_10_s_and_nothing_is_done_twice(tmp_path, pg):
+@pytest.fixture
+def started():
+    """Nodes to stop at the end of the test, whatever happened."""
+    nodes: list[Node] = []
+    yield nodes
+    for n in nodes:
+        n.stop()
+
+
+def cluster_of(count: int, tmp_path: Path, pg: Postgres, started: list[Node], ttl_ms: int) -> list[Node]:
     shared = tmp_path / "shared"
     shared.mkdir()
-    text = config(pg, shared, ttl_ms=5000)  # the default lease time
-    nodes = [Node(tmp_path / f"node{i}", text) for i in range(3)]
-    try:
-        first, token, _ = leader(nodes)
-        assert sum("loop started" in n.log.read_text() for n in nodes) == 1, "one loop runs"
-        view = cluster_view(nodes[0])
-        assert view["mode"] == "cluster" and len(view["nodes"]) == 3
-        assert all(n["healthy"] for n in view["nodes"])
-
-        # v1 on the first concept, ingested through another node.
-        other = next(n for n in nodes if n is not first)
-        ingest(other, rows(False, 250))
-        wait("v1 champion", lambda: rollout(other)["champion"] == 1, 120, nodes)
-
-        # The concept flips; the leader is killed while it trains v2.
-        ingest(other, rows(True, 350))
-        time.sleep(0.3)
-        first.kill()
-        second, token2, took = leader(nodes, not_address=first.address)
-        assert took < 10, f"failover took {took:.1f} s"
-        assert token2 > token, "a new leader gets a greater fencing token"
-
-        # v2 is trained (once) and its rollout begins; the second leader is killed in it.
-        wait("v2 in shadow", lambda: (rollout(second)["state"] or {}).get("candidate_version") == 2
-             and rollout(second)["state"]["phase"]["name"] == "shadow", 120, nodes)
-        second.kill()
-        third, token3, took = leader(nodes, not_address=second.address)
-        assert took < 10, f"failover took {took:.1f} s"
-        assert token3 > token2
-
-        # The leader judges the requests it served: send them to it.
-        def serve_until_promoted():
-            for _ in range(10):
-                requests.post(f"{third.url}/serving-endpoints/fraud/invocations",
-                              json={"dataframe_records": [{"amount": 10.0}, {"amount": 40.0}]}, timeout=10)
-            st = rollout(third)
-            return st["champion"] == 2 and st["state"]["phase"]["name"] == "promoted"
-        wait("v2 promoted", serve_until_promoted, 120, nodes)
-
-        # Nothing twice: two versions, and each step decided once across every node.
-        assert versions(third) == [1, 2]
-        first.start()
-        second.start()
-        events = [e for n in nodes for e in audit(n)]
-        trained = [e for e in events if e.get("action") == "loop.trained"]
-        assert sorted(e["detail"]["version"] for e in trained) == ["1", "2"], trained
-        steps = [(e["action"], e["detail"].get("reason", "")) for e in events
-                 if e["action"].startswith("rollout.") and e["resource"] == "model:fraud"]
-        assert len(steps) == len(set(steps)), f"a rollout step was decided twice: {steps}"
-        assert ("rollout.promote", "") in steps, steps
-        # The rollout's own record: each phase entered once.
-        entered = [d["to"] for d in rollout(third)["state"]["decisions"]]
-        assert len(entered) == len(set(entered)), entered
-        assert entered[-1] == "promoted", entered
-        for n in nodes:
-            assert PASSWORD not in n.log.read_text()
-    finally:
-        for n in nodes:
-            n.stop()
+    text = config(pg, shared, ttl_ms)
+    for i in range(count):
+        started.append(Node(tmp_path / f"node{i}", text))
+    return list(started)
 
 
-def test_a_paused_leader_loses_its_lease_and_steps_down_without_acting(tmp_path, pg):
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    text = config(pg, shared, ttl_ms=2000)
-    nodes = [Node(tmp_path / f"node{i}", text) for i in range(2)]
-    try:
-        paused, token, _ = leader(nodes)
-        other = next(n for n in nodes if n is not paused)
-        ingest(other, rows(False, 250))
-        wait("v1 champion", lambda: rollout(other)["champion"] == 1, 120, nodes)
-
-        paused.proc.send_signal(signal.SIGSTOP)
-        taker, token2, took = leader(nodes, not_address=paused.address)
-        assert taker is other and token2 > token and took < 10
-        # The new leader does the model's work while the old one is paused.
-        ingest(other, rows(True, 350))
-        wait("v2 in rollout", lambda: (rollout(other)["state"] or {}).get("candidate_version") == 2, 120, nodes)
-
-        paused.proc.send_signal(signal.SIGCONT)
-        wait("the resumed node steps down",
-             lambda: "loop stopped: another node leads the model" in paused.log.read_text()
-             or "stepped down" in paused.log.read_text(), 15, nodes)
-        time.sleep(3)
-        view = cluster_view(paused)
-        held = [lease for lease in view["leases"] if lease["name"] == LEASE]
-        by_id = {n["node_id"]: n["address"] for n in view["nodes"]}
-        assert by_id[held[0]["holder"]] == other.address and held[0]["token"] == token2
-        assert versions(other) == [1, 2], "the paused node registered nothing"
-        assert paused.log.read_text().count("loop started") == 1, "it did not lead again"
-    finally:
-        for n in nodes:
-            n.stop()
+def with_champion(nodes: list[Node]) -> tuple[Node, Node, int]:
+    """The leader, another node and the leader's token, once the leader has trained
+    v1 from rows ingested through the other node."""
+    lead, token, _ = leader(nodes)
+    other = next(n for n in nodes if n is not lead)
+    ingest(other, rows(False, 250))
+    wait("v1 champion", lambda: rollout(other)["champion"] == 1, 120, nodes)
+    return lead, other, token
 
 
-def test_a_clean_stop_hands_over_at_once_and_a_database_outage_pauses_only_the_loops(tmp_path, pg):
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    text = config(pg, shared, ttl_ms=3000)
-    nodes = [Node(tmp_path / f"node{i}", text) for i in range(2)]
-    try:
-        first, token, _ = leader(nodes)
-        other = next(n for n in nodes if n is not first)
-        ingest(other, rows(False, 250))
-        wait("v1 champion", lambda: rollout(other)["champion"] == 1, 120, nodes)
+def test_a_killed_leader_is_replaced_within_10_s_and_nothing_is_done_twice(tmp_path, pg, started):
+    nodes = cluster_of(3, tmp_path, pg, started, ttl_ms=5000)  # the default lease time
+    leader(nodes)
+    assert sum("loop started" in n.log.read_text() for n in nodes) == 1, "one loop runs"
+    view = cluster_view(nodes[0])
+    assert view["mode"] == "cluster" and len(view["nodes"]) == 3
+    assert all(n["healthy"] for n in view["nodes"])
 
-        # SIGTERM: the leader releases its lease on the way out; no need to wait 3 s.
-        first.proc.terminate()
-        first.proc.wait(60)
-        taker, token2, took = leader(nodes, not_address=first.address)
-        assert taker is other and token2 > token
-        assert took < 2.5, f"a clean stop should hand over before the lease runs out, took {took:.1f} s"
-        assert "lease released" in first.log.read_text()
-        first.start()
+    # v1 on the first concept, ingested through another node.
+    first, other, token = with_champion(nodes)
 
-        # The registry database goes away: serving and ingest go on, the loops pause.
-        pg.stop()
-        for n in nodes:
-            r = requests.post(f"{n.url}/serving-endpoints/fraud/invocations",
-                              json={"dataframe_records": [{"amount": 40.0}]}, timeout=10)
-            assert r.status_code == 200, r.text
-        ingest(first, rows(True, 50))
-        r = requests.get(f"{first.url}/api/2.0/mlflow/registered-models/get", params={"name": "fraud"}, timeout=30)
-        assert r.status_code in (500, 503), r.text
-        assert "internal error" in r.text or "unavailable" in r.text.lower(), r.text
-        wait("the leader steps down", lambda: "stepped down" in other.log.read_text(), 15, nodes)
+    # The concept flips; the leader is killed as soon as the rows that trigger v2 are
+    # acknowledged (its loop ticks every second): before or while it trains v2.
+    ingest(other, rows(True, 350))
+    time.sleep(0.3)
+    first.kill()
+    second, token2, took = leader(nodes, not_address=first.address)
+    assert took < 10, f"failover took {took:.1f} s"
+    assert token2 > token, "a new leader gets a greater fencing token"
 
-        # Back: a node leads again at a greater token and the loop resumes.
-        pg.start()
-        again, token3, _ = leader(nodes, timeout=20)
-        assert token3 > token2
-        ingest(first, rows(True, 300))
-        wait("v2 after the outage", lambda: 2 in versions(first), 120, nodes)
-        for n in nodes:
-            assert PASSWORD not in n.log.read_text()
-    finally:
-        for n in nodes:
-            n.stop()
+    # v2 is trained (once) and its rollout begins; the second leader is killed in it.
+    wait("v2 in shadow", lambda: (rollout(second)["state"] or {}).get("candidate_version") == 2
+         and rollout(second)["state"]["phase"]["name"] == "shadow", 120, nodes)
+    second.kill()
+    third, token3, took = leader(nodes, not_address=second.address)
+    assert took < 10, f"failover took {took:.1f} s"
+    assert token3 > token2
+
+    # The leader judges the requests it served: send them to it.
+    def serve_until_promoted():
+        for _ in range(10):
+            requests.post(f"{third.url}/serving-endpoints/fraud/invocations",
+                          json={"dataframe_records": [{"amount": 10.0}, {"amount": 40.0}]}, timeout=10)
+        st = rollout(third)
+        return st["champion"] == 2 and st["state"]["phase"]["name"] == "promoted"
+    wait("v2 promoted", serve_until_promoted, 120, nodes)
+
+    # Nothing twice: two versions, and each step decided once across every node.
+    assert versions(third) == [1, 2]
+    first.start()
+    second.start()
+    events = [e for n in nodes for e in audit(n)]
+    trained = [e for e in events if e.get("action") == "loop.trained"]
+    assert sorted(e["detail"]["version"] for e in trained) == ["1", "2"], trained
+    steps = [(e["action"], e["detail"].get("reason", "")) for e in events
+             if e["action"].startswith("rollout.") and e["resource"] == "model:fraud"]
+    assert len(steps) == len(set(steps)), f"a rollout step was decided twice: {steps}"
+    assert ("rollout.promote", "") in steps, steps
+    # The rollout's own record: each phase entered once.
+    entered = [d["to"] for d in rollout(third)["state"]["decisions"]]
+    assert len(entered) == len(set(entered)), entered
+    assert entered[-1] == "promoted", entered
+    for n in nodes:
+        assert PASSWORD not in n.log.read_text()
+
+
+def test_a_paused_leader_loses_its_lease_and_steps_down_without_acting(tmp_path, pg, started):
+    nodes = cluster_of(2, tmp_path, pg, started, ttl_ms=2000)
+    paused, other, token = with_champion(nodes)
+
+    paused.proc.send_signal(signal.SIGSTOP)
+    taker, token2, took = leader(nodes, not_address=paused.address)
+    assert taker is other and token2 > token and took < 10
+    # The new leader does the model's work while the old one is paused.
+    ingest(other, rows(True, 350))
+    wait("v2 in rollout", lambda: (rollout(other)["state"] or {}).get("candidate_version") == 2, 120, nodes)
+
+    paused.proc.send_signal(signal.SIGCONT)
+    wait("the resumed node steps down",
+         lambda: "loop stopped: another node leads the model" in paused.log.read_text()
+         or "stepped down" in paused.log.read_text(), 15, nodes)
+    time.sleep(3)
+    view = cluster_view(paused)
+    held = [lease for lease in view["leases"] if lease["name"] == LEASE]
+    by_id = {n["node_id"]: n["address"] for n in view["nodes"]}
+    assert by_id[held[0]["holder"]] == other.address and held[0]["token"] == token2
+    assert versions(other) == [1, 2], "the paused node registered nothing"
+    assert paused.log.read_text().count("loop started") == 1, "it did not lead again"
+
+
+def test_a_clean_stop_hands_over_at_once_and_a_database_outage_pauses_only_the_loops(tmp_path, pg, started):
+    nodes = cluster_of(2, tmp_path, pg, started, ttl_ms=3000)
+    first, other, token = with_champion(nodes)
+
+    # SIGTERM: the leader releases its lease on the way out; no need to wait 3 s.
+    first.proc.terminate()
+    first.proc.wait(60)
+    taker, token2, took = leader(nodes, not_address=first.address)
+    assert taker is other and token2 > token
+    assert took < 2.5, f"a clean stop should hand over before the lease runs out, took {took:.1f} s"
+    assert "lease released" in first.log.read_text()
+    first.start()
+
+    # The registry database goes away: serving and ingest go on, the loops pause.
+    pg.stop()
+    for n in nodes:
+        r = requests.post(f"{n.url}/serving-endpoints/fraud/invocations",
+                          json={"dataframe_records": [{"amount": 40.0}]}, timeout=10)
+        assert r.status_code == 200, r.text
+    ingest(first, rows(True, 50))
+    r = requests.get(f"{first.url}/api/2.0/mlflow/registered-models/get", params={"name": "fraud"}, timeout=30)
+    assert r.status_code in (500, 503), r.text
+    assert "internal error" in r.text or "unavailable" in r.text.lower(), r.text
+    wait("the leader steps down", lambda: "stepped down" in other.log.read_text(), 15, nodes)
+
+    # Back: a node leads again at a greater token and the loop resumes.
+    pg.start()
+    again, token3, _ = leader(nodes, timeout=20)
+    assert token3 > token2
+    ingest(first, rows(True, 300))
+    wait("v2 after the outage", lambda: 2 in versions(first), 120, nodes)
+    for n in nodes:
+        assert PASSWORD not in n.log.read_text()
 
 
 def test_a_node_on_sqlite_says_it_is_alone(tmp_path):

@@ -7,6 +7,8 @@ fed by an independent client (confluent-kafka).
   with its topic, partition and offset;
 * a consumer group: records, key, offset, timestamp and a header land in their fields;
   lag is on /metrics; a restart resumes from the table;
+* two nodes in one consumer group share the partitions of a topic into one table, and
+  when one stops the other takes its partitions over from the table's positions;
 * a broker that is unreachable at start-up, then lost mid-stream: /readyz says so, and
   ingest resumes without loss when it is back.
 
@@ -273,6 +275,50 @@ def test_group_metadata_lag_and_restart(tmp_path, broker):
     finally:
         fs.kill()
     check_exactly_once(tmp_path, range(4000))
+
+
+def test_two_nodes_in_one_group_split_the_partitions_and_one_takes_over(tmp_path, broker):
+    """Several nodes (issue 14): the group splits the partitions between two `freshet up`
+    processes writing one table; when one stops, the other resumes its partitions from
+    the positions in the table. Every record lands once."""
+    create_topic(broker.bootstrap, partitions=4)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    extra = "      options: { session.timeout.ms: '6000', heartbeat.interval.ms: '1000' }\n"
+    text = config(broker.bootstrap, extra).replace("lake: { path: lake,", f"lake: {{ path: \"{shared / 'lake'}\",")
+    nodes = []
+    for name in ("a", "b"):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "freshet.yaml").write_text(text)
+        nodes.append(Freshet(d))
+    a, b = nodes
+    try:
+        for n in nodes:
+            n.start(wait_ready=True)
+        first = range(4000)
+        produce(broker.bootstrap, first, pause_every=500, pause=0.3)
+        good = sum(1 for i in first if poison(i) is None)
+        a.wait(lambda: count(shared) >= good, f"{good} rows", 120)
+
+        def assigned(n: Freshet) -> set[str]:
+            log = re.sub(r"\x1b\[[0-9;]*m", "", (n.root / "server.log").read_text(errors="replace"))
+            return set(re.findall(r"kafka partition assigned.*?partition=(\d+)", log))
+        # Both nodes were given partitions at some point, and between them all four.
+        assert assigned(a) and assigned(b), (assigned(a), assigned(b))
+        assert assigned(a) | assigned(b) == {"0", "1", "2", "3"}
+
+        # b leaves the group cleanly; a takes its partitions from the table's positions.
+        b.stop()
+        produce(broker.bootstrap, range(4000, 6000))
+        good = sum(1 for i in range(6000) if poison(i) is None)
+        a.wait(lambda: count(shared) >= good, f"{good} rows", 120)
+        time.sleep(1.0)  # anything still arriving would be a duplicate
+        a.stop()
+    finally:
+        for n in nodes:
+            n.kill()
+    check_exactly_once(shared, range(6000))
 
 
 def test_broker_down_at_start_and_lost_mid_stream(tmp_path):

@@ -1023,17 +1023,19 @@ streams:
         );
     }
 
+    /// Every problem `text` has, as `path: message`.
+    fn check(text: &str) -> Vec<String> {
+        match FreshetConfig::from_yaml_str_with_env(text, &env) {
+            Ok(_) => Vec::new(),
+            Err(errs) => errs
+                .iter()
+                .map(|e| format!("{}: {}", e.path, e.message))
+                .collect(),
+        }
+    }
+
     #[test]
     fn store_locations_are_checked() {
-        let check = |text: &str| -> Vec<String> {
-            match FreshetConfig::from_yaml_str_with_env(text, &env) {
-                Ok(_) => Vec::new(),
-                Err(errs) => errs
-                    .iter()
-                    .map(|e| format!("{}: {}", e.path, e.message))
-                    .collect(),
-            }
-        };
         assert!(check("lake: { path: s3://bucket/lake }").is_empty());
         assert!(check("lake: { path: file:///data/lake }").is_empty());
         assert!(check("registry: { artifacts: s3://bucket/artifacts }").is_empty());
@@ -1056,15 +1058,6 @@ streams:
 
     #[test]
     fn the_postgres_registry_and_the_cluster_are_checked_without_echoing_the_url() {
-        let check = |text: &str| -> Vec<String> {
-            match FreshetConfig::from_yaml_str_with_env(text, &env) {
-                Ok(_) => Vec::new(),
-                Err(errs) => errs
-                    .iter()
-                    .map(|e| format!("{}: {}", e.path, e.message))
-                    .collect(),
-            }
-        };
         assert!(check("registry: { url: 'postgres://u:p@db:5432/freshet' }").is_empty());
         assert!(check("cluster: { lease_ttl_ms: 2000, node_id: eu-1a.n2 }").is_empty());
         let mysql = check("registry: { url: 'mysql://u:Secret-77@db/f' }");
@@ -1074,7 +1067,10 @@ streams:
         );
         assert!(!mysql[0].contains("Secret-77"));
         let ttl = check("cluster: { lease_ttl_ms: 100 }");
-        assert_eq!(ttl, vec!["cluster.lease_ttl_ms: must be between 1000 and 60000"]);
+        assert_eq!(
+            ttl,
+            vec!["cluster.lease_ttl_ms: must be between 1000 and 60000"]
+        );
         let id = check("cluster: { node_id: 'a b' }");
         assert!(id[0].starts_with("cluster.node_id: must be"), "{id:?}");
     }

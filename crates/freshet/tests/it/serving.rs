@@ -117,6 +117,13 @@ async fn every_format_scores_and_every_mistake_is_a_clear_400() {
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
     let out = json_of(&b);
     assert_eq!(out["model_version"], json!(v.to_string()));
+    // The caller's id comes back as the answer's (the protocol); Freshet's own beside it.
+    assert_eq!(out["id"], json!("mine-1"), "{out}");
+    assert!(
+        out["parameters"]["request_id"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty() && r != "mine-1")
+    );
     let preds = out["outputs"]
         .as_array()
         .unwrap()

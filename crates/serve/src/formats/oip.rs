@@ -320,7 +320,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
         let ctx = self.ctx;
         let mut top = Top::default();
-        let mut seen = [false; 4];
+        let mut seen = [false; 5];
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let k = key.as_str();
             let i = match k {
@@ -328,6 +328,9 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
                 "parameters" => 1,
                 "inputs" => 2,
                 "outputs" => 3,
+                // KServe's client repeats the model's name in every body; the path
+                // names the model, as the protocol says, so the field is not read.
+                "model_name" => 4,
                 _ => return Err(ctx.fail(FormatError::UnknownKey { key: echo_name(k) })),
             };
             if std::mem::replace(&mut seen[i], true) {

@@ -63,7 +63,7 @@ fn invalid(field: String, expected: &'static str) -> FormatError {
 fn element_size(datatype: &str) -> Option<usize> {
     Some(match datatype {
         "BOOL" | "INT8" | "UINT8" => 1,
-        "INT16" | "UINT16" => 2,
+        "INT16" | "UINT16" | "FP16" => 2,
         "INT32" | "UINT32" | "FP32" => 4,
         "INT64" | "UINT64" | "FP64" => 8,
         _ => return None,
@@ -205,7 +205,7 @@ fn decode_tensor(datatype: &str, bytes: &[u8], i: usize) -> Result<Vec<Json>, Fo
     let Some(size) = element_size(datatype) else {
         return Err(invalid(
             format!("inputs[{i}].datatype"),
-            "BOOL, an integer type, FP32, FP64 or BYTES for binary data",
+            "BOOL, an integer type, FP16, FP32, FP64 or BYTES for binary data",
         ));
     };
     if !bytes.len().is_multiple_of(size) {
@@ -232,6 +232,7 @@ fn element(datatype: &str, c: &[u8]) -> Json {
         "UINT16" => Json::from(u16::from_le_bytes([b[0], b[1]])),
         "INT32" => Json::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         "UINT32" => Json::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        "FP16" => float(half::f16::from_le_bytes([b[0], b[1]]).to_f64()),
         "FP32" => float(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
         "INT64" => Json::from(i64::from_le_bytes(b)),
         "UINT64" => Json::from(u64::from_le_bytes(b)),
@@ -362,13 +363,25 @@ mod tests {
             e.to_string().contains("Inference-Header-Content-Length"),
             "{e}"
         );
-        let fp16 = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP16","parameters":{"binary_data_size":2}}]}"#;
-        let e = decode_request(
-            &binary_request(fp16, &[0, 0]),
+        // FP16 (IEEE half precision, little-endian): 1.0, -2.5 and 65504 (its largest).
+        let fp16 = r#"{"inputs":[{"name":"x","shape":[3],"datatype":"FP16","parameters":{"binary_data_size":6}}]}"#;
+        let (plain, _) = decode_request(
+            &binary_request(fp16, &[0x00, 0x3C, 0x00, 0xC1, 0xFF, 0x7B]),
             Some(&fp16.len().to_string()),
         )
+        .unwrap();
+        let v: Json = serde_json::from_slice(&plain.expect("rewritten")).unwrap();
+        assert_eq!(
+            v["inputs"][0]["data"],
+            serde_json::json!([1.0, -2.5, 65504.0])
+        );
+        let odd = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP16","parameters":{"binary_data_size":3}}]}"#;
+        let e = decode_request(
+            &binary_request(odd, &[0, 0x3C, 0]),
+            Some(&odd.len().to_string()),
+        )
         .unwrap_err();
-        assert!(e.to_string().contains("inputs[0].datatype"), "{e}");
+        assert!(e.to_string().contains("binary_data_size"), "{e}");
     }
 
     #[test]

@@ -45,8 +45,8 @@ pub fn render_invocations(a: &ScoringAnswer) -> Vec<u8> {
 /// The Open Inference Protocol v2 answer:
 ///
 /// ```json
-/// {"model_name": "fraud", "model_version": "3", "id": "<request id>",
-///  "parameters": {"client_request_id": "..."},
+/// {"model_name": "fraud", "model_version": "3", "id": "<the caller's id, else Freshet's>",
+///  "parameters": {"request_id": "<Freshet's request id>", "client_request_id": "..."},
 ///  "outputs": [{"name": "predictions", "shape": [n], "datatype": "BOOL", "data": [...]},
 ///              {"name": "probabilities", "shape": [n, k], "datatype": "FP64", "data": [...]}]}
 /// ```
@@ -61,8 +61,11 @@ pub fn render_oip(a: &ScoringAnswer) -> Vec<u8> {
         &OipBody {
             model_name: a.model,
             model_version: Version(a.version),
-            id: a.request_id,
+            // The protocol: a request's `id` comes back as the answer's. Freshet's own
+            // id (lineage, feedback) is always in the parameters.
+            id: a.client_request_id.unwrap_or(a.request_id),
             parameters: OipParameters {
+                request_id: a.request_id,
                 client_request_id: a.client_request_id,
             },
             outputs: OipOutputs {
@@ -225,6 +228,7 @@ struct OipBody<'a> {
 
 #[derive(Serialize)]
 struct OipParameters<'a> {
+    request_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_request_id: Option<&'a str>,
 }

@@ -76,7 +76,7 @@ fn oip_for_a_binary_classifier() {
     let (classes, preds) = binary();
     assert_eq!(
         text(render_oip(&answer(&classes, &preds))),
-        r#"{"model_name":"fraud","model_version":"3","id":"r-1","parameters":{"client_request_id":"c-1"},"outputs":[{"name":"predictions","shape":[2],"datatype":"BOOL","data":[true,false]},{"name":"probabilities","shape":[2,2],"datatype":"FP64","data":[0.25,0.75,0.9,0.1]}]}"#
+        r#"{"model_name":"fraud","model_version":"3","id":"c-1","parameters":{"request_id":"r-1","client_request_id":"c-1"},"outputs":[{"name":"predictions","shape":[2],"datatype":"BOOL","data":[true,false]},{"name":"probabilities","shape":[2,2],"datatype":"FP64","data":[0.25,0.75,0.9,0.1]}]}"#
     );
 }
 
@@ -93,7 +93,7 @@ fn oip_for_a_regressor() {
     };
     assert_eq!(
         text(render_oip(&a)),
-        r#"{"model_name":"price","model_version":"1","id":"r-2","parameters":{},"outputs":[{"name":"predictions","shape":[2],"datatype":"FP64","data":[1.5,-0.125]}]}"#
+        r#"{"model_name":"price","model_version":"1","id":"r-2","parameters":{"request_id":"r-2"},"outputs":[{"name":"predictions","shape":[2],"datatype":"FP64","data":[1.5,-0.125]}]}"#
     );
 }
 
