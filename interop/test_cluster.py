@@ -335,6 +335,37 @@ def test_a_clean_stop_hands_over_at_once_and_a_database_outage_pauses_only_the_l
         assert PASSWORD not in n.log.read_text()
 
 
+def test_one_node_per_table_runs_its_maintenance(tmp_path, pg, started):
+    """Compaction of a shared table runs only on the holder of its maintenance lease,
+    and loses nothing."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    text = config(pg, shared, 3000).replace(
+        "compaction: { enabled: false }", "compaction: { enabled: true, interval_secs: 1, min_files: 4 }")
+    nodes = []
+    for i in range(2):
+        nodes.append(Node(tmp_path / f"node{i}", text))
+        started.append(nodes[-1])
+    # Small commits through both nodes: many small files in one partition.
+    for b in range(16):
+        ingest(nodes[b % 2], rows(False, 10))
+
+    def compacted(n: Node) -> bool:
+        return "compacted" in n.log.read_text()
+    wait("a compaction", lambda: any(compacted(n) for n in nodes), 60, nodes)
+    time.sleep(3)  # two more rounds: the other node must still not compact
+    doers = [n for n in nodes if compacted(n)]
+    assert len(doers) == 1, [n.root.name for n in doers]
+    view = cluster_view(nodes[0])
+    by_id = {n["node_id"]: n["address"] for n in view["nodes"]}
+    held = [lease for lease in view["leases"]
+            if lease["name"].startswith("maintenance:") and lease["name"].rstrip("/").endswith("/events/pay") and lease["held"]]
+    assert len(held) == 1 and by_id[held[0]["holder"]] == doers[0].address, (held, doers[0].address)
+    from deltalake import DeltaTable
+
+    assert DeltaTable(str(shared / "lake/events/pay")).to_pyarrow_table().num_rows == 160
+
+
 def test_a_node_on_sqlite_says_it_is_alone(tmp_path):
     d = tmp_path / "single"
     text = "lake: { path: data/lake }\nregistry: { path: data/registry.db }\nstreams: {}\n"

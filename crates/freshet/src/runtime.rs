@@ -1086,9 +1086,14 @@ impl Runtime {
                         .compact(c.small_file_mb.get() << 20, c.min_files.get())
                         .await
                     {
-                        Ok(m) if m.files_removed > 0 => {
-                            tracing::info!(table = %t.url(), ?m, "compacted")
-                        }
+                        Ok(m) if m.files_removed > 0 => tracing::info!(
+                            table = %t.url(),
+                            partitions = m.partitions_compacted,
+                            files_removed = m.files_removed,
+                            files_added = m.files_added,
+                            version = m.version.unwrap_or(-1),
+                            "compacted"
+                        ),
                         Ok(_) => {}
                         Err(e) => tracing::warn!(table = %t.url(), error = %e, "compaction failed"),
                     }
