@@ -1,6 +1,6 @@
 """Failover time: how long a model goes without a leader when its leader dies.
 
-    python bench/failover.py [--nodes 3] [--kills 10] [--ttl-ms MS] [--pause-ms MS]
+    python bench/failover.py [--nodes 3] [--kills 10] [--ttl-ms MS] [--no-jitter]
                              [--seed N] [--json FILE]
 
 Starts a throwaway PostgreSQL (interop/pg_server.py) and --nodes `freshet up` nodes with
@@ -8,19 +8,25 @@ the same configuration: the registry in that Postgres (`registry.url`), one lake
 they share, and one model (`fraud`, as in interop/test_cluster.py; it is never fed, so
 it never trains: only its lease matters). Then, --kills times:
 
-1. wait a random time, uniform between 0 and --pause-ms (default: the lease TTL), so
-   that the kill falls at a random point of the leader's renewal cycle, as a crash
-   would; without it every kill would come right after the previous takeover, when
-   the new leader's lease is fresh, and would measure only the near-worst case of
-   "lease left" (and line the restarted node's rounds up with the lease's expiry);
+1. wait a random time, uniform between 0 and the TTL, so that the kill falls at a
+   random point of the leader's renewal cycle, as a crash would;
 2. find the node holding the lease `model:fraud` by asking `GET /v1/cluster` of the
    live nodes (1 s HTTP timeouts), and SIGKILL it: nothing is released, the lease has
    to expire;
 3. poll `GET /v1/cluster` of the surviving nodes every 100 ms until the lease is held
    by a different live node; the time from the SIGKILL to that answer is the failover
    time;
-4. start the killed node again (a new process, so a new node id) and wait for its
-   `/readyz` before the next kill, so every kill finds all --nodes nodes up.
+4. after a random pause of 0 to TTL/3, start the killed node again (a new process, so
+   a new node id) and wait for its `/readyz` before the next kill, so every kill finds
+   all --nodes nodes up. The first nodes start with such pauses between them too.
+
+Why the random pauses: a node runs its lease round every TTL/3 from the moment it
+started, and only a round takes an expired lease. Without them (--no-jitter), every
+kill comes right after the previous takeover, when the lease is fresh, and each
+restarted node's rounds fall just behind the new leader's, so some survivor always
+looks just after the lease expires: every failover then measures about one TTL, the
+near-worst "lease left" with the best-case wait for a round, and neither the spread
+nor the worst case of nodes whose rounds are independent.
 
 Each kill is printed with its failover time as seen by the client, the time from the
 SIGKILL to the new lease's `acquired_at` in the database ("taken after", without the
@@ -31,8 +37,7 @@ median and the worst failover, and the lease TTL used.
 What to expect: a node renews its leases and tries to take free ones every TTL/3, so
 the lease outlives its holder by 2/3 TTL to 1 TTL, and a survivor takes it within TTL/3
 after it expires: between about 2/3 and 4/3 of the TTL (3.3 to 6.7 s at the default
-5000 ms), plus up to 100 ms of polling. With --pause-ms 0 the lease left is always
-almost the full TTL.
+5000 ms), plus up to 100 ms of polling; with --no-jitter, about one TTL each time.
 
 The nodes, Postgres and this script share the machine. Every process is stopped at the
 end, also on an error or Ctrl-C. Runs with any Python that has `requests` (the bench
@@ -186,14 +191,14 @@ def _interrupted(signum, frame):
     raise KeyboardInterrupt
 
 
-def summary(kills: list[dict], ttl_ms: int, nodes: int, pause_ms: int) -> dict:
+def summary(kills: list[dict], ttl_ms: int, nodes: int, jitter: bool) -> dict:
     times = [r["failover_s"] for r in kills]
     median, worst = statistics.median(times), max(times)
     print(f"\nfailover over {len(times)} kills (lease TTL {ttl_ms} ms, {nodes} nodes): "
           f"median {median:.2f} s, worst {worst:.2f} s, best {min(times):.2f} s")
     print(f"  expected between ~{2 * ttl_ms / 3000:.1f} s and ~{4 * ttl_ms / 3000:.1f} s "
           f"(lease left 2/3..1 TTL, then a survivor's round within TTL/3) plus up to {POLL:.1f} s of polling")
-    return {"nodes": nodes, "lease_ttl_ms": ttl_ms, "poll_ms": int(POLL * 1000), "pause_ms": pause_ms,
+    return {"nodes": nodes, "lease_ttl_ms": ttl_ms, "poll_ms": int(POLL * 1000), "jitter": jitter,
             "kills": kills, "median_s": median, "worst_s": worst, "best_s": min(times)}
 
 
@@ -207,9 +212,9 @@ def main() -> None:
     p.add_argument("--kills", type=int, default=10, help="leaders to kill, one after another (default 10)")
     p.add_argument("--ttl-ms", type=int, default=None,
                    help=f"cluster.lease_ttl_ms (1000..60000); default: Freshet's own, {DEFAULT_TTL_MS}")
-    p.add_argument("--pause-ms", type=int, default=None,
-                   help="before each kill, wait a random time up to this (default: the TTL; 0: kill "
-                        "as soon as the leader is found, right after the previous takeover)")
+    p.add_argument("--no-jitter", action="store_true",
+                   help="no random pauses: start nodes back to back, kill the leader as soon as it is "
+                        "found and restart the killed node at once (see below)")
     p.add_argument("--seed", type=int, default=None, help="seed for the random pauses (default: random)")
     p.add_argument("--timeout", type=float, default=None,
                    help="give up on a failover after this many seconds (default 3 x TTL + 10)")
@@ -221,8 +226,12 @@ def main() -> None:
         p.error("--kills must be at least 1")
     ttl_ms = args.ttl_ms if args.ttl_ms is not None else DEFAULT_TTL_MS
     give_up = args.timeout or 3 * ttl_ms / 1000 + 10
-    pause_ms = ttl_ms if args.pause_ms is None else args.pause_ms
     rng = random.Random(args.seed)
+
+    def pause(upto_ms: float) -> float:
+        t = 0.0 if args.no_jitter else rng.uniform(0, upto_ms / 1000)
+        time.sleep(t)
+        return t
     signal.signal(signal.SIGTERM, _interrupted)
 
     kills: list[dict] = []
@@ -236,21 +245,24 @@ def main() -> None:
             shared.mkdir()
             text = config(pg, shared, args.ttl_ms)
             nodes = [Node(work / f"node{i}", text) for i in range(args.nodes)]
-            for n in nodes:
+            for i, n in enumerate(nodes):
+                if i:
+                    pause(ttl_ms / 3)
                 took = n.start()
                 print(f"{n.name} up in {took:.1f} s ({n.url}, {n.node_id})", flush=True)
             v = view(nodes[0]) or {}
             if v.get("mode") != "cluster" or v.get("lease_ttl_ms") != ttl_ms:
                 raise RuntimeError(f"unexpected /v1/cluster: mode {v.get('mode')}, "
                                    f"lease_ttl_ms {v.get('lease_ttl_ms')} (expected {ttl_ms})")
+            how = ("back to back (--no-jitter)" if args.no_jitter else
+                   f"each after a random pause of 0..{ttl_ms} ms, restarts after 0..{ttl_ms // 3} ms")
             print(f"\n{args.nodes} nodes, lease TTL {ttl_ms} ms, {args.kills} kills of the leader of {LEASE}, "
-                  f"each after a random pause of 0..{pause_ms} ms\n")
+                  f"{how}\n")
             print(f"{'kill':>4}  {'pause s':>7}  {'killed':6}  {'new leader':10}  {'failover s':>10}  "
                   f"{'taken after s':>13}  {'lease left s':>12}  {'token':>9}  {'restart s':>9}", flush=True)
 
             for k in range(1, args.kills + 1):
-                pause = rng.uniform(0, pause_ms / 1000)
-                time.sleep(pause)
+                paused = pause(ttl_ms)
                 deadline = time.monotonic() + give_up
                 while (found := holder(nodes)) is None:
                     if time.monotonic() > deadline:
@@ -267,10 +279,11 @@ def main() -> None:
                     time.sleep(POLL)
                 failover = time.monotonic() - t0
                 new, new_lease, _ = taken
+                stagger = pause(ttl_ms / 3)
                 restart = victim.start()
                 row = {
                     "kill": k,
-                    "pause_s": round(pause, 3),
+                    "pause_s": round(paused, 3),
                     "killed": victim.name,
                     "new_leader": new.name,
                     "failover_s": round(failover, 3),
@@ -279,16 +292,17 @@ def main() -> None:
                     "token_before": lease["token"],
                     "token_after": new_lease["token"],
                     "restart_s": round(restart, 2),
+                    "restart_pause_s": round(stagger, 3),
                 }
                 kills.append(row)
                 tokens = f"{lease['token']}->{new_lease['token']}"
-                print(f"{k:>4}  {pause:>7.2f}  {row['killed']:6}  {row['new_leader']:10}  {failover:>10.2f}  "
+                print(f"{k:>4}  {paused:>7.2f}  {row['killed']:6}  {row['new_leader']:10}  {failover:>10.2f}  "
                       f"{row['taken_after_s']:>13.2f}  {row['lease_left_s']:>12.2f}  "
                       f"{tokens:>9}  {restart:>9.1f}", flush=True)
         except BaseException:
             if kills:
                 print(f"\nstopped after {len(kills)} of {args.kills} kills; so far:", end="")
-                summary(kills, ttl_ms, args.nodes, pause_ms)
+                summary(kills, ttl_ms, args.nodes, not args.no_jitter)
             raise
         finally:
             for n in nodes:
@@ -296,7 +310,7 @@ def main() -> None:
             if pg is not None:
                 pg.close()
 
-    report = summary(kills, ttl_ms, args.nodes, pause_ms)
+    report = summary(kills, ttl_ms, args.nodes, not args.no_jitter)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 
