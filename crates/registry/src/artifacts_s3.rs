@@ -28,22 +28,11 @@ use std::sync::{Arc, OnceLock};
 /// Parts of a multipart upload (S3 wants at least 5 MiB per part but the last).
 const PART_BYTES: usize = 8 * 1024 * 1024;
 
-/// The runtime S3 requests run on: two workers, never dropped (dropping a runtime from
-/// inside another one panics, and the store lives as long as the process).
+/// The runtime S3 requests run on: two workers, never dropped.
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
-        OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("freshet-artifacts-s3")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| RegistryError::Io(std::io::Error::other(e.clone())))
+    static RUNTIME: crate::runtime::Dedicated = OnceLock::new();
+    crate::runtime::dedicated(&RUNTIME, "freshet-artifacts-s3", 2)
+        .map_err(|e| RegistryError::Io(std::io::Error::other(e)))
 }
 
 /// Run `fut` on the S3 runtime from a blocking caller and wait for its result.

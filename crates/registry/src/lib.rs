@@ -21,6 +21,7 @@ pub mod error;
 pub mod limits;
 pub mod model;
 pub mod models;
+mod runtime;
 pub mod search;
 pub mod search_models;
 pub mod store;

@@ -63,12 +63,16 @@ pub trait TrackingStore: Send + Sync {
     ) -> Result<String>;
     fn get_experiment(&self, experiment_id: &str) -> Result<Experiment>;
     fn get_experiment_by_name(&self, name: &str) -> Result<Experiment>;
+    /// Every experiment of the view, by id.
     fn list_experiments(
         &self,
         view: ViewType,
         max_results: usize,
         page_token: Option<&str>,
-    ) -> Result<Page<Experiment>>;
+    ) -> Result<Page<Experiment>> {
+        let by_id = ["experiment_id ASC".to_string()];
+        self.search_experiments(view, "", &by_id, max_results, page_token)
+    }
     /// MLflow's experiment search: `filter` on `name`, `experiment_id`,
     /// `creation_time`, `last_update_time` and `tags.<key>`; `order_by` on the same
     /// attributes (newest first when empty, `experiment_id` always the tie-breaker).

@@ -13,26 +13,15 @@ use rusqlite::types::Value;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
-/// The runtime the connections run on: one worker, never dropped (dropping a runtime
-/// from inside another one panics, and the store lives as long as the process).
+/// The runtime the connections run on: one worker, never dropped.
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
-        OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("freshet-registry-pg")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
+    static RUNTIME: crate::runtime::Dedicated = std::sync::OnceLock::new();
+    crate::runtime::dedicated(&RUNTIME, "freshet-registry-pg", 1)
         .map_err(|e| RegistryError::Database(format!("cannot start the database runtime: {e}")))
 }
 

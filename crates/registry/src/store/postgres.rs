@@ -587,16 +587,6 @@ impl TrackingStore for PostgresStore {
             })
     }
 
-    fn list_experiments(
-        &self,
-        view: ViewType,
-        max_results: usize,
-        page_token: Option<&str>,
-    ) -> Result<Page<Experiment>> {
-        let by_id = ["experiment_id ASC".to_string()];
-        self.search_experiments(view, "", &by_id, max_results, page_token)
-    }
-
     fn search_experiments(
         &self,
         view: ViewType,
