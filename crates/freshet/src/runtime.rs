@@ -782,8 +782,19 @@ impl Runtime {
                     _ = tick.tick() => {}
                     _ = stop.changed() => break,
                 }
-                // The models with a rollout to judge, and when their phase began.
-                let (st, names) = (store.clone(), models.clone());
+                // Only the models this node leads, each with its fenced handle: a
+                // follower reads neither their rollout states nor their label tables.
+                let led: Vec<(String, Arc<dyn freshet_registry::Store>)> = models
+                    .iter()
+                    .filter_map(|m| {
+                        leader_store(cluster.as_ref(), &store, m).map(|(_, s)| (m.clone(), s))
+                    })
+                    .collect();
+                // Of those, the ones with a rollout to judge, and when their phase began.
+                let (st, names) = (
+                    store.clone(),
+                    led.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(),
+                );
                 let active: Vec<(String, i64)> = tokio::task::spawn_blocking(move || {
                     names
                         .into_iter()
@@ -832,12 +843,9 @@ impl Runtime {
                         Err(e) => tracing::debug!(model = %m, error = %e, "no label join yet"),
                     }
                 }
-                // Only the models this node leads, each through its fenced handle.
-                let led: Vec<(String, Arc<dyn freshet_registry::Store>)> = active
-                    .iter()
-                    .filter_map(|(m, _)| {
-                        leader_store(cluster.as_ref(), &store, m).map(|(_, s)| (m.clone(), s))
-                    })
+                let led: Vec<_> = led
+                    .into_iter()
+                    .filter(|(m, _)| active.iter().any(|(a, _)| a == m))
                     .collect();
                 let (c, e, l, w) = (controller.clone(), endpoints.clone(), labels, windows);
                 let outcome = tokio::task::spawn_blocking(move || {
