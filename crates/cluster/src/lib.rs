@@ -134,11 +134,6 @@ impl Cluster {
         &self.node_id
     }
 
-    /// How long a lease lasts unless renewed.
-    pub fn lease_ttl(&self) -> Duration {
-        self.ttl
-    }
-
     /// How often to run [`Cluster::round`]: three renewals per lease time, so one lost
     /// round never costs a lease.
     pub fn round_interval(&self) -> Duration {

@@ -52,16 +52,6 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Forget nodes whose last heartbeat is older than `older_than_ms` (a node that
-    /// left for good), so the table shows the cluster as it is.
-    pub fn forget_nodes(&self, older_than_ms: i64) -> Result<u64> {
-        self.conn()?.execute(
-            "DELETE FROM freshet_nodes
-             WHERE heartbeat_at < clock_timestamp() - $1::float8 * interval '1 millisecond'",
-            &[&(older_than_ms as f64)],
-        )
-    }
-
     /// Take or keep the lease `name` for `holder` for `ttl_ms` more milliseconds, in
     /// one statement: granted when it is free, expired, or already `holder`'s. Returns
     /// the fencing token when `holder` holds it after the call: unchanged while it
