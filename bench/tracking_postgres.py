@@ -1,7 +1,7 @@
 """Tracking on Postgres: Freshet against `mlflow server`, both on one PostgreSQL server.
 
     ~/.cache/freshet-bench-venv/bin/python bench/tracking_postgres.py
-        [--seconds 5] [--clients 4] [--runs 3] [--json FILE]
+        [--seconds 5] [--clients 4] [--runs 3] [--json FILE] [--freshet-only]
 
 bench/tracking_vs_mlflow.sh on a Postgres backend instead of SQLite. Starts a throwaway
 PostgreSQL (interop/pg_server.py: Debian's packages, 127.0.0.1, `fsync=off`) and, for
@@ -18,6 +18,9 @@ So both sides get the same database server, the same client, the same workloads
 (`freshet bench tracking`: each workload runs S seconds from C concurrent clients and
 counts completed operations; every answer must be a 200), and fresh databases each run.
 The database server, the tracking server and the client share the machine.
+
+With --freshet-only (for profiling, no ratios) Postgres loads pg_stat_statements, only
+Freshet is measured, and after each run the statements it ran are listed, busiest first.
 
 Prints the client's own lines for each server, a table per run (ops/s of each side, the
 ratio Freshet/MLflow, and the median latencies, as tracking_vs_mlflow.sh prints), then
@@ -79,6 +82,21 @@ def create_database(pg: Postgres, name: str) -> str:
         check=True, capture_output=True, env={**os.environ, "PGPASSWORD": PASSWORD}, timeout=60,
     )
     return f"127.0.0.1:{pg.port}/{name}"
+
+
+def statements(pg: Postgres, name: str) -> None:
+    """The statements database `name` ran, busiest first (calls, total and mean time)."""
+    sql = ("SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3), "
+           "left(regexp_replace(query, '\\s+', ' ', 'g'), 110) FROM pg_stat_statements s "
+           f"JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '{name}' "
+           "ORDER BY calls DESC LIMIT 25")
+    out = subprocess.run(
+        [str(pg.bin / "psql"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", USER, "-d", name,
+         "-v", "ON_ERROR_STOP=1", "-q", "-A", "-F", " | ", "-c",
+         "CREATE EXTENSION IF NOT EXISTS pg_stat_statements", "-c", sql],
+        check=True, capture_output=True, text=True, env={**os.environ, "PGPASSWORD": PASSWORD}, timeout=60,
+    ).stdout
+    print(f"statements run on {name} (calls | total ms | mean ms | query):\n{out}", flush=True)
 
 
 def tail(path: Path, chars: int = 3000) -> str:
@@ -144,7 +162,11 @@ def run_freshet(args, pg: Postgres, work: Path, n: int) -> list[dict]:
         if not url:
             raise RuntimeError(f"freshet did not start; log:\n{tail(log)}")
         print(f"== freshet, run {n} ({url.removeprefix('http://')}, postgres freshet_{n})", flush=True)
-        return measure(args, work, url, work / f"freshet-{n}.json")
+        try:
+            return measure(args, work, url, work / f"freshet-{n}.json")
+        except subprocess.CalledProcessError:
+            print(f"the freshet server's log ends:\n{tail(log)}", file=sys.stderr, flush=True)
+            raise
     finally:
         stop(proc)
 
@@ -208,6 +230,9 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3,
                    help="runs of each side, alternating, on fresh databases (default 3)")
     p.add_argument("--json", metavar="FILE", help="also write every run's figures and the medians to FILE")
+    p.add_argument("--freshet-only", action="store_true",
+                   help="measure Freshet alone (for profiling; prints no ratios) and list the SQL "
+                        "statements it ran, busiest first, from pg_stat_statements")
     args = p.parse_args()
     if args.runs < 1:
         p.error("--runs must be at least 1")
@@ -219,8 +244,14 @@ def main() -> None:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="freshet-tracking-pg-") as tmp:
         work = Path(tmp)
-        pg = Postgres()
+        pg = Postgres(extra_args=["-c", "shared_preload_libraries=pg_stat_statements"]
+                      if args.freshet_only else [])
         try:
+            if args.freshet_only:
+                for n in range(1, args.runs + 1):
+                    run_freshet(args, pg, work, n)
+                    statements(pg, f"freshet_{n}")
+                return
             for n in range(1, args.runs + 1):
                 f = run_freshet(args, pg, work, n)
                 m = run_mlflow(args, pg, work, n)

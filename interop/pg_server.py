@@ -78,7 +78,7 @@ def _write_tls_files(root: Path) -> tuple[Path, Path, Path]:
 
 
 class Postgres:
-    def __init__(self, start: bool = True, tls: bool = False):
+    def __init__(self, start: bool = True, tls: bool = False, extra_args: list[str] | None = None):
         # Its own folder under /tmp: pytest's tmp_path is private to the user running
         # the tests, and the server may run as another.
         self.root = Path(tempfile.mkdtemp(prefix="freshet-pg-"))
@@ -98,14 +98,14 @@ class Postgres:
              "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "--no-sync"],
             check=True, capture_output=True, timeout=120,
         )
-        self.tls_args: list[str] = []
+        self.tls_args: list[str] = list(extra_args or [])
         self.ca_file: Path | None = None
         if tls:
             self.ca_file, crt, key = _write_tls_files(self.root)
             if self._as_user:
                 for f in (crt, key):
                     shutil.chown(f, "postgres")
-            self.tls_args = ["-c", "ssl=on", "-c", f"ssl_cert_file={crt}", "-c", f"ssl_key_file={key}"]
+            self.tls_args += ["-c", "ssl=on", "-c", f"ssl_cert_file={crt}", "-c", f"ssl_key_file={key}"]
             # TCP only with TLS: a client that does not ask for it is turned away.
             hba = self.data / "pg_hba.conf"
             lines = [ln.replace("host ", "hostssl ", 1) if ln.startswith("host ") else ln

@@ -65,7 +65,11 @@ conformance! {
         nan_ranks_the_same_in_one_batch_or_two,
         history_is_ordered_across_the_log_and_the_merged_table,
     ],
-    two: [eight_concurrent_writers_lose_nothing],
+    two: [
+        eight_concurrent_writers_lose_nothing,
+        racing_writers_of_one_param_leave_one_value,
+        concurrent_batches_of_the_same_keys_all_land
+    ],
 }
 
 fn m(key: &str, value: f64, step: i64, timestamp: i64) -> Metric {
@@ -472,6 +476,100 @@ fn eight_concurrent_writers_lose_nothing(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         assert_eq!(h.items.len(), 250, "writer {t}");
     }
     assert_eq!(b.get_run(&id).unwrap().data.metrics.len(), 8);
+}
+
+/// Eight writers on two nodes log batches of the same metric and tag keys (in
+/// different orders) and the same params to one run at once: every batch lands, none
+/// fails on a lock-order deadlock.
+fn concurrent_batches_of_the_same_keys_all_land(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let id = new_run(&*a, "0");
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let s = if t % 2 == 0 { a.clone() } else { b.clone() };
+            let id = id.clone();
+            std::thread::spawn(move || {
+                for i in 0..60 {
+                    let mut keys: Vec<String> = (0..10).map(|k| format!("k{k}")).collect();
+                    if (t + i) % 2 == 1 {
+                        keys.reverse();
+                    }
+                    let metrics: Vec<Metric> = keys.iter().map(|k| m(k, i as f64, i, t)).collect();
+                    let tags: Vec<Tag> = keys.iter().map(|k| tag(k, &format!("{t}"))).collect();
+                    let params = vec![Param {
+                        key: "same".into(),
+                        value: "1".into(),
+                    }];
+                    s.log_batch(&id, &metrics, &params, &tags).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let run = a.get_run(&id).unwrap();
+    assert_eq!(run.data.metrics.len(), 10);
+    assert!(run.data.metrics.iter().all(|m| m.step == 59));
+    assert_eq!(
+        run.data
+            .tags
+            .iter()
+            .filter(|t| t.key.starts_with('k'))
+            .count(),
+        10
+    );
+    let h = b.get_metric_history(&id, "k3", 1000, None).unwrap();
+    assert_eq!(h.items.len(), 8 * 60);
+}
+
+/// Eight writers on two nodes log the same param with different values (and a metric
+/// each) at once, many times over on fresh runs: exactly one batch per run wins, the
+/// others are refused as a change of the param and wrote nothing, not even their metric.
+fn racing_writers_of_one_param_leave_one_value(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    for round in 0..20 {
+        let id = new_run(&*a, "0");
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let s = if t % 2 == 0 { a.clone() } else { b.clone() };
+                let (id, barrier) = (id.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let param = Param {
+                        key: "lr".into(),
+                        value: format!("0.{t}"),
+                    };
+                    barrier.wait();
+                    s.log_batch(&id, &[m(&format!("w{t}"), 1.0, 0, 0)], &[param], &[])
+                        .map(|()| t)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in threads {
+            match t.join().unwrap() {
+                Ok(t) => winners.push(t),
+                Err(RegistryError::InvalidParameter(msg)) => {
+                    assert!(
+                        msg.contains("Changing param values is not allowed"),
+                        "{msg}"
+                    )
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        let run = b.get_run(&id).unwrap();
+        assert_eq!(
+            run.data.params,
+            vec![Param {
+                key: "lr".into(),
+                value: format!("0.{}", winners[0])
+            }],
+            "round {round}"
+        );
+        let keys: Vec<&str> = run.data.metrics.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(keys, vec![format!("w{}", winners[0])], "round {round}");
+    }
 }
 
 fn search_runs_filters_and_orders_like_mlflow(s: &dyn Store) {

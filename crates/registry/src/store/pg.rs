@@ -60,9 +60,17 @@ pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// The SQLSTATE `freshet_fence()` raises when its lease has moved on (schema v3).
+const FENCED_SQLSTATE: &str = "FS409";
+
 impl From<tokio_postgres::Error> for RegistryError {
     fn from(e: tokio_postgres::Error) -> Self {
-        RegistryError::Database(describe(&e))
+        match e.as_db_error() {
+            Some(db) if db.code().code() == FENCED_SQLSTATE => {
+                RegistryError::Fenced(db.message().to_string())
+            }
+            _ => RegistryError::Database(describe(&e)),
+        }
     }
 }
 
@@ -262,16 +270,35 @@ impl Pool {
         Ok(Conn {
             guard,
             in_tx: false,
+            pending: Vec::new(),
         })
     }
 }
 
 /// A connection taken from the pool; returned when dropped. A transaction left open
 /// (an early return on error) is rolled back then.
+///
+/// Round trips are what a call costs here, so a transaction's opening (`BEGIN` and the
+/// fencing check) is not sent on its own: it waits in `pending` and goes out in one
+/// pipeline with the transaction's first statement, and [`Conn::commit_with`] sends the
+/// last statements together with `COMMIT`.
 pub(crate) struct Conn<'a> {
     guard: MutexGuard<'a, Option<Slot>>,
+    /// A transaction is open on the server.
     in_tx: bool,
+    /// Statements without answers to read, sent ahead of the next one.
+    pending: Vec<Pending>,
 }
+
+/// A statement held back to ride with the next one.
+enum Pending {
+    Begin,
+    /// `SELECT freshet_fence(lease, token)`: raises `FS409` once the lease moved on.
+    Fence(String, i64),
+}
+
+/// One statement of a pipeline and its parameters.
+pub(crate) type Step<'s> = (&'s str, &'s [&'s (dyn ToSql + Sync)]);
 
 impl Drop for Conn<'_> {
     fn drop(&mut self) {
@@ -305,9 +332,58 @@ impl Conn<'_> {
         Ok(s)
     }
 
+    /// Send `steps` (after anything pending) without waiting between them, then wait for
+    /// every answer: one round trip for all. The rows of each step, in order; the first
+    /// step that failed is the error (in a transaction, the steps after it fail too, and
+    /// the transaction is rolled back when the connection is dropped or, if `COMMIT` was
+    /// among them, by the server).
+    pub(crate) fn pipeline(&mut self, steps: &[Step<'_>]) -> Result<Vec<Vec<Row>>> {
+        let pending = std::mem::take(&mut self.pending);
+        let mut all: Vec<(Statement, Vec<&(dyn ToSql + Sync)>)> = Vec::new();
+        for p in &pending {
+            match p {
+                Pending::Begin => all.push((self.statement("BEGIN")?, Vec::new())),
+                Pending::Fence(lease, token) => all.push((
+                    self.statement("SELECT freshet_fence($1, $2)")?,
+                    vec![lease as &(dyn ToSql + Sync), token],
+                )),
+            }
+        }
+        let skip = all.len();
+        for (sql, params) in steps {
+            all.push((self.statement(sql)?, params.to_vec()));
+        }
+        if pending.iter().any(|p| matches!(p, Pending::Begin)) {
+            self.in_tx = true;
+        }
+        if steps.iter().any(|(sql, _)| *sql == "COMMIT") {
+            self.in_tx = false;
+        }
+        let client = &self.slot()?.client;
+        let answers = wait(futures::future::join_all(
+            all.iter().map(|(st, params)| client.query(st, params)),
+        ));
+        let mut rows = Vec::with_capacity(steps.len());
+        for (i, answer) in answers.into_iter().enumerate() {
+            let answer = answer?;
+            if i >= skip {
+                rows.push(answer);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The rows of one statement.
+    fn one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        if self.pending.is_empty() {
+            let st = self.statement(sql)?;
+            return Ok(wait(self.slot()?.client.query(&st, params))?);
+        }
+        Ok(self.pipeline(&[(sql, params)])?.pop().unwrap_or_default())
+    }
+
     pub(crate) fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let st = self.statement(sql)?;
-        Ok(wait(self.slot()?.client.query(&st, params))?)
+        self.one(sql, params)
     }
 
     pub(crate) fn query_opt(
@@ -315,22 +391,41 @@ impl Conn<'_> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>> {
-        let st = self.statement(sql)?;
-        Ok(wait(self.slot()?.client.query_opt(&st, params))?)
+        let mut rows = self.one(sql, params)?;
+        if rows.len() > 1 {
+            return Err(RegistryError::Database(
+                "a query expected to return one row returned several".into(),
+            ));
+        }
+        Ok(rows.pop())
     }
 
     pub(crate) fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
-        let st = self.statement(sql)?;
-        Ok(wait(self.slot()?.client.query_one(&st, params))?)
+        self.query_opt(sql, params)?.ok_or_else(|| {
+            RegistryError::Database("a query expected to return one row returned none".into())
+        })
     }
 
     pub(crate) fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let st = self.statement(sql)?;
-        Ok(wait(self.slot()?.client.execute(&st, params))?)
+        if self.pending.is_empty() {
+            let st = self.statement(sql)?;
+            return Ok(wait(self.slot()?.client.execute(&st, params))?);
+        }
+        self.flush()?;
+        self.execute(sql, params)
+    }
+
+    /// Send what is pending now (before a statement that cannot ride with it).
+    fn flush(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            self.pipeline(&[])?;
+        }
+        Ok(())
     }
 
     /// Several statements without parameters (schema changes).
     pub(crate) fn batch(&mut self, sql: &str) -> Result<()> {
+        self.flush()?;
         Ok(wait(self.slot()?.client.batch_execute(sql))?)
     }
 
@@ -346,6 +441,7 @@ impl Conn<'_> {
                 values.len()
             )));
         }
+        self.flush()?;
         let wrapped: Vec<Bound<'_>> = values.iter().map(Bound).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
             wrapped.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
@@ -364,17 +460,47 @@ impl Conn<'_> {
     }
 
     /// Start a transaction; it commits with [`Conn::commit`] and rolls back if the
-    /// connection is dropped first.
-    pub(crate) fn begin(&mut self) -> Result<()> {
-        self.batch("BEGIN")?;
-        self.in_tx = true;
-        Ok(())
+    /// connection is dropped first. `BEGIN` goes out with the first statement.
+    pub(crate) fn begin(&mut self) {
+        self.pending.push(Pending::Begin);
+    }
+
+    /// Check, first thing in the transaction, that `lease` is still held at `token`;
+    /// the statements after it fail with [`RegistryError::Fenced`] if it is not. Sent
+    /// with the first statement.
+    pub(crate) fn fence(&mut self, lease: &str, token: i64) {
+        self.pending.push(Pending::Fence(lease.to_string(), token));
     }
 
     pub(crate) fn commit(&mut self) -> Result<()> {
-        self.batch("COMMIT")?;
-        self.in_tx = false;
-        Ok(())
+        self.commit_with(&[]).map(drop)
+    }
+
+    /// The last statement of a write: with `COMMIT` when a transaction is open (or about
+    /// to be), else on its own (a statement is a transaction of its own). Its rows.
+    pub(crate) fn finish(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        if self.in_tx || self.pending.iter().any(|p| matches!(p, Pending::Begin)) {
+            Ok(self
+                .commit_with(&[(sql, params)])?
+                .pop()
+                .unwrap_or_default())
+        } else {
+            self.one(sql, params)
+        }
+    }
+
+    /// Run `steps` and commit, in one round trip with anything pending; the rows of
+    /// each step. A transaction that never sent a statement has nothing to commit.
+    pub(crate) fn commit_with(&mut self, steps: &[Step<'_>]) -> Result<Vec<Vec<Row>>> {
+        if steps.is_empty() && !self.in_tx {
+            self.pending.clear();
+            return Ok(Vec::new());
+        }
+        let mut all = steps.to_vec();
+        all.push(("COMMIT", &[]));
+        let mut rows = self.pipeline(&all)?;
+        rows.pop();
+        Ok(rows)
     }
 }
 
