@@ -40,12 +40,7 @@ pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
     runtime.start_rollouts(std::time::Duration::from_secs(1));
     // External training jobs log to this server: give them the address it really has.
     runtime.config.server.listen = addr.to_string();
-    runtime.start_loops(
-        std::time::Duration::from_secs(1),
-        Arc::new(|model: &str, e: &freshet_control::controller::LoopEvent| {
-            tracing::info!(model, event = ?e, "loop")
-        }),
-    )?;
+    runtime.start_loops(std::time::Duration::from_secs(1), Arc::new(log_loop_event))?;
     tracing::info!(%addr, tls = if tls.is_some() { "on" } else { "off" }, lake = %runtime.lake.root(), streams = runtime.config.streams.len(), "freshet is up");
     let state = runtime.app_state(Arc::new(AtomicBool::new(false)));
     match tls {
@@ -55,6 +50,60 @@ pub async fn run(config_path: &Path, args: UpArgs) -> Result<()> {
     tracing::info!("shutting down: committing buffered records");
     runtime.shutdown().await;
     Ok(())
+}
+
+/// One short line per loop event, with the fields an operator scans for.
+fn log_loop_event(model: &str, e: &freshet_control::controller::LoopEvent) {
+    use freshet_control::controller::LoopEvent as E;
+    match e {
+        E::DriftDetected { rows, reason } => {
+            tracing::info!(model, rows, %reason, "loop: drift detected")
+        }
+        E::Coalesced { reason } => tracing::info!(model, %reason, "loop: trigger coalesced"),
+        E::Trained {
+            version,
+            trigger,
+            table_version,
+            train_rows,
+            gates,
+            outcome,
+            ..
+        } => tracing::info!(
+            model,
+            version,
+            %trigger,
+            table_version,
+            train_rows,
+            gates_passed = gates.passed,
+            %outcome,
+            "loop: trained"
+        ),
+        E::JobFailed { reason } => tracing::warn!(model, %reason, "loop: training job failed"),
+        E::RolloutSuperseded { version, outcome } => {
+            tracing::info!(model, version, %outcome, "loop: rollout superseded by a drift")
+        }
+        // Every tick: a line when the served traffic drifted, else only at debug (the
+        // figures are on /metrics).
+        E::Monitored { version, report } if report.dataset.drifted => tracing::info!(
+            model,
+            version,
+            window_rows = report.window_rows,
+            drifted_columns = report.dataset.drifted_columns,
+            columns = report.dataset.columns,
+            "loop: served traffic drifted"
+        ),
+        E::Monitored { version, report } => tracing::debug!(
+            model,
+            version,
+            window_rows = report.window_rows,
+            "loop: served traffic tested for drift, none"
+        ),
+        E::LiveAccuracy {
+            version,
+            accuracy,
+            labelled,
+        } => tracing::debug!(model, version, accuracy, labelled, "loop: live accuracy"),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
