@@ -27,13 +27,15 @@ pub(super) const PREFIXES: [&str; 2] = ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow
 pub fn router() -> Router<AppState> {
     let mut r = Router::new().route("/version", get(version));
     // Whatever else MLflow serves under its prefixes (traces, the gateway, prompts,
-    // evaluation datasets, scorers, …) answers in MLflow's error shape, not with a bare
-    // 404 page a client cannot read.
+    // evaluation datasets, scorers, multipart and presigned artifact transfers, …)
+    // answers in MLflow's error shape, not with a bare 404 page a client cannot read.
     for p in [
         "/api/2.0/mlflow",
         "/ajax-api/2.0/mlflow",
         "/api/3.0/mlflow",
         "/ajax-api/3.0/mlflow",
+        "/api/2.0/mlflow-artifacts",
+        "/ajax-api/2.0/mlflow-artifacts",
     ] {
         r = r.route(
             &format!("{p}/{{*rest}}"),
@@ -284,7 +286,7 @@ async fn not_implemented(uri: axum::http::Uri) -> MlflowError {
         status: axum::http::StatusCode::NOT_IMPLEMENTED,
         code: "NOT_IMPLEMENTED",
         message: format!(
-            "{} is not implemented by Freshet (docs/tracking.md lists what is)",
+            "{} is not implemented by Freshet (docs/compatibility.md lists what is)",
             uri.path()
         ),
     }
