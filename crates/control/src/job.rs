@@ -39,18 +39,19 @@ pub async fn window(
     job: &JobState,
     window_rows: u64,
 ) -> Result<Vec<Vec<Value>>> {
-    let mut rows = table.read_rows(Some(job.table_version), schema).await?;
-    sort_by_arrival(&mut rows, schema);
-    if let Some(skip) = job.skip_rows {
-        let skip = usize::try_from(skip).unwrap_or(usize::MAX).min(rows.len());
-        rows.drain(..skip);
-    }
+    let skip = job
+        .skip_rows
+        .map_or(0, |s| usize::try_from(s).unwrap_or(usize::MAX));
     let keep = usize::try_from(window_rows).unwrap_or(usize::MAX);
-    if rows.len() > keep {
-        let extra = rows.len() - keep;
-        rows.drain(..extra);
-    }
-    Ok(rows)
+    Ok(table
+        .read_rows_window(
+            Some(job.table_version),
+            schema,
+            [sys::INGESTED_AT, sys::POSITION],
+            skip,
+            keep,
+        )
+        .await?)
 }
 
 /// A trained, registered candidate with its holdout rows (for the gates).

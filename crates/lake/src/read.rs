@@ -90,6 +90,22 @@ fn shape(
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
+/// Read only the columns of `schema` from one file (partition columns filled in), on
+/// the blocking pool like [`read_file`].
+pub(crate) async fn read_file_projected(
+    t: &DeltaTable,
+    path: &deltalake::Path,
+    partition: &HashMap<String, Option<String>>,
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>> {
+    let bytes = t.object_store().get(path).await?.bytes().await?;
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let (partition, schema) = (partition.clone(), schema.clone());
+    tokio::task::spawn_blocking(move || decode_projected(bytes, &partition, &schema, &names))
+        .await
+        .map_err(|e| LakeError::Io(std::io::Error::other(e.to_string())))?
+}
+
 /// [`decode`], reading only the Parquet columns among `names` (partition columns are
 /// not in the file and are filled in from `partition`).
 fn decode_projected(

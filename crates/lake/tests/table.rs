@@ -289,3 +289,66 @@ async fn a_scan_reads_named_columns_of_the_kept_partitions_only() {
     let err = t.scan(None, &["nope"], |_| true).await.unwrap_err();
     assert!(err.to_string().contains("no column named nope"), "{err}");
 }
+
+#[tokio::test]
+async fn a_window_read_keeps_the_newest_rows_after_a_skip_in_rank_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, s) = table(dir.path(), "events/window").await;
+    // Files written out of rank order, across two partitions.
+    t.append(batch(&s, 10..20, 19_000), &[]).await.unwrap();
+    let v2 = t.append(batch(&s, 0..10, 19_001), &[]).await.unwrap();
+    t.append(batch(&s, 20..30, 19_001), &[]).await.unwrap();
+    let id_list = |rows: Vec<Vec<Value>>| -> Vec<i64> {
+        rows.iter()
+            .map(|r| match r[0] {
+                Value::Int(i) => i,
+                _ => -1,
+            })
+            .collect()
+    };
+    let window = |version, order, skip, keep| {
+        let (t, s) = (&t, &s);
+        async move {
+            id_list(
+                t.read_rows_window(version, s, order, skip, keep)
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    assert_eq!(
+        window(None, ["at", "id"], 0, 5).await,
+        (25..30).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        window(None, ["at", "id"], 12, 100).await,
+        (12..30).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        window(None, ["at", "id"], 0, 1000).await,
+        (0..30).collect::<Vec<_>>()
+    );
+    assert_eq!(window(None, ["at", "id"], 28, 5).await, vec![28, 29]);
+    assert!(window(None, ["at", "id"], 30, 5).await.is_empty());
+    // At a pinned version, only its rows rank.
+    assert_eq!(
+        window(Some(v2), ["at", "id"], 3, 4).await,
+        (16..20).collect::<Vec<_>>()
+    );
+    // A column the table lacks ranks every row alike: the other decides.
+    assert_eq!(window(None, ["nope", "id"], 0, 3).await, vec![27, 28, 29]);
+    // Every column of a kept row comes back, partition values included.
+    let rows = t
+        .read_rows_window(None, &s, ["at", "id"], 0, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![
+            Value::Int(29),
+            Value::Str("n29".into()),
+            Value::Timestamp(29_000_000),
+            Value::Date(19_001)
+        ]]
+    );
+}
