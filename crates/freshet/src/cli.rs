@@ -535,10 +535,56 @@ pub enum BenchCommand {
     /// Append a chain of audit records from many concurrent appenders into a temporary
     /// folder, then time `freshet audit verify` over it.
     Audit(BenchAuditArgs),
+    /// Run ingest, scoring with capture, feedback and a model's loop together at steady
+    /// rates for a fixed time against its own server, report RSS, open files, threads,
+    /// p99 latency and the lake's size every interval, and fail if any grows without
+    /// bound (docs/benchmarks.md, "Soak").
+    Soak(BenchSoakArgs),
     /// Print the ingest bench's records (card transactions from the generator) as
     /// NDJSON on stdout, to feed other systems (bench/kafka_ingest.py produces them to
     /// Kafka); --schema-out writes the stream's schema fields as JSON.
     Records(BenchRecordsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSoakArgs {
+    /// How long to run, in minutes.
+    #[arg(long, default_value_t = 10.0)]
+    pub minutes: f64,
+    /// Seconds between samples (one row of the report each).
+    #[arg(long, default_value_t = 60.0)]
+    pub interval_secs: f64,
+    /// Minutes of start-up not judged: growth is measured from the sample at their end.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup_minutes: f64,
+    /// Single-row scoring requests per second, paced across --connections.
+    #[arg(long, default_value_t = 5000.0)]
+    pub score_rate: f64,
+    /// Keep-alive connections the scoring load is spread over.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Records ingested per second over HTTP (NDJSON bodies of --ingest-batch records).
+    #[arg(long, default_value_t = 20000.0)]
+    pub ingest_rate: f64,
+    /// Records per ingest request.
+    #[arg(long, default_value_t = 500)]
+    pub ingest_batch: usize,
+    /// Ingest senders, each with one request in flight (an acknowledgement waits for
+    /// the records' commit, so the rate needs several).
+    #[arg(long, default_value_t = 8)]
+    pub ingest_connections: usize,
+    /// One scored answer in this many gets its label fed back (0: no feedback).
+    #[arg(long, default_value_t = 10)]
+    pub label_every: u64,
+    /// Largest RSS growth after the warm-up, as a fraction of the RSS at its end.
+    #[arg(long, default_value_t = 0.10)]
+    pub max_rss_growth: f64,
+    /// Largest departure of an interval's p99 from the median p99 after the warm-up.
+    #[arg(long, default_value_t = 0.20)]
+    pub max_p99_change: f64,
+    /// Write the samples and the verdict as JSON to this file as well.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

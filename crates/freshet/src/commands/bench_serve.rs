@@ -197,7 +197,7 @@ async fn own_server(mut a: BenchServeArgs) -> Result<()> {
 
 /// The bench's config: one HTTP stream of the synthetic rows and, for training, the
 /// model with its triggers out of reach.
-fn own_config(model: Option<&str>) -> String {
+pub(super) fn own_config(model: Option<&str>) -> String {
     let mut fields: String = OWN_COLUMNS
         .iter()
         .map(|c| format!("        - {{ name: {c}, type: float }}\n"))
@@ -218,7 +218,7 @@ fn own_config(model: Option<&str>) -> String {
 }
 
 /// Synthetic rows: uniform features, a label from a noisy linear score.
-fn write_own_data(path: &std::path::Path) -> Result<()> {
+pub(super) fn write_own_data(path: &std::path::Path) -> Result<()> {
     use rand::{Rng, SeedableRng};
     use std::fmt::Write;
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
@@ -238,7 +238,7 @@ fn write_own_data(path: &std::path::Path) -> Result<()> {
 }
 
 /// Runs this binary with `args` against `config_file`, failing with its output.
-async fn freshet_cli(config_file: &std::path::Path, args: &[&str]) -> Result<()> {
+pub(super) async fn freshet_cli(config_file: &std::path::Path, args: &[&str]) -> Result<()> {
     let out = tokio::process::Command::new(std::env::current_exe()?)
         .arg("--config")
         .arg(config_file)
@@ -259,7 +259,7 @@ async fn freshet_cli(config_file: &std::path::Path, args: &[&str]) -> Result<()>
 
 /// Points the `champion` alias at version 1 (the operator's token) and waits until the
 /// model is ready to serve (the scorer's).
-async fn set_champion(
+pub(super) async fn set_champion(
     base: &str,
     model: &str,
     operator: Option<&str>,

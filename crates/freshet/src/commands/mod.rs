@@ -7,6 +7,7 @@ mod bench_audit;
 mod bench_learners;
 mod bench_serve;
 mod bench_shared;
+mod bench_soak;
 mod bench_tracking;
 mod demo;
 mod ingest;
@@ -46,6 +47,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Serve(a)) => bench_serve::serve(a).await,
         Command::Bench(BenchCommand::Audit(a)) => bench_audit::run(a).await,
         Command::Bench(BenchCommand::Records(a)) => bench::records(a),
+        Command::Bench(BenchCommand::Soak(a)) => bench_soak::run(a).await,
     }
 }
 

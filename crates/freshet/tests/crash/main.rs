@@ -13,4 +13,5 @@ mod harness;
 mod pii_in_logs;
 mod recovery;
 mod rollout_cli;
+mod soak_cli;
 mod train_cli;
