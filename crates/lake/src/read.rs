@@ -42,13 +42,32 @@ pub(crate) async fn read_file(
     partition: &HashMap<String, Option<String>>,
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>> {
+    read_file_columns(t, path, partition, schema, false).await
+}
+
+/// [`read_file`]; with `projected`, only the file's columns that `schema` names are
+/// decoded.
+pub(crate) async fn read_file_columns(
+    t: &DeltaTable,
+    path: &deltalake::Path,
+    partition: &HashMap<String, Option<String>>,
+    schema: &SchemaRef,
+    projected: bool,
+) -> Result<Vec<RecordBatch>> {
     let bytes = t.object_store().get(path).await?.bytes().await?;
     // Decoding is CPU work: on the blocking pool, so a read never stalls a thread that
     // is answering requests.
     let (partition, schema) = (partition.clone(), schema.clone());
-    tokio::task::spawn_blocking(move || decode(bytes, &partition, &schema))
-        .await
-        .map_err(|e| LakeError::Io(std::io::Error::other(e.to_string())))?
+    tokio::task::spawn_blocking(move || {
+        if projected {
+            let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            decode_projected(bytes, &partition, &schema, &names)
+        } else {
+            decode(bytes, &partition, &schema)
+        }
+    })
+    .await
+    .map_err(|e| LakeError::Io(std::io::Error::other(e.to_string())))?
 }
 
 /// Decode a Parquet file into batches shaped like `schema`.
@@ -88,22 +107,6 @@ fn shape(
         columns.push(col);
     }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
-}
-
-/// Read only the columns of `schema` from one file (partition columns filled in), on
-/// the blocking pool like [`read_file`].
-pub(crate) async fn read_file_projected(
-    t: &DeltaTable,
-    path: &deltalake::Path,
-    partition: &HashMap<String, Option<String>>,
-    schema: &SchemaRef,
-) -> Result<Vec<RecordBatch>> {
-    let bytes = t.object_store().get(path).await?.bytes().await?;
-    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let (partition, schema) = (partition.clone(), schema.clone());
-    tokio::task::spawn_blocking(move || decode_projected(bytes, &partition, &schema, &names))
-        .await
-        .map_err(|e| LakeError::Io(std::io::Error::other(e.to_string())))?
 }
 
 /// [`decode`], reading only the Parquet columns among `names` (partition columns are
@@ -286,20 +289,11 @@ impl Table {
         }
         let schema: SchemaRef =
             std::sync::Arc::new(deltalake::arrow::datatypes::Schema::new(fields));
-        let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
         let mut out = Vec::new();
         for f in live_files(&t)? {
-            if !keep(&f.partition) {
-                continue;
+            if keep(&f.partition) {
+                out.extend(read_file_columns(&t, &f.path, &f.partition, &schema, true).await?);
             }
-            let bytes = t.object_store().get(&f.path).await?.bytes().await?;
-            let (partition, schema, names) = (f.partition.clone(), schema.clone(), names.clone());
-            let batches = tokio::task::spawn_blocking(move || {
-                decode_projected(bytes, &partition, &schema, &names)
-            })
-            .await
-            .map_err(|e| LakeError::Io(std::io::Error::other(e.to_string())))??;
-            out.extend(batches);
         }
         Ok(out)
     }

@@ -147,7 +147,7 @@ impl Table {
         for f in &files {
             let mut max = None;
             for b in
-                crate::read::read_file_projected(&t, &f.path, &f.partition, &key_schema).await?
+                crate::read::read_file_columns(&t, &f.path, &f.partition, &key_schema, true).await?
             {
                 for k in rank_keys(&b, order)? {
                     n += 1;

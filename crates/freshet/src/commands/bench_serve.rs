@@ -592,8 +592,9 @@ fn comm(pid: u32) -> Option<String> {
     Some(s.trim().to_string())
 }
 
-/// A `kB` line of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`).
-fn status_kb(pid: u32, key: &str) -> Option<u64> {
+/// A figure of `/proc/<pid>/status`: a `kB` line (`VmRSS:`, `VmHWM:`) or a count
+/// (`Threads:`).
+pub(super) fn status_kb(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

@@ -11,7 +11,7 @@
 //! interval's p99 within their bounds, open files and threads not climbing, and the
 //! rates held. A failed judgement is an error exit.
 
-use super::bench_serve::{freshet_cli, set_champion, write_own_data};
+use super::bench_serve::{freshet_cli, set_champion, status_kb, write_own_data};
 use super::bench_shared::Server;
 use crate::cli::BenchSoakArgs;
 use anyhow::{Context, Result, bail};
@@ -553,18 +553,6 @@ fn judge(a: &BenchSoakArgs, samples: &[Sample], first_error: Option<&str>) -> Ve
         });
     }
     checks
-}
-
-/// A `/proc/<pid>/status` figure (`VmRSS:` in KiB, `Threads:`).
-fn status_kb(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// CPU seconds (user and system) a process has used: `/proc/<pid>/stat` fields 14

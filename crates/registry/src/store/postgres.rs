@@ -534,19 +534,8 @@ pub(super) fn active_run(conn: &mut Conn<'_>, run_id: &str, lock: bool) -> Resul
     } else {
         "SELECT lifecycle_stage FROM runs WHERE run_id = $1"
     };
-    let stage: Option<String> = conn
-        .query_opt(sql, &[&run_id])?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-    match stage {
-        None => Err(RegistryError::NotFound(format!(
-            "Run with id={run_id} not found"
-        ))),
-        Some(stage) if stage == "active" => Ok(()),
-        Some(_) => Err(RegistryError::InvalidState(format!(
-            "The run {run_id} must be in the 'active' state. Current state is deleted."
-        ))),
-    }
+    let rows = conn.query(sql, &[&run_id])?;
+    run_is_active(run_id, &rows)
 }
 
 fn upsert_tag_sql(table: &str) -> String {
