@@ -6,7 +6,7 @@ use deltalake::DeltaTable;
 use deltalake::arrow::array::{ArrayRef, new_null_array};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, SchemaRef};
-use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -106,7 +106,14 @@ fn shape(
         };
         columns.push(col);
     }
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    // The row count is given, so a batch of no columns (a projection of columns the
+    // file lacks) still says how many rows it stands for.
+    let options = RecordBatchOptions::new().with_row_count(Some(n));
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &options,
+    )?)
 }
 
 /// [`decode`], reading only the Parquet columns among `names` (partition columns are
