@@ -58,7 +58,7 @@ def endpoints() -> list[Endpoint]:
                 path = re.sub(r"^/api/2\.0(?=mlflow)", "/api/2.0/", path)
                 out.add(Endpoint(name, cls.__name__, method, path))
     return sorted(out, key=lambda e: (SERVICES.index(next(s for s in SERVICES if s[0] == e.service)),
-                                      e.area, e.path, e.method))
+                                      e.area, e.path, e.method, e.rpc))
 
 
 def probe(base: str, e: Endpoint, session: requests.Session | None = None) -> str:
