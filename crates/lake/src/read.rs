@@ -58,27 +58,29 @@ pub(crate) async fn read_file_columns(
     // Decoding is CPU work: on the blocking pool, so a read never stalls a thread that
     // is answering requests.
     let (partition, schema) = (partition.clone(), schema.clone());
-    tokio::task::spawn_blocking(move || {
-        if projected {
-            let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-            decode_projected(bytes, &partition, &schema, &names)
-        } else {
-            decode(bytes, &partition, &schema)
-        }
-    })
-    .await
-    .map_err(|e| LakeError::Io(std::io::Error::other(e.to_string())))?
+    tokio::task::spawn_blocking(move || decode(bytes, &partition, &schema, projected))
+        .await
+        .map_err(|e| LakeError::Io(std::io::Error::other(e.to_string())))?
 }
 
-/// Decode a Parquet file into batches shaped like `schema`.
-fn decode<R: deltalake::parquet::file::reader::ChunkReader + 'static>(
-    bytes: R,
+/// Decode a Parquet file into batches shaped like `schema`; with `projected`, only the
+/// file's columns that `schema` names (partition columns are not in the file and are
+/// filled in from `partition`).
+fn decode(
+    bytes: bytes::Bytes,
     partition: &HashMap<String, Option<String>>,
     schema: &SchemaRef,
+    projected: bool,
 ) -> Result<Vec<RecordBatch>> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
-        .with_batch_size(64 * 1024)
-        .build()?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    if projected {
+        let mask = ProjectionMask::columns(
+            builder.parquet_schema(),
+            schema.fields().iter().map(|f| f.name().as_str()),
+        );
+        builder = builder.with_projection(mask);
+    }
+    let reader = builder.with_batch_size(64 * 1024).build()?;
     let mut out = Vec::new();
     for batch in reader {
         out.push(shape(&batch?, partition, schema)?);
@@ -114,27 +116,6 @@ fn shape(
         columns,
         &options,
     )?)
-}
-
-/// [`decode`], reading only the Parquet columns among `names` (partition columns are
-/// not in the file and are filled in from `partition`).
-fn decode_projected(
-    bytes: bytes::Bytes,
-    partition: &HashMap<String, Option<String>>,
-    schema: &SchemaRef,
-    names: &[String],
-) -> Result<Vec<RecordBatch>> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-    let mask = ProjectionMask::columns(builder.parquet_schema(), names.iter().map(String::as_str));
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(64 * 1024)
-        .build()?;
-    let mut out = Vec::new();
-    for batch in reader {
-        out.push(shape(&batch?, partition, schema)?);
-    }
-    Ok(out)
 }
 
 /// A file's partition values (`None`: null).
