@@ -25,7 +25,7 @@ pub use control::{DETECTORS, GatesSpec, JobSpec, MonitorSpec, TriggersSpec, VsCh
 
 #[path = "model_spec_serving.rs"]
 mod serving;
-pub use serving::{LiveSpec, ServingMode};
+pub use serving::{LiveSpec, Rebase, ServingMode};
 
 #[path = "model_spec_rollout.rs"]
 mod rollout;

@@ -39,6 +39,22 @@ pub struct LiveSpec {
     pub max_error_gap: f64,
     /// Answers kept in memory waiting for their labels; the oldest go first.
     pub pending_answers: usize,
+    /// What a new champion does to the live state.
+    pub rebase: Rebase,
+}
+
+/// What happens to the live state when a new version becomes champion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rebase {
+    /// The live state keeps answering and learning while the new version scores beside
+    /// it; once both are graded on `min_labels` labels, the live state restarts from
+    /// the new version if that erred less, and otherwise keeps its state with the new
+    /// version as its snapshot (the safety net's reference and fallback).
+    #[default]
+    Judged,
+    /// The live state restarts from every new champion at once.
+    Always,
 }
 
 impl Default for LiveSpec {
@@ -48,6 +64,7 @@ impl Default for LiveSpec {
             min_labels: 100,
             max_error_gap: 0.05,
             pending_answers: 200_000,
+            rebase: Rebase::Judged,
         }
     }
 }

@@ -293,6 +293,7 @@ impl Monitoring {
             LiveEvent::Rebased { .. } => {
                 self.series.live_mode.with_label_values(&[model]).set(1.0);
             }
+            LiveEvent::Kept { .. } => {}
         }
     }
 

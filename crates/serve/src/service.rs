@@ -245,7 +245,7 @@ fn score_live(
     let view = live.view();
     let (lp, lc) = predict(&view.live, rows)?;
     let (sp, sc) = predict(&view.snapshot, rows)?;
-    live.remember(request_id, client_request_id, rows, &lp, &sp, &view.stamp);
+    live.remember(request_id, client_request_id, rows, &lp, &sp, &view);
     let stamp = Some(view.stamp);
     Ok(if stamp.as_ref().is_some_and(|s| s.fallback) {
         (sp, sc, stamp)

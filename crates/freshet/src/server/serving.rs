@@ -263,6 +263,9 @@ fn answer(s: Scored) -> Response {
         if let Ok(v) = HeaderValue::from_str(&live.learned.to_string()) {
             h.insert("x-live-learned", v);
         }
+        if let Ok(v) = HeaderValue::from_str(&live.base.to_string()) {
+            h.insert("x-live-base", v);
+        }
         h.insert(
             "x-live-mode",
             HeaderValue::from_static(if live.fallback { "fallback" } else { "live" }),

@@ -30,6 +30,11 @@ models:
   plain:
     stream: s
     label: is_fraud
+  eager:
+    stream: s
+    label: is_fraud
+    serving: live
+    live: { rebase: always }
 "#;
 
 fn schema() -> Schema {
@@ -46,6 +51,11 @@ fn amount(i: usize) -> f64 {
 
 /// Register a version of `name` trained on 600 true rows and make it the champion.
 fn champion(srv: &TestServer, name: &str, learner: Value) -> i64 {
+    champion_taught(srv, name, learner, false)
+}
+
+/// As [`champion`], trained on flipped labels when `flip`.
+fn champion_taught(srv: &TestServer, name: &str, learner: Value, flip: bool) -> i64 {
     let spec: ModelSpec =
         serde_json::from_value(json!({"stream": "s", "label": "is_fraud", "learner": learner}))
             .unwrap();
@@ -55,7 +65,7 @@ fn champion(srv: &TestServer, name: &str, learner: Value) -> i64 {
         .map(|i| {
             let a = amount(i * 7 + 3);
             let merchant = ["grocery", "fuel", "travel"][i % 3];
-            json!({"amount": a, "merchant": merchant, "is_fraud": truth(a)})
+            json!({"amount": a, "merchant": merchant, "is_fraud": truth(a) != flip})
         })
         .collect();
     let v = crate::support::publish_trained(srv, name, model, &rows);
@@ -305,6 +315,122 @@ async fn a_learner_taught_wrong_labels_falls_back_to_its_snapshot_and_comes_back
         metric(&m, "freshet_live_mode", &[("model", "fraud")]),
         Some(1.0)
     );
+    srv.shutdown().await;
+}
+
+/// Score ten events from `start` on `model`, then feed their labels (flipped when
+/// `flip`) and wait until they are learnt; the answers' stamps.
+async fn round(
+    srv: &TestServer,
+    model: &str,
+    start: usize,
+    flip: bool,
+) -> Vec<(String, u64, String)> {
+    let mut labels = Vec::new();
+    let mut stamps = Vec::new();
+    for k in start..start + 10 {
+        let r = score(srv, model, &body(k)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        stamps.push(stamp(&r));
+        labels
+            .push(json!({"client_request_id": format!("e{k}"), "label": truth(amount(k)) != flip}));
+    }
+    feed(srv, model, &labels).await;
+    stamps
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_champion_replaces_the_live_state_only_when_it_errs_less_on_the_labels_after_it() {
+    let srv = TestServer::start_with(Options::new(CONFIG)).await;
+    let lr = json!({"type": "logistic_regression", "lr": 0.5});
+    let v1 = champion(&srv, "fraud", lr.clone());
+    let mut i = 0;
+    // The live state learns flipped labels: it answers them better than v1 does, so
+    // it keeps answering.
+    for _ in 0..30 {
+        round(&srv, "fraud", i, true).await;
+        i += 10;
+    }
+    let before = round(&srv, "fraud", i, true).await;
+    i += 10;
+    let st = srv.get("/v1/models/fraud/status").await.json();
+    assert_eq!(st["live"]["mode"], "live", "{st}");
+    assert_eq!(st["live"]["base_version"], v1, "{st}");
+
+    // v2, trained on true labels, becomes champion while the labels turn honest: it
+    // scores beside the live state and, erring less over `min_labels`, becomes the
+    // base of a new lineage — without a fallback.
+    let v2 = champion(&srv, "fraud", lr.clone());
+    let mut judged_after = None;
+    for r in 1..=10 {
+        round(&srv, "fraud", i, false).await;
+        i += 10;
+        let st = srv.get("/v1/models/fraud/status").await.json();
+        assert_eq!(st["live"]["snapshot_version"], v2, "{st}");
+        if st["live"]["judging"] == false {
+            judged_after = Some(r * 10);
+            break;
+        }
+    }
+    let labels = judged_after.expect("v2 was judged within 100 labels");
+    assert!(
+        labels >= 40,
+        "judged on {labels} labels, fewer than min_labels"
+    );
+    let st = srv.get("/v1/models/fraud/status").await.json();
+    assert_eq!(st["live"]["base_version"], v2, "{st}");
+    assert_eq!(st["live"]["fallbacks"], 0, "{st}");
+    assert!(
+        st["live"]["last_event"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("starts from version {v2}"))),
+        "{st}"
+    );
+    let after = round(&srv, "fraud", i, false).await;
+    i += 10;
+    assert_ne!(after[0].0, before[0].0, "a new lineage");
+    assert!(after.iter().all(|s| s.2 == "live"));
+
+    // v3, trained on flipped labels, becomes champion: it errs more than the live
+    // state, which keeps its lineage and what it learnt, with v3 as its snapshot.
+    let v3 = champion_taught(&srv, "fraud", lr.clone(), true);
+    let mut kept = false;
+    for _ in 0..10 {
+        let stamps = round(&srv, "fraud", i, false).await;
+        i += 10;
+        assert!(stamps.iter().all(|s| s.0 == after[0].0 && s.2 == "live"));
+        let st = srv.get("/v1/models/fraud/status").await.json();
+        if st["live"]["judging"] == false && st["live"]["snapshot_version"] == v3 {
+            kept = true;
+            assert_eq!(st["live"]["base_version"], v2, "{st}");
+            let e = st["live"]["last_event"].as_str().unwrap_or_default();
+            assert!(
+                e.contains(&format!("keeps its state (base version {v2})")),
+                "{st}"
+            );
+            assert!(e.contains(&format!("new version {v3}")), "{st}");
+            break;
+        }
+    }
+    assert!(kept, "v3 was judged and the live state kept");
+    let r = score(&srv, "fraud", &body(i)).await;
+    assert_eq!(r.header("x-model-version"), Some(v3.to_string()));
+    assert_eq!(r.header("x-live-base"), Some(v2.to_string()));
+    let (learned, before) = (stamp(&r).1, after[9].1);
+    assert!(
+        learned >= before + 40,
+        "the kept lineage goes on counting: {before} then {learned}"
+    );
+
+    // With `rebase: always`, a new champion is the base at once.
+    let e1 = champion(&srv, "eager", lr.clone());
+    let first = round(&srv, "eager", 0, false).await;
+    let e2 = champion(&srv, "eager", lr);
+    round(&srv, "eager", 10, false).await;
+    let st = srv.get("/v1/models/eager/status").await.json();
+    assert_eq!(st["live"]["base_version"], e2, "{st}");
+    assert_ne!(st["live"]["lineage"], first[0].0.as_str(), "{st}");
+    assert!(e2 > e1);
     srv.shutdown().await;
 }
 

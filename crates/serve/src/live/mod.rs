@@ -15,8 +15,14 @@
 //!   snapshot at once, the live state restarts from it under a new lineage, and the
 //!   observer hears why. The restarted learner keeps learning in shadow, and traffic
 //!   returns to it once it is no worse than the snapshot over the window.
-//! - When the `champion` alias moves, the new version becomes the base: a new lineage
-//!   starts from it and the old learner thread ends.
+//! - When the `champion` alias moves, the new version becomes the snapshot. By default
+//!   (`rebase: judged`) the live state keeps answering and learning beside it until
+//!   both are graded on `min_labels` labels: it restarts from the new version (a new
+//!   lineage, the version its base) if that erred less, else it keeps its state and
+//!   lineage with the new version as its safety net. A promoted snapshot trained on
+//!   fewer rows of a new concept than the live state has learnt no longer undoes them.
+//!   With `rebase: always`, or when the new version reads other inputs, the new version
+//!   becomes the base at once and the old learner thread ends.
 //!
 //! Labels reach a live model through [`LiveModel::labels`] (the feedback endpoint); an
 //! answer is matched by its request id or the caller's id. Live mode is single-node:
@@ -30,7 +36,7 @@ use crate::formats::Prediction;
 use crate::loader::LoadedModel;
 use arc_swap::ArcSwap;
 use freshet_core::Value;
-use freshet_core::model_spec::LiveSpec;
+use freshet_core::model_spec::{LiveSpec, Rebase};
 use journal::{JournalHeader, JournalWriter};
 use net::{SafetyNet, Verdict};
 use serde::Serialize;
@@ -63,6 +69,8 @@ pub struct LiveView {
     pub live: Arc<LoadedModel>,
     pub snapshot: Arc<LoadedModel>,
     pub stamp: LiveStamp,
+    /// Labels of answers given in another epoch do not grade the net.
+    epoch: u64,
 }
 
 /// What the safety net did.
@@ -84,6 +92,15 @@ pub enum LiveEvent {
     },
     /// A new base version: a new lineage starts from it.
     Rebased { base: i64 },
+    /// A new champion erred more than the live state on the labels since it came: the
+    /// live state keeps its lineage, the new version is its snapshot.
+    Kept {
+        base: i64,
+        snapshot: i64,
+        live_error: f64,
+        snapshot_error: f64,
+        labels: usize,
+    },
 }
 
 impl LiveEvent {
@@ -107,6 +124,15 @@ impl LiveEvent {
                 "live learner answers again (base version {base}): error {live_error:.3} vs the snapshot's {snapshot_error:.3} over {labels} labels"
             ),
             LiveEvent::Rebased { base } => format!("live learner starts from version {base}"),
+            LiveEvent::Kept {
+                base,
+                snapshot,
+                live_error,
+                snapshot_error,
+                labels,
+            } => format!(
+                "live learner keeps its state (base version {base}): error {live_error:.3} vs new version {snapshot}'s {snapshot_error:.3} over {labels} labels"
+            ),
         }
     }
 }
@@ -119,7 +145,12 @@ pub trait LiveObserver: Send + Sync {
 /// A live model as `/status` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveStatus {
+    /// The version the answering lineage started from.
     pub base_version: i64,
+    /// The version scoring beside it: the safety net's reference (the champion).
+    pub snapshot_version: i64,
+    /// A new snapshot is being graded against the live state (`rebase: judged`).
+    pub judging: bool,
     /// `live` or `fallback`.
     pub mode: &'static str,
     pub lineage: String,
@@ -147,7 +178,10 @@ pub struct LiveStatus {
 /// The state requests read.
 #[derive(Debug)]
 struct Published {
+    /// The live state, carrying its lineage's base version.
     model: Arc<LoadedModel>,
+    /// The version scoring beside it.
+    snapshot: Arc<LoadedModel>,
     lineage: Arc<str>,
     epoch: u64,
     learned: u64,
@@ -155,6 +189,7 @@ struct Published {
 
 #[derive(Debug, Default)]
 struct Counters {
+    judging: bool,
     learned_total: u64,
     refused: u64,
     fallbacks: u64,
@@ -235,6 +270,13 @@ impl Pending {
     }
 }
 
+/// What the learner thread is told, in order.
+enum Msg {
+    Learn(Learn),
+    /// A new champion: the snapshot from here on (and perhaps the new base).
+    Snapshot(Arc<LoadedModel>),
+}
+
 /// One label for the learner thread.
 struct Learn {
     row: Vec<Value>,
@@ -250,9 +292,11 @@ struct Learn {
 pub struct LiveModel {
     name: String,
     spec: LiveSpec,
-    base: Arc<LoadedModel>,
+    /// The newest version handed over as champion (the learner thread takes it in
+    /// queue order; [`Published::snapshot`] says when it has).
+    champion: ArcSwap<LoadedModel>,
     shared: Arc<Shared>,
-    tx: Mutex<Option<mpsc::Sender<Learn>>>,
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
     pending: Mutex<Pending>,
     /// Recent labels by id: the hand-off count that must be learnt for each (0: it
     /// matched no answer, nothing to learn).
@@ -327,6 +371,7 @@ impl LiveModel {
         let shared = Arc::new(Shared {
             published: ArcSwap::from_pointee(Published {
                 model: base.clone(),
+                snapshot: base.clone(),
                 lineage: lineage.clone(),
                 epoch: first_epoch,
                 learned: 0,
@@ -341,7 +386,10 @@ impl LiveModel {
         let (tx, rx) = mpsc::channel();
         let learner = Learner {
             name: name.to_string(),
+            spec: spec.clone(),
             base: base.clone(),
+            snapshot: base.clone(),
+            judging: false,
             model: base.model.clone(),
             net: SafetyNet::new(spec.clone(), base.is_regression()),
             shared: shared.clone(),
@@ -365,7 +413,7 @@ impl LiveModel {
         Arc::new(Self {
             name: name.to_string(),
             spec,
-            base,
+            champion: ArcSwap::new(base),
             shared,
             tx: Mutex::new(tx),
             pending: Mutex::new(pending),
@@ -373,9 +421,9 @@ impl LiveModel {
         })
     }
 
-    /// The version this live model starts from.
-    pub fn base(&self) -> &Arc<LoadedModel> {
-        &self.base
+    /// The newest version handed over as champion.
+    pub fn champion(&self) -> Arc<LoadedModel> {
+        self.champion.load_full()
     }
 
     /// The live state and the snapshot as they stand for one request: both score it,
@@ -384,14 +432,27 @@ impl LiveModel {
         let p = self.shared.published.load_full();
         LiveView {
             live: p.model.clone(),
-            snapshot: self.base.clone(),
+            snapshot: p.snapshot.clone(),
             stamp: LiveStamp {
-                base: self.base.version,
+                base: p.model.version,
                 lineage: p.lineage.clone(),
                 learned: p.learned,
                 fallback: self.shared.fallback.load(Ordering::Acquire),
             },
+            epoch: p.epoch,
         }
+    }
+
+    /// Hand over a new champion with the same inputs: it scores beside the live state
+    /// from the moment the learner thread takes it. `false` when the thread is gone.
+    fn new_snapshot(&self, champion: &Arc<LoadedModel>) -> bool {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(tx) = tx.as_ref() else { return false };
+        if tx.send(Msg::Snapshot(champion.clone())).is_err() {
+            return false;
+        }
+        self.champion.store(champion.clone());
+        true
     }
 
     /// Keep an answer until its label comes: the rows, the live state's and the
@@ -403,16 +464,9 @@ impl LiveModel {
         rows: &[Vec<Value>],
         live: &[Prediction],
         snapshot: &[Prediction],
-        stamp: &LiveStamp,
+        view: &LiveView,
     ) {
-        let epoch = {
-            let p = self.shared.published.load();
-            if p.lineage == stamp.lineage {
-                p.epoch
-            } else {
-                u64::MAX
-            }
-        };
+        let epoch = view.epoch;
         let answer = PendingAnswer {
             rows: rows.to_vec(),
             live: live.iter().map(|p| p.label.to_json()).collect(),
@@ -481,14 +535,14 @@ impl LiveModel {
             let Ok(label) = serde_json::from_str::<Json>(&l.label) else {
                 continue;
             };
-            let msg = Learn {
+            let msg = Msg::Learn(Learn {
                 row: a.rows[i].clone(),
                 label,
                 label_json: l.label.clone(),
                 live: a.live.get(i).cloned().unwrap_or(Json::Null),
                 snapshot: a.snapshot.get(i).cloned().unwrap_or(Json::Null),
                 epoch: a.epoch,
-            };
+            });
             if tx.send(msg).is_err() {
                 break;
             }
@@ -515,7 +569,9 @@ impl LiveModel {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         LiveStatus {
-            base_version: self.base.version,
+            base_version: p.model.version,
+            snapshot_version: p.snapshot.version,
+            judging: c.judging,
             mode: if self.shared.fallback.load(Ordering::Acquire) {
                 "fallback"
             } else {
@@ -540,14 +596,21 @@ impl LiveModel {
     /// Stop learning (the base moved on); the thread ends once its queue is empty.
     fn stop(&self) {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        tracing::debug!(model = %self.name, base = self.base.version, "live learner stopped");
+        tracing::debug!(model = %self.name, "live learner stopped");
     }
 }
 
 /// The learner thread's state.
 struct Learner {
     name: String,
+    spec: LiveSpec,
+    /// The version the current lineage started from.
     base: Arc<LoadedModel>,
+    /// The version scoring beside the live state: the net's reference, and the state a
+    /// fallback restarts from.
+    snapshot: Arc<LoadedModel>,
+    /// The snapshot is new and not yet judged against the live state.
+    judging: bool,
     model: freshet_learn::model::Model,
     net: SafetyNet,
     shared: Arc<Shared>,
@@ -560,7 +623,7 @@ struct Learner {
 }
 
 impl Learner {
-    fn run(mut self, rx: mpsc::Receiver<Learn>) {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
         self.open_journal();
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
@@ -570,9 +633,15 @@ impl Learner {
                     Err(_) => break,
                 }
             }
-            let n = batch.len() as u64;
+            let mut n = 0;
             for m in batch {
-                self.one(m);
+                match m {
+                    Msg::Learn(m) => {
+                        self.one(m);
+                        n += 1;
+                    }
+                    Msg::Snapshot(v) => self.take_snapshot(v),
+                }
             }
             if let Some(j) = &mut self.journal
                 && let Err(e) = j.flush()
@@ -602,6 +671,69 @@ impl Learner {
         }
     }
 
+    /// A new champion with the same inputs. Answers given before it are not graded
+    /// against it (a new epoch).
+    fn take_snapshot(&mut self, v: Arc<LoadedModel>) {
+        let fallen = self.shared.fallback.load(Ordering::Acquire);
+        self.snapshot = v;
+        self.net.clear();
+        if fallen || self.spec.rebase == Rebase::Always {
+            // A fallen-back learner restarts from the newest snapshot; it answers
+            // again once no worse than it, as after any fallback.
+            self.judging = false;
+            self.restart();
+            if !fallen {
+                self.event(
+                    LiveEvent::Rebased {
+                        base: self.base.version,
+                    },
+                    |_| {},
+                );
+            }
+        } else {
+            self.judging = true;
+            self.epoch += 1;
+            self.publish();
+        }
+        self.counters().judging = self.judging;
+    }
+
+    /// The verdict on a new snapshot, once both are graded on `min_labels` labels:
+    /// restart from it when it erred less, else keep the live state. `true` when the
+    /// live state restarted.
+    fn judge_snapshot(&mut self) -> bool {
+        if !self.judging {
+            return false;
+        }
+        let Some((live, snapshot, labels)) = self.net.errors() else {
+            return false;
+        };
+        self.judging = false;
+        self.counters().judging = false;
+        if snapshot < live {
+            self.restart();
+            self.event(
+                LiveEvent::Rebased {
+                    base: self.base.version,
+                },
+                |_| {},
+            );
+            true
+        } else {
+            self.event(
+                LiveEvent::Kept {
+                    base: self.base.version,
+                    snapshot: self.snapshot.version,
+                    live_error: live,
+                    snapshot_error: snapshot,
+                    labels,
+                },
+                |_| {},
+            );
+            false
+        }
+    }
+
     fn one(&mut self, m: Learn) {
         let regression = self.base.is_regression();
         if m.epoch == self.epoch {
@@ -623,7 +755,12 @@ impl Learner {
             self.counters().refused += 1;
         }
         let fallen = self.shared.fallback.load(Ordering::Acquire);
-        match self.net.verdict(fallen) {
+        let verdict = if self.judge_snapshot() {
+            Verdict::Hold
+        } else {
+            self.net.verdict(fallen)
+        };
+        match verdict {
             Verdict::Hold => {}
             Verdict::FallBack {
                 live,
@@ -689,6 +826,7 @@ impl Learner {
 
     /// Start a new lineage from the snapshot.
     fn restart(&mut self) {
+        self.base = self.snapshot.clone();
         self.model = self.base.model.clone();
         self.epoch += 1;
         self.learned = 0;
@@ -706,6 +844,7 @@ impl Learner {
         ));
         self.shared.published.store(Arc::new(Published {
             model,
+            snapshot: self.snapshot.clone(),
             lineage: self.lineage.clone(),
             epoch: self.epoch,
             learned: self.learned,
@@ -759,13 +898,26 @@ impl LiveHub {
     pub fn for_champion(&self, model: &str, champion: &Arc<LoadedModel>) -> Option<Arc<LiveModel>> {
         let spec = self.specs.get(model)?;
         let mut map = self.models.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = map.get(model)
-            && (Arc::ptr_eq(&m.base, champion) || m.base.version == champion.version)
-        {
-            return Some(m.clone());
+        if let Some(m) = map.get(model) {
+            let current = m.champion.load();
+            if Arc::ptr_eq(&current, champion) || current.version == champion.version {
+                return Some(m.clone());
+            }
         }
         if champion.model.is_batch() {
             return None;
+        }
+        if spec.rebase == Rebase::Judged
+            && let Some(m) = map.get(model)
+            && m.champion.load().input == champion.input
+            && m.new_snapshot(champion)
+        {
+            tracing::info!(
+                model,
+                snapshot = champion.version,
+                "live learner judges a new snapshot"
+            );
+            return Some(m.clone());
         }
         let (first_epoch, pending) = match map.get(model) {
             Some(old) => {
@@ -773,7 +925,7 @@ impl LiveHub {
                 let epoch = old.shared.published.load().epoch.saturating_add(1);
                 // Kept rows are laid out by the old base's inputs; they carry over only
                 // when the new base reads the same ones.
-                let pending = if old.base.input == champion.input {
+                let pending = if old.champion.load().input == champion.input {
                     std::mem::take(&mut *old.pending.lock().unwrap_or_else(|e| e.into_inner()))
                 } else {
                     Pending::default()
