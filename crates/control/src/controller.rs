@@ -325,6 +325,13 @@ impl ModelLoop {
             absorbed?;
             if want_errors {
                 errors = self.errors.poll_labels(&self.deps.lake).await?;
+                if errors.unmatched > 0 {
+                    tracing::debug!(
+                        model = %self.name,
+                        labels = errors.unmatched,
+                        "labels let go: no champion answer held for them"
+                    );
+                }
             }
         }
         let mut rollout_active = freshet_serve::rollout::state_from_tags(&self.name, &tags)

@@ -26,6 +26,12 @@ fn detector(name: &str) -> Option<freshet_monitor::Detector> {
 const MAX_WAITING: usize = 200_000;
 /// Labels kept waiting for their prediction's capture commit.
 const MAX_EARLY_LABELS: usize = 200_000;
+/// How long a label waits for its prediction, by the labels' own arrival times: a
+/// capture commits within a second or two, so a label still unmatched after this names
+/// an answer that is not held (a challenger's, one forgotten, one never given) and is
+/// let go — kept, it would be searched again every poll and, once `MAX_EARLY_LABELS`
+/// of them piled up, crowd out labels that are merely early.
+const EARLY_LABEL_MICROS: i64 = 120_000_000;
 /// Recent labelled predictions the accuracy is computed on.
 const ACCURACY_WINDOW: usize = 500;
 
@@ -75,6 +81,8 @@ pub struct ErrorUpdate {
     pub since_change: u64,
     /// Accuracy over the most recent labelled champion predictions.
     pub accuracy: Option<f64>,
+    /// Labels let go without a prediction to grade (see `EARLY_LABEL_MICROS`).
+    pub unmatched: u64,
 }
 
 /// One model's error stream.
@@ -88,6 +96,8 @@ pub struct ErrorStream {
     order: VecDeque<(Id, i64)>,
     answers: HashMap<String, Arc<str>>,
     early: Vec<LabelIn>,
+    /// The newest arrival time among the labels read.
+    newest_label_at: i64,
     recent: VecDeque<bool>,
     /// The champion graded now, and its predictions labelled so far.
     champion: Option<i64>,
@@ -132,6 +142,7 @@ impl ErrorStream {
             order: VecDeque::new(),
             answers: HashMap::new(),
             early: Vec::new(),
+            newest_label_at: i64::MIN,
             recent: VecDeque::new(),
             champion: None,
             champion_labelled: 0,
@@ -260,6 +271,9 @@ impl ErrorStream {
             }
         }
         new.sort_by_key(|l| l.at);
+        if let Some(l) = new.last() {
+            self.newest_label_at = self.newest_label_at.max(l.at);
+        }
         let early = std::mem::take(&mut self.early);
         let mut update = ErrorUpdate::default();
         for l in early.into_iter().chain(new) {
@@ -279,8 +293,12 @@ impl ErrorStream {
             };
             let Some(pred) = target.as_ref().and_then(|t| self.by_request.remove(t)) else {
                 // The capture may not have committed the prediction yet.
-                if self.early.len() < MAX_EARLY_LABELS {
+                if self.newest_label_at.saturating_sub(l.at) <= EARLY_LABEL_MICROS
+                    && self.early.len() < MAX_EARLY_LABELS
+                {
                     self.early.push(l);
+                } else {
+                    update.unmatched += 1;
                 }
                 continue;
             };
@@ -415,5 +433,56 @@ mod tests {
         append_labels(&labels, &[(Some("r3"), None, None, "false")]).await;
         let update = errors.poll_labels(&lake).await.expect("poll");
         assert_eq!((update.labelled, errors.champion_labelled), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn an_early_label_waits_for_its_prediction_but_not_forever() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = Lake::new(dir.path().to_str().expect("path")).expect("lake");
+        let mut errors = ErrorStream::new("m", "none");
+        errors.follow(Some(1));
+        let labels = freshet_serve::feedback::open_table(&lake, "labels/m", &labels_schema())
+            .await
+            .expect("labels table");
+        // Labels for r0 and r9 come before any capture commit: both wait.
+        append_labels(
+            &labels,
+            &[
+                (Some("r0"), None, None, "true"),
+                (Some("r9"), None, None, "true"),
+            ],
+        )
+        .await;
+        let update = errors.poll_labels(&lake).await.expect("poll");
+        assert_eq!((update.labelled, update.unmatched), (0, 0));
+        // r0's prediction is captured: its waiting label grades it.
+        errors.absorb_predictions(&[captured(1)]).expect("absorb");
+        let update = errors.poll_labels(&lake).await.expect("poll");
+        assert_eq!((update.labelled, update.unmatched), (1, 0));
+        // Labels keep arriving; once they are two minutes newer than r9's, r9's label
+        // (no prediction is held for it) is let go rather than searched for again on
+        // every poll.
+        let s = labels_schema();
+        let mut b = RowBatchBuilder::new(&s, 1);
+        let row = [
+            Value::Str("r5".into()),
+            Value::Null,
+            Value::Null,
+            Value::Int(0),
+            Value::Str("true".into()),
+            Value::Timestamp(EARLY_LABEL_MICROS + 10),
+            Value::Date(0),
+        ];
+        for (k, v) in row.iter().enumerate() {
+            b.push(k, v);
+        }
+        b.end_row();
+        labels
+            .append(b.finish().expect("batch"), &[])
+            .await
+            .expect("append");
+        let update = errors.poll_labels(&lake).await.expect("poll");
+        assert_eq!((update.labelled, update.unmatched), (0, 1));
+        assert_eq!(errors.early.len(), 1, "r5's own label still waits");
     }
 }
