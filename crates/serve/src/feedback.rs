@@ -53,6 +53,9 @@ fn bad(msg: String) -> ServeError {
     ServeError::BadRequest(msg)
 }
 
+/// A label is a class or a value: past this many bytes (as JSON) it is refused.
+pub const MAX_LABEL_BYTES: usize = 4_096;
+
 /// Parse a feedback body: one label object, an array of them, `{"labels": [...]}`, or
 /// NDJSON. Problems name the item and the field, never a label value.
 pub fn parse_feedback(body: &[u8], now_micros: i64) -> Result<Vec<LabelRow>, ServeError> {
@@ -103,6 +106,20 @@ pub fn parse_feedback(body: &[u8], now_micros: i64) -> Result<Vec<LabelRow>, Ser
             if it.row < 0 {
                 return Err(bad(format!("label {i}: 'row' must be 0 or more")));
             }
+            for (field, v) in [
+                ("request_id", &it.request_id),
+                ("client_request_id", &it.client_request_id),
+                ("key", &it.key),
+            ] {
+                if v.as_ref()
+                    .is_some_and(|v| v.len() > crate::formats::MAX_ID_BYTES)
+                {
+                    return Err(bad(format!(
+                        "label {i}: '{field}' is longer than {} bytes",
+                        crate::formats::MAX_ID_BYTES
+                    )));
+                }
+            }
             let label = match it.label {
                 None | Some(serde_json::Value::Null) => {
                     return Err(bad(format!("label {i}: 'label' is missing")));
@@ -114,6 +131,11 @@ pub fn parse_feedback(body: &[u8], now_micros: i64) -> Result<Vec<LabelRow>, Ser
                 }
                 Some(v) => v.to_string(),
             };
+            if label.len() > MAX_LABEL_BYTES {
+                return Err(bad(format!(
+                    "label {i}: 'label' is longer than {MAX_LABEL_BYTES} bytes"
+                )));
+            }
             Ok(LabelRow {
                 request_id: it.request_id,
                 client_request_id: it.client_request_id,
@@ -683,6 +705,31 @@ mod tests {
             assert!(e.contains(says), "{e}");
             assert!(!e.contains("alice@example.com"), "{e}");
         }
+        // Ids and labels are held (by the live learner, the labels table): bounded.
+        let long_id = "i".repeat(crate::formats::MAX_ID_BYTES + 1);
+        let long_label = "l".repeat(MAX_LABEL_BYTES);
+        for (body, says) in [
+            (
+                format!(r#"{{"client_request_id": "{long_id}", "label": 1}}"#),
+                "label 0: 'client_request_id' is longer than 256 bytes",
+            ),
+            (
+                format!(r#"[{{"key": "a", "label": 1}}, {{"key": "{long_id}", "label": 1}}]"#),
+                "label 1: 'key' is longer than 256 bytes",
+            ),
+            (
+                format!(r#"{{"request_id": "a", "label": "{long_label}"}}"#),
+                "label 0: 'label' is longer than 4096 bytes",
+            ),
+        ] {
+            let e = parse_feedback(body.as_bytes(), 0).unwrap_err();
+            assert!(matches!(e, ServeError::BadRequest(_)), "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+            assert!(!e.to_string().contains(&long_id), "{e}");
+        }
+        let at_limit = "i".repeat(crate::formats::MAX_ID_BYTES);
+        let ok = format!(r#"{{"request_id": "{at_limit}", "label": 1}}"#);
+        assert_eq!(parse_feedback(ok.as_bytes(), 0).unwrap().len(), 1);
     }
 
     /// Predictions `(request id, captured at µs, version, variant, prediction)` in

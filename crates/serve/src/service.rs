@@ -353,6 +353,18 @@ impl Scorer {
         input: ScoreInput<'_>,
         started: Instant,
     ) -> Result<Scored, ServeError> {
+        // Ids from headers are held like their body forms: bounded the same way.
+        for (header, v) in [
+            ("x-client-request-id", input.client_request_id),
+            ("x-routing-key", input.routing_key),
+        ] {
+            if v.is_some_and(|v| v.len() > crate::formats::MAX_ID_BYTES) {
+                return Err(ServeError::BadRequest(format!(
+                    "header '{header}' is longer than {} bytes",
+                    crate::formats::MAX_ID_BYTES
+                )));
+            }
+        }
         let not_served = || ServeError::NotServed(model.to_string());
         let ep = self.endpoints.get(model).ok_or_else(not_served)?;
         let routes = ep.routes().ok_or_else(not_served)?;

@@ -105,6 +105,7 @@ async fn feedback(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_model_name(&model)?;
+    known_model(&s, &model)?;
     let wait = match q.wait.as_deref() {
         None => false,
         Some("learned") => true,
@@ -225,8 +226,24 @@ async fn performance(
     Path(model): Path<String>,
 ) -> Result<Response, ApiError> {
     check_model_name(&model)?;
+    known_model(&s, &model)?;
     let per_version = freshet_serve::feedback::performance(&s.lake, &model).await?;
     Ok(axum::Json(serde_json::json!({ "model": model, "versions": per_version })).into_response())
+}
+
+/// Labels and performance are kept per model in tables of their own: only for a model
+/// declared in the configuration or served now, so no caller can make the server
+/// create and hold tables under names of its choosing.
+fn known_model(s: &AppState, model: &str) -> Result<(), ApiError> {
+    if s.models.iter().any(|m| m == model) || s.scorer.endpoints.get(model).is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("model '{model}' is neither declared nor served"),
+        ))
+    }
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {

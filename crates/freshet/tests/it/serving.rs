@@ -216,6 +216,48 @@ async fn every_format_scores_and_every_mistake_is_a_clear_400() {
         "{}",
         String::from_utf8_lossy(&b)
     );
+    // Labels and performance only for a model declared or served: no table is made
+    // under a name a caller picks.
+    let (s, _, b) = post(
+        &c,
+        format!("{}/v1/models/ghost/feedback", srv.url()),
+        j,
+        json!({"request_id": "r1", "label": true}).to_string(),
+    )
+    .await;
+    assert_eq!(s, 404, "{}", String::from_utf8_lossy(&b));
+    assert!(String::from_utf8_lossy(&b).contains("neither declared nor served"));
+    let r = c
+        .get(format!("{}/v1/models/ghost/performance", srv.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = c
+        .get(format!("{}/v1/models/fraud/performance", srv.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Caller ids in headers are bounded like their body forms.
+    let ok = json!({"dataframe_records": [{"amount": 950.0, "merchant": "fuel"}]}).to_string();
+    for header in ["x-client-request-id", "x-routing-key"] {
+        for (len, want) in [(256, 200), (257, 400)] {
+            let r = c
+                .post(inv.clone())
+                .header("content-type", j)
+                .header(header, "i".repeat(len))
+                .body(ok.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), want, "{header} of {len} bytes");
+            if want == 400 {
+                let text = r.text().await.unwrap();
+                assert!(text.contains(header), "{text}");
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
