@@ -33,12 +33,30 @@ pub struct DecodedRecord {
 /// Decode a JSON array of objects, or NDJSON (one object per line), detected from the
 /// first non-blank byte.
 pub fn decode_json_body(body: &[u8], schema: &Schema) -> Result<Vec<DecodedRecord>, IngestError> {
+    decode_json_body_at_most(body, schema, usize::MAX)
+}
+
+/// As [`decode_json_body`], refusing a body of more than `max` records as soon as the
+/// record past `max` is reached, so a body of many tiny records never holds more than
+/// `max` decoded ones.
+pub fn decode_json_body_at_most(
+    body: &[u8],
+    schema: &Schema,
+    max: usize,
+) -> Result<Vec<DecodedRecord>, IngestError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         None => Ok(Vec::new()),
-        Some(b'[') => decode_json_array(body, schema),
-        Some(_) => decode_ndjson(body, schema, 1),
+        Some(b'[') => decode_json_array(body, schema, max),
+        Some(_) => decode_ndjson_at_most(body, schema, 1, max),
     }
+}
+
+/// The error for a body of more than `max` records.
+pub fn too_many_records(max: usize) -> IngestError {
+    IngestError::TooLarge(format!(
+        "more than {max} records in one request exceeds the buffer of {max} records; split the request"
+    ))
 }
 
 fn malformed(e: &serde_json::Error, line_offset: usize) -> IngestError {
@@ -55,11 +73,26 @@ fn malformed(e: &serde_json::Error, line_offset: usize) -> IngestError {
     }
 }
 
-fn decode_json_array(body: &[u8], schema: &Schema) -> Result<Vec<DecodedRecord>, IngestError> {
+fn decode_json_array(
+    body: &[u8],
+    schema: &Schema,
+    max: usize,
+) -> Result<Vec<DecodedRecord>, IngestError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let records = ArraySeed { schema }
-        .deserialize(&mut de)
-        .map_err(|e| malformed(&e, 0))?;
+    let over = std::cell::Cell::new(false);
+    let records = ArraySeed {
+        schema,
+        max,
+        over: &over,
+    }
+    .deserialize(&mut de)
+    .map_err(|e| {
+        if over.get() {
+            too_many_records(max)
+        } else {
+            malformed(&e, 0)
+        }
+    })?;
     de.end().map_err(|e| malformed(&e, 0))?;
     Ok(records)
 }
@@ -70,10 +103,23 @@ pub fn decode_ndjson(
     schema: &Schema,
     first_line: usize,
 ) -> Result<Vec<DecodedRecord>, IngestError> {
-    let mut out = Vec::with_capacity(body.len() / 256 + 1);
+    decode_ndjson_at_most(body, schema, first_line, usize::MAX)
+}
+
+/// As [`decode_ndjson`], refusing more than `max` records.
+pub fn decode_ndjson_at_most(
+    body: &[u8],
+    schema: &Schema,
+    first_line: usize,
+    max: usize,
+) -> Result<Vec<DecodedRecord>, IngestError> {
+    let mut out = Vec::with_capacity((body.len() / 256 + 1).min(max.saturating_add(1)));
     for (i, line) in body.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
+        }
+        if out.len() == max {
+            return Err(too_many_records(max));
         }
         out.push(decode_json_record(line, schema).map_err(|e| match e {
             IngestError::Malformed {
@@ -102,6 +148,15 @@ pub fn decode_json_record(text: &[u8], schema: &Schema) -> Result<DecodedRecord,
 /// Decode a CSV body with a header row; cells arrive as strings (empty cells as null)
 /// and are typed by the validator's coercions.
 pub fn decode_csv(body: &[u8], schema: &Schema) -> Result<Vec<DecodedRecord>, IngestError> {
+    decode_csv_at_most(body, schema, usize::MAX)
+}
+
+/// As [`decode_csv`], refusing more than `max` records.
+pub fn decode_csv_at_most(
+    body: &[u8],
+    schema: &Schema,
+    max: usize,
+) -> Result<Vec<DecodedRecord>, IngestError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -113,6 +168,7 @@ pub fn decode_csv(body: &[u8], schema: &Schema) -> Result<Vec<DecodedRecord>, In
     loop {
         match reader.read_byte_record(&mut rec) {
             Ok(false) => break,
+            Ok(true) if out.len() == max => return Err(too_many_records(max)),
             Ok(true) => out.push(map.decode(&rec, schema)?),
             Err(e) => return Err(csv_error(&e)),
         }
@@ -192,6 +248,9 @@ pub fn csv_error(e: &csv::Error) -> IngestError {
 
 struct ArraySeed<'a> {
     schema: &'a Schema,
+    /// Records past this many are refused; `over` says the refusal was that.
+    max: usize,
+    over: &'a std::cell::Cell<bool>,
 }
 
 impl<'de> DeserializeSeed<'de> for ArraySeed<'_> {
@@ -207,10 +266,19 @@ impl<'de> Visitor<'de> for ArraySeed<'_> {
         f.write_str("an array of records")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(64).min(1 << 16));
+        let mut out = Vec::with_capacity(
+            seq.size_hint()
+                .unwrap_or(64)
+                .min(1 << 16)
+                .min(self.max.saturating_add(1)),
+        );
         while let Some(r) = seq.next_element_seed(RecordSeed {
             schema: self.schema,
         })? {
+            if out.len() == self.max {
+                self.over.set(true);
+                return Err(de::Error::custom("too many records"));
+            }
             out.push(r);
         }
         Ok(out)
@@ -394,6 +462,35 @@ mod tests {
             Field::new("a", FieldType::Int),
             Field::new("b", FieldType::String),
         ])
+    }
+
+    #[test]
+    fn a_body_of_more_records_than_allowed_is_refused_while_decoding() {
+        let s = schema();
+        let array = br#"[{"a": 1}, {"a": 2}, {"a": 3}]"#;
+        let ndjson = b"{\"a\": 1}\n\n{\"a\": 2}\n{\"a\": 3}\n";
+        let csv = b"a,b\n1,x\n2,y\n3,z\n";
+        assert_eq!(decode_json_body_at_most(array, &s, 3).unwrap().len(), 3);
+        assert_eq!(decode_json_body_at_most(ndjson, &s, 3).unwrap().len(), 3);
+        assert_eq!(decode_csv_at_most(csv, &s, 3).unwrap().len(), 3);
+        for e in [
+            decode_json_body_at_most(array, &s, 2).unwrap_err(),
+            decode_json_body_at_most(ndjson, &s, 2).unwrap_err(),
+            decode_csv_at_most(csv, &s, 2).unwrap_err(),
+        ] {
+            match e {
+                IngestError::TooLarge(m) => {
+                    assert!(m.contains("more than 2 records in one request"), "{m}")
+                }
+                other => panic!("{other}"),
+            }
+        }
+        // Malformed JSON is still reported as such, not as too many.
+        let bad = br#"[{"a": 1}, {"a": "#;
+        assert!(matches!(
+            decode_json_body_at_most(bad, &s, 5),
+            Err(IngestError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! entry point all sources use ([`IngestService::submit_decoded`]).
 
 use crate::batch::{Ack, CommitObserver, Committer};
-use crate::decode::{DecodedRecord, decode_csv, decode_json_body};
+use crate::decode::{self, DecodedRecord};
 use crate::error::{IngestError, Result};
 use crate::metrics::IngestMetrics;
 use crate::pipeline::{Pipeline, Rejection};
@@ -197,10 +197,13 @@ impl IngestService {
         let started = Instant::now();
         let rt = self.stream(stream)?.clone();
         let schema = rt.pipeline.input_schema();
+        // No request holds more records than the buffer: refused while decoding, not
+        // after (a body of tiny records would decode to many times its size first).
+        let max = self.capacity;
         let records = match format {
-            BodyFormat::Json => decode_json_body(body, schema)?,
-            BodyFormat::Ndjson => crate::decode::decode_ndjson(body, schema, 1)?,
-            BodyFormat::Csv => decode_csv(body, schema)?,
+            BodyFormat::Json => decode::decode_json_body_at_most(body, schema, max)?,
+            BodyFormat::Ndjson => decode::decode_ndjson_at_most(body, schema, 1, max)?,
+            BodyFormat::Csv => decode::decode_csv_at_most(body, schema, max)?,
         };
         let _key_guard = match idempotency_key {
             Some(k) => Some(self.claim_key(stream, k)?),

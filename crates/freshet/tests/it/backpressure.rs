@@ -167,6 +167,12 @@ async fn saturation_answers_503_and_loses_nothing() {
         .await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "too_large");
+    // Refused while decoding, at the record past the bound.
+    assert!(
+        r.text().contains(&format!("more than {BOUND} records")),
+        "{}",
+        r.text()
+    );
     // Exactly the bound is fine.
     let r = ts
         .post("load", body(9998, BOUND), Some("application/json"), None)
