@@ -377,8 +377,9 @@ mod tests {
 
     type LabelRow<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, &'a str);
 
-    /// Labels `(request id, client id, key, label)`, row 0 each, in one commit.
-    async fn append_labels(labels: &Table, rows: &[LabelRow<'_>]) {
+    /// Labels `(request id, client id, key, label)`, row 0 each, in one commit, arriving
+    /// at `first_at`, `first_at + 1`, … µs.
+    async fn append_labels_at(labels: &Table, first_at: i64, rows: &[LabelRow<'_>]) {
         let s = labels_schema();
         let mut b = RowBatchBuilder::new(&s, rows.len());
         let text = |t: Option<&str>| t.map_or(Value::Null, |t| Value::Str(t.into()));
@@ -389,7 +390,7 @@ mod tests {
                 text(*key),
                 Value::Int(0),
                 Value::Str((*label).into()),
-                Value::Timestamp(i as i64),
+                Value::Timestamp(first_at + i as i64),
                 Value::Date(0),
             ];
             for (k, v) in row.iter().enumerate() {
@@ -401,6 +402,10 @@ mod tests {
             .append(b.finish().expect("batch"), &[])
             .await
             .expect("append");
+    }
+
+    async fn append_labels(labels: &Table, rows: &[LabelRow<'_>]) {
+        append_labels_at(labels, 0, rows).await;
     }
 
     #[tokio::test]
@@ -462,25 +467,12 @@ mod tests {
         // Labels keep arriving; once they are two minutes newer than r9's, r9's label
         // (no prediction is held for it) is let go rather than searched for again on
         // every poll.
-        let s = labels_schema();
-        let mut b = RowBatchBuilder::new(&s, 1);
-        let row = [
-            Value::Str("r5".into()),
-            Value::Null,
-            Value::Null,
-            Value::Int(0),
-            Value::Str("true".into()),
-            Value::Timestamp(EARLY_LABEL_MICROS + 10),
-            Value::Date(0),
-        ];
-        for (k, v) in row.iter().enumerate() {
-            b.push(k, v);
-        }
-        b.end_row();
-        labels
-            .append(b.finish().expect("batch"), &[])
-            .await
-            .expect("append");
+        append_labels_at(
+            &labels,
+            EARLY_LABEL_MICROS + 10,
+            &[(Some("r5"), None, None, "true")],
+        )
+        .await;
         let update = errors.poll_labels(&lake).await.expect("poll");
         assert_eq!((update.labelled, update.unmatched), (0, 1));
         assert_eq!(errors.early.len(), 1, "r5's own label still waits");
