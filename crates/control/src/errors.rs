@@ -272,7 +272,9 @@ impl ErrorStream {
         }
         new.sort_by_key(|l| l.at);
         if let Some(l) = new.last() {
-            self.newest_label_at = self.newest_label_at.max(l.at);
+            // A writer whose clock runs ahead must not age every waiting label at once.
+            let now = chrono::Utc::now().timestamp_micros();
+            self.newest_label_at = self.newest_label_at.max(l.at.min(now));
         }
         let early = std::mem::take(&mut self.early);
         let mut update = ErrorUpdate::default();

@@ -105,7 +105,7 @@ async fn feedback(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_model_name(&model)?;
-    known_model(&s, &model)?;
+    known_model(&s, &model).await?;
     let wait = match q.wait.as_deref() {
         None => false,
         Some("learned") => true,
@@ -226,7 +226,7 @@ async fn performance(
     Path(model): Path<String>,
 ) -> Result<Response, ApiError> {
     check_model_name(&model)?;
-    known_model(&s, &model)?;
+    known_model(&s, &model).await?;
     let per_version = freshet_serve::feedback::performance(&s.lake, &model).await?;
     Ok(axum::Json(serde_json::json!({ "model": model, "versions": per_version })).into_response())
 }
@@ -234,14 +234,22 @@ async fn performance(
 /// Labels and performance are kept per model in tables of their own: only for a model
 /// declared in the configuration or served now, so no caller can make the server
 /// create and hold tables under names of its choosing.
-fn known_model(s: &AppState, model: &str) -> Result<(), ApiError> {
+async fn known_model(s: &AppState, model: &str) -> Result<(), ApiError> {
     if s.models.iter().any(|m| m == model) || s.scorer.endpoints.get(model).is_some() {
+        return Ok(());
+    }
+    // Registered but not (yet) served here, e.g. just after a start.
+    let (tracking, name) = (s.tracking.clone(), model.to_string());
+    let registered = tokio::task::spawn_blocking(move || tracking.get_registered_model(&name))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    if registered {
         Ok(())
     } else {
         Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("model '{model}' is neither declared nor served"),
+            format!("model '{model}' is neither declared, registered nor served"),
         ))
     }
 }

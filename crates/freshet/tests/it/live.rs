@@ -69,6 +69,12 @@ fn champion_taught(srv: &TestServer, name: &str, learner: Value, flip: bool) -> 
         })
         .collect();
     let v = crate::support::publish_trained(srv, name, model, &rows);
+    promote(srv, name, v);
+    v
+}
+
+/// Make version `v` of `name` the champion.
+fn promote(srv: &TestServer, name: &str, v: i64) {
     let rt = srv.runtime();
     rt.tracking.set_alias(name, "champion", v).unwrap();
     rt.scorer
@@ -79,7 +85,6 @@ fn champion_taught(srv: &TestServer, name: &str, learner: Value, flip: bool) -> 
             &freshet_serve::rollout::RolloutModes,
         )
         .unwrap();
-    v
 }
 
 fn body(i: usize) -> Value {
@@ -421,6 +426,16 @@ async fn a_new_champion_replaces_the_live_state_only_when_it_errs_less_on_the_la
         learned >= before + 40,
         "the kept lineage goes on counting: {before} then {learned}"
     );
+    i += 1;
+
+    // A rollback — an older version champion again — is the new base at once.
+    promote(&srv, "fraud", v2);
+    let back = round(&srv, "fraud", i, false).await;
+    let st = srv.get("/v1/models/fraud/status").await.json();
+    assert_eq!(st["live"]["base_version"], v2, "{st}");
+    assert_eq!(st["live"]["snapshot_version"], v2, "{st}");
+    assert_eq!(st["live"]["judging"], false, "{st}");
+    assert_ne!(back[9].0, after[0].0, "a new lineage from v2");
 
     // With `rebase: always`, a new champion is the base at once.
     let e1 = champion(&srv, "eager", lr.clone());

@@ -226,7 +226,7 @@ async fn every_format_scores_and_every_mistake_is_a_clear_400() {
     )
     .await;
     assert_eq!(s, 404, "{}", String::from_utf8_lossy(&b));
-    assert!(String::from_utf8_lossy(&b).contains("neither declared nor served"));
+    assert!(String::from_utf8_lossy(&b).contains("neither declared, registered nor served"));
     let r = c
         .get(format!("{}/v1/models/ghost/performance", srv.url()))
         .send()

@@ -907,9 +907,15 @@ impl LiveHub {
         if champion.model.is_batch() {
             return None;
         }
+        // Judged only when the live state can answer for the new champion as it is: the
+        // same inputs, the same classes in the same order (answers are rendered and
+        // counted by the champion's), and a newer version — a rollback to an older one
+        // is the rollout's verdict and takes effect at once.
         if spec.rebase == Rebase::Judged
             && let Some(m) = map.get(model)
+            && champion.version > m.champion.load().version
             && m.champion.load().input == champion.input
+            && m.shared.published.load().model.classes == champion.classes
             && m.new_snapshot(champion)
         {
             tracing::info!(
