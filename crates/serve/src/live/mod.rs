@@ -386,7 +386,6 @@ impl LiveModel {
         let (tx, rx) = mpsc::channel();
         let learner = Learner {
             name: name.to_string(),
-            spec: spec.clone(),
             base: base.clone(),
             snapshot: base.clone(),
             judging: false,
@@ -419,11 +418,6 @@ impl LiveModel {
             pending: Mutex::new(pending),
             recent: Mutex::new(RecentLabels::default()),
         })
-    }
-
-    /// The newest version handed over as champion.
-    pub fn champion(&self) -> Arc<LoadedModel> {
-        self.champion.load_full()
     }
 
     /// The live state and the snapshot as they stand for one request: both score it,
@@ -603,7 +597,6 @@ impl LiveModel {
 /// The learner thread's state.
 struct Learner {
     name: String,
-    spec: LiveSpec,
     /// The version the current lineage started from.
     base: Arc<LoadedModel>,
     /// The version scoring beside the live state: the net's reference, and the state a
@@ -671,25 +664,16 @@ impl Learner {
         }
     }
 
-    /// A new champion with the same inputs. Answers given before it are not graded
-    /// against it (a new epoch).
+    /// A new champion to judge (`rebase: judged`; under `always` the hub starts a new
+    /// learner instead). Answers given before it are not graded against it (a new epoch).
     fn take_snapshot(&mut self, v: Arc<LoadedModel>) {
-        let fallen = self.shared.fallback.load(Ordering::Acquire);
         self.snapshot = v;
         self.net.clear();
-        if fallen || self.spec.rebase == Rebase::Always {
+        if self.shared.fallback.load(Ordering::Acquire) {
             // A fallen-back learner restarts from the newest snapshot; it answers
             // again once no worse than it, as after any fallback.
             self.judging = false;
             self.restart();
-            if !fallen {
-                self.event(
-                    LiveEvent::Rebased {
-                        base: self.base.version,
-                    },
-                    |_| {},
-                );
-            }
         } else {
             self.judging = true;
             self.epoch += 1;
@@ -913,8 +897,9 @@ impl LiveHub {
         // is the rollout's verdict and takes effect at once.
         if spec.rebase == Rebase::Judged
             && let Some(m) = map.get(model)
-            && champion.version > m.champion.load().version
-            && m.champion.load().input == champion.input
+            && let current = m.champion.load()
+            && champion.version > current.version
+            && current.input == champion.input
             && m.shared.published.load().model.classes == champion.classes
             && m.new_snapshot(champion)
         {
