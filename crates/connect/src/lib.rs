@@ -8,15 +8,19 @@
 //! crash, a restart or a rebalance neither loses nor duplicates a record; and topic
 //! bindings ([`kafka::bind`]): events on a topic scored by a model's router and
 //! answered on another topic; and feedback topics ([`kafka::feedback`]): labels into
-//! `labels/<model>`, exactly once. It reaches the lake only through `freshet-ingest`
+//! `labels/<model>`, exactly once; and the Pulsar source ([`pulsar`]): a failover
+//! subscription whose messages are acknowledged only after the Delta commit that holds
+//! them, its position a `txn` of that commit, over Freshet's own client of the Pulsar
+//! protocol. It reaches the lake only through `freshet-ingest`
 //! (the [`freshet_ingest::IngestService`] and its sink) and `freshet-serve`'s label
 //! tables, scores only through `freshet-serve`'s `Scorer`, and reports broker and database
 //! reachability to [`freshet_ingest::health`]. The client libraries (rdkafka with a
-//! bundled librdkafka, tokio-postgres) stay in this crate.
+//! bundled librdkafka, tokio-postgres, prost for Pulsar's commands) stay in this crate.
 
 pub mod error;
 pub mod kafka;
 pub mod lag;
 pub mod pgcdc;
+pub mod pulsar;
 
 pub use error::ConnectError;

@@ -421,6 +421,9 @@ pub enum SourceConfig {
     /// and delete through logical replication; the slot's position is a Delta `txn`.
     #[serde(rename = "postgres_cdc")]
     PostgresCdc(crate::config_cdc::PostgresCdcSourceConfig),
+    /// A Pulsar topic through a durable subscription, exactly once into the table (the
+    /// topic's position is a Delta `txn`; messages are acknowledged after the commit).
+    Pulsar(crate::config_pulsar::PulsarSourceConfig),
 }
 
 fn default_poll_ms() -> NonZeroU64 {
@@ -657,13 +660,17 @@ impl StreamConfig {
             }
             (_, None) => errs.push(ConfigError::new(
                 format!("{base}.schema"),
-                "required for http, file, kafka and postgres_cdc sources",
+                "required for http, file, kafka, pulsar and postgres_cdc sources",
             )),
             _ => {}
         }
         if let (SourceConfig::Kafka(k), Some(schema)) = (&self.source, &self.schema) {
             let fields: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
             crate::config_connect::validate_kafka(k, &format!("{base}.source"), &fields, errs);
+        }
+        if let (SourceConfig::Pulsar(p), Some(schema)) = (&self.source, &self.schema) {
+            let fields: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
+            crate::config_pulsar::validate_pulsar(p, &format!("{base}.source"), &fields, errs);
         }
         if let (SourceConfig::PostgresCdc(p), Some(schema)) = (&self.source, &self.schema) {
             let fields: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();

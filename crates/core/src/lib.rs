@@ -10,6 +10,7 @@ pub mod config;
 pub mod config_cdc;
 pub mod config_connect;
 pub mod config_govern;
+pub mod config_pulsar;
 pub mod model_spec;
 pub mod schema;
 pub mod secrets;

@@ -275,6 +275,7 @@ pub struct Runtime {
     rollout: Arc<freshet_serve::rollout::RolloutController>,
     kafka_metrics: freshet_connect::kafka::KafkaMetrics,
     cdc_metrics: freshet_connect::pgcdc::CdcMetrics,
+    pulsar_metrics: freshet_connect::pulsar::PulsarMetrics,
     /// The registry in Postgres, when it is there (several nodes may share it).
     postgres: Option<freshet_registry::PostgresStore>,
     /// Who leads what, once [`Runtime::start_cluster`] ran on a Postgres registry.
@@ -434,6 +435,7 @@ impl Runtime {
         );
         let kafka_metrics = freshet_connect::kafka::KafkaMetrics::new(&registry)?;
         let cdc_metrics = freshet_connect::pgcdc::CdcMetrics::new(&registry)?;
+        let pulsar_metrics = freshet_connect::pulsar::PulsarMetrics::new(&registry)?;
         let (stop, _) = watch::channel(false);
         let rollout = Arc::new(
             freshet_serve::rollout::RolloutController::from_models(&config.models)
@@ -446,6 +448,7 @@ impl Runtime {
             labels: Arc::default(),
             kafka_metrics,
             cdc_metrics,
+            pulsar_metrics,
             monitoring,
             config,
             base_dir,
@@ -649,6 +652,27 @@ impl Runtime {
                                 svc.clone(),
                                 name.clone(),
                                 p.clone(),
+                                health.clone(),
+                                metrics.clone(),
+                                stop,
+                            )
+                        })));
+                }
+                SourceConfig::Pulsar(p) => {
+                    let (svc, name, p, stop) = (
+                        self.ingest.clone(),
+                        name.clone(),
+                        p.clone(),
+                        self.stop.subscribe(),
+                    );
+                    let (health, metrics) = (self.sources.clone(), self.pulsar_metrics.clone());
+                    self.tasks
+                        .push(tokio::spawn(supervise(name.clone(), stop, move |stop| {
+                            freshet_connect::pulsar::run_pulsar(
+                                svc.clone(),
+                                name.clone(),
+                                p.clone(),
+                                freshet_connect::pulsar::PulsarOptions::default(),
                                 health.clone(),
                                 metrics.clone(),
                                 stop,

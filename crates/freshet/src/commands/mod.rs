@@ -82,6 +82,7 @@ fn validate(path: &std::path::Path) -> Result<()> {
             freshet_core::config::SourceConfig::Generator(_) => "generator",
             freshet_core::config::SourceConfig::Kafka(_) => "kafka",
             freshet_core::config::SourceConfig::PostgresCdc(_) => "postgres_cdc",
+            freshet_core::config::SourceConfig::Pulsar(_) => "pulsar",
         };
         println!(
             "  {name}: {kind} source, {} transform(s)",

@@ -1,0 +1,231 @@
+//! Settings of the Pulsar source (`source: { type: pulsar, ... }`): which topic, through
+//! which subscription, and the checks `freshet validate` makes before anything
+//! connects.
+
+use crate::config::ConfigError;
+use crate::config_connect::{KafkaMetadata, PayloadFormat, StartPosition};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+
+/// A Pulsar topic read through a durable subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PulsarSourceConfig {
+    /// The broker (or any broker of the cluster), `pulsar://host:port`.
+    pub url: String,
+    /// `persistent://tenant/namespace/topic`, or a bare name in `public/default`.
+    pub topic: String,
+    /// The subscription's name. Its acknowledgements follow the table's commits; the
+    /// position of record is the table's.
+    pub subscription: String,
+    /// `failover` (default: one node reads, the others stand by) or `exclusive`.
+    #[serde(default)]
+    pub subscription_type: PulsarSubscriptionType,
+    #[serde(default)]
+    pub format: PayloadFormat,
+    /// Where a subscription that does not exist yet starts.
+    #[serde(default)]
+    pub start: StartPosition,
+    #[serde(default)]
+    pub metadata: PulsarMetadata,
+    /// Larger message values go to the dead-letter table instead of the pipeline.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: NonZeroUsize,
+}
+
+fn default_max_record_bytes() -> NonZeroUsize {
+    NonZeroUsize::new(1 << 20).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// Subscription types. Shared and key-shared subscriptions are recognised so that
+/// `freshet validate` can say why they are refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PulsarSubscriptionType {
+    #[default]
+    Failover,
+    Exclusive,
+    Shared,
+    KeyShared,
+}
+
+/// Message metadata to copy into the stream's declared fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PulsarMetadata {
+    /// The message key (partition key), as text.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The publish time.
+    #[serde(default)]
+    pub publish_time: Option<String>,
+    /// The full topic name.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Property name -> field; the property's value as text.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl PulsarMetadata {
+    /// `(key path, target field)` of every mapping.
+    pub fn targets(&self) -> Vec<(String, &str)> {
+        let mut out = Vec::new();
+        for (k, v) in [
+            ("key", &self.key),
+            ("publish_time", &self.publish_time),
+            ("topic", &self.topic),
+        ] {
+            if let Some(f) = v {
+                out.push((k.to_string(), f.as_str()));
+            }
+        }
+        for (p, f) in &self.properties {
+            out.push((format!("properties.{p}"), f.as_str()));
+        }
+        out
+    }
+
+    /// The same mapping in the record decoder's terms (properties are its headers).
+    pub fn as_record_metadata(&self) -> KafkaMetadata {
+        KafkaMetadata {
+            key: self.key.clone(),
+            timestamp: self.publish_time.clone(),
+            topic: self.topic.clone(),
+            partition: None,
+            offset: None,
+            headers: self.properties.clone(),
+        }
+    }
+}
+
+impl PulsarSourceConfig {
+    /// The topic's full name.
+    pub fn full_topic(&self) -> String {
+        if self.topic.contains("://") {
+            self.topic.clone()
+        } else {
+            format!("persistent://public/default/{}", self.topic)
+        }
+    }
+}
+
+/// Check a Pulsar source; `base` is its key path (`streams.<name>.source`) and
+/// `fields` the stream's declared field names.
+pub fn validate_pulsar(
+    p: &PulsarSourceConfig,
+    base: &str,
+    fields: &[&str],
+    errs: &mut Vec<ConfigError>,
+) {
+    let url_ok = p.url.strip_prefix("pulsar://").is_some_and(|rest| {
+        rest.trim_end_matches('/')
+            .rsplit_once(':')
+            .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0))
+    });
+    if p.url.starts_with("pulsar+ssl://") {
+        errs.push(ConfigError::new(
+            format!("{base}.url"),
+            "TLS to Pulsar (pulsar+ssl://) is not supported yet; use pulsar://host:port",
+        ));
+    } else if !url_ok {
+        errs.push(ConfigError::new(
+            format!("{base}.url"),
+            "must be pulsar://host:port",
+        ));
+    }
+    let full = p.full_topic();
+    let legal = full.strip_prefix("persistent://").is_some_and(|rest| {
+        let parts: Vec<&str> = rest.split('/').collect();
+        parts.len() == 3
+            && parts.iter().all(|s| {
+                !s.is_empty()
+                    && s.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '=' | ':')
+                    })
+            })
+    });
+    if full.starts_with("non-persistent://") {
+        errs.push(ConfigError::new(
+            format!("{base}.topic"),
+            "a non-persistent topic keeps no position to resume from; use a persistent one",
+        ));
+    } else if !legal {
+        errs.push(ConfigError::new(
+            format!("{base}.topic"),
+            format!(
+                "'{}' is not a topic name (persistent://tenant/namespace/topic or a bare name)",
+                p.topic
+            ),
+        ));
+    }
+    if p.subscription.trim().is_empty() {
+        errs.push(ConfigError::new(
+            format!("{base}.subscription"),
+            "must not be empty",
+        ));
+    }
+    if matches!(
+        p.subscription_type,
+        PulsarSubscriptionType::Shared | PulsarSubscriptionType::KeyShared
+    ) {
+        errs.push(ConfigError::new(
+            format!("{base}.subscription_type"),
+            "shared and key_shared subscriptions hand a topic's messages to several consumers \
+             out of order, and exactly-once keeps one position per topic: use failover (the \
+             default; other nodes stand by) or exclusive",
+        ));
+    }
+    for (path, field) in p.metadata.targets() {
+        if !fields.contains(&field) {
+            errs.push(ConfigError::new(
+                format!("{base}.metadata.{path}"),
+                format!("'{field}' is not a declared field of the stream's schema"),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(yaml: &str) -> PulsarSourceConfig {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn defaults_and_errors_name_the_key() {
+        let p = cfg("url: pulsar://127.0.0.1:6650\ntopic: orders\nsubscription: s\n");
+        assert_eq!(p.subscription_type, PulsarSubscriptionType::Failover);
+        assert_eq!(p.full_topic(), "persistent://public/default/orders");
+        let mut errs = Vec::new();
+        validate_pulsar(&p, "streams.s.source", &["x"], &mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+
+        let p = cfg(
+            "url: 'pulsar+ssl://b:6651'\ntopic: 'persistent://a/b'\nsubscription: ' '\n\
+             subscription_type: shared\nmetadata: {key: nope, properties: {trace: t}}\n",
+        );
+        let mut errs = Vec::new();
+        validate_pulsar(&p, "streams.s.source", &["t"], &mut errs);
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "streams.s.source.url",
+                "streams.s.source.topic",
+                "streams.s.source.subscription",
+                "streams.s.source.subscription_type",
+                "streams.s.source.metadata.key",
+            ]
+        );
+        let p = cfg("url: 'b:6650'\ntopic: 'non-persistent://public/default/t'\nsubscription: s\n");
+        let mut errs = Vec::new();
+        validate_pulsar(&p, "s", &[], &mut errs);
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(msgs[0].contains("pulsar://host:port"), "{msgs:?}");
+        assert!(msgs[1].contains("non-persistent"), "{msgs:?}");
+    }
+}
