@@ -27,66 +27,23 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from deltalake import DeltaTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
 from kafka_broker import Broker  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _freshet import binary, metric  # noqa: E402
-
-
-def committed(url: str) -> int:
-    return metric(url, "freshet_records_out_total", "cards")
+from _freshet import binary, time_ingest  # noqa: E402
 
 
 def one_run(root: Path, bootstrap: str, fields: str, n: int, k: int) -> dict:
     (root / "pii.key").write_text("bench-key-0123456789abcdef")
-    (root / "freshet.yaml").write_text(
+    return time_ingest(root, (
         "lake: { path: lake, compaction: { enabled: false } }\n"
         "pii: { key_env: FRESHET_BENCH_NO_ENV, key_file: pii.key }\n"
         "streams:\n  cards:\n"
         f"    source: {{ type: kafka, brokers: '{bootstrap}', topics: [cards], group: bench-{k}, options: {{ max.partition.fetch.bytes: '16777216', fetch.max.bytes: '67108864' }} }}\n"
         f"    schema: {{ fields: {fields} }}\n"
-    )
-    addr = root / "addr"
-    log = open(root / "server.log", "w")
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [binary(), "--config", str(root / "freshet.yaml"), "up", "--listen", "127.0.0.1:0",
-         "--addr-file", str(addr)],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        while not (addr.exists() and addr.read_text().strip()):
-            if proc.poll() is not None:
-                raise RuntimeError((root / "server.log").read_text())
-            time.sleep(0.02)
-        url = f"http://{addr.read_text().strip()}"
-        first_t = first_c = None
-        deadline = time.perf_counter() + 600
-        while True:
-            c = committed(url)
-            t = time.perf_counter()
-            if c > 0 and first_t is None:
-                first_t, first_c = t, c
-            if c >= n:
-                break
-            if t > deadline or proc.poll() is not None:
-                raise RuntimeError(f"only {c} of {n} rows after 600 s:\n" + (root / "server.log").read_text()[-3000:])
-            time.sleep(0.05)
-        total = t - started
-    finally:
-        proc.terminate()
-        proc.wait(60)
-    rows = DeltaTable(str(root / "lake/events/cards")).to_pyarrow_table(columns=["transaction_id"]).num_rows
-    if rows != n:
-        raise RuntimeError(f"the table holds {rows} rows, produced {n}")
-    if t <= first_t:
-        raise RuntimeError(f"all {n} records landed in the first commit: too few to time; raise --records")
-    steady = (n - first_c) / (t - first_t)
-    return {"records_per_s": round(steady), "seconds_first_to_last": round(t - first_t, 2),
-            "seconds_from_start": round(total, 2), "first_commit_rows": first_c}
+    ), n)
 
 
 def peer_run(root: Path, bootstrap: str, n: int, k: int) -> dict:
