@@ -6,6 +6,7 @@ start it again on the same port and folder.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -48,7 +49,7 @@ class PulsarBroker:
         log = open(self.root / "pulsar-lite.log", "ab")
         self.proc = subprocess.Popen(
             [find_pulsar_lite_binary(), "--addr", f"127.0.0.1:{self.port}", "--db-path", str(self.db),
-             "--log-level", "warn"],
+             "--log-level", os.environ.get("PULSAR_LITE_LOG_LEVEL", "warn")],
             cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
         )
         wait_port(self.port)

@@ -143,6 +143,19 @@ def check_exactly_once(root: Path, ids) -> list[dict]:
     return got
 
 
+def restart_after_kills(broker: PulsarBroker) -> None:
+    """Restart the broker (its data kept) once Freshet has been SIGKILLed.
+
+    pulsar-lite 0.2.0 keeps a consumer whose connection was reset (a process killed with
+    messages unread in its socket) as the failover subscription's active consumer until
+    it next tries to send it a message; with nothing left to publish, a new consumer then
+    stands by for ever. A real broker drops a consumer with its connection. The restart
+    clears that state and leaves the subscription's acknowledged position on disk, so
+    the final start still resumes from whatever the kills left."""
+    broker.kill()
+    broker.start()
+
+
 @pytest.fixture
 def broker(tmp_path):
     b = PulsarBroker(tmp_path)
@@ -171,6 +184,7 @@ def test_exactly_once_while_killed_at_random(tmp_path, broker):
             progress.append(count(tmp_path))
         for p in producers:
             p.join()
+        restart_after_kills(broker)
         fs.start(wait_ready=True)
         ids = range(0, 20_000)
         total = sum(1 for i in ids if poison(i) is None)
@@ -268,3 +282,76 @@ def test_validate_names_the_key_of_a_bad_pulsar_source(tmp_path):
     out = r.stdout + r.stderr
     assert "streams.orders.source.url" in out and "pulsar+ssl" in out, out
     assert "streams.orders.source.subscription_type" in out and "failover" in out, out
+
+
+def test_labels_from_a_topic_land_once_across_kills(tmp_path, broker):
+    """Feedback on a Pulsar topic lands in labels/<model> exactly once, though Freshet is
+    SIGKILLed at random points while labels are published; bad messages are skipped."""
+    (tmp_path / "freshet.yaml").write_text(f"""\
+lake: {{ path: lake, compaction: {{ enabled: false }} }}
+registry: {{ path: registry.db }}
+streams:
+  pay:
+    source: {{ type: http }}
+    schema:
+      fields:
+        - {{ name: amount, type: float }}
+        - {{ name: is_fraud, type: bool }}
+models:
+  fraud:
+    stream: pay
+    label: is_fraud
+    learner: {{ type: logistic_regression }}
+    triggers: {{ initial_rows: 1000000000, concept_drift: none }}
+    feedback:
+      - {{ type: pulsar, url: "{broker.url}", topic: labels, subscription: fb }}
+""")
+    n = 4000
+    bad = {i for i in range(n) if i % 500 == 77}
+
+    def publish_labels():
+        client = pulsar.Client(broker.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))
+        p = client.create_producer("persistent://public/default/labels", batching_max_publish_delay_ms=5,
+                                   block_if_queue_full=True)
+        for i in range(n):
+            body = b"{oops" if i in bad else json.dumps({"client_request_id": f"c{i}", "label": i % 2 == 0}).encode()
+            p.send_async(body, None)
+            # Slow enough to outlast the kills: pulsar-lite clears a killed consumer only
+            # when it next has a message for it (see restart_after_kills).
+            if i % 100 == 99:
+                p.flush()
+                time.sleep(0.3)
+        p.flush()
+        client.close()
+
+    publisher = threading.Thread(target=publish_labels)
+    publisher.start()
+    table = tmp_path / "lake" / "labels" / "fraud"
+
+    def labelled() -> int:
+        if not (table / "_delta_log").exists():
+            return 0
+        return DeltaTable(str(table)).to_pyarrow_table(columns=["client_request_id"]).num_rows
+
+    rng = random.Random(11)
+    fs = Freshet(tmp_path)
+    progress = []
+    try:
+        for _ in range(8):
+            fs.start()
+            time.sleep(rng.uniform(0.5, 2.0))
+            fs.kill()
+            progress.append(labelled())
+        publisher.join()
+        assert len(set(progress)) >= 3, f"the kills did not land mid-stream: {progress}"
+        restart_after_kills(broker)
+        fs.start(wait_ready=True)
+        fs.wait(lambda: labelled() >= n - len(bad), f"{n - len(bad)} labels", 90)
+        time.sleep(1.0)
+        fs.stop()
+    finally:
+        fs.kill()
+    ids = DeltaTable(str(table)).to_pyarrow_table(columns=["client_request_id"]).column(0).to_pylist()
+    assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} labels landed twice"
+    assert set(ids) == {f"c{i}" for i in range(n) if i not in bad}
+    assert "feedback message skipped" in (tmp_path / "server.log").read_text()

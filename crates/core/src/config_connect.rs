@@ -278,6 +278,7 @@ pub fn validate_bind(b: &BindSpec, base: &str, errs: &mut Vec<ConfigError>) {
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum FeedbackSpec {
     Kafka(KafkaFeedbackSpec),
+    Pulsar(crate::config_pulsar::PulsarFeedbackSpec),
 }
 
 /// Labels from a Kafka topic.
@@ -298,7 +299,12 @@ pub struct KafkaFeedbackSpec {
 
 /// Check a feedback topic; `base` is its key path (`models.<name>.feedback[i]`).
 pub fn validate_feedback(f: &FeedbackSpec, base: &str, errs: &mut Vec<ConfigError>) {
-    let FeedbackSpec::Kafka(k) = f;
+    let k = match f {
+        FeedbackSpec::Kafka(k) => k,
+        FeedbackSpec::Pulsar(p) => {
+            return crate::config_pulsar::validate_pulsar_feedback(p, base, errs);
+        }
+    };
     validate_brokers(&k.brokers, &format!("{base}.brokers"), errs);
     validate_topic(&k.topic, &format!("{base}.topic"), errs);
     if k.group.trim().is_empty() {

@@ -103,11 +103,7 @@ impl PulsarMetadata {
 impl PulsarSourceConfig {
     /// The topic's full name.
     pub fn full_topic(&self) -> String {
-        if self.topic.contains("://") {
-            self.topic.clone()
-        } else {
-            format!("persistent://public/default/{}", self.topic)
-        }
+        full_topic(&self.topic)
     }
 }
 
@@ -119,12 +115,42 @@ pub fn validate_pulsar(
     fields: &[&str],
     errs: &mut Vec<ConfigError>,
 ) {
-    let url_ok = p.url.strip_prefix("pulsar://").is_some_and(|rest| {
+    validate_subscription(
+        &p.url,
+        &p.full_topic(),
+        &p.topic,
+        &p.subscription,
+        p.subscription_type,
+        base,
+        errs,
+    );
+    for (path, field) in p.metadata.targets() {
+        if !fields.contains(&field) {
+            errs.push(ConfigError::new(
+                format!("{base}.metadata.{path}"),
+                format!("'{field}' is not a declared field of the stream's schema"),
+            ));
+        }
+    }
+}
+
+/// The checks every Pulsar subscription gets: its URL, topic, name and type.
+#[allow(clippy::too_many_arguments)]
+fn validate_subscription(
+    url: &str,
+    full: &str,
+    topic: &str,
+    subscription: &str,
+    sub_type: PulsarSubscriptionType,
+    base: &str,
+    errs: &mut Vec<ConfigError>,
+) {
+    let url_ok = url.strip_prefix("pulsar://").is_some_and(|rest| {
         rest.trim_end_matches('/')
             .rsplit_once(':')
             .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0))
     });
-    if p.url.starts_with("pulsar+ssl://") {
+    if url.starts_with("pulsar+ssl://") {
         errs.push(ConfigError::new(
             format!("{base}.url"),
             "TLS to Pulsar (pulsar+ssl://) is not supported yet; use pulsar://host:port",
@@ -135,7 +161,6 @@ pub fn validate_pulsar(
             "must be pulsar://host:port",
         ));
     }
-    let full = p.full_topic();
     let legal = full.strip_prefix("persistent://").is_some_and(|rest| {
         let parts: Vec<&str> = rest.split('/').collect();
         parts.len() == 3
@@ -156,18 +181,18 @@ pub fn validate_pulsar(
             format!("{base}.topic"),
             format!(
                 "'{}' is not a topic name (persistent://tenant/namespace/topic or a bare name)",
-                p.topic
+                topic
             ),
         ));
     }
-    if p.subscription.trim().is_empty() {
+    if subscription.trim().is_empty() {
         errs.push(ConfigError::new(
             format!("{base}.subscription"),
             "must not be empty",
         ));
     }
     if matches!(
-        p.subscription_type,
+        sub_type,
         PulsarSubscriptionType::Shared | PulsarSubscriptionType::KeyShared
     ) {
         errs.push(ConfigError::new(
@@ -177,13 +202,48 @@ pub fn validate_pulsar(
              default; other nodes stand by) or exclusive",
         ));
     }
-    for (path, field) in p.metadata.targets() {
-        if !fields.contains(&field) {
-            errs.push(ConfigError::new(
-                format!("{base}.metadata.{path}"),
-                format!("'{field}' is not a declared field of the stream's schema"),
-            ));
-        }
+}
+
+/// Labels for a model from a Pulsar topic: each message one feedback object (as
+/// `POST /v1/models/<name>/feedback` takes), landing in `labels/<model>` exactly once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PulsarFeedbackSpec {
+    pub url: String,
+    pub topic: String,
+    pub subscription: String,
+    #[serde(default)]
+    pub subscription_type: PulsarSubscriptionType,
+    /// Where a subscription that does not exist yet starts (default earliest).
+    #[serde(default)]
+    pub start: StartPosition,
+}
+
+impl PulsarFeedbackSpec {
+    /// The topic's full name.
+    pub fn full_topic(&self) -> String {
+        full_topic(&self.topic)
+    }
+}
+
+/// Check a feedback topic; `base` is its key path (`models.<name>.feedback[i]`).
+pub fn validate_pulsar_feedback(f: &PulsarFeedbackSpec, base: &str, errs: &mut Vec<ConfigError>) {
+    validate_subscription(
+        &f.url,
+        &f.full_topic(),
+        &f.topic,
+        &f.subscription,
+        f.subscription_type,
+        base,
+        errs,
+    );
+}
+
+fn full_topic(topic: &str) -> String {
+    if topic.contains("://") {
+        topic.to_string()
+    } else {
+        format!("persistent://public/default/{topic}")
     }
 }
 

@@ -716,17 +716,33 @@ impl Runtime {
                     )
                 });
             }
-            for FeedbackSpec::Kafka(k) in feedbacks {
+            for spec in feedbacks {
                 let (sink, model, health) = (sink.clone(), model.clone(), self.sources.clone());
-                self.supervised(feedback::feedback_name(&model, &k), move |stop| {
-                    feedback::run_feedback(
-                        sink.clone(),
-                        model.clone(),
-                        k.clone(),
-                        health.clone(),
-                        stop,
-                    )
-                });
+                match spec {
+                    FeedbackSpec::Kafka(k) => {
+                        self.supervised(feedback::feedback_name(&model, &k), move |stop| {
+                            feedback::run_feedback(
+                                sink.clone(),
+                                model.clone(),
+                                k.clone(),
+                                health.clone(),
+                                stop,
+                            )
+                        })
+                    }
+                    FeedbackSpec::Pulsar(p) => {
+                        use freshet_connect::pulsar::feedback as pulsar_feedback;
+                        self.supervised(pulsar_feedback::feedback_name(&model, &p), move |stop| {
+                            pulsar_feedback::run_feedback(
+                                sink.clone(),
+                                model.clone(),
+                                p.clone(),
+                                health.clone(),
+                                stop,
+                            )
+                        })
+                    }
+                }
             }
         }
     }

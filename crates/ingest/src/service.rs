@@ -63,7 +63,7 @@ pub fn stream_input_schema(
         (SourceConfig::Generator(g), None) => Ok(Generator::new(g).schema().clone()),
         (_, None) => Err(ConfigError::new(
             format!("streams.{name}.schema"),
-            "required for http, file, kafka and postgres_cdc sources",
+            "required for http, file, kafka, pulsar and postgres_cdc sources",
         )),
     }
 }

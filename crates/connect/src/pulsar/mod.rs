@@ -18,6 +18,7 @@
 //! protocol allows and brokers that store messages without them send.
 
 pub mod client;
+pub mod feedback;
 pub mod proto;
 pub mod wire;
 
@@ -151,79 +152,26 @@ pub async fn run_pulsar(
 ) -> Result<(), ConnectError> {
     let srt: Arc<StreamRuntime> = service.stream(&stream)?.clone();
     let topic = cfg.full_topic();
-    let Some(addr) = client::broker_addr(&cfg.url).map(str::to_string) else {
-        return Err(ConnectError::Pulsar(format!(
-            "streams.{stream}.source.url: '{}' is not pulsar://host:port",
-            cfg.url
-        )));
-    };
-    let sub_type = match cfg.subscription_type {
-        PulsarSubscriptionType::Failover => SubType::Failover,
-        PulsarSubscriptionType::Exclusive => SubType::Exclusive,
-        PulsarSubscriptionType::Shared | PulsarSubscriptionType::KeyShared => {
-            return Err(ConnectError::Pulsar(format!(
-                "streams.{stream}.source.subscription_type: only failover and exclusive \
-                 subscriptions are read exactly once"
-            )));
-        }
-    };
+    let sub = Subscription::new(
+        &cfg.url,
+        &topic,
+        &cfg.subscription,
+        cfg.subscription_type,
+        cfg.start,
+        &format!("streams.{stream}.source"),
+    )?;
     let decoder = RecordDecoder::new(
         srt.pipeline.input_schema(),
         cfg.format,
         &cfg.metadata.as_record_metadata(),
         cfg.max_record_bytes.get(),
     );
-    let consumer_name = format!("freshet-{stream}-{}", std::process::id());
     let mut pause = Duration::from_millis(250);
     health.connecting(&stream, format!("connecting to {}", cfg.url));
     loop {
-        if *stop.borrow() {
+        let Some((conn, consumer_id)) = sub.until_up(&stream, &health, &mut stop).await else {
             return Ok(());
-        }
-        let subscribed = async {
-            let mut conn = Connection::to_owner(&addr, &topic).await?;
-            let partitions = conn.partitions(&topic).await?;
-            if partitions > 0 {
-                return Err(PulsarError::Refused {
-                    what: "the topic",
-                    message: format!(
-                        "it is partitioned ({partitions} partitions); name one partition \
-                         ({topic}-partition-0) per stream"
-                    ),
-                });
-            }
-            let initial = match cfg.start {
-                StartPosition::Earliest => InitialPosition::Earliest,
-                StartPosition::Latest => InitialPosition::Latest,
-            };
-            let consumer_id = new_consumer_id();
-            conn.subscribe(
-                consumer_id,
-                &topic,
-                &cfg.subscription,
-                sub_type,
-                initial,
-                &consumer_name,
-            )
-            .await?;
-            Ok::<_, PulsarError>((conn, consumer_id))
-        }
-        .await;
-        let (conn, consumer_id) = match subscribed {
-            Ok(c) => c,
-            Err(e) => {
-                health.down(&stream, format!("pulsar: {e}"));
-                tracing::warn!(stream = %stream, error = %e, "pulsar subscription failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = stop.changed() => {}
-                }
-                pause = (pause * 2).min(Duration::from_secs(10));
-                continue;
-            }
         };
-        pause = Duration::from_millis(250);
-        tracing::info!(stream = %stream, topic = %topic, subscription = %cfg.subscription, broker = %conn.addr(), "pulsar subscribed");
         let mut session = Session {
             service: &service,
             srt: &srt,
@@ -253,14 +201,144 @@ pub async fn run_pulsar(
             Err(SessionEnd::Connection(e)) => {
                 health.down(&stream, format!("pulsar: {e}"));
                 tracing::warn!(stream = %stream, error = %e, "pulsar connection lost; reconnecting");
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = stop.changed() => {}
-                }
+                backoff(&mut pause, &mut stop).await;
             }
             Err(SessionEnd::Fatal(e)) => return Err(e),
         }
     }
+}
+
+/// Sleep `pause` (or until stopped) and double it, up to 10 s.
+async fn backoff(pause: &mut Duration, stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(*pause) => {}
+        _ = stop.changed() => {}
+    }
+    *pause = (*pause * 2).min(Duration::from_secs(10));
+}
+
+/// A durable subscription to one topic, as the source and feedback topics make it.
+pub(crate) struct Subscription {
+    pub url: String,
+    pub addr: String,
+    pub topic: String,
+    pub name: String,
+    pub sub_type: SubType,
+    pub initial: InitialPosition,
+}
+
+impl Subscription {
+    /// `base` is the settings' key path, for errors.
+    pub(crate) fn new(
+        url: &str,
+        topic: &str,
+        name: &str,
+        sub_type: PulsarSubscriptionType,
+        start: StartPosition,
+        base: &str,
+    ) -> Result<Self, ConnectError> {
+        let Some(addr) = client::broker_addr(url).map(str::to_string) else {
+            return Err(ConnectError::Pulsar(format!(
+                "{base}.url: '{url}' is not pulsar://host:port"
+            )));
+        };
+        let sub_type = match sub_type {
+            PulsarSubscriptionType::Failover => SubType::Failover,
+            PulsarSubscriptionType::Exclusive => SubType::Exclusive,
+            PulsarSubscriptionType::Shared | PulsarSubscriptionType::KeyShared => {
+                return Err(ConnectError::Pulsar(format!(
+                    "{base}.subscription_type: only failover and exclusive subscriptions are \
+                     read exactly once"
+                )));
+            }
+        };
+        Ok(Self {
+            url: url.to_string(),
+            addr,
+            topic: topic.to_string(),
+            name: name.to_string(),
+            sub_type,
+            initial: match start {
+                StartPosition::Earliest => InitialPosition::Earliest,
+                StartPosition::Latest => InitialPosition::Latest,
+            },
+        })
+    }
+
+    async fn subscribe(&self) -> Result<(Connection, u64), PulsarError> {
+        let topic = &self.topic;
+        let mut conn = Connection::to_owner(&self.addr, topic).await?;
+        let partitions = conn.partitions(topic).await?;
+        if partitions > 0 {
+            return Err(PulsarError::Refused {
+                what: "the topic",
+                message: format!(
+                    "it is partitioned ({partitions} partitions); name one partition \
+                     ({topic}-partition-0) per subscription"
+                ),
+            });
+        }
+        let consumer_id = new_consumer_id();
+        let consumer_name = format!("freshet-{}", std::process::id());
+        conn.subscribe(
+            consumer_id,
+            topic,
+            &self.name,
+            self.sub_type,
+            self.initial,
+            &consumer_name,
+        )
+        .await?;
+        Ok((conn, consumer_id))
+    }
+
+    /// Subscribe, retrying with backoff and reporting to `health` under `key` until it
+    /// works; None when stopped first.
+    pub(crate) async fn until_up(
+        &self,
+        key: &str,
+        health: &SourceHealth,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<(Connection, u64)> {
+        let mut pause = Duration::from_millis(250);
+        loop {
+            if *stop.borrow() {
+                return None;
+            }
+            match self.subscribe().await {
+                Ok(c) => {
+                    tracing::info!(source = %key, topic = %self.topic, subscription = %self.name, broker = %c.0.addr(), "pulsar subscribed");
+                    return Some(c);
+                }
+                Err(e) => {
+                    health.down(key, format!("pulsar: {e}"));
+                    tracing::warn!(source = %key, url = %self.url, error = %e, "pulsar subscription failed; retrying");
+                    backoff(&mut pause, stop).await;
+                }
+            }
+        }
+    }
+}
+
+/// Run `reader` on a task of its own, passing its events on (it ends with the first
+/// error, or when the receiver goes).
+pub(crate) fn spawn_reader(
+    mut reader: client::Reader,
+) -> (
+    tokio::task::JoinHandle<()>,
+    mpsc::Receiver<Result<Event, PulsarError>>,
+) {
+    let (tx, rx) = mpsc::channel::<Result<Event, PulsarError>>(64);
+    let task = tokio::spawn(async move {
+        loop {
+            let ev = reader.next_event().await;
+            let end = ev.is_err();
+            if tx.send(ev).await.is_err() || end {
+                return;
+            }
+        }
+    });
+    (task, rx)
 }
 
 /// Why a session ended: the connection (reconnect), or something a reconnect does not
@@ -330,17 +408,8 @@ impl Session<'_> {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), SessionEnd> {
         self.read_position().await?;
-        let (mut reader, mut writer) = conn.into_split();
-        let (tx, mut rx) = mpsc::channel::<Result<Event, PulsarError>>(64);
-        let reading = tokio::spawn(async move {
-            loop {
-                let ev = reader.next_event().await;
-                let end = ev.is_err();
-                if tx.send(ev).await.is_err() || end {
-                    return;
-                }
-            }
-        });
+        let (reader, mut writer) = conn.into_split();
+        let (reading, mut rx) = spawn_reader(reader);
         let result = self.consume(&mut writer, &mut rx, stop).await;
         reading.abort();
         // What was submitted is committed (or fails) before the session ends; its
