@@ -27,7 +27,7 @@ import requests
 from deltalake import DeltaTable
 
 from pulsar_broker import PulsarBroker, free_port
-from test_kafka import Freshet
+from test_kafka import Freshet, count, poison, rows, value
 
 TOPIC = "persistent://public/default/orders"
 
@@ -59,27 +59,6 @@ streams:
 {SCHEMA}"""
 
 
-def poison(i: int) -> str | None:
-    if i % 997 == 13:
-        return "bad json"
-    if i % 1499 == 7:
-        return "wrong type"
-    if i % 1999 == 3:
-        return "oversized"
-    return None
-
-
-def value(i: int) -> bytes:
-    kind = poison(i)
-    if kind == "bad json":
-        return b'{"id": ' + str(i).encode() + b', "amount": '
-    if kind == "wrong type":
-        return json.dumps({"id": i, "amount": "lots", "account": f"a{i % 50}"}).encode()
-    if kind == "oversized":
-        return json.dumps({"id": i, "amount": 1.0, "account": "x" * 5000}).encode()
-    return json.dumps({"id": i, "amount": round(i * 0.25, 2), "account": f"a{i % 50}"}).encode()
-
-
 def produce(url: str, ids, batching: bool, pause_every: int = 0, pause: float = 0.0) -> None:
     client = pulsar.Client(url, operation_timeout_seconds=30,
                            logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))
@@ -101,17 +80,6 @@ def produce(url: str, ids, batching: bool, pause_every: int = 0, pause: float = 
         assert not failed, f"the producer could not deliver {len(failed)} messages: {failed[:3]}"
     finally:
         client.close()
-
-
-def rows(root: Path, kind: str = "events", columns=None) -> list[dict]:
-    path = root / "lake" / kind / "orders"
-    if not (path / "_delta_log").exists():
-        return []
-    return DeltaTable(str(path)).to_pyarrow_table(columns=columns).to_pylist()
-
-
-def count(root: Path) -> int:
-    return len(rows(root, columns=["id"]))
 
 
 def message_id(position: int) -> tuple[int, int, int]:

@@ -328,7 +328,8 @@ pub(crate) fn spawn_reader(
     tokio::task::JoinHandle<()>,
     mpsc::Receiver<Result<Event, PulsarError>>,
 ) {
-    let (tx, rx) = mpsc::channel::<Result<Event, PulsarError>>(64);
+    // Entries wait here while the consumer submits: a few, as one may be megabytes.
+    let (tx, rx) = mpsc::channel::<Result<Event, PulsarError>>(16);
     let task = tokio::spawn(async move {
         loop {
             let ev = reader.next_event().await;
@@ -488,7 +489,9 @@ impl Session<'_> {
                     self.on_event(writer, ev?).await?;
                 }
             }
-            if self.pending.records.len() >= self.opts.max_batch {
+            // A round must fit in the ingest buffer with room to spare, whatever it is set to.
+            let max_batch = self.opts.max_batch.min(self.service.capacity() / 4).max(1);
+            if self.pending.records.len() >= max_batch {
                 self.submit().await?;
             }
             while self.in_flight.len() > self.opts.max_in_flight {
