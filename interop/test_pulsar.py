@@ -59,7 +59,11 @@ streams:
 {SCHEMA}"""
 
 
-def produce(url: str, ids, batching: bool, pause_every: int = 0, pause: float = 0.0) -> None:
+def produce(url: str, ids, batching: bool, pause_every: int = 0, pause: float = 0.0,
+            gate: threading.Lock | None = None) -> None:
+    """Publish `ids`; with `gate`, each chunk of `pause_every` is sent and confirmed while
+    holding it, so the broker can be restarted between chunks with nothing in flight."""
+    gate = gate or threading.Lock()
     client = pulsar.Client(url, operation_timeout_seconds=30,
                            logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))
     try:
@@ -68,15 +72,17 @@ def produce(url: str, ids, batching: bool, pause_every: int = 0, pause: float = 
             block_if_queue_full=True,
         )
         failed = []
-        for n, i in enumerate(ids):
-            producer.send_async(
-                value(i), lambda res, _mid: failed.append(res) if res != pulsar.Result.Ok else None,
-                partition_key=f"a{i % 50}", properties={"trace-id": f"t{i}"},
-            )
-            if pause_every and n % pause_every == pause_every - 1:
+        ids = list(ids)
+        step = pause_every or len(ids)
+        for at in range(0, len(ids), step):
+            with gate:
+                for i in ids[at:at + step]:
+                    producer.send_async(
+                        value(i), lambda res, _mid: failed.append(res) if res != pulsar.Result.Ok else None,
+                        partition_key=f"a{i % 50}", properties={"trace-id": f"t{i}"},
+                    )
                 producer.flush()
-                time.sleep(pause)
-        producer.flush()
+            time.sleep(pause)
         assert not failed, f"the producer could not deliver {len(failed)} messages: {failed[:3]}"
     finally:
         client.close()
@@ -111,17 +117,19 @@ def check_exactly_once(root: Path, ids) -> list[dict]:
     return got
 
 
-def restart_after_kills(broker: PulsarBroker) -> None:
-    """Restart the broker (its data kept) once Freshet has been SIGKILLed.
+def restart_after_kill(broker: PulsarBroker, gate: threading.Lock) -> None:
+    """Restart the broker (its data kept) after Freshet was SIGKILLed, while the
+    publishers hold nothing in flight (`gate`).
 
-    pulsar-lite 0.2.0 keeps a consumer whose connection was reset (a process killed with
-    messages unread in its socket) as the failover subscription's active consumer until
-    it next tries to send it a message; with nothing left to publish, a new consumer then
-    stands by for ever. A real broker drops a consumer with its connection. The restart
-    clears that state and leaves the subscription's acknowledged position on disk, so
-    the final start still resumes from whatever the kills left."""
-    broker.kill()
-    broker.start()
+    pulsar-lite 0.2.0 can keep a consumer whose connection was reset (a process killed
+    with messages unread in its socket) as the failover subscription's active consumer,
+    and the next Freshet then stands by behind it and reads nothing. A real broker drops
+    a consumer with its connection. The restart clears that state and keeps the topic
+    and the subscription's acknowledged position on disk, so each start still resumes
+    from whatever the kill left."""
+    with gate:
+        broker.kill()
+        broker.start()
 
 
 @pytest.fixture
@@ -135,9 +143,10 @@ def test_exactly_once_while_killed_at_random(tmp_path, broker):
     """20 SIGKILLs at random points while two clients publish; every message lands once."""
     (tmp_path / "freshet.yaml").write_text(config(broker.url))
     batched, single = range(0, 16_000), range(16_000, 20_000)
+    gate = threading.Lock()
     producers = [
-        threading.Thread(target=produce, args=(broker.url, batched, True, 400, 0.4)),
-        threading.Thread(target=produce, args=(broker.url, single, False, 100, 0.4)),
+        threading.Thread(target=produce, args=(broker.url, batched, True, 400, 0.4, gate)),
+        threading.Thread(target=produce, args=(broker.url, single, False, 100, 0.4, gate)),
     ]
     for p in producers:
         p.start()
@@ -150,9 +159,9 @@ def test_exactly_once_while_killed_at_random(tmp_path, broker):
             time.sleep(rng.uniform(0.4, 2.5))
             fs.kill()
             progress.append(count(tmp_path))
+            restart_after_kill(broker, gate)
         for p in producers:
             p.join()
-        restart_after_kills(broker)
         fs.start(wait_ready=True)
         ids = range(0, 20_000)
         total = sum(1 for i in ids if poison(i) is None)
@@ -277,19 +286,20 @@ models:
     n = 4000
     bad = {i for i in range(n) if i % 500 == 77}
 
+    gate = threading.Lock()
+
     def publish_labels():
-        client = pulsar.Client(broker.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))
+        client = pulsar.Client(broker.url, operation_timeout_seconds=30,
+                               logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))
         p = client.create_producer("persistent://public/default/labels", batching_max_publish_delay_ms=5,
                                    block_if_queue_full=True)
-        for i in range(n):
-            body = b"{oops" if i in bad else json.dumps({"client_request_id": f"c{i}", "label": i % 2 == 0}).encode()
-            p.send_async(body, None)
-            # Slow enough to outlast the kills: pulsar-lite clears a killed consumer only
-            # when it next has a message for it (see restart_after_kills).
-            if i % 100 == 99:
+        for at in range(0, n, 100):
+            with gate:
+                for i in range(at, min(at + 100, n)):
+                    body = b"{oops" if i in bad else json.dumps({"client_request_id": f"c{i}", "label": i % 2 == 0}).encode()
+                    p.send_async(body, None)
                 p.flush()
-                time.sleep(0.3)
-        p.flush()
+            time.sleep(0.3)
         client.close()
 
     publisher = threading.Thread(target=publish_labels)
@@ -310,9 +320,9 @@ models:
             time.sleep(rng.uniform(0.5, 2.0))
             fs.kill()
             progress.append(labelled())
+            restart_after_kill(broker, gate)
         publisher.join()
         assert len(set(progress)) >= 3, f"the kills did not land mid-stream: {progress}"
-        restart_after_kills(broker)
         fs.start(wait_ready=True)
         fs.wait(lambda: labelled() >= n - len(bad), f"{n - len(bad)} labels", 90)
         time.sleep(1.0)

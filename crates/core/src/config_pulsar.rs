@@ -150,7 +150,14 @@ fn validate_subscription(
             .rsplit_once(':')
             .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0))
     });
-    if url.starts_with("pulsar+ssl://") {
+    if url.contains('@') {
+        // The URL is shown in /readyz and logs; credentials in it would be too.
+        errs.push(ConfigError::new(
+            format!("{base}.url"),
+            "must not carry credentials (user:password@); Freshet does not authenticate to \
+             Pulsar yet",
+        ));
+    } else if url.starts_with("pulsar+ssl://") {
         errs.push(ConfigError::new(
             format!("{base}.url"),
             "TLS to Pulsar (pulsar+ssl://) is not supported yet; use pulsar://host:port",
@@ -281,6 +288,12 @@ mod tests {
                 "streams.s.source.metadata.key",
             ]
         );
+        let p = cfg("url: 'pulsar://u:secret@b:6650'\ntopic: t\nsubscription: s\n");
+        let mut errs = Vec::new();
+        validate_pulsar(&p, "s", &[], &mut errs);
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].to_string().contains("credentials"), "{errs:?}");
+        assert!(!errs[0].to_string().contains("secret"), "{errs:?}");
         let p = cfg("url: 'b:6650'\ntopic: 'non-persistent://public/default/t'\nsubscription: s\n");
         let mut errs = Vec::new();
         validate_pulsar(&p, "s", &[], &mut errs);

@@ -11,10 +11,12 @@ use super::proto::{
     CommandSubscribe, CommandType, InitialPosition, LookupType, MessageIdData, SubType,
 };
 use super::wire::{self, Frame, RawPayload};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Mutex;
 
 /// Protocol version spoken (15: what the source needs, understood by every broker
 /// since Pulsar 2.4).
@@ -69,8 +71,6 @@ pub enum Event {
     LastMessage(MessageIdData),
     /// A topic that was terminated: nothing more will come.
     EndOfTopic,
-    /// The broker checks the connection is alive: answer with [`Writer::pong`].
-    Ping,
 }
 
 /// One TCP connection to a broker.
@@ -246,13 +246,15 @@ impl Connection {
 
     /// Split into the reading and the writing halves, once subscribed.
     pub fn into_split(self) -> (Reader, Writer) {
+        let wr = Arc::new(Mutex::new(self.wr));
         (
             Reader {
                 rd: self.rd,
                 max_frame: self.max_frame,
+                pong: wr.clone(),
             },
             Writer {
-                wr: self.wr,
+                wr,
                 next_request: self.next_request,
             },
         )
@@ -297,6 +299,8 @@ impl Connection {
 pub struct Reader {
     rd: BufReader<OwnedReadHalf>,
     max_frame: usize,
+    /// Pings are answered here, so a consumer busy waiting for commits never misses one.
+    pong: Arc<Mutex<OwnedWriteHalf>>,
 }
 
 impl Reader {
@@ -346,7 +350,9 @@ impl Reader {
                     // without them): the backlog is unknown.
                     return Ok(Event::Backlog(None));
                 }
-                Some(CommandType::Ping) => return Ok(Event::Ping),
+                Some(CommandType::Ping) => {
+                    send(&mut *self.pong.lock().await, &BaseCommand::pong()).await?;
+                }
                 _ => {} // anything else is not the consumer's
             }
         }
@@ -355,7 +361,7 @@ impl Reader {
 
 /// The writing half of a subscribed connection.
 pub struct Writer {
-    wr: OwnedWriteHalf,
+    wr: Arc<Mutex<OwnedWriteHalf>>,
     next_request: u64,
 }
 
@@ -367,12 +373,7 @@ impl Writer {
     }
 
     async fn send(&mut self, cmd: &BaseCommand) -> Result<(), PulsarError> {
-        send(&mut self.wr, cmd).await
-    }
-
-    /// Answer a ping.
-    pub async fn pong(&mut self) -> Result<(), PulsarError> {
-        self.send(&BaseCommand::pong()).await
+        send(&mut *self.wr.lock().await, cmd).await
     }
 
     /// Let the broker send `permits` more messages.
@@ -443,7 +444,7 @@ impl Writer {
                 ..BaseCommand::of(CommandType::CloseConsumer)
             })
             .await;
-        let _ = self.wr.flush().await;
+        let _ = self.wr.lock().await.flush().await;
     }
 }
 

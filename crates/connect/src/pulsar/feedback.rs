@@ -84,7 +84,23 @@ pub async fn run_feedback(
                             return Err(PulsarError::Lost("the reader stopped".into()));
                         };
                         match ev? {
-                            Event::Ping => writer.pong().await?,
+                            Event::Active(true) => {
+                                // Another node may have committed while this one stood by:
+                                // what is pending is redelivered from the subscription.
+                                rows.clear();
+                                last = None;
+                                since = None;
+                                let p = sink
+                                    .tables
+                                    .position(&sink.lake, &model, &app_id)
+                                    .await
+                                    .map_err(|e| PulsarError::Refused {
+                                        what: "the labels' commit",
+                                        message: format!("cannot read the position of {app_id}: {e}"),
+                                    })?;
+                                taken = p.unwrap_or(-1);
+                                committed = taken;
+                            }
                             Event::Closed => {
                                 return Err(PulsarError::Lost("the broker closed the consumer".into()));
                             }

@@ -510,7 +510,6 @@ impl Session<'_> {
 
     async fn on_event(&mut self, writer: &mut Writer, ev: Event) -> Result<(), SessionEnd> {
         match ev {
-            Event::Ping => writer.pong().await?,
             Event::LastMessage(last) => {
                 // From the last entry acknowledged, else the table's position.
                 let from = self.acked_up_to.or_else(|| {

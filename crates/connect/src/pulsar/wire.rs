@@ -12,6 +12,8 @@ use prost::Message as _;
 
 const MAGIC_CRC32C: u16 = 0x0e01;
 const MAGIC_BROKER_ENTRY_METADATA: u16 = 0x0e02;
+/// The most messages a batch may hold: what a message position has room for.
+pub const MAX_BATCH: i32 = 4096;
 
 /// A frame that does not follow the protocol, or a payload the source cannot read.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -154,7 +156,12 @@ pub fn messages(p: &RawPayload, max_uncompressed: usize) -> Result<Vec<Single>, 
             event_time_ms: m.event_time.filter(|t| *t > 0),
         }]);
     };
-    let mut out = Vec::with_capacity(count.max(0) as usize);
+    if !(1..=MAX_BATCH).contains(&count) {
+        return Err(Unreadable(format!(
+            "a batch of {count} messages; Freshet reads batches of 1 to {MAX_BATCH}"
+        )));
+    }
+    let mut out = Vec::with_capacity(count as usize);
     let mut buf = data.as_slice();
     for i in 0..count.max(0) {
         let bad = |what: &str| Unreadable(format!("batch message {i} of {count}: {what}"));
@@ -179,14 +186,22 @@ pub fn messages(p: &RawPayload, max_uncompressed: usize) -> Result<Vec<Single>, 
             event_time_ms: sm.event_time.filter(|t| *t > 0),
         });
     }
+    if !buf.is_empty() {
+        return Err(Unreadable(format!(
+            "{} bytes follow the {count} messages the batch declares",
+            buf.len()
+        )));
+    }
     Ok(out)
 }
 
 fn decompress(m: &MessageMetadata, data: &[u8], max: usize) -> Result<Vec<u8>, Unreadable> {
-    let kind = m
-        .compression
-        .and_then(|c| Compression::try_from(c).ok())
-        .unwrap_or(Compression::None);
+    let kind = match m.compression {
+        None => Compression::None,
+        Some(c) => Compression::try_from(c).map_err(|_| {
+            Unreadable(format!("compression type {c}, which Freshet does not know"))
+        })?,
+    };
     if kind == Compression::None {
         return Ok(data.to_vec());
     }
@@ -210,9 +225,18 @@ fn decompress(m: &MessageMetadata, data: &[u8], max: usize) -> Result<Vec<u8>, U
             out
         }
         Compression::Zstd => zstd::bulk::decompress(data, size.max(1)).map_err(|e| fail(&e))?,
-        Compression::Snappy => snap::raw::Decoder::new()
-            .decompress_vec(data)
-            .map_err(|e| fail(&e))?,
+        Compression::Snappy => {
+            // The stream states its own length: check it before allocating.
+            let n = snap::raw::decompress_len(data).map_err(|e| fail(&e))?;
+            if n != size {
+                return Err(Unreadable(format!(
+                    "Snappy payload says {n} bytes uncompressed, the metadata says {size}"
+                )));
+            }
+            snap::raw::Decoder::new()
+                .decompress_vec(data)
+                .map_err(|e| fail(&e))?
+        }
     };
     if out.len() != size {
         return Err(Unreadable(format!(
@@ -399,6 +423,38 @@ mod tests {
         )
         .expect_err("short batch");
         assert!(err.0.contains("batch message 3 of 4"), "{err}");
+        // A batch count beyond what a position holds, or bytes after the last message,
+        // make the entry unreadable (a dead letter), never an allocation or a loss.
+        meta.num_messages_in_batch = Some(i32::MAX);
+        let err = messages(
+            &RawPayload {
+                metadata: meta.clone(),
+                data: batch(&[Some(b"x")]),
+            },
+            1 << 20,
+        )
+        .expect_err("huge count");
+        assert!(err.0.contains("batches of 1 to 4096"), "{err}");
+        meta.num_messages_in_batch = Some(1);
+        let err = messages(
+            &RawPayload {
+                metadata: meta.clone(),
+                data: batch(&[Some(b"x"), Some(b"y")]),
+            },
+            1 << 20,
+        )
+        .expect_err("trailing bytes");
+        assert!(err.0.contains("follow the 1 messages"), "{err}");
+        meta.compression = Some(9);
+        let err = messages(
+            &RawPayload {
+                metadata: meta.clone(),
+                data: vec![1],
+            },
+            1 << 20,
+        )
+        .expect_err("unknown codec");
+        assert!(err.0.contains("compression type 9"), "{err}");
         // An uncompressed size over the limit is refused before any work.
         meta.compression = Some(Compression::Zstd as i32);
         meta.uncompressed_size = Some(10 << 20);
