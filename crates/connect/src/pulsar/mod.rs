@@ -10,7 +10,7 @@
 //! without being taken again: a crash between a commit and its acknowledgement neither
 //! loses nor duplicates a message.
 //!
-//! A message's position packs its id: `ledger << 40 | entry << 12 | batch index`
+//! A message's position packs its id: `ledger << 35 | entry << 12 | batch index`
 //! ([`message_position`]); whole entries (a batch is one entry) are committed together.
 //!
 //! The client is Freshet's own ([`client`], [`wire`], [`proto`]): the `pulsar` crate
@@ -47,13 +47,15 @@ pub fn topic_app_id(topic: &str) -> String {
     format!("pulsar:{topic}")
 }
 
-const LEDGER_BITS: u32 = 23;
-const ENTRY_BITS: u32 = 28;
+// Ledger ids are numbered across a whole cluster and grow for ever; entry ids restart
+// with each ledger, which Pulsar rolls over every 50,000 entries by default.
+const LEDGER_BITS: u32 = 28;
+const ENTRY_BITS: u32 = 23;
 const BATCH_BITS: u32 = 12;
 
-/// A message's position in the table: `ledger << 40 | entry << 12 | batch index`
+/// A message's position in the table: `ledger << 35 | entry << 12 | batch index`
 /// (index 0 for a message that is not in a batch). Ids beyond that room (ledger ids
-/// of 2^23 and more, entry ids of 2^28 and more, batches of more than 4,096 messages)
+/// of 2^28 and more, entry ids of 2^23 and more, batches of more than 4,096 messages)
 /// are refused rather than folded onto others.
 pub fn message_position(ledger: u64, entry: u64, batch_index: i32) -> Result<i64, String> {
     let b = u64::try_from(batch_index.max(0)).unwrap_or(0);
@@ -753,11 +755,11 @@ mod tests {
         let d = message_position(1, 0, 0).expect("fits");
         assert!(a < b && b < c && c < d);
         assert_eq!(position_message(b), (0, 5, 3));
-        let big = message_position((1 << 23) - 1, (1 << 28) - 1, 4095).expect("fits");
+        let big = message_position((1 << 28) - 1, (1 << 23) - 1, 4095).expect("fits");
         assert!(big > 0);
-        assert_eq!(position_message(big), ((1 << 23) - 1, (1 << 28) - 1, 4095));
-        assert!(message_position(1 << 23, 0, 0).is_err());
-        assert!(message_position(0, 1 << 28, 0).is_err());
+        assert_eq!(position_message(big), ((1 << 28) - 1, (1 << 23) - 1, 4095));
+        assert!(message_position(1 << 28, 0, 0).is_err());
+        assert!(message_position(0, 1 << 23, 0).is_err());
         assert!(message_position(0, 0, 4096).is_err());
     }
 }
