@@ -11,7 +11,8 @@
 //! `labels/<model>`, exactly once; and the Pulsar source ([`pulsar`]): a failover
 //! subscription whose messages are acknowledged only after the Delta commit that holds
 //! them, its position a `txn` of that commit, over Freshet's own client of the Pulsar
-//! protocol. It reaches the lake only through `freshet-ingest`
+//! protocol, whose producer also carries Pulsar bindings ([`pulsar::bind`]) and
+//! prediction sinks ([`pulsar::sink`], beside [`kafka::sink`]). It reaches the lake only through `freshet-ingest`
 //! (the [`freshet_ingest::IngestService`] and its sink) and `freshet-serve`'s label
 //! tables, scores only through `freshet-serve`'s `Scorer`, and reports broker and database
 //! reachability to [`freshet_ingest::health`]. The client libraries (rdkafka with a
@@ -21,6 +22,7 @@ pub mod error;
 pub mod kafka;
 pub mod lag;
 pub mod pgcdc;
+mod prediction;
 pub mod pulsar;
 
 pub use error::ConnectError;

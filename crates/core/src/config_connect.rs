@@ -221,6 +221,7 @@ fn validate_options(options: &BTreeMap<String, String>, base: &str, errs: &mut V
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum BindSpec {
     Kafka(KafkaBindSpec),
+    Pulsar(crate::config_pulsar::PulsarBindSpec),
 }
 
 /// Scoring a Kafka topic into another.
@@ -252,7 +253,10 @@ fn latest() -> StartPosition {
 
 /// Check a binding; `base` is its key path (`models.<name>.bind[i]`).
 pub fn validate_bind(b: &BindSpec, base: &str, errs: &mut Vec<ConfigError>) {
-    let BindSpec::Kafka(k) = b;
+    let k = match b {
+        BindSpec::Kafka(k) => k,
+        BindSpec::Pulsar(p) => return crate::config_pulsar::validate_pulsar_bind(p, base, errs),
+    };
     validate_brokers(&k.brokers, &format!("{base}.brokers"), errs);
     validate_topic(&k.input, &format!("{base}.input"), errs);
     validate_topic(&k.output, &format!("{base}.output"), errs);

@@ -121,7 +121,7 @@ pub fn validate_pulsar(
         &p.topic,
         &p.subscription,
         p.subscription_type,
-        base,
+        (base, "topic"),
         errs,
     );
     for (path, field) in p.metadata.targets() {
@@ -134,7 +134,8 @@ pub fn validate_pulsar(
     }
 }
 
-/// The checks every Pulsar subscription gets: its URL, topic, name and type.
+/// The checks every Pulsar subscription gets: its URL, topic, name and type; `at` is
+/// the key path and the name of its topic key.
 #[allow(clippy::too_many_arguments)]
 fn validate_subscription(
     url: &str,
@@ -142,56 +143,12 @@ fn validate_subscription(
     topic: &str,
     subscription: &str,
     sub_type: PulsarSubscriptionType,
-    base: &str,
+    at: (&str, &str),
     errs: &mut Vec<ConfigError>,
 ) {
-    let url_ok = url.strip_prefix("pulsar://").is_some_and(|rest| {
-        rest.trim_end_matches('/')
-            .rsplit_once(':')
-            .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0))
-    });
-    if url.contains('@') {
-        // The URL is shown in /readyz and logs; credentials in it would be too.
-        errs.push(ConfigError::new(
-            format!("{base}.url"),
-            "must not carry credentials (user:password@); Freshet does not authenticate to \
-             Pulsar yet",
-        ));
-    } else if url.starts_with("pulsar+ssl://") {
-        errs.push(ConfigError::new(
-            format!("{base}.url"),
-            "TLS to Pulsar (pulsar+ssl://) is not supported yet; use pulsar://host:port",
-        ));
-    } else if !url_ok {
-        errs.push(ConfigError::new(
-            format!("{base}.url"),
-            "must be pulsar://host:port",
-        ));
-    }
-    let legal = full.strip_prefix("persistent://").is_some_and(|rest| {
-        let parts: Vec<&str> = rest.split('/').collect();
-        parts.len() == 3
-            && parts.iter().all(|s| {
-                !s.is_empty()
-                    && s.chars().all(|c| {
-                        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '=' | ':')
-                    })
-            })
-    });
-    if full.starts_with("non-persistent://") {
-        errs.push(ConfigError::new(
-            format!("{base}.topic"),
-            "a non-persistent topic keeps no position to resume from; use a persistent one",
-        ));
-    } else if !legal {
-        errs.push(ConfigError::new(
-            format!("{base}.topic"),
-            format!(
-                "'{}' is not a topic name (persistent://tenant/namespace/topic or a bare name)",
-                topic
-            ),
-        ));
-    }
+    let (base, topic_key) = at;
+    validate_url(url, &format!("{base}.url"), errs);
+    validate_topic(full, topic, &format!("{base}.{topic_key}"), errs);
     if subscription.trim().is_empty() {
         errs.push(ConfigError::new(
             format!("{base}.subscription"),
@@ -241,12 +198,123 @@ pub fn validate_pulsar_feedback(f: &PulsarFeedbackSpec, base: &str, errs: &mut V
         &f.topic,
         &f.subscription,
         f.subscription_type,
-        base,
+        (base, "topic"),
         errs,
     );
 }
 
-fn full_topic(topic: &str) -> String {
+/// Check a `pulsar://host:port` URL at key path `path`.
+fn validate_url(url: &str, path: &str, errs: &mut Vec<ConfigError>) {
+    let url_ok = url.strip_prefix("pulsar://").is_some_and(|rest| {
+        rest.trim_end_matches('/')
+            .rsplit_once(':')
+            .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0))
+    });
+    if url.contains('@') {
+        // The URL is shown in /readyz and logs; credentials in it would be too.
+        errs.push(ConfigError::new(
+            path,
+            "must not carry credentials (user:password@); Freshet does not authenticate to \
+             Pulsar yet",
+        ));
+    } else if url.starts_with("pulsar+ssl://") {
+        errs.push(ConfigError::new(
+            path,
+            "TLS to Pulsar (pulsar+ssl://) is not supported yet; use pulsar://host:port",
+        ));
+    } else if !url_ok {
+        errs.push(ConfigError::new(path, "must be pulsar://host:port"));
+    }
+}
+
+/// Check a topic name (`topic` as written, `full` as resolved) at key path `path`.
+fn validate_topic(full: &str, topic: &str, path: &str, errs: &mut Vec<ConfigError>) {
+    let legal = full.strip_prefix("persistent://").is_some_and(|rest| {
+        let parts: Vec<&str> = rest.split('/').collect();
+        parts.len() == 3
+            && parts.iter().all(|s| {
+                !s.is_empty()
+                    && s.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '=' | ':')
+                    })
+            })
+    });
+    if full.starts_with("non-persistent://") {
+        errs.push(ConfigError::new(
+            path,
+            "a non-persistent topic keeps no position to resume from; use a persistent one",
+        ));
+    } else if !legal {
+        errs.push(ConfigError::new(
+            path,
+            format!(
+                "'{topic}' is not a topic name (persistent://tenant/namespace/topic or a bare name)"
+            ),
+        ));
+    }
+}
+
+/// A model bound to Pulsar topics: each event on `input` is scored by whatever the
+/// model's router serves and the answer is published to `output` with the event's key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PulsarBindSpec {
+    pub url: String,
+    /// The topic of events to score (one JSON object per message, the model's columns).
+    pub input: String,
+    /// The topic answers go to, keyed as their event.
+    pub output: String,
+    /// The subscription on `input`; what it acknowledged is the binding's position.
+    pub subscription: String,
+    #[serde(default)]
+    pub subscription_type: PulsarSubscriptionType,
+    /// Where a subscription that does not exist yet starts (default `latest`: only new
+    /// events).
+    #[serde(default = "latest")]
+    pub start: StartPosition,
+}
+
+fn latest() -> StartPosition {
+    StartPosition::Latest
+}
+
+impl PulsarBindSpec {
+    pub fn full_input(&self) -> String {
+        full_topic(&self.input)
+    }
+    pub fn full_output(&self) -> String {
+        full_topic(&self.output)
+    }
+}
+
+/// Check a binding; `base` is its key path (`models.<name>.bind[i]`).
+pub fn validate_pulsar_bind(b: &PulsarBindSpec, base: &str, errs: &mut Vec<ConfigError>) {
+    validate_subscription(
+        &b.url,
+        &b.full_input(),
+        &b.input,
+        &b.subscription,
+        b.subscription_type,
+        (base, "input"),
+        errs,
+    );
+    validate_topic(&b.full_output(), &b.output, &format!("{base}.output"), errs);
+    if b.full_input() == b.full_output() {
+        errs.push(ConfigError::new(
+            format!("{base}.output"),
+            "must differ from input (answers would be scored again)",
+        ));
+    }
+}
+
+/// Check a Pulsar prediction sink; `base` is its key path (`models.<name>.sinks[i]`).
+pub fn validate_pulsar_sink(url: &str, topic: &str, base: &str, errs: &mut Vec<ConfigError>) {
+    validate_url(url, &format!("{base}.url"), errs);
+    validate_topic(&full_topic(topic), topic, &format!("{base}.topic"), errs);
+}
+
+/// A topic's full name (`persistent://public/default/<t>` for a bare name).
+pub fn full_topic(topic: &str) -> String {
     if topic.contains("://") {
         topic.to_string()
     } else {
@@ -300,5 +368,44 @@ mod tests {
         let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert!(msgs[0].contains("pulsar://host:port"), "{msgs:?}");
         assert!(msgs[1].contains("non-persistent"), "{msgs:?}");
+    }
+
+    #[test]
+    fn a_binding_and_a_sink_name_their_keys() {
+        let b: PulsarBindSpec = serde_yaml_ng::from_str(
+            "url: pulsar://127.0.0.1:6650\ninput: events\noutput: answers\nsubscription: s\n",
+        )
+        .unwrap();
+        assert_eq!(b.start, StartPosition::Latest);
+        assert_eq!(b.full_output(), "persistent://public/default/answers");
+        let mut errs = Vec::new();
+        validate_pulsar_bind(&b, "models.m.bind[0]", &mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+
+        let b: PulsarBindSpec = serde_yaml_ng::from_str(
+            "url: pulsar://b:6650\ninput: 'bad/name'\noutput: 'persistent://public/default/events'\n\
+             subscription: s\nsubscription_type: key_shared\n",
+        )
+        .unwrap();
+        let mut errs = Vec::new();
+        validate_pulsar_bind(&b, "b", &mut errs);
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["b.input", "b.subscription_type"]);
+        let b = PulsarBindSpec {
+            input: "events".into(),
+            ..b
+        };
+        let mut errs = Vec::new();
+        validate_pulsar_bind(&b, "b", &mut errs);
+        assert!(
+            errs.iter()
+                .any(|e| e.path == "b.output" && e.message.contains("differ")),
+            "{errs:?}"
+        );
+
+        let mut errs = Vec::new();
+        validate_pulsar_sink("http://b:80", "", "models.m.sinks[1]", &mut errs);
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["models.m.sinks[1].url", "models.m.sinks[1].topic"]);
     }
 }

@@ -156,6 +156,14 @@ pub enum SinkSpec {
         #[serde(default)]
         options: std::collections::BTreeMap<String, String>,
     },
+    /// Publish each prediction to a Pulsar topic, keyed `<request_id>/<row>` with the
+    /// property `freshet-request-id` (at least once: consumers de-duplicate by key).
+    Pulsar {
+        /// `pulsar://host:port`.
+        url: String,
+        /// A bare name (`persistent://public/default/<topic>`) or a full one.
+        topic: String,
+    },
 }
 
 fn default_sink_timeout_ms() -> u64 {
@@ -190,6 +198,9 @@ impl SinkSpec {
             SinkSpec::Kafka { brokers, topic, .. } => {
                 crate::config_connect::validate_brokers(brokers, &format!("{p}.brokers"), errs);
                 crate::config_connect::validate_topic(topic, &format!("{p}.topic"), errs);
+            }
+            SinkSpec::Pulsar { url, topic } => {
+                crate::config_pulsar::validate_pulsar_sink(url, topic, p, errs);
             }
             SinkSpec::Ndjson { .. } => {}
         }

@@ -384,14 +384,20 @@ impl Runtime {
                 (name.clone(), specs)
             })
             .collect();
-        let kafka_sinks = freshet_connect::kafka::sink::factory();
+        let (kafka_sinks, pulsar_sinks) = (
+            freshet_connect::kafka::sink::factory(),
+            freshet_connect::pulsar::sink::factory(),
+        );
+        let topic_sinks: Box<freshet_serve::sinks::SinkFactory> = Box::new(move |model, spec| {
+            kafka_sinks(model, spec).or_else(|| pulsar_sinks(model, spec))
+        });
         let capture = Arc::new(
             freshet_serve::capture::Capture::start_with_sinks(
                 lake.clone(),
                 freshet_serve::capture::CaptureOptions::default(),
                 &registry,
                 &sinks,
-                Some(kafka_sinks.as_ref()),
+                Some(topic_sinks.as_ref()),
             )
             .map_err(anyhow::Error::msg)?,
         );
@@ -702,19 +708,36 @@ impl Runtime {
             .map(|(m, s)| (m.clone(), s.bind.clone(), s.feedback.clone()))
             .collect();
         for (model, binds, feedbacks) in models {
-            for BindSpec::Kafka(k) in binds {
+            for spec in binds {
                 let (scorer, model, health) =
                     (self.scorer.clone(), model.clone(), self.sources.clone());
-                self.supervised(bind::binding_name(&model, &k), move |stop| {
-                    bind::run_binding(
-                        scorer.clone(),
-                        model.clone(),
-                        k.clone(),
-                        bind::BindOptions::default(),
-                        health.clone(),
-                        stop,
-                    )
-                });
+                match spec {
+                    BindSpec::Kafka(k) => {
+                        self.supervised(bind::binding_name(&model, &k), move |stop| {
+                            bind::run_binding(
+                                scorer.clone(),
+                                model.clone(),
+                                k.clone(),
+                                bind::BindOptions::default(),
+                                health.clone(),
+                                stop,
+                            )
+                        })
+                    }
+                    BindSpec::Pulsar(p) => {
+                        use freshet_connect::pulsar::bind as pulsar_bind;
+                        self.supervised(pulsar_bind::binding_name(&model, &p), move |stop| {
+                            pulsar_bind::run_binding(
+                                scorer.clone(),
+                                model.clone(),
+                                p.clone(),
+                                bind::BindOptions::default(),
+                                health.clone(),
+                                stop,
+                            )
+                        })
+                    }
+                }
             }
             for spec in feedbacks {
                 let (sink, model, health) = (sink.clone(), model.clone(), self.sources.clone());

@@ -115,6 +115,7 @@ impl Sink {
                 format!("webhook:{}", freshet_core::secrets::url_origin(url))
             }
             SinkSpec::Kafka { topic, .. } => format!("kafka:{topic}"),
+            SinkSpec::Pulsar { topic, .. } => format!("pulsar:{topic}"),
         };
         let task_dropped = dropped.with_label_values(&[model, &label]);
         match spec.clone() {

@@ -4,6 +4,7 @@
 //! `freshet-request-id`. At least once: a message may repeat after a broker error, and
 //! the key lets consumers de-duplicate.
 
+use crate::prediction::{Head, lines};
 use freshet_serve::sinks::{ExternalSink, SinkFactory, SinkSpec, Undelivered};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -46,14 +47,6 @@ impl KafkaSink {
     }
 }
 
-/// The fields of a prediction line the message key is made of.
-#[derive(serde::Deserialize)]
-struct Head<'a> {
-    #[serde(borrow)]
-    request_id: std::borrow::Cow<'a, str>,
-    row: i64,
-}
-
 impl ExternalSink for KafkaSink {
     fn deliver(&self, batch: Arc<Vec<u8>>) -> BoxFuture<'static, Result<(), Undelivered>> {
         let (producer, topic) = (self.producer.clone(), self.topic.clone());
@@ -61,17 +54,13 @@ impl ExternalSink for KafkaSink {
             let mut pending = Vec::new();
             let mut undelivered = 0u64;
             let mut reason = String::new();
-            let mut key = String::new();
-            for line in batch.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                let Ok(head) = serde_json::from_slice::<Head>(line) else {
+            for line in lines(&batch) {
+                let Some(head) = Head::of(line) else {
                     undelivered += 1;
                     reason = "a prediction line without request_id and row".into();
                     continue;
                 };
-                key.clear();
-                key.push_str(&head.request_id);
-                key.push('/');
-                key.push_str(&head.row.to_string());
+                let key = head.key();
                 let headers = OwnedHeaders::new().insert(Header {
                     key: "freshet-request-id",
                     value: Some(head.request_id.as_bytes()),

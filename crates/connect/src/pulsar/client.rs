@@ -1,14 +1,16 @@
-//! A connection to a Pulsar broker for one consumer: the handshake, the topic lookup
-//! (following redirects to the owning broker) and the subscription on a
-//! [`Connection`]; then it splits into a [`Reader`] of messages and events (which its
-//! owner runs on a task of its own, as a frame half read must never be dropped) and a
-//! [`Writer`] of flow permits, cumulative acknowledgements, pongs and statistics
-//! requests, whose answers come back through the reader as [`Event`]s.
+//! A connection to a Pulsar broker for one consumer or one producer: the handshake, the
+//! topic lookup (following redirects to the owning broker) and the subscription or
+//! producer creation on a [`Connection`]; then it splits into a [`Reader`] of messages,
+//! receipts and events (which its owner runs on a task of its own, as a frame half read
+//! must never be dropped) and a [`Writer`] of flow permits, cumulative
+//! acknowledgements, entries to publish, pongs and statistics requests, whose answers
+//! come back through the reader as [`Event`]s.
 
 use super::proto::{
-    AckType, BaseCommand, CommandAck, CommandCloseConsumer, CommandConnect, CommandConsumerStats,
-    CommandFlow, CommandGetLastMessageId, CommandLookupTopic, CommandPartitionedTopicMetadata,
-    CommandSubscribe, CommandType, InitialPosition, LookupType, MessageIdData, SubType,
+    AckType, BaseCommand, CommandAck, CommandCloseConsumer, CommandCloseProducer, CommandConnect,
+    CommandConsumerStats, CommandFlow, CommandGetLastMessageId, CommandLookupTopic,
+    CommandPartitionedTopicMetadata, CommandProducer, CommandSend, CommandSubscribe, CommandType,
+    InitialPosition, LookupType, MessageIdData, MessageMetadata, SubType,
 };
 use super::wire::{self, Frame, RawPayload};
 use std::sync::Arc;
@@ -71,6 +73,12 @@ pub enum Event {
     LastMessage(MessageIdData),
     /// A topic that was terminated: nothing more will come.
     EndOfTopic,
+    /// The broker persisted the entry sent with `sequence_id`.
+    Receipt { sequence_id: u64, id: MessageIdData },
+    /// The broker refused the entry sent with `sequence_id`.
+    SendFailed { sequence_id: u64, message: String },
+    /// The broker closed the producer (topic unloaded or moved): create it again.
+    ProducerClosed,
 }
 
 /// One TCP connection to a broker.
@@ -126,6 +134,44 @@ impl Connection {
     /// The broker this connection talks to.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The largest message (metadata and payload) the broker takes.
+    pub fn max_message(&self) -> usize {
+        self.max_frame - FRAME_OVERHEAD
+    }
+
+    /// Create producer `producer_id` on `topic`; gives the name the broker chose and the
+    /// last sequence id it holds for it (-1: none). Waits while the broker queues it.
+    pub async fn create_producer(
+        &mut self,
+        producer_id: u64,
+        topic: &str,
+    ) -> Result<(String, i64), PulsarError> {
+        let id = self.request_id();
+        self.send(&BaseCommand {
+            producer: Some(CommandProducer {
+                topic: topic.to_string(),
+                producer_id,
+                request_id: id,
+                producer_name: None,
+            }),
+            ..BaseCommand::of(CommandType::Producer)
+        })
+        .await?;
+        loop {
+            let answer = self
+                .answer("the producer", |c| {
+                    c.producer_success.as_ref().map(|s| s.request_id) == Some(id)
+                        || c.error.as_ref().map(|e| e.request_id) == Some(id)
+                })
+                .await?;
+            match answer.producer_success {
+                Some(ok) if ok.producer_ready == Some(false) => continue,
+                Some(ok) => return Ok((ok.producer_name, ok.last_sequence_id.unwrap_or(-1))),
+                None => return Err(refusal("the producer", &answer)),
+            }
+        }
     }
 
     /// Connect to the broker that serves `topic`, starting from `addr`.
@@ -353,6 +399,23 @@ impl Reader {
                 Some(CommandType::Ping) => {
                     send(&mut *self.pong.lock().await, &BaseCommand::pong()).await?;
                 }
+                Some(CommandType::SendReceipt) => {
+                    if let Some(r) = f.command.send_receipt {
+                        return Ok(Event::Receipt {
+                            sequence_id: r.sequence_id,
+                            id: r.message_id.unwrap_or_default(),
+                        });
+                    }
+                }
+                Some(CommandType::SendError) => {
+                    if let Some(r) = f.command.send_error {
+                        return Ok(Event::SendFailed {
+                            sequence_id: r.sequence_id,
+                            message: r.message,
+                        });
+                    }
+                }
+                Some(CommandType::CloseProducer) => return Ok(Event::ProducerClosed),
                 _ => {} // anything else is not the consumer's
             }
         }
@@ -430,6 +493,47 @@ impl Writer {
             ..BaseCommand::of(CommandType::GetLastMessageId)
         })
         .await
+    }
+
+    /// Send one entry (a message, or a batch of `count`) as producer `producer_id`; the
+    /// broker answers with [`Event::Receipt`] or [`Event::SendFailed`] for `sequence_id`.
+    pub async fn send_entry(
+        &mut self,
+        producer_id: u64,
+        metadata: &MessageMetadata,
+        count: i32,
+        payload: &[u8],
+    ) -> Result<(), PulsarError> {
+        let cmd = BaseCommand {
+            send: Some(CommandSend {
+                producer_id,
+                sequence_id: metadata.sequence_id,
+                num_messages: Some(count),
+                highest_sequence_id: Some(metadata.sequence_id + count.max(1) as u64 - 1),
+            }),
+            ..BaseCommand::of(CommandType::Send)
+        };
+        self.wr
+            .lock()
+            .await
+            .write_all(&wire::encode_message(&cmd, metadata, payload))
+            .await
+            .map_err(|e| PulsarError::Lost(e.to_string()))
+    }
+
+    /// Close the producer (best effort: the connection goes next anyway).
+    pub async fn close_producer(&mut self, producer_id: u64) {
+        let id = self.request_id();
+        let _ = self
+            .send(&BaseCommand {
+                close_producer: Some(CommandCloseProducer {
+                    producer_id,
+                    request_id: id,
+                }),
+                ..BaseCommand::of(CommandType::CloseProducer)
+            })
+            .await;
+        let _ = self.wr.lock().await.flush().await;
     }
 
     /// Close the consumer (best effort: the connection goes next anyway).

@@ -8,7 +8,7 @@
 //! message id (never its content).
 
 use super::client::{Event, PulsarError};
-use super::{Subscription, backoff, message_position, spawn_reader, topic_app_id, wire};
+use super::{Permits, Subscription, backoff, message_position, spawn_reader, topic_app_id, wire};
 use crate::error::ConnectError;
 use crate::kafka::feedback::LabelSink;
 use freshet_core::config_pulsar::PulsarFeedbackSpec;
@@ -67,7 +67,7 @@ pub async fn run_feedback(
         let mut rows: Vec<LabelRow> = Vec::new();
         let mut last: Option<super::proto::MessageIdData> = None;
         let mut since: Option<Instant> = None;
-        let mut outstanding = 0u32;
+        let mut permits = Permits::new(PERMITS);
         let ended: Result<(), PulsarError> = async {
             writer.flow(consumer_id, PERMITS).await?;
             loop {
@@ -106,15 +106,9 @@ pub async fn run_feedback(
                             }
                             Event::Message { id, payload } => {
                                 health.up(&name);
-                                let count = payload
-                                    .as_ref()
-                                    .and_then(|p| p.metadata.num_messages_in_batch)
-                                    .unwrap_or(1)
-                                    .max(1) as u32;
-                                outstanding = outstanding.saturating_add(count);
-                                if outstanding >= PERMITS / 2 {
-                                    writer.flow(consumer_id, outstanding).await?;
-                                    outstanding = 0;
+                                permits.received(payload.as_ref());
+                                if let Some(n) = permits.due() {
+                                    writer.flow(consumer_id, n).await?;
                                 }
                                 let first = message_position(id.ledger_id, id.entry_id, 0)
                                     .map_err(PulsarError::Protocol)?;

@@ -17,9 +17,12 @@
 //! refuses message frames without the optional magic number and checksum, which the
 //! protocol allows and brokers that store messages without them send.
 
+pub mod bind;
 pub mod client;
 pub mod feedback;
+pub mod producer;
 pub mod proto;
+pub mod sink;
 pub mod wire;
 
 use crate::error::ConnectError;
@@ -194,7 +197,7 @@ pub async fn run_pulsar(
             in_flight: VecDeque::new(),
             acked_up_to: None,
             unacked_skipped: None,
-            outstanding: 0,
+            permits: Permits::new(opts.permits),
             stats_answered: None,
             stats_asked: 0,
         };
@@ -207,6 +210,38 @@ pub async fn run_pulsar(
             }
             Err(SessionEnd::Fatal(e)) => return Err(e),
         }
+    }
+}
+
+/// Flow-permit accounting of a consumer: the broker may send `window` messages ahead;
+/// messages are counted as they arrive (a batch entry counts its messages) and handed
+/// back once half the window is used.
+pub(crate) struct Permits {
+    window: u32,
+    outstanding: u32,
+}
+
+impl Permits {
+    pub(crate) fn new(window: u32) -> Self {
+        Self {
+            window,
+            outstanding: 0,
+        }
+    }
+
+    /// Count an entry; gives how many messages it holds.
+    pub(crate) fn received(&mut self, payload: Option<&wire::RawPayload>) -> u32 {
+        let n = payload
+            .and_then(|p| p.metadata.num_messages_in_batch)
+            .unwrap_or(1)
+            .max(1) as u32;
+        self.outstanding = self.outstanding.saturating_add(n);
+        n
+    }
+
+    /// The permits to hand back now, if it is time to.
+    pub(crate) fn due(&mut self) -> Option<u32> {
+        (self.outstanding >= self.window / 2).then(|| std::mem::take(&mut self.outstanding))
     }
 }
 
@@ -397,8 +432,7 @@ struct Session<'a> {
     acked_up_to: Option<(u64, u64)>,
     /// An entry already in the table, redelivered, to acknowledge.
     unacked_skipped: Option<MessageIdData>,
-    /// Messages received since the last flow permits.
-    outstanding: u32,
+    permits: Permits,
     /// Whether the broker answers consumer statistics (None: not known yet).
     stats_answered: Option<bool>,
     stats_asked: u32,
@@ -565,16 +599,12 @@ impl Session<'_> {
                     ),
                 );
             }
+            // A consumer's connection carries no producer.
+            Event::Receipt { .. } | Event::SendFailed { .. } | Event::ProducerClosed => {}
             Event::Message { id, payload } => {
-                let count = payload
-                    .as_ref()
-                    .and_then(|p| p.metadata.num_messages_in_batch)
-                    .unwrap_or(1)
-                    .max(1) as u32;
-                self.outstanding = self.outstanding.saturating_add(count);
-                if self.outstanding >= self.opts.permits / 2 {
-                    writer.flow(self.consumer_id, self.outstanding).await?;
-                    self.outstanding = 0;
+                self.permits.received(payload.as_ref());
+                if let Some(n) = self.permits.due() {
+                    writer.flow(self.consumer_id, n).await?;
                 }
                 self.take(id, payload)?;
                 self.health.up(self.stream);

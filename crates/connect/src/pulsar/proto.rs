@@ -1,6 +1,7 @@
 //! The part of Pulsar's binary protocol (`PulsarApi.proto`, protocol version 15) the
-//! source speaks, as prost messages: connecting, lookups, one consumer's subscription,
-//! flow permits, messages and cumulative acknowledgements, and consumer statistics.
+//! connector speaks, as prost messages: connecting, lookups, one consumer's subscription,
+//! flow permits, messages and cumulative acknowledgements, consumer statistics, and a
+//! producer's sends and receipts.
 //! Field numbers are the protocol's; fields the source never reads are left out
 //! (protobuf skips unknown fields).
 
@@ -11,12 +12,18 @@ pub enum CommandType {
     Connect = 2,
     Connected = 3,
     Subscribe = 4,
+    Producer = 5,
+    Send = 6,
+    SendReceipt = 7,
+    SendError = 8,
     Message = 9,
     Ack = 10,
     Flow = 11,
     Success = 13,
     Error = 14,
+    CloseProducer = 15,
     CloseConsumer = 16,
+    ProducerSuccess = 17,
     Ping = 18,
     Pong = 19,
     PartitionedMetadata = 21,
@@ -41,6 +48,14 @@ pub struct BaseCommand {
     pub connected: Option<CommandConnected>,
     #[prost(message, optional, tag = "4")]
     pub subscribe: Option<CommandSubscribe>,
+    #[prost(message, optional, tag = "5")]
+    pub producer: Option<CommandProducer>,
+    #[prost(message, optional, tag = "6")]
+    pub send: Option<CommandSend>,
+    #[prost(message, optional, tag = "7")]
+    pub send_receipt: Option<CommandSendReceipt>,
+    #[prost(message, optional, tag = "8")]
+    pub send_error: Option<CommandSendError>,
     #[prost(message, optional, tag = "9")]
     pub message: Option<CommandMessage>,
     #[prost(message, optional, tag = "10")]
@@ -51,8 +66,12 @@ pub struct BaseCommand {
     pub success: Option<CommandSuccess>,
     #[prost(message, optional, tag = "14")]
     pub error: Option<CommandError>,
+    #[prost(message, optional, tag = "15")]
+    pub close_producer: Option<CommandCloseProducer>,
     #[prost(message, optional, tag = "16")]
     pub close_consumer: Option<CommandCloseConsumer>,
+    #[prost(message, optional, tag = "17")]
+    pub producer_success: Option<CommandProducerSuccess>,
     #[prost(message, optional, tag = "18")]
     pub ping: Option<CommandPing>,
     #[prost(message, optional, tag = "19")]
@@ -400,4 +419,74 @@ pub struct SingleMessageMetadata {
     pub event_time: Option<u64>,
     #[prost(bool, optional, tag = "9")]
     pub null_value: Option<bool>,
+}
+
+/// Create a producer on a topic (the broker answers `ProducerSuccess`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommandProducer {
+    #[prost(string, required, tag = "1")]
+    pub topic: String,
+    #[prost(uint64, required, tag = "2")]
+    pub producer_id: u64,
+    #[prost(uint64, required, tag = "3")]
+    pub request_id: u64,
+    #[prost(string, optional, tag = "4")]
+    pub producer_name: Option<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommandProducerSuccess {
+    #[prost(uint64, required, tag = "1")]
+    pub request_id: u64,
+    #[prost(string, required, tag = "2")]
+    pub producer_name: String,
+    #[prost(int64, optional, tag = "3")]
+    pub last_sequence_id: Option<i64>,
+    /// False while the broker queues the producer (exclusive access): another
+    /// `ProducerSuccess` follows when it is ready.
+    #[prost(bool, optional, tag = "6")]
+    pub producer_ready: Option<bool>,
+}
+
+/// One entry (a message or a batch of `num_messages`) follows this command.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommandSend {
+    #[prost(uint64, required, tag = "1")]
+    pub producer_id: u64,
+    #[prost(uint64, required, tag = "2")]
+    pub sequence_id: u64,
+    #[prost(int32, optional, tag = "3")]
+    pub num_messages: Option<i32>,
+    #[prost(uint64, optional, tag = "6")]
+    pub highest_sequence_id: Option<u64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommandSendReceipt {
+    #[prost(uint64, required, tag = "1")]
+    pub producer_id: u64,
+    #[prost(uint64, required, tag = "2")]
+    pub sequence_id: u64,
+    #[prost(message, optional, tag = "3")]
+    pub message_id: Option<MessageIdData>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommandSendError {
+    #[prost(uint64, required, tag = "1")]
+    pub producer_id: u64,
+    #[prost(uint64, required, tag = "2")]
+    pub sequence_id: u64,
+    #[prost(int32, required, tag = "3")]
+    pub error: i32,
+    #[prost(string, required, tag = "4")]
+    pub message: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommandCloseProducer {
+    #[prost(uint64, required, tag = "1")]
+    pub producer_id: u64,
+    #[prost(uint64, required, tag = "2")]
+    pub request_id: u64,
 }

@@ -1,0 +1,203 @@
+//! Publishing to one Pulsar topic: a producer on its owning broker that sends messages
+//! as batches (one entry per batch, each entry with a CRC32-C checksum) and hands back
+//! a receipt per entry that resolves when the broker has persisted it. The binding's
+//! answers and the prediction sink publish through it.
+//!
+//! Sequence ids follow on from the broker's last one for the producer, one per message
+//! (an entry carries its first and last), so a broker with de-duplication on drops a
+//! resent entry. A lost connection fails every receipt still waiting; the owner creates
+//! a new producer and sends again (at least once).
+
+use super::client::{Connection, Event, PulsarError, Writer};
+use super::proto::{MessageIdData, MessageMetadata};
+use super::wire;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// Messages in one entry at most (consumers read batches of up to 4,096).
+pub const MAX_BATCH_MESSAGES: usize = 1_000;
+
+/// One message to publish.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutMessage {
+    /// The partition key (`message.partition_key()` to a client).
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+    pub properties: Vec<(String, String)>,
+}
+
+/// Resolves when the broker has persisted an entry (or refused it, or the connection
+/// went first); `messages` is how many messages the entry holds.
+pub struct Receipt {
+    pub messages: usize,
+    rx: oneshot::Receiver<Result<MessageIdData, PulsarError>>,
+}
+
+impl Receipt {
+    pub async fn wait(self) -> Result<MessageIdData, PulsarError> {
+        self.rx
+            .await
+            .unwrap_or_else(|_| Err(PulsarError::Lost("the producer went away".into())))
+    }
+}
+
+type Waiting = HashMap<u64, oneshot::Sender<Result<MessageIdData, PulsarError>>>;
+
+/// Receipts not yet answered, and why the connection ended once it has.
+#[derive(Default)]
+struct Pending {
+    waiting: Waiting,
+    ended: Option<String>,
+}
+
+/// A producer on one topic.
+pub struct Producer {
+    writer: Writer,
+    producer_id: u64,
+    name: String,
+    next_sequence: u64,
+    max_entry: usize,
+    pending: Arc<Mutex<Pending>>,
+    reading: tokio::task::JoinHandle<()>,
+}
+
+impl Producer {
+    /// Create a producer on `topic` (a full name), starting from broker `addr`.
+    pub async fn create(addr: &str, topic: &str) -> Result<Self, PulsarError> {
+        let mut conn = Connection::to_owner(addr, topic).await?;
+        let producer_id = super::new_consumer_id();
+        let (name, last) = conn.create_producer(producer_id, topic).await?;
+        // Room for the batch framing and metadata under the broker's limit.
+        let max_entry = conn.max_message().saturating_sub(64 << 10).max(64 << 10);
+        let (mut reader, writer) = conn.into_split();
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let shared = pending.clone();
+        let reading = tokio::spawn(async move {
+            let why = loop {
+                match reader.next_event().await {
+                    Ok(Event::Receipt { sequence_id, id }) => {
+                        if let Some(tx) = lock(&shared).waiting.remove(&sequence_id) {
+                            let _ = tx.send(Ok(id));
+                        }
+                    }
+                    Ok(Event::SendFailed {
+                        sequence_id,
+                        message,
+                    }) => {
+                        if let Some(tx) = lock(&shared).waiting.remove(&sequence_id) {
+                            let _ = tx.send(Err(PulsarError::Refused {
+                                what: "a message",
+                                message,
+                            }));
+                        }
+                    }
+                    Ok(Event::ProducerClosed) => {
+                        break "the broker closed the producer (the topic moved or was unloaded)"
+                            .to_string();
+                    }
+                    Ok(_) => {}
+                    Err(e) => break e.to_string(),
+                }
+            };
+            let mut p = lock(&shared);
+            for (_, tx) in p.waiting.drain() {
+                let _ = tx.send(Err(PulsarError::Lost(why.clone())));
+            }
+            p.ended = Some(why);
+        });
+        Ok(Self {
+            writer,
+            producer_id,
+            name,
+            next_sequence: u64::try_from(last.saturating_add(1)).unwrap_or(0),
+            max_entry,
+            pending,
+            reading,
+        })
+    }
+
+    /// Send `msgs` in order, as entries of at most [`MAX_BATCH_MESSAGES`] messages and
+    /// the broker's size limit; one receipt per entry. A message over the limit on its
+    /// own goes alone, and the broker's refusal comes back in its receipt.
+    pub async fn send(&mut self, msgs: &[OutMessage]) -> Result<Vec<Receipt>, PulsarError> {
+        let mut receipts = Vec::new();
+        let mut payload = Vec::new();
+        let mut start = 0;
+        while start < msgs.len() {
+            payload.clear();
+            let mut end = start;
+            while end < msgs.len() && end - start < MAX_BATCH_MESSAGES {
+                let m = &msgs[end];
+                let size = m.value.len()
+                    + m.key.as_ref().map_or(0, String::len)
+                    + m.properties
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 8)
+                        .sum::<usize>()
+                    + 16;
+                if end > start && payload.len() + size > self.max_entry {
+                    break;
+                }
+                let props: Vec<(&str, &str)> = m
+                    .properties
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                wire::push_batch_message(&mut payload, m.key.as_deref(), &props, &m.value);
+                end += 1;
+            }
+            let count = end - start;
+            receipts.push(self.send_entry(&payload, count).await?);
+            start = end;
+        }
+        Ok(receipts)
+    }
+
+    async fn send_entry(&mut self, payload: &[u8], count: usize) -> Result<Receipt, PulsarError> {
+        let sequence_id = self.next_sequence;
+        let n = i32::try_from(count).unwrap_or(i32::MAX);
+        let metadata = MessageMetadata {
+            producer_name: self.name.clone(),
+            sequence_id,
+            publish_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            num_messages_in_batch: Some(n),
+            uncompressed_size: Some(u32::try_from(payload.len()).unwrap_or(u32::MAX)),
+            ..Default::default()
+        };
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut p = lock(&self.pending);
+            if let Some(why) = &p.ended {
+                return Err(PulsarError::Lost(why.clone()));
+            }
+            p.waiting.insert(sequence_id, tx);
+        }
+        self.next_sequence += count as u64;
+        self.writer
+            .send_entry(self.producer_id, &metadata, n, payload)
+            .await?;
+        Ok(Receipt {
+            messages: count,
+            rx,
+        })
+    }
+
+    /// Close the producer and its connection.
+    pub async fn close(mut self) {
+        self.writer.close_producer(self.producer_id).await;
+        self.reading.abort();
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.reading.abort();
+    }
+}
+
+fn lock(p: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
