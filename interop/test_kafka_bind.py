@@ -42,6 +42,9 @@ streams:
         - {{ name: amount, type: float }}
         - {{ name: merchant, type: string }}
         - {{ name: is_fraud, type: bool }}
+    commit: {{ max_latency_ms: 100 }}
+    dead_letter_sinks:
+      - {{ type: kafka, brokers: "{bootstrap}", topic: pay-dead-letters }}
 models:
   fraud:
     stream: pay
@@ -88,7 +91,8 @@ def test_topic_in_score_topic_out_with_a_champion_swap(tmp_path):
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         for f in admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1)
-                                      for t in ("payments", "payments-scored", "fraud-predictions")]).values():
+                                      for t in ("payments", "payments-scored", "fraud-predictions",
+                                                "pay-dead-letters")]).values():
             f.result(30)
         (root / "freshet.yaml").write_text(config(broker.bootstrap))
         rows = ["amount,merchant,is_fraud"] + [
@@ -158,6 +162,24 @@ def test_topic_in_score_topic_out_with_a_champion_swap(tmp_path):
             assert key == f"{line['request_id']}/{line['row']}", (key, line)
             assert headers["freshet-request-id"] == line["request_id"], headers
             assert line["model"] == "fraud" and "prediction" in line, line
+
+        # A dead letter of the stream reaches its Kafka sink, keyed by its event id.
+        r = requests.post(f"{fs.url}/v1/streams/pay/events", timeout=10,
+                          json=[{"amount": "not a number", "merchant": "m1", "is_fraud": True}])
+        assert r.status_code < 300, r.text
+        dead = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "dlq-checker",
+                         "enable.auto.commit": False})
+        dead.assign([TopicPartition("pay-dead-letters", p, 0) for p in range(2)])
+        got: list = []
+        fs.wait(lambda: got.extend(m for m in dead.consume(10, 0.5) if not m.error()) or got,
+                "the dead letter on its topic", 60)
+        dead.close()
+        line = json.loads(got[0].value())
+        headers = {k: v.decode() for k, v in (got[0].headers() or [])}
+        assert got[0].key().decode() == line["event_id"] == headers["freshet-event-id"], (line, headers)
+        assert line["stream"] == "pay" and line["field"] == "amount", line
+        ids = DeltaTable(str(root / "lake" / "dlq" / "pay")).to_pyarrow_table(columns=["_event_id"])
+        assert ids["_event_id"].to_pylist() == [line["event_id"]]
         fs.stop()
     finally:
         fs.kill()

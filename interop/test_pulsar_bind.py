@@ -8,7 +8,8 @@ be answered (at least once) on the output topic with its key and the properties 
 its request; the answers switch version with the alias and no event is lost across the
 swap; a poison event gets an error answer; every captured prediction is also on the
 prediction sink's topic, keyed `<request_id>/<row>`. A broker killed and started again
-mid-stream loses no answer.
+mid-stream loses no answer. Dead letters of the stream reach its dead-letter sinks (a
+Pulsar topic and an NDJSON file), keyed by event id.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ streams:
         - {{ name: amount, type: float }}
         - {{ name: merchant, type: string }}
         - {{ name: is_fraud, type: bool }}
+    commit: {{ max_latency_ms: 100 }}
+    dead_letter_sinks:
+      - {{ type: pulsar, url: "{url}", topic: pay-dead-letters }}
+      - {{ type: ndjson, path: dead-letters.ndjson }}
 models:
   fraud:
     stream: pay
@@ -183,6 +188,40 @@ def test_topic_in_score_topic_out_with_a_champion_swap_and_a_broker_restart(tmp_
             assert key == f"{line['request_id']}/{line['row']}", (key, line)
             assert props["freshet-request-id"] == line["request_id"], props
             assert line["model"] == "fraud" and "prediction" in line, line
+
+        # Dead letters reach the stream's sinks once `dlq/pay` holds them, keyed by event id.
+        r = requests.post(f"{fs.url}/v1/streams/pay/events", timeout=10, json=[
+            {"amount": "not a number", "merchant": "m1", "is_fraud": True},
+            {"amount": 3.5, "merchant": "m2", "is_fraud": False},
+            {"amount": [1], "merchant": "m3", "is_fraud": True},
+        ])
+        assert r.status_code < 300, r.text
+        dead: dict[str, tuple[dict, dict]] = {}
+        dlq = pc.subscribe("persistent://public/default/pay-dead-letters", "dlq-checker",
+                           initial_position=pulsar.InitialPosition.Earliest)
+
+        def dead_ids() -> set[str]:
+            path = root / "lake" / "dlq" / "pay"
+            if not (path / "_delta_log").exists():
+                return set()
+            return set(DeltaTable(str(path)).to_pyarrow_table(columns=["_event_id"])["_event_id"].to_pylist())
+
+        def dead_drained() -> bool:
+            try:
+                m = dlq.receive(timeout_millis=200)
+                dead[m.partition_key()] = (m.properties(), json.loads(m.data()))
+                dlq.acknowledge(m)
+            except pulsar.Timeout:
+                pass
+            ids = dead_ids()
+            return len(ids) == 2 and ids <= set(dead)
+        fs.wait(dead_drained, "both dead letters on the dead-letter topic", 60)
+        assert set(dead) == dead_ids(), (set(dead), dead_ids())
+        for key, (props, line) in dead.items():
+            assert props["freshet-event-id"] == key == line["event_id"], (props, line)
+            assert line["stream"] == "pay" and line["field"] == "amount" and line["reason"], line
+        written = [json.loads(x) for x in (root / "dead-letters.ndjson").read_text().splitlines()]
+        assert {x["event_id"] for x in written} == set(dead), written
         fs.stop()
     finally:
         pc.close()

@@ -1,25 +1,56 @@
-//! What the topic sinks read of a captured prediction's NDJSON line: the request id and
-//! row that make the message key `<request_id>/<row>` consumers de-duplicate on.
+//! What the topic sinks read of an NDJSON line they publish: the message key consumers
+//! de-duplicate on and the id carried beside it. A captured prediction is keyed
+//! `<request_id>/<row>` (with `freshet-request-id`); a dead letter by its `event_id`
+//! (with `freshet-event-id`).
 
-/// The fields of a prediction line the message key is made of.
+/// The fields of a line its key is made of.
 #[derive(serde::Deserialize)]
-pub(crate) struct Head<'a> {
-    #[serde(borrow)]
-    pub request_id: std::borrow::Cow<'a, str>,
-    pub row: i64,
+struct Ids<'a> {
+    #[serde(borrow, default)]
+    request_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    row: Option<i64>,
+    #[serde(borrow, default)]
+    event_id: Option<std::borrow::Cow<'a, str>>,
 }
 
-impl<'a> Head<'a> {
-    /// The head of `line`; None when it lacks `request_id` or `row`.
-    pub fn of(line: &'a [u8]) -> Option<Self> {
-        serde_json::from_slice(line).ok()
-    }
+/// A line's message key, and the id to send as a header or property.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub key: String,
+    pub id_name: &'static str,
+    pub id: String,
+}
 
-    /// The message key: `<request_id>/<row>`.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.request_id, self.row)
+impl Head {
+    /// The head of `line`; None when it carries neither `request_id` and `row` nor
+    /// `event_id`.
+    pub fn of(line: &[u8]) -> Option<Self> {
+        let ids: Ids = serde_json::from_slice(line).ok()?;
+        match ids {
+            Ids {
+                request_id: Some(r),
+                row: Some(n),
+                ..
+            } => Some(Head {
+                key: format!("{r}/{n}"),
+                id_name: "freshet-request-id",
+                id: r.into_owned(),
+            }),
+            Ids {
+                event_id: Some(e), ..
+            } => Some(Head {
+                key: e.to_string(),
+                id_name: "freshet-event-id",
+                id: e.into_owned(),
+            }),
+            _ => None,
+        }
     }
 }
+
+/// What an undelivered line without ids is counted as.
+pub(crate) const NO_IDS: &str = "a line without request_id and row (or event_id)";
 
 /// The non-empty lines of a batch.
 pub(crate) fn lines(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -31,10 +62,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_line_gives_its_key_and_a_line_without_ids_gives_none() {
-        let batch = b"{\"request_id\":\"r1\",\"row\":2,\"model\":\"m\"}\n\n{\"model\":\"m\"}\n";
-        let heads: Vec<Option<String>> =
-            lines(batch).map(|l| Head::of(l).map(|h| h.key())).collect();
-        assert_eq!(heads, vec![Some("r1/2".to_string()), None]);
+    fn predictions_and_dead_letters_give_their_keys_and_other_lines_none() {
+        let batch = b"{\"request_id\":\"r1\",\"row\":2,\"model\":\"m\"}\n\n{\"model\":\"m\"}\n\
+                      {\"event_id\":\"e7\",\"reason\":\"x\"}\n";
+        let heads: Vec<Option<(String, &str)>> = lines(batch)
+            .map(|l| Head::of(l).map(|h| (h.key, h.id_name)))
+            .collect();
+        assert_eq!(
+            heads,
+            vec![
+                Some(("r1/2".to_string(), "freshet-request-id")),
+                None,
+                Some(("e7".to_string(), "freshet-event-id")),
+            ]
+        );
     }
 }

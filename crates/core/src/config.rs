@@ -391,6 +391,10 @@ pub struct StreamConfig {
     /// When buffered records are committed to Delta.
     #[serde(default)]
     pub commit: CommitPolicy,
+    /// Where the stream's dead letters are pushed after each commit to `dlq/<stream>`,
+    /// one NDJSON line each (the same sink types as a model's prediction sinks).
+    #[serde(default)]
+    pub dead_letter_sinks: Vec<crate::model_spec::SinkSpec>,
 }
 
 /// Where a stream's records come from.
@@ -708,6 +712,9 @@ impl StreamConfig {
                     names.push(f.name.clone());
                 }
             }
+        }
+        for (i, sink) in self.dead_letter_sinks.iter().enumerate() {
+            sink.validate(&format!("{base}.dead_letter_sinks[{i}]"), errs);
         }
         // Follow the transforms to check that referenced fields exist at that point.
         // Generator schemas are only known to the ingest crate, so skip name checks there.

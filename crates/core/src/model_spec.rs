@@ -174,7 +174,7 @@ fn default_sink_retries() -> u32 {
 }
 
 impl SinkSpec {
-    fn validate(&self, p: &str, errs: &mut Vec<ConfigError>) {
+    pub(crate) fn validate(&self, p: &str, errs: &mut Vec<ConfigError>) {
         match self {
             SinkSpec::Ndjson { path } if path.trim().is_empty() => {
                 errs.push(ConfigError::new(format!("{p}.path"), "must not be empty"));

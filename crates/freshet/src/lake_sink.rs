@@ -1,6 +1,7 @@
 //! The bridge between ingest and the lake: commits a group of submissions to a stream's
 //! `dlq/<stream>` and `events/<stream>` tables, each commit carrying the groups' Delta
-//! transactions, and skipping any submission a table already holds.
+//! transactions, and skipping any submission a table already holds; then pushes the
+//! committed dead letters to the stream's dead-letter sinks.
 
 use freshet_core::system_columns as sys;
 use freshet_core::{Field, FieldType, Schema, Value, clock::micros_to_epoch_days};
@@ -11,7 +12,7 @@ use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-/// A stream's two tables.
+/// A stream's two tables, and the sinks its dead letters are pushed to once committed.
 #[derive(Debug, Clone)]
 pub struct StreamTables {
     pub events: Arc<Table>,
@@ -19,6 +20,22 @@ pub struct StreamTables {
     pub events_schema: Schema,
     pub dlq_schema: Schema,
     pub user_columns: usize,
+    pub dead_letter_sinks: Arc<Vec<freshet_serve::sinks::Sink>>,
+}
+
+/// One dead letter as a sink line.
+#[derive(serde::Serialize)]
+struct DeadLine<'a> {
+    stream: &'a str,
+    event_id: &'a str,
+    source: &'a str,
+    position: i64,
+    ingested_at_micros: i64,
+    stage: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    reason: &'a str,
+    payload: &'a str,
 }
 
 /// Columns of `events/<stream>`: the pipeline's output, then the system columns.
@@ -163,6 +180,8 @@ impl TableSink for LakeSink {
             if dead_count > 0 {
                 let mut b = RowBatchBuilder::new(&t.dlq_schema, dead_count);
                 let mut id = String::new();
+                // The sinks' lines, pushed once the commit holds them.
+                let mut lines = Vec::new();
                 for (s, floor) in &dead_subs {
                     for d in fresh(s, *floor) {
                         let r = &d.rejection;
@@ -172,6 +191,22 @@ impl TableSink for LakeSink {
                         b.push_str(3, &r.payload);
                         push_system(&mut b, 4, s, d.meta.position, &mut id);
                         b.end_row();
+                        if !t.dead_letter_sinks.is_empty() {
+                            let line = DeadLine {
+                                stream,
+                                event_id: &id,
+                                source: &s.source,
+                                position: d.meta.position,
+                                ingested_at_micros: s.ingested_at,
+                                stage: r.stage.as_str(),
+                                field: r.field.as_deref(),
+                                reason: &r.reason,
+                                payload: &r.payload,
+                            };
+                            if serde_json::to_writer(&mut lines, &line).is_ok() {
+                                lines.push(b'\n');
+                            }
+                        }
                     }
                 }
                 let batch = b.finish().map_err(|e| e.to_string())?;
@@ -180,6 +215,12 @@ impl TableSink for LakeSink {
                     .await
                     .map_err(|e| e.to_string())?;
                 receipt.dead_written = dead_count;
+                if !lines.is_empty() {
+                    let lines = Arc::new(lines);
+                    for sink in t.dead_letter_sinks.iter() {
+                        sink.offer(lines.clone(), dead_count as u64);
+                    }
+                }
             }
 
             let (subs, txns, skipped) =
@@ -265,6 +306,7 @@ mod tests {
             events_schema: schema,
             dlq_schema: dlq_schema(),
             user_columns: 1,
+            dead_letter_sinks: Arc::default(),
         };
         (
             LakeSink::new(HashMap::from([("s".to_string(), tables)])),

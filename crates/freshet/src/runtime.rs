@@ -303,6 +303,17 @@ impl Runtime {
             partition_by: vec![freshet_core::system_columns::INGEST_DATE.to_string()],
             checkpoint_interval: config.lake.checkpoint_interval.get(),
         };
+        let registry = prometheus::Registry::new_custom(None, None)?;
+        // Sinks whose clients live in freshet-connect (Kafka, Pulsar), for predictions
+        // and dead letters alike.
+        let (kafka_sinks, pulsar_sinks) = (
+            freshet_connect::kafka::sink::factory(),
+            freshet_connect::pulsar::sink::factory(),
+        );
+        let topic_sinks: Box<freshet_serve::sinks::SinkFactory> = Box::new(move |model, spec| {
+            kafka_sinks(model, spec).or_else(|| pulsar_sinks(model, spec))
+        });
+        let dead_dropped = freshet_serve::sinks::dead_letter_dropped_counter(&registry);
         let mut tables = HashMap::new();
         for (name, p) in &pipelines {
             let schema = events_schema(p.output_schema());
@@ -328,6 +339,23 @@ impl Runtime {
                     user_columns: p.output_schema().len(),
                     events_schema: schema,
                     dlq_schema: dlq_schema(),
+                    dead_letter_sinks: Arc::new(
+                        config.streams[name]
+                            .dead_letter_sinks
+                            .iter()
+                            .map(|spec| {
+                                freshet_serve::sinks::Sink::start(
+                                    name,
+                                    &resolve_sink(spec, &base_dir),
+                                    dead_dropped.clone(),
+                                    Some(topic_sinks.as_ref()),
+                                )
+                                .map_err(|e| {
+                                    anyhow::anyhow!("stream '{name}': a dead-letter sink: {e}")
+                                })
+                            })
+                            .collect::<Result<Vec<_>>>()?,
+                    ),
                 },
             );
         }
@@ -351,7 +379,6 @@ impl Runtime {
             }
         }
         let sink = Arc::new(LakeSink::new(tables));
-        let registry = prometheus::Registry::new_custom(None, None)?;
         let metrics = IngestMetrics::new(&registry)?;
         let ingest = Arc::new(IngestService::start(
             &config,
@@ -367,30 +394,10 @@ impl Runtime {
             .models
             .iter()
             .map(|(name, m)| {
-                let specs = m
-                    .sinks
-                    .iter()
-                    .map(|s| match s {
-                        freshet_core::model_spec::SinkSpec::Ndjson { path }
-                            if !Path::new(path).is_absolute() =>
-                        {
-                            freshet_core::model_spec::SinkSpec::Ndjson {
-                                path: base_dir.join(path).display().to_string(),
-                            }
-                        }
-                        other => other.clone(),
-                    })
-                    .collect();
+                let specs = m.sinks.iter().map(|s| resolve_sink(s, &base_dir)).collect();
                 (name.clone(), specs)
             })
             .collect();
-        let (kafka_sinks, pulsar_sinks) = (
-            freshet_connect::kafka::sink::factory(),
-            freshet_connect::pulsar::sink::factory(),
-        );
-        let topic_sinks: Box<freshet_serve::sinks::SinkFactory> = Box::new(move |model, spec| {
-            kafka_sinks(model, spec).or_else(|| pulsar_sinks(model, spec))
-        });
         let capture = Arc::new(
             freshet_serve::capture::Capture::start_with_sinks(
                 lake.clone(),
@@ -1195,5 +1202,20 @@ impl Runtime {
         if let Err(e) = self.governance.audit().checkpoint_now() {
             tracing::warn!(error = %e, "cannot write the closing audit checkpoint");
         }
+    }
+}
+
+/// A sink as configured, with an NDJSON path made relative to the config file's folder.
+fn resolve_sink(
+    spec: &freshet_core::model_spec::SinkSpec,
+    base_dir: &Path,
+) -> freshet_core::model_spec::SinkSpec {
+    match spec {
+        freshet_core::model_spec::SinkSpec::Ndjson { path } if !Path::new(path).is_absolute() => {
+            freshet_core::model_spec::SinkSpec::Ndjson {
+                path: base_dir.join(path).display().to_string(),
+            }
+        }
+        other => other.clone(),
     }
 }

@@ -4,7 +4,9 @@
 //! binary hands over.
 //!
 //! Sinks are fed by the capture writer after each commit to `inference/<model>`, so a
-//! consumer never sees a prediction the table does not hold. Each sink has its own
+//! consumer never sees a prediction the table does not hold; the same sinks carry a
+//! stream's dead letters after each commit to `dlq/<stream>` (the binary's lake sink
+//! feeds them). Each sink has its own
 //! bounded queue and task: a slow webhook delays only itself, and what it cannot take
 //! is counted in `freshet_prediction_sink_dropped_total`, never silently lost.
 
@@ -164,6 +166,21 @@ pub fn dropped_counter(registry: &prometheus::Registry) -> prometheus::IntCounte
             "Predictions a sink could not take (queue full, or delivery failed after retries)",
         ),
         &["model", "sink"],
+    )
+    .expect("a valid metric name");
+    let _ = registry.register(Box::new(c.clone()));
+    c
+}
+
+/// The counter dead-letter sinks (`streams.<s>.dead_letter_sinks`) count their drops in;
+/// its first label is the stream.
+pub fn dead_letter_dropped_counter(registry: &prometheus::Registry) -> prometheus::IntCounterVec {
+    let c = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            "freshet_dead_letter_sink_dropped_total",
+            "Dead letters a sink could not take (queue full, or delivery failed after retries)",
+        ),
+        &["stream", "sink"],
     )
     .expect("a valid metric name");
     let _ = registry.register(Box::new(c.clone()));

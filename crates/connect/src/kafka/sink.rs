@@ -1,10 +1,11 @@
 //! Predictions to a Kafka topic (`sinks: [{ type: kafka, brokers, topic }]` on a model):
 //! every prediction committed to `inference/<model>` is produced as one message, its
 //! NDJSON line as the value, keyed `<request_id>/<row>`, with the header
-//! `freshet-request-id`. At least once: a message may repeat after a broker error, and
+//! `freshet-request-id`. Dead letters (`dead_letter_sinks` on a stream) are keyed by
+//! their `event_id`, with the header `freshet-event-id`. At least once: a message may repeat after a broker error, and
 //! the key lets consumers de-duplicate.
 
-use crate::prediction::{Head, lines};
+use crate::prediction::{Head, NO_IDS, lines};
 use freshet_serve::sinks::{ExternalSink, SinkFactory, SinkSpec, Undelivered};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -57,16 +58,15 @@ impl ExternalSink for KafkaSink {
             for line in lines(&batch) {
                 let Some(head) = Head::of(line) else {
                     undelivered += 1;
-                    reason = "a prediction line without request_id and row".into();
+                    reason = NO_IDS.into();
                     continue;
                 };
-                let key = head.key();
                 let headers = OwnedHeaders::new().insert(Header {
-                    key: "freshet-request-id",
-                    value: Some(head.request_id.as_bytes()),
+                    key: head.id_name,
+                    value: Some(head.id.as_bytes()),
                 });
                 let mut record = FutureRecord::to(&topic)
-                    .key(key.as_str())
+                    .key(head.key.as_str())
                     .payload(line)
                     .headers(headers);
                 loop {

@@ -1,13 +1,14 @@
 //! Predictions to a Pulsar topic (`sinks: [{ type: pulsar, url, topic }]` on a model):
 //! every prediction committed to `inference/<model>` is published as one message, its
 //! NDJSON line as the value, keyed `<request_id>/<row>`, with the property
-//! `freshet-request-id`. At least once: a batch whose receipts do not all come back is
+//! `freshet-request-id` (a dead letter: keyed by its `event_id`, with
+//! `freshet-event-id`). At least once: a batch whose receipts do not all come back is
 //! sent again on a new producer (up to three tries), so a message may repeat and the key
 //! lets consumers de-duplicate.
 
 use super::client::{PulsarError, broker_addr};
 use super::producer::{OutMessage, Producer};
-use crate::prediction::{Head, lines};
+use crate::prediction::{Head, NO_IDS, lines};
 use freshet_core::config_pulsar::full_topic;
 use freshet_serve::sinks::{ExternalSink, SinkFactory, SinkSpec, Undelivered};
 use futures::FutureExt;
@@ -82,12 +83,9 @@ impl ExternalSink for PulsarSink {
                         return None;
                     };
                     Some(OutMessage {
-                        key: Some(head.key()),
+                        key: Some(head.key),
                         value: line.to_vec(),
-                        properties: vec![(
-                            "freshet-request-id".to_string(),
-                            head.request_id.into_owned(),
-                        )],
+                        properties: vec![(head.id_name.to_string(), head.id)],
                     })
                 })
                 .collect();
@@ -113,7 +111,7 @@ impl ExternalSink for PulsarSink {
                 (None, 0) => Ok(()),
                 (None, n) => Err(Undelivered {
                     lines: n,
-                    reason: "a prediction line without request_id and row".into(),
+                    reason: NO_IDS.into(),
                 }),
                 (Some(reason), n) => Err(Undelivered {
                     lines: msgs.len() as u64 + n,
