@@ -253,8 +253,10 @@ def test_validate_names_the_key_of_a_bad_pulsar_binding_and_sink(tmp_path):
     url = f"pulsar://127.0.0.1:{free_port()}"
     bad = config(url).replace("output: payments-scored", "output: payments") \
         .replace("subscription: fraud-scorer", "subscription: fraud-scorer, subscription_type: shared") \
-        .replace(f'topic: fraud-predictions', 'topic: "non-persistent://public/default/p"') \
-        .replace(f'- {{ type: pulsar, url: "{url}", topic', '- { type: pulsar, url: "pulsar+ssl://b:6651", topic')
+        .replace(f'{{ type: pulsar, url: "{url}", topic: fraud-predictions }}',
+                 '{ type: pulsar, url: "pulsar+ssl://b:6651", topic: "non-persistent://public/default/p" }') \
+        .replace(f'{{ type: pulsar, url: "{url}", topic: pay-dead-letters }}',
+                 '{ type: pulsar, url: "pulsar://b", topic: pay-dead-letters }')
     (tmp_path / "freshet.yaml").write_text(bad)
     r = subprocess.run([os.environ["FRESHET_BIN"], "--config", str(tmp_path / "freshet.yaml"), "validate"],
                        capture_output=True, text=True, timeout=60)
@@ -264,3 +266,5 @@ def test_validate_names_the_key_of_a_bad_pulsar_binding_and_sink(tmp_path):
     assert "models.fraud.bind[0].subscription_type" in out, out
     assert "models.fraud.sinks[0].url" in out and "pulsar+ssl" in out, out
     assert "models.fraud.sinks[0].topic" in out and "non-persistent" in out, out
+    assert "streams.pay.dead_letter_sinks[0].url" in out, out
+    assert "streams.pay.dead_letter_sinks[0].topic" not in out, out

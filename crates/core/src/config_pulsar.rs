@@ -162,8 +162,8 @@ fn validate_subscription(
         errs.push(ConfigError::new(
             format!("{base}.subscription_type"),
             "shared and key_shared subscriptions hand a topic's messages to several consumers \
-             out of order, and exactly-once keeps one position per topic: use failover (the \
-             default; other nodes stand by) or exclusive",
+             out of order, and Freshet keeps one position per topic and acknowledges \
+             cumulatively: use failover (the default; other nodes stand by) or exclusive",
         ));
     }
 }
@@ -242,7 +242,8 @@ fn validate_topic(full: &str, topic: &str, path: &str, errs: &mut Vec<ConfigErro
     if full.starts_with("non-persistent://") {
         errs.push(ConfigError::new(
             path,
-            "a non-persistent topic keeps no position to resume from; use a persistent one",
+            "a non-persistent topic keeps nothing for a consumer that is away (no position, \
+             no backlog); use a persistent one",
         ));
     } else if !legal {
         errs.push(ConfigError::new(

@@ -141,7 +141,7 @@ impl Sink {
                 let sink = external
                     .and_then(|make| make(model, &other))
                     .ok_or_else(|| format!("no client for the {label} sink in this build"))??;
-                tokio::spawn(external_loop(sink, rx, task_dropped.clone()));
+                tokio::spawn(external_loop(sink, label, rx, task_dropped.clone()));
             }
         }
         Ok(Self {
@@ -220,12 +220,13 @@ async fn file_loop(
 
 async fn external_loop(
     sink: Arc<dyn ExternalSink>,
+    label: String,
     mut rx: mpsc::Receiver<Arc<Vec<u8>>>,
     dropped: prometheus::IntCounter,
 ) {
     while let Some(batch) = rx.recv().await {
         if let Err(e) = sink.deliver(batch).await {
-            tracing::warn!(undelivered = e.lines, error = %e.reason, "prediction sink could not deliver a batch");
+            tracing::warn!(sink = %label, undelivered = e.lines, error = %e.reason, "sink could not deliver a batch");
             dropped.inc_by(e.lines);
         }
     }

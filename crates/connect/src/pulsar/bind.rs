@@ -85,12 +85,26 @@ pub async fn run_binding(
         health.up(&name);
         match bound.session(conn, consumer_id, producer, &mut stop).await {
             Ok(()) => return Ok(()),
-            Err(e) => {
+            Err(End::Fatal(e)) => return Err(e),
+            Err(End::Lost(e)) => {
                 health.down(&name, format!("pulsar: {e}"));
                 tracing::warn!(binding = %name, error = %e, "pulsar binding lost its broker; reconnecting");
                 backoff(&mut pause, &mut stop).await;
             }
         }
+    }
+}
+
+/// Why a session ended: the broker (reconnect), or something a reconnect does not mend
+/// (the supervisor restarts the binding).
+enum End {
+    Lost(PulsarError),
+    Fatal(ConnectError),
+}
+
+impl From<PulsarError> for End {
+    fn from(e: PulsarError) -> Self {
+        End::Lost(e)
     }
 }
 
@@ -114,7 +128,7 @@ impl Bound {
         consumer_id: u64,
         mut producer: Producer,
         stop: &mut watch::Receiver<bool>,
-    ) -> Result<(), PulsarError> {
+    ) -> Result<(), End> {
         let (reader, mut writer) = conn.into_split();
         let (reading, mut rx) = spawn_reader(reader);
         let ended = self
@@ -135,7 +149,7 @@ impl Bound {
         consumer_id: u64,
         producer: &mut Producer,
         stop: &mut watch::Receiver<bool>,
-    ) -> Result<(), PulsarError> {
+    ) -> Result<(), End> {
         let mut permits = Permits::new(PERMITS);
         writer.flow(consumer_id, PERMITS).await?;
         loop {
@@ -157,7 +171,7 @@ impl Bound {
                     ev = rx.recv() => ev,
                 };
                 let Some(ev) = ev else {
-                    return Err(PulsarError::Lost("the reader stopped".into()));
+                    return Err(PulsarError::Lost("the reader stopped".into()).into());
                 };
                 match ev? {
                     Event::Message { id, payload } => {
@@ -173,7 +187,8 @@ impl Bound {
                         return Err(PulsarError::Lost(
                             "the broker closed the consumer (the topic moved or was unloaded)"
                                 .into(),
-                        ));
+                        )
+                        .into());
                     }
                     Event::Active(active) => {
                         tracing::info!(binding = %self.name, active, "pulsar failover consumer change");
@@ -187,14 +202,66 @@ impl Bound {
             }) else {
                 continue;
             };
-            let Some(answers) = self.score(entries, stop).await else {
+            let Some(answers) = self.score(entries, stop).await? else {
                 return Ok(()); // stopped before a version was served
             };
-            for receipt in producer.send(&answers).await? {
-                receipt.wait().await?;
+            // Answers first, then the position: at least once. Stopping meanwhile leaves
+            // the round unacknowledged (answered again after a restart).
+            tokio::select! {
+                published = self.publish(producer, answers) => published?,
+                _ = stopped(stop) => return Ok(()),
             }
             writer.ack_cumulative(consumer_id, last).await?;
         }
+    }
+
+    /// Publish a round's answers and wait for every receipt. Answers the broker refuses
+    /// (too large, say) are replaced by error answers naming the refusal, so the event
+    /// is still answered and the round does not come back for ever; if those are
+    /// refused too, the events are skipped with a warning.
+    async fn publish(
+        &self,
+        producer: &mut Producer,
+        answers: Vec<OutMessage>,
+    ) -> Result<(), PulsarError> {
+        let mut refused = Vec::new();
+        for receipt in producer.send(&answers).await? {
+            let (first, n) = (receipt.first, receipt.messages);
+            match receipt.wait().await {
+                Ok(_) => {}
+                Err(PulsarError::Refused { message, .. }) => {
+                    for a in &answers[first..first + n] {
+                        let client_id = a
+                            .properties
+                            .iter()
+                            .find(|(k, _)| k == "freshet-client-request-id")
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_default();
+                        refused.push(error_answer(
+                            a.key.clone(),
+                            client_id,
+                            &format!("the broker refused the answer: {message}"),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if refused.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(binding = %self.name, answers = refused.len(), "pulsar binding: answers refused by the broker; sending error answers instead");
+        for receipt in producer.send(&refused).await? {
+            let n = receipt.messages;
+            match receipt.wait().await {
+                Ok(_) => {}
+                Err(PulsarError::Refused { message, .. }) => {
+                    tracing::warn!(binding = %self.name, events = n, error = %message, "pulsar binding: events left unanswered (even their error answers were refused)");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Score a round's events on a blocking thread; waits (reporting it) while the model
@@ -203,7 +270,7 @@ impl Bound {
         &self,
         mut entries: Entries,
         stop: &watch::Receiver<bool>,
-    ) -> Option<Vec<OutMessage>> {
+    ) -> Result<Option<Vec<OutMessage>>, End> {
         loop {
             let (scorer, model, input) =
                 (self.scorer.clone(), self.model.clone(), self.input.clone());
@@ -215,14 +282,16 @@ impl Bound {
             let (back, answers) = match done {
                 Ok(d) => d,
                 Err(e) => {
-                    tracing::error!(binding = %self.name, error = %e, "pulsar binding: scoring panicked");
-                    return None;
+                    return Err(End::Fatal(ConnectError::Task(format!(
+                        "scoring a round of {} failed: {e}",
+                        self.name
+                    ))));
                 }
             };
             match answers {
                 Ok(a) => {
                     self.health.up(&self.name);
-                    return Some(a);
+                    return Ok(Some(a));
                 }
                 Err(NotServed) => {
                     self.health.down(
@@ -235,10 +304,19 @@ impl Bound {
                     entries = back;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     if *stop.borrow() {
-                        return None;
+                        return Ok(None);
                     }
                 }
             }
+        }
+    }
+}
+
+/// Resolves once `stop` turns true.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }

@@ -87,6 +87,8 @@ pub struct Connection {
     wr: OwnedWriteHalf,
     addr: String,
     max_frame: usize,
+    /// The largest message the broker takes, as it said (else Pulsar's default).
+    max_message: usize,
     next_request: u64,
 }
 
@@ -108,6 +110,7 @@ impl Connection {
             wr,
             addr: addr.to_string(),
             max_frame: DEFAULT_MAX_MESSAGE + FRAME_OVERHEAD,
+            max_message: DEFAULT_MAX_MESSAGE,
             next_request: 1,
         };
         c.send(&BaseCommand {
@@ -123,7 +126,9 @@ impl Connection {
         match answer.connected {
             Some(ok) => {
                 if let Some(m) = ok.max_message_size.and_then(|m| usize::try_from(m).ok()) {
+                    // Reading is lenient (at least the default); sending keeps to its word.
                     c.max_frame = m.max(DEFAULT_MAX_MESSAGE) + FRAME_OVERHEAD;
+                    c.max_message = m;
                 }
                 Ok(c)
             }
@@ -138,7 +143,7 @@ impl Connection {
 
     /// The largest message (metadata and payload) the broker takes.
     pub fn max_message(&self) -> usize {
-        self.max_frame - FRAME_OVERHEAD
+        self.max_message
     }
 
     /// Create producer `producer_id` on `topic`; gives the name the broker chose and the

@@ -778,6 +778,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn permits_count_batch_messages_and_come_back_at_half_the_window() {
+        use super::proto::MessageMetadata;
+        let entry = |n: Option<i32>| wire::RawPayload {
+            metadata: MessageMetadata {
+                num_messages_in_batch: n,
+                ..Default::default()
+            },
+            data: Vec::new(),
+        };
+        let mut p = Permits::new(10);
+        assert_eq!(p.received(Some(&entry(None))), 1);
+        assert_eq!(p.received(None), 1);
+        assert_eq!(p.due(), None);
+        assert_eq!(p.received(Some(&entry(Some(3)))), 3);
+        assert_eq!(p.due(), Some(5));
+        assert_eq!(p.due(), None);
+        assert_eq!(
+            p.received(Some(&entry(Some(0)))),
+            1,
+            "a batch counts at least one"
+        );
+    }
+
+    #[test]
     fn positions_pack_message_ids_in_order_and_refuse_what_does_not_fit() {
         let a = message_position(0, 5, -1).expect("fits");
         let b = message_position(0, 5, 3).expect("fits");

@@ -4,19 +4,26 @@
 //! answers and the prediction sink publish through it.
 //!
 //! Sequence ids follow on from the broker's last one for the producer, one per message
-//! (an entry carries its first and last), so a broker with de-duplication on drops a
-//! resent entry. A lost connection fails every receipt still waiting; the owner creates
-//! a new producer and sends again (at least once).
+//! (an entry carries its first and last). The broker names the producer, so a new
+//! producer after a lost connection is a new name and broker-side de-duplication does not
+//! apply: an entry sent again may be stored twice (at least once; consumers de-duplicate
+//! on the key). A lost connection, a receipt out of order or one that does not come
+//! within [`SEND_TIMEOUT`] fails every receipt still waiting; the owner creates a new
+//! producer and sends again. An entry holds messages of several keys and carries no key
+//! of its own, so Key_Shared consumers of the topic see entries, not keys.
 
 use super::client::{Connection, Event, PulsarError, Writer};
 use super::proto::{MessageIdData, MessageMetadata};
 use super::wire;
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Messages in one entry at most (consumers read batches of up to 4,096).
 pub const MAX_BATCH_MESSAGES: usize = 1_000;
+/// How long a receipt may take (Pulsar's clients default to 30 s as well).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One message to publish.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,21 +35,27 @@ pub struct OutMessage {
 }
 
 /// Resolves when the broker has persisted an entry (or refused it, or the connection
-/// went first); `messages` is how many messages the entry holds.
+/// went first); the entry holds `msgs[first..first + messages]` of what was sent.
 pub struct Receipt {
+    pub first: usize,
     pub messages: usize,
     rx: oneshot::Receiver<Result<MessageIdData, PulsarError>>,
 }
 
 impl Receipt {
+    /// The broker's answer, or [`PulsarError::Timeout`] after [`SEND_TIMEOUT`].
     pub async fn wait(self) -> Result<MessageIdData, PulsarError> {
-        self.rx
-            .await
-            .unwrap_or_else(|_| Err(PulsarError::Lost("the producer went away".into())))
+        match tokio::time::timeout(SEND_TIMEOUT, self.rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(PulsarError::Lost("the producer went away".into())),
+            Err(_) => Err(PulsarError::Timeout("a message's receipt")),
+        }
     }
 }
 
-type Waiting = HashMap<u64, oneshot::Sender<Result<MessageIdData, PulsarError>>>;
+/// Senders of the receipts not yet answered, in sending order (the broker answers a
+/// producer's entries in order).
+type Waiting = VecDeque<(u64, oneshot::Sender<Result<MessageIdData, PulsarError>>)>;
 
 /// Receipts not yet answered, and why the connection ended once it has.
 #[derive(Default)]
@@ -75,33 +88,42 @@ impl Producer {
         let shared = pending.clone();
         let reading = tokio::spawn(async move {
             let why = loop {
-                match reader.next_event().await {
-                    Ok(Event::Receipt { sequence_id, id }) => {
-                        if let Some(tx) = lock(&shared).waiting.remove(&sequence_id) {
-                            let _ = tx.send(Ok(id));
-                        }
-                    }
+                let (sequence_id, answer) = match reader.next_event().await {
+                    Ok(Event::Receipt { sequence_id, id }) => (sequence_id, Ok(id)),
                     Ok(Event::SendFailed {
                         sequence_id,
                         message,
-                    }) => {
-                        if let Some(tx) = lock(&shared).waiting.remove(&sequence_id) {
-                            let _ = tx.send(Err(PulsarError::Refused {
-                                what: "a message",
-                                message,
-                            }));
-                        }
-                    }
+                    }) => (
+                        sequence_id,
+                        Err(PulsarError::Refused {
+                            what: "a message",
+                            message,
+                        }),
+                    ),
                     Ok(Event::ProducerClosed) => {
                         break "the broker closed the producer (the topic moved or was unloaded)"
                             .to_string();
                     }
-                    Ok(_) => {}
+                    Ok(_) => continue,
                     Err(e) => break e.to_string(),
+                };
+                let mut p = lock(&shared);
+                match p.waiting.front() {
+                    Some((expected, _)) if *expected == sequence_id => {
+                        if let Some((_, tx)) = p.waiting.pop_front() {
+                            let _ = tx.send(answer);
+                        }
+                    }
+                    other => {
+                        break format!(
+                            "a receipt for sequence id {sequence_id} while {} was next",
+                            other.map_or_else(|| "none".to_string(), |(e, _)| e.to_string())
+                        );
+                    }
                 }
             };
             let mut p = lock(&shared);
-            for (_, tx) in p.waiting.drain() {
+            for (_, tx) in p.waiting.drain(..) {
                 let _ = tx.send(Err(PulsarError::Lost(why.clone())));
             }
             p.ended = Some(why);
@@ -147,8 +169,9 @@ impl Producer {
                 wire::push_batch_message(&mut payload, m.key.as_deref(), &props, &m.value);
                 end += 1;
             }
-            let count = end - start;
-            receipts.push(self.send_entry(&payload, count).await?);
+            let mut receipt = self.send_entry(&payload, end - start).await?;
+            receipt.first = start;
+            receipts.push(receipt);
             start = end;
         }
         Ok(receipts)
@@ -173,13 +196,14 @@ impl Producer {
             if let Some(why) = &p.ended {
                 return Err(PulsarError::Lost(why.clone()));
             }
-            p.waiting.insert(sequence_id, tx);
+            p.waiting.push_back((sequence_id, tx));
         }
         self.next_sequence += count as u64;
         self.writer
             .send_entry(self.producer_id, &metadata, n, payload)
             .await?;
         Ok(Receipt {
+            first: 0,
             messages: count,
             rx,
         })
