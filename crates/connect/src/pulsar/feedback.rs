@@ -28,6 +28,19 @@ const PERMITS: u32 = 2_000;
 const MAX_ROWS: usize = 5_000;
 const LINGER: Duration = Duration::from_millis(50);
 
+/// Why a feedback session ended: the broker (reconnect), or the label table (the
+/// supervisor restarts the feedback topic).
+enum End {
+    Lost(PulsarError),
+    Labels(String),
+}
+
+impl From<PulsarError> for End {
+    fn from(e: PulsarError) -> Self {
+        End::Lost(e)
+    }
+}
+
 /// Read `spec.topic` into `labels/<model>` until `stop` turns true.
 pub async fn run_feedback(
     sink: Arc<LabelSink>,
@@ -68,7 +81,7 @@ pub async fn run_feedback(
         let mut last: Option<super::proto::MessageIdData> = None;
         let mut since: Option<Instant> = None;
         let mut permits = Permits::new(PERMITS);
-        let ended: Result<(), PulsarError> = async {
+        let ended: Result<(), End> = async {
             writer.flow(consumer_id, PERMITS).await?;
             loop {
                 let linger = since.map_or_else(|| Instant::now() + Duration::from_secs(3600), |t| t + LINGER);
@@ -81,7 +94,7 @@ pub async fn run_feedback(
                     _ = tokio::time::sleep_until(linger), if since.is_some() => {}
                     ev = rx.recv() => {
                         let Some(ev) = ev else {
-                            return Err(PulsarError::Lost("the reader stopped".into()));
+                            return Err(PulsarError::Lost("the reader stopped".into()).into());
                         };
                         match ev? {
                             Event::Active(true) => {
@@ -94,15 +107,12 @@ pub async fn run_feedback(
                                     .tables
                                     .position(&sink.lake, &model, &app_id)
                                     .await
-                                    .map_err(|e| PulsarError::Refused {
-                                        what: "the labels' commit",
-                                        message: format!("cannot read the position of {app_id}: {e}"),
-                                    })?;
+                                    .map_err(|e| End::Labels(format!("cannot read the position of {app_id}: {e}")))?;
                                 taken = p.unwrap_or(-1);
                                 committed = taken;
                             }
                             Event::Closed => {
-                                return Err(PulsarError::Lost("the broker closed the consumer".into()));
+                                return Err(PulsarError::Lost("the broker closed the consumer".into()).into());
                             }
                             Event::Message { id, payload } => {
                                 health.up(&name);
@@ -136,10 +146,7 @@ pub async fn run_feedback(
                     if !rows.is_empty() || taken > committed {
                         accept(&sink.tables, &sink.lake, sink.live.as_deref(), &model, &rows, positions)
                             .await
-                            .map_err(|e| PulsarError::Refused {
-                                what: "the labels' commit",
-                                message: e.to_string(),
-                            })?;
+                            .map_err(|e| End::Labels(e.to_string()))?;
                     }
                     rows.clear();
                     committed = taken;
@@ -154,15 +161,12 @@ pub async fn run_feedback(
                 writer.close_consumer(consumer_id).await;
                 return Ok(());
             }
-            Err(PulsarError::Refused {
-                what: "the labels' commit",
-                message,
-            }) => {
+            Err(End::Labels(message)) => {
                 return Err(ConnectError::Pulsar(format!(
                     "labels not committed: {message}"
                 )));
             }
-            Err(e) => {
+            Err(End::Lost(e)) => {
                 health.down(&name, format!("pulsar: {e}"));
                 tracing::warn!(source = %name, error = %e, "pulsar connection lost; reconnecting");
                 backoff(&mut pause, &mut stop).await;
