@@ -1,7 +1,42 @@
-//! What the topic sinks read of an NDJSON line they publish: the message key consumers
-//! de-duplicate on and the id carried beside it. A captured prediction is keyed
-//! `<request_id>/<row>` (with `freshet-request-id`); a dead letter by its `event_id`
-//! (with `freshet-event-id`).
+//! The prediction side of topics, shared by Kafka and Pulsar: how a bound topic's event
+//! is scored ([`score_event`]), and what the topic sinks read of an NDJSON line they
+//! publish: the message key consumers de-duplicate on and the id carried beside it. A
+//! captured prediction is keyed `<request_id>/<row>` (with `freshet-request-id`); a dead
+//! letter by its `event_id` (with `freshet-event-id`).
+
+use freshet_serve::error::ServeError;
+use freshet_serve::service::{Protocol, ScoreInput, Scored, Scorer};
+
+/// Score one event of a bound topic (a JSON object of the model's columns) as the
+/// invocations route scores a one-record request. The event must be one JSON value, so
+/// it cannot add fields of its own to the request around it. `body` is scratch space.
+pub(crate) fn score_event(
+    scorer: &Scorer,
+    model: &str,
+    event: Option<&[u8]>,
+    client_id: &str,
+    routing_key: Option<&str>,
+    body: &mut Vec<u8>,
+) -> Result<Scored, ServeError> {
+    let event = event.unwrap_or(b"null");
+    if serde_json::from_slice::<&serde_json::value::RawValue>(event).is_err() {
+        return Err(ServeError::BadRequest(
+            "the event is not one JSON value (a JSON object of the model's columns)".into(),
+        ));
+    }
+    body.clear();
+    body.extend_from_slice(b"{\"dataframe_records\":[");
+    body.extend_from_slice(event);
+    body.extend_from_slice(b"]}");
+    let input = ScoreInput {
+        content_type: Some("application/json"),
+        body,
+        version: None,
+        client_request_id: Some(client_id),
+        routing_key,
+    };
+    scorer.score(model, Protocol::Invocations, input)
+}
 
 /// The fields of a line its key is made of.
 #[derive(serde::Deserialize)]

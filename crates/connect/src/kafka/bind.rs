@@ -10,10 +10,11 @@
 //! `freshet-request-id` header names the captured request (lineage reads it).
 
 use crate::error::ConnectError;
+use crate::prediction::score_event;
 use freshet_core::config_connect::{KafkaBindSpec, StartPosition};
 use freshet_ingest::health::SourceHealth;
 use freshet_serve::error::ServeError;
-use freshet_serve::service::{Protocol, ScoreInput, Scorer};
+use freshet_serve::service::Scorer;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -225,21 +226,10 @@ fn bind_loop(
             let client_id = format!("{}/{}/{}", m.topic(), m.partition(), m.offset());
             let key = m.key();
             let routing = key.and_then(|k| std::str::from_utf8(k).ok());
-            body.clear();
-            body.extend_from_slice(b"{\"dataframe_records\":[");
-            body.extend_from_slice(m.payload().unwrap_or(b"null"));
-            body.extend_from_slice(b"]}");
-            let input = ScoreInput {
-                content_type: Some("application/json"),
-                body: &body,
-                version: None,
-                client_request_id: Some(&client_id),
-                routing_key: routing,
-            };
             // No version served yet (at start-up, before the router loads one): the
             // event waits rather than being answered with an error.
             let scored = loop {
-                match scorer.score(model, Protocol::Invocations, input) {
+                match score_event(scorer, model, m.payload(), &client_id, routing, &mut body) {
                     Err(ServeError::NotServed(_)) if !*stop.borrow() => {
                         health.down(
                             &name,

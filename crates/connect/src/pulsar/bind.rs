@@ -17,10 +17,11 @@ use super::wire::{self, RawPayload};
 use super::{Permits, Subscription, backoff, spawn_reader};
 use crate::error::ConnectError;
 use crate::kafka::bind::BindOptions;
+use crate::prediction::score_event;
 use freshet_core::config_pulsar::PulsarBindSpec;
 use freshet_ingest::health::SourceHealth;
 use freshet_serve::error::ServeError;
-use freshet_serve::service::{Protocol, ScoreInput, Scorer};
+use freshet_serve::service::Scorer;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -349,18 +350,15 @@ fn answer_round(
         };
         for m in msgs {
             let client_id = format!("{input}/{}:{}:{}", id.ledger_id, id.entry_id, m.batch_index);
-            body.clear();
-            body.extend_from_slice(b"{\"dataframe_records\":[");
-            body.extend_from_slice(m.value.as_deref().unwrap_or(b"null"));
-            body.extend_from_slice(b"]}");
-            let input = ScoreInput {
-                content_type: Some("application/json"),
-                body: &body,
-                version: None,
-                client_request_id: Some(&client_id),
-                routing_key: m.key.as_deref(),
-            };
-            match scorer.score(model, Protocol::Invocations, input) {
+            let scored = score_event(
+                scorer,
+                model,
+                m.value.as_deref(),
+                &client_id,
+                m.key.as_deref(),
+                &mut body,
+            );
+            match scored {
                 Ok(s) => out.push(OutMessage {
                     key: m.key,
                     value: s.body,
