@@ -225,3 +225,225 @@ impl Drop for Producer {
 fn lock(p: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
     p.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The producer against a broker double on 127.0.0.1 that speaks the handshake,
+    //! the lookup and the producer commands, records every entry sent and answers as a
+    //! test tells it to.
+    use super::*;
+    use crate::pulsar::proto::{
+        BaseCommand, CommandConnected, CommandLookupTopicResponse, CommandProducerSuccess,
+        CommandSendError, CommandSendReceipt, CommandType, LookupType,
+    };
+    use crate::pulsar::wire::{self, Single};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// How the double answers the i-th entry it received.
+    enum Reply {
+        Receipt(usize),
+        Error(usize),
+    }
+
+    /// One entry as the double received it: its sequence ids and messages.
+    struct Sent {
+        sequence_id: u64,
+        highest: Option<u64>,
+        messages: Vec<Single>,
+    }
+
+    /// Serve one producer: wait for `entries` sends, then answer with `replies`; give
+    /// back what was sent.
+    async fn double(
+        listener: TcpListener,
+        max_message: i32,
+        entries: usize,
+        replies: Vec<Reply>,
+    ) -> Vec<Sent> {
+        let (mut tcp, _) = listener.accept().await.expect("a client");
+        let mut sent = Vec::new();
+        while sent.len() < entries {
+            let size = tcp.read_u32().await.expect("a frame") as usize;
+            let mut buf = vec![0; size];
+            tcp.read_exact(&mut buf).await.expect("the frame");
+            let f = wire::decode_frame(&buf).expect("a valid frame");
+            let c = f.command;
+            let answer = if c.connect.is_some() {
+                BaseCommand {
+                    connected: Some(CommandConnected {
+                        server_version: "double".into(),
+                        protocol_version: Some(15),
+                        max_message_size: Some(max_message),
+                    }),
+                    ..BaseCommand::of(CommandType::Connected)
+                }
+            } else if let Some(l) = c.lookup_topic {
+                BaseCommand {
+                    lookup_topic_response: Some(CommandLookupTopicResponse {
+                        response: Some(LookupType::Connect as i32),
+                        request_id: l.request_id,
+                        ..Default::default()
+                    }),
+                    ..BaseCommand::of(CommandType::LookupResponse)
+                }
+            } else if let Some(p) = c.producer {
+                BaseCommand {
+                    producer_success: Some(CommandProducerSuccess {
+                        request_id: p.request_id,
+                        producer_name: "double-1".into(),
+                        last_sequence_id: Some(41),
+                        producer_ready: None,
+                    }),
+                    ..BaseCommand::of(CommandType::ProducerSuccess)
+                }
+            } else if let Some(s) = c.send {
+                let payload = f.payload.expect("a send carries its entry");
+                assert_eq!(payload.metadata.producer_name, "double-1");
+                assert_eq!(payload.metadata.sequence_id, s.sequence_id);
+                let messages = wire::messages(&payload, 64 << 20).expect("a readable batch");
+                assert_eq!(s.num_messages, Some(messages.len() as i32));
+                sent.push(Sent {
+                    sequence_id: s.sequence_id,
+                    highest: s.highest_sequence_id,
+                    messages,
+                });
+                continue;
+            } else {
+                continue;
+            };
+            tcp.write_all(&wire::encode_command(&answer))
+                .await
+                .expect("an answer");
+        }
+        for r in replies {
+            let cmd = match r {
+                Reply::Receipt(i) => BaseCommand {
+                    send_receipt: Some(CommandSendReceipt {
+                        producer_id: 0,
+                        sequence_id: sent[i].sequence_id,
+                        message_id: Some(MessageIdData {
+                            ledger_id: 7,
+                            entry_id: i as u64,
+                            ..Default::default()
+                        }),
+                    }),
+                    ..BaseCommand::of(CommandType::SendReceipt)
+                },
+                Reply::Error(i) => BaseCommand {
+                    send_error: Some(CommandSendError {
+                        producer_id: 0,
+                        sequence_id: sent[i].sequence_id,
+                        error: 0,
+                        message: "message too large".into(),
+                    }),
+                    ..BaseCommand::of(CommandType::SendError)
+                },
+            };
+            tcp.write_all(&wire::encode_command(&cmd))
+                .await
+                .expect("a reply");
+        }
+        // Hold the connection until the client is done with it.
+        let _ = tcp.read_u32().await;
+        sent
+    }
+
+    fn message(i: usize, size: usize) -> OutMessage {
+        OutMessage {
+            key: Some(format!("k{i}")),
+            value: vec![b'a' + (i % 26) as u8; size],
+            properties: vec![("n".into(), i.to_string())],
+        }
+    }
+
+    async fn start(
+        max_message: i32,
+        entries: usize,
+        replies: Vec<Reply>,
+    ) -> (String, tokio::task::JoinHandle<Vec<Sent>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr = listener.local_addr().expect("an address").to_string();
+        let served = tokio::spawn(double(listener, max_message, entries, replies));
+        (addr, served)
+    }
+
+    #[tokio::test]
+    async fn entries_split_by_count_and_size_carry_sequence_ids_and_read_back() {
+        // 2,100 small messages: entries of 1,000, 1,000 and 100.
+        let (addr, served) = start(
+            5 << 20,
+            3,
+            vec![Reply::Receipt(0), Reply::Receipt(1), Reply::Receipt(2)],
+        )
+        .await;
+        let mut p = Producer::create(&addr, "persistent://public/default/t")
+            .await
+            .expect("a producer");
+        let msgs: Vec<OutMessage> = (0..2_100).map(|i| message(i, 8)).collect();
+        let receipts = p.send(&msgs).await.expect("sent");
+        let shape: Vec<(usize, usize)> = receipts.iter().map(|r| (r.first, r.messages)).collect();
+        assert_eq!(shape, [(0, 1_000), (1_000, 1_000), (2_000, 100)]);
+        for (i, r) in receipts.into_iter().enumerate() {
+            assert_eq!(r.wait().await.expect("persisted").entry_id, i as u64);
+        }
+        p.close().await;
+        let sent = served.await.expect("the double");
+        // Sequence ids follow on from the broker's last (41), one per message.
+        let seqs: Vec<(u64, Option<u64>)> =
+            sent.iter().map(|s| (s.sequence_id, s.highest)).collect();
+        assert_eq!(
+            seqs,
+            [
+                (42, Some(1_041)),
+                (1_042, Some(2_041)),
+                (2_042, Some(2_141))
+            ]
+        );
+        let back: Vec<&Single> = sent.iter().flat_map(|s| &s.messages).collect();
+        assert_eq!(back.len(), 2_100);
+        for (i, m) in back.iter().enumerate() {
+            assert_eq!(m.key.as_deref(), Some(format!("k{i}").as_str()));
+            assert_eq!(m.value.as_deref(), Some(msgs[i].value.as_slice()));
+            assert_eq!(m.properties, vec![("n".to_string(), i.to_string())]);
+        }
+    }
+
+    #[tokio::test]
+    async fn entries_keep_to_the_size_the_broker_advertises() {
+        // 128 KiB advertised: 64 KiB of room per entry, so 20 messages of 10 KB go
+        // six to an entry.
+        let (addr, served) = start(128 << 10, 4, (0..4).map(Reply::Receipt).collect()).await;
+        let mut p = Producer::create(&addr, "t").await.expect("a producer");
+        let msgs: Vec<OutMessage> = (0..20).map(|i| message(i, 10_000)).collect();
+        let receipts = p.send(&msgs).await.expect("sent");
+        let sizes: Vec<usize> = receipts.iter().map(|r| r.messages).collect();
+        assert_eq!(sizes, [6, 6, 6, 2]);
+        for r in receipts {
+            r.wait().await.expect("persisted");
+        }
+        p.close().await;
+        served.await.expect("the double");
+    }
+
+    #[tokio::test]
+    async fn a_refused_entry_says_so_and_a_receipt_out_of_order_fails_the_producer() {
+        let (addr, served) = start(5 << 20, 3, vec![Reply::Error(0), Reply::Receipt(2)]).await;
+        let mut p = Producer::create(&addr, "t").await.expect("a producer");
+        let msgs: Vec<OutMessage> = (0..3_000).map(|i| message(i, 4)).collect();
+        let mut receipts = p.send(&msgs).await.expect("sent").into_iter();
+        let first = receipts.next().expect("three entries");
+        assert!(
+            matches!(first.wait().await, Err(PulsarError::Refused { ref message, .. }) if message == "message too large")
+        );
+        // The third entry's receipt came while the second's was due.
+        for r in receipts {
+            let err = r.wait().await.expect_err("the producer failed");
+            assert!(err.to_string().contains("sequence id 2042"), "{err}");
+        }
+        let err = p.send(&msgs[..1]).await.err().expect("a failed producer");
+        assert!(err.to_string().contains("sequence id 2042"), "{err}");
+        drop(p);
+        served.await.expect("the double");
+    }
+}
